@@ -1,0 +1,1 @@
+"""Member clusters: the snapshot folded from cluster events, topologies, the simulator backend."""

@@ -1,0 +1,116 @@
+"""The in-memory cluster snapshot: every cluster, node, reservation and latency, folded from
+the cluster events of the log. Workers plan against it; it remembers, per node, the stream
+sequence of the node's last event, which is what a conditional reservation is checked on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from gsch.model.events import (
+    AnyEvent,
+    CapacityReleased,
+    CapacityReserved,
+    ClusterDeclared,
+    LatencyReported,
+    NodeDeclared,
+    Taint,
+)
+from gsch.model.resources import Resources
+
+
+@dataclass
+class NodeView:
+    cluster: str
+    name: str
+    allocatable: Resources = Resources()
+    foreign: Resources = Resources()
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+    ready: bool = False
+    declared: bool = False
+    reservations: dict[str, Resources] = field(default_factory=dict)
+    reserved: Resources = Resources()
+    last_seq: int = 0  # stream sequence of the last event in this node's scope
+
+    @property
+    def free(self) -> Resources:
+        return self.allocatable - self.foreign - self.reserved
+
+
+@dataclass
+class ClusterView:
+    name: str
+    tier: str = "cloud"
+    labels: dict[str, str] = field(default_factory=dict)
+    ready: bool = False
+    declared: bool = False
+    nodes: dict[str, NodeView] = field(default_factory=dict)
+
+    def node(self, name: str) -> NodeView:
+        view = self.nodes.get(name)
+        if view is None:
+            view = self.nodes[name] = NodeView(self.name, name)
+        return view
+
+
+class ClusterSnapshot:
+    def __init__(self) -> None:
+        self.clusters: dict[str, ClusterView] = {}
+        self.latency: dict[tuple[str, str], LatencyReported] = {}
+        self.last_seq = 0
+        self._advanced = asyncio.Event()
+
+    def cluster(self, name: str) -> ClusterView:
+        view = self.clusters.get(name)
+        if view is None:
+            view = self.clusters[name] = ClusterView(name)
+        return view
+
+    def apply(self, event: AnyEvent, seq: int) -> None:
+        """Fold one cluster event. Reservations are keyed by request id, so a replayed or
+        duplicated event changes nothing."""
+        self.last_seq = max(self.last_seq, seq)
+        # Wake everyone waiting for a sequence; they re-check and wait on a fresh event.
+        self._advanced.set()
+        self._advanced = asyncio.Event()
+        match event:
+            case ClusterDeclared():
+                cluster = self.cluster(event.cluster)
+                cluster.tier, cluster.labels = event.tier, dict(event.labels)
+                cluster.ready, cluster.declared = event.ready, True
+            case NodeDeclared():
+                node = self.cluster(event.cluster).node(event.node)
+                node.allocatable, node.foreign = event.allocatable, event.foreign
+                node.labels, node.taints = dict(event.labels), event.taints
+                node.ready, node.declared = event.ready, True
+                node.last_seq = seq
+            case CapacityReserved():
+                node = self.cluster(event.cluster).node(event.node)
+                previous = node.reservations.get(event.request_id)
+                if previous is not None:
+                    node.reserved = node.reserved - previous
+                node.reservations[event.request_id] = event.amount
+                node.reserved = node.reserved + event.amount
+                node.last_seq = seq
+            case CapacityReleased():
+                node = self.cluster(event.cluster).node(event.node)
+                released = node.reservations.pop(event.request_id, None)
+                if released is not None:
+                    node.reserved = node.reserved - released
+                node.last_seq = seq
+            case LatencyReported():
+                self.latency[(event.cluster, event.node)] = event
+            case _:
+                pass
+
+    async def wait_for(self, seq: int, timeout: float) -> bool:
+        """Wait until events up to `seq` are folded; False on timeout."""
+        try:
+            async with asyncio.timeout(timeout):
+                while self.last_seq < seq:
+                    await self._advanced.wait()
+        except TimeoutError:
+            return False
+        return True

@@ -1,0 +1,148 @@
+"""Typed configuration: defaults < TOML file < GSCH_* environment variables < command-line flags.
+
+Secrets are never literals in the file: options ending in `_file` name files to read.
+Environment variables use `__` for nesting: `GSCH_NATS__URL`, `GSCH_SIMULATOR__BIND_DELAY`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+DEFAULT_ALLOWED_KINDS = (
+    "Pod",
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "Job",
+    "CronJob",
+    "Service",
+    "ConfigMap",
+    "Secret",
+    "PersistentVolumeClaim",
+)
+
+
+class NatsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    url: str | None = None  # None: start the embedded nats-server
+    user: str | None = None
+    password_file: str | None = None
+    token_file: str | None = None
+    creds_file: str | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    replicas: int = 1  # R1 or R3 for every stream and consumer
+    embedded_port: int = 0  # 0: a free port, remembered in <data_dir>/nats.url
+    request_timeout: float = 5.0
+
+
+class QueueConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    per_level: int = 2  # N*
+    first_after_failures: int = 2  # K*
+    max_failures: int = 5  # Z*: more failures than this end the request as failed
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    lease_seconds: float = 30.0
+
+
+class WorkerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    max_in_flight: int = 128
+    fetch_batch: int = 64
+    max_conflict_retries: int = 20
+
+
+class IntakeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    max_request_bytes: int = 262144
+    allowed_kinds: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_ALLOWED_KINDS))
+
+
+class SimulatorConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    topology: str | None = None  # a topology TOML file; None: no simulated clusters
+    bind_delay: float = 0.02  # seconds a binding takes
+    bind_failure_rate: float = 0.0  # share of bindings that fail (retried by the queue)
+    workload_lifetime: float | None = None  # seconds a bound workload runs, None: forever
+    seed: int | None = None
+
+
+class ApiConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    listen: str = "127.0.0.1:8080"
+    database: str | None = None  # default <data_dir>/readmodel.sqlite
+
+
+class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    data_dir: str = "var"
+    log_level: str = "INFO"
+    nats: NatsConfig = msgspec.field(default_factory=NatsConfig)
+    queue: QueueConfig = msgspec.field(default_factory=QueueConfig)
+    worker: WorkerConfig = msgspec.field(default_factory=WorkerConfig)
+    intake: IntakeConfig = msgspec.field(default_factory=IntakeConfig)
+    simulator: SimulatorConfig = msgspec.field(default_factory=SimulatorConfig)
+    api: ApiConfig = msgspec.field(default_factory=ApiConfig)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def database_path(self) -> Path:
+        return Path(self.api.database) if self.api.database else self.data_path / "readmodel.sqlite"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the option."""
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _from_environment(environ: dict[str, str]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith("GSCH_") or name == "GSCH_CONFIG":
+            continue
+        path = name[len("GSCH_") :].lower().split("__")
+        target = result
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = value
+    return result
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Config:
+    environ = dict(os.environ) if environ is None else environ
+    data: dict[str, Any] = {}
+    path = path or environ.get("GSCH_CONFIG")
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"config file {path}: {exc}") from exc
+    data = _merge(data, _from_environment(environ))
+    data = _merge(data, overrides or {})
+    try:
+        # strict=False lets environment strings become numbers and booleans.
+        return msgspec.convert(data, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from exc
+
+
+def read_secret(path: str | None) -> str | None:
+    if path is None:
+        return None
+    return Path(path).read_text().strip()

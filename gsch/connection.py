@@ -1,0 +1,75 @@
+"""Connecting to NATS: the embedded server or an external one, with auth and endless reconnect."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from pathlib import Path
+
+import nats
+from nats.aio.client import Client
+
+from gsch.config import Config, read_secret
+from gsch.embedded import url_file
+from gsch.metrics import NATS_ERRORS
+
+log = logging.getLogger(__name__)
+
+
+class NoNatsError(Exception):
+    """No NATS URL given and no embedded server running for this data dir."""
+
+
+def discover_url(config: Config) -> str:
+    """The configured URL, or the one the embedded server of this data dir announced."""
+    if config.nats.url:
+        return config.nats.url
+    announced = url_file(Path(config.data_dir))
+    if announced.exists():
+        return announced.read_text().strip()
+    raise NoNatsError(
+        f"no NATS URL: pass --nats URL, or start `gsch serve` with --data-dir {config.data_dir}"
+    )
+
+
+def _tls_context(config: Config) -> ssl.SSLContext | None:
+    options = config.nats
+    if not (options.tls_ca or options.tls_cert):
+        return None
+    context = ssl.create_default_context(cafile=options.tls_ca)
+    if options.tls_cert:
+        context.load_cert_chain(options.tls_cert, options.tls_key)
+    return context
+
+
+async def connect(config: Config, url: str, name: str) -> Client:
+    async def on_error(exc: Exception) -> None:
+        NATS_ERRORS.labels(kind=type(exc).__name__).inc()
+        log.warning("nats error", extra={"error": repr(exc)})
+
+    async def on_disconnected() -> None:
+        log.warning("nats disconnected")
+
+    async def on_reconnected() -> None:
+        log.info("nats reconnected")
+
+    options = config.nats
+    password = read_secret(options.password_file)
+    token = read_secret(options.token_file)
+    nc = await nats.connect(
+        servers=[url],
+        name=name,
+        user=options.user,
+        password=password,
+        token=token,
+        user_credentials=options.creds_file,
+        tls=_tls_context(config),
+        max_reconnect_attempts=-1,  # the default gives up after about two minutes
+        reconnect_time_wait=0.5,
+        connect_timeout=5,
+        error_cb=on_error,
+        disconnected_cb=on_disconnected,
+        reconnected_cb=on_reconnected,
+        pending_size=64 * 1024 * 1024,
+    )
+    return nc

@@ -1,0 +1,1 @@
+"""The only package that knows JetStream: subjects, headers, appends, reads, consumers."""

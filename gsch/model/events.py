@@ -1,0 +1,192 @@
+"""Every event gsch appends to the log, as one tagged union.
+
+Request events live on `gsch.events.req.<request id>.<type>`, cluster events on
+`gsch.events.cluster.<cluster>[.node.<node>].<type>`, latency reports on
+`gsch.events.cluster.<cluster>.latency.<node>.<type>`. The subject layout is owned by
+`gsch.eventstore.subjects`; this module only defines the payloads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from gsch.model.request import QueueLevel, Request
+from gsch.model.resources import Resources
+
+
+class Event(msgspec.Struct, frozen=True, tag_field="type", kw_only=True, omit_defaults=True):
+    at: float
+
+
+# --- request lifecycle -------------------------------------------------------------------
+
+
+class Placement(msgspec.Struct, frozen=True, omit_defaults=True):
+    cluster: str
+    node: str
+    amount: Resources
+
+
+class LevelTrace(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What one level of a request saw: its candidates, why clusters were rejected, the scores."""
+
+    index: int
+    candidates: tuple[str, ...]
+    rejections: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    scores: dict[str, float] = msgspec.field(default_factory=dict)
+    chosen: str | None = None
+
+
+class Explanation(msgspec.Struct, frozen=True, omit_defaults=True):
+    levels: tuple[LevelTrace, ...] = ()
+    summary: str = ""
+
+
+class RequestAccepted(Event, frozen=True, kw_only=True):
+    request: Request
+    intake_seq: int
+    level: QueueLevel
+
+
+class RequestRejected(Event, frozen=True, kw_only=True):
+    request_id: str
+    reason: str
+    field: str | None = None
+    form: str | None = None
+    intake_seq: int = 0
+    excerpt: str = ""
+
+
+class RequestClaimed(Event, frozen=True, kw_only=True):
+    attempt: int
+    worker: str
+
+
+class PlacementCommitted(Event, frozen=True, kw_only=True):
+    attempt: int
+    placements: tuple[Placement, ...]
+    level_index: int
+    explanation: Explanation
+    worker: str
+
+
+class RequestRequeued(Event, frozen=True, kw_only=True):
+    """An attempt failed; the request waits for attempt `attempt` no earlier than `not_before`."""
+
+    attempt: int
+    reason: str
+    not_before: float
+    explanation: Explanation | None = None
+
+
+class RequestFailed(Event, frozen=True, kw_only=True):
+    attempt: int
+    reasons: tuple[str, ...]
+    explanation: Explanation | None = None
+
+
+class RequestBound(Event, frozen=True, kw_only=True):
+    attempt: int
+    placements: tuple[Placement, ...]
+
+
+class WorkloadFinished(Event, frozen=True, kw_only=True):
+    attempt: int
+
+
+# --- cluster state -----------------------------------------------------------------------
+
+
+class ClusterDeclared(Event, frozen=True, kw_only=True):
+    cluster: str
+    tier: str
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+    ready: bool = True
+
+
+class Taint(msgspec.Struct, frozen=True, omit_defaults=True):
+    key: str
+    effect: str
+    value: str = ""
+
+
+class NodeDeclared(Event, frozen=True, kw_only=True):
+    cluster: str
+    node: str
+    allocatable: Resources
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+    ready: bool = True
+    # Resources held by pods gsch did not place (system pods, other schedulers).
+    foreign: Resources = Resources()
+
+
+class CapacityReserved(Event, frozen=True, kw_only=True):
+    cluster: str
+    node: str
+    request_id: str
+    attempt: int
+    amount: Resources
+
+
+class CapacityReleased(Event, frozen=True, kw_only=True):
+    cluster: str
+    node: str
+    request_id: str
+    attempt: int
+    reason: str
+
+
+class LatencyReported(Event, frozen=True, kw_only=True):
+    """Round-trip times in milliseconds from one node to clusters and to other nodes."""
+
+    cluster: str
+    node: str
+    to_clusters: dict[str, float] = msgspec.field(default_factory=dict)
+    to_nodes: dict[str, float] = msgspec.field(default_factory=dict)
+
+
+AnyEvent = (
+    RequestAccepted
+    | RequestRejected
+    | RequestClaimed
+    | PlacementCommitted
+    | RequestRequeued
+    | RequestFailed
+    | RequestBound
+    | WorkloadFinished
+    | ClusterDeclared
+    | NodeDeclared
+    | CapacityReserved
+    | CapacityReleased
+    | LatencyReported
+)
+
+REQUEST_EVENTS: tuple[type[Event], ...] = (
+    RequestAccepted,
+    RequestRejected,
+    RequestClaimed,
+    PlacementCommitted,
+    RequestRequeued,
+    RequestFailed,
+    RequestBound,
+    WorkloadFinished,
+)
+
+_encoder = msgspec.json.Encoder()
+_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(AnyEvent)
+
+
+def encode_event(event: Event) -> bytes:
+    return _encoder.encode(event)
+
+
+def decode_event(data: bytes) -> AnyEvent:
+    result: AnyEvent = _decoder.decode(data)
+    return result
+
+
+def event_type(event: Event) -> str:
+    return type(event).__name__

@@ -1,0 +1,89 @@
+"""The one typed scheduling request that every accepted wire form decodes into."""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Any
+
+import msgspec
+
+from gsch.model.resources import Resources
+
+
+class Policy(enum.StrEnum):
+    LOW_LATENCY = "GLowLatencyPriority"
+    MOST_REQUESTED = "GMostRequestedPriority"
+    SELECTED_CLUSTER = "GSelectedCluster"
+    SET_CLUSTERS = "GSetClusters"
+    BIN_PACK = "GBinPackPriority"
+    LEAST_REQUESTED = "GLeastRequestedPriority"
+    BALANCED = "GBalancedPriority"
+
+
+# GEdge's UI and its server disagree on spellings; both are accepted and normalised.
+POLICY_ALIASES: dict[str, Policy] = {
+    **{p.value: p for p in Policy},
+    "GMostRequestPriority": Policy.MOST_REQUESTED,
+    "GSetCluster": Policy.SET_CLUSTERS,
+}
+
+MODE_ALIASES: dict[str, str] = {"from_node": "fromnode", "from_pod": "frompod"}
+
+# Modes per policy; the first one is the default when a request names none (or "default").
+POLICY_MODES: dict[Policy, tuple[str, ...]] = {
+    Policy.LOW_LATENCY: ("fromnode", "frompod"),
+    Policy.MOST_REQUESTED: ("default", "cpu", "memory", "gpu"),
+    Policy.SELECTED_CLUSTER: ("cluster", "node"),
+    Policy.SET_CLUSTERS: ("default",),
+    Policy.BIN_PACK: ("default",),
+    Policy.LEAST_REQUESTED: ("default",),
+    Policy.BALANCED: ("default",),
+}
+
+# A request id becomes one token of a NATS subject and a path segment of the API.
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_:-]{0,127}$")
+# Cluster and node names follow Kubernetes DNS-1123 subdomain rules (dots allowed).
+NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+class QueueLevel(enum.StrEnum):
+    FIRST = "first"
+    FAST = "fast"
+    BASE = "base"
+
+
+class Source(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Where the data a low-latency workload consumes comes from."""
+
+    cluster: str
+    node: str | None = None
+    pod: str | None = None
+
+
+class Request(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A validated scheduling request.
+
+    `levels` are tried in order; the clusters inside one level compete and the policy ranks
+    them. `demand` is what one placement reserves on the chosen node: the per-pod requests of
+    the workload times its replicas, with `pods` counting the replicas.
+    """
+
+    request_id: str
+    policy: Policy
+    mode: str
+    levels: tuple[tuple[str, ...], ...] = ()
+    select_node: str | None = None
+    source: Source | None = None
+    user_name: str | None = None
+    workspace_name: str | None = None
+    project_name: str | None = None
+    namespace: str | None = None
+    fast: bool = False
+    form: str = "native"
+    workload: tuple[dict[str, Any], ...] = ()
+    demand: Resources = Resources()
+    node_selector: dict[str, str] = msgspec.field(default_factory=dict)
+
+    def candidate_clusters(self) -> tuple[str, ...]:
+        return tuple(name for level in self.levels for name in level)

@@ -1,0 +1,1 @@
+"""Placement policies: filters and scorers composed into profiles, evaluated level by level."""

@@ -1,0 +1,79 @@
+"""Filters shared by every profile. Each returns None to pass, or the reason to reject."""
+
+from __future__ import annotations
+
+from gsch.clusters.snapshot import ClusterView, NodeView
+from gsch.model.request import Request
+
+
+def cluster_known(request: Request, cluster: ClusterView | None) -> str | None:
+    if cluster is None or not cluster.declared:
+        return "unknown cluster"
+    return None
+
+
+def cluster_ready(request: Request, cluster: ClusterView | None) -> str | None:
+    if cluster is not None and not cluster.ready:
+        return "cluster not ready"
+    return None
+
+
+def node_ready(request: Request, node: NodeView) -> str | None:
+    if not node.declared:
+        return "node not in inventory"
+    if not node.ready:
+        return "node not ready"
+    return None
+
+
+def node_pinned(request: Request, node: NodeView) -> str | None:
+    if request.select_node is not None and node.name != request.select_node:
+        return f"not the selected node {request.select_node}"
+    return None
+
+
+def node_selector(request: Request, node: NodeView) -> str | None:
+    for key, value in request.node_selector.items():
+        if node.labels.get(key) != value:
+            return f"node selector {key}={value} does not match"
+    return None
+
+
+def untolerated_taint(request: Request, node: NodeView) -> str | None:
+    tolerations = _tolerations(request)
+    for taint in node.taints:
+        if taint.effect not in ("NoSchedule", "NoExecute"):
+            continue
+        if not any(_tolerates(t, taint.key, taint.value, taint.effect) for t in tolerations):
+            return f"untolerated taint {taint.key}:{taint.effect}"
+    return None
+
+
+def resource_fit(request: Request, node: NodeView) -> str | None:
+    missing = request.demand.shortfalls(node.free)
+    if missing:
+        return "insufficient " + ", ".join(missing)
+    return None
+
+
+def _tolerations(request: Request) -> list[dict[str, object]]:
+    from gsch.model.workload import pod_spec
+
+    for document in request.workload:
+        spec = pod_spec(document)
+        if spec is not None:
+            found = spec.get("tolerations") or []
+            return [t for t in found if isinstance(t, dict)]
+    return []
+
+
+def _tolerates(toleration: dict[str, object], key: str, value: str, effect: str) -> bool:
+    if toleration.get("effect") not in (None, "", effect):
+        return False
+    if toleration.get("operator") == "Exists":
+        return toleration.get("key") in (None, "", key)
+    return toleration.get("key") == key and toleration.get("value", "") == value
+
+
+COMMON_CLUSTER_FILTERS = (cluster_known, cluster_ready)
+COMMON_NODE_FILTERS = (node_ready, node_pinned, node_selector, untolerated_taint, resource_fit)

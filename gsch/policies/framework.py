@@ -1,0 +1,120 @@
+"""The placement framework, after kube-scheduler's: filters say why a node or cluster is out,
+scorers rank what is left, a profile composes them, and levels are tried in order.
+
+Two stages, as in GEdge's competition flow: inside one level, each competing cluster is
+filtered, its nodes filtered and scored; the cluster's best node stands for the cluster; the
+profile ranks the clusters; the best one wins. The first level with a winner is used.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from gsch.clusters.snapshot import ClusterSnapshot, ClusterView, NodeView
+from gsch.model.events import Explanation, LevelTrace, Placement
+from gsch.model.request import Request
+
+# A node filter returns None when the node passes, else the reason it is out.
+NodeFilter = Callable[[Request, NodeView], str | None]
+ClusterFilter = Callable[[Request, ClusterView | None], str | None]
+NodeScorer = Callable[[Request, NodeView], float]
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    cluster_filters: Sequence[ClusterFilter]
+    node_filters: Sequence[NodeFilter]
+    node_scorer: NodeScorer
+    # When true, clusters of a level are taken in the order the request lists them instead of
+    # by score (GSelectedCluster: the user's order is the preference).
+    keep_listed_order: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    placements: tuple[Placement, ...]
+    level_index: int
+    explanation: Explanation
+
+    @property
+    def placed(self) -> bool:
+        return bool(self.placements)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    cluster: str
+    node: NodeView
+    score: float
+
+
+def _best_node(
+    profile: Profile, request: Request, cluster: ClusterView
+) -> tuple[_Candidate | None, list[str]]:
+    rejected: Counter[str] = Counter()
+    best: _Candidate | None = None
+    for node in cluster.nodes.values():
+        reason = next((r for f in profile.node_filters if (r := f(request, node))), None)
+        if reason is not None:
+            rejected[reason] += 1
+            continue
+        score = profile.node_scorer(request, node)
+        if best is None or (score, _desc(node.name)) > (best.score, _desc(best.node.name)):
+            best = _Candidate(cluster.name, node, score)
+    total = len(cluster.nodes)
+    reasons = [f"{count}/{total} nodes: {reason}" for reason, count in rejected.most_common()]
+    if best is None and total == 0:
+        reasons.append("cluster has no nodes")
+    return best, reasons
+
+
+def _desc(name: str) -> tuple[int, ...]:
+    # Ties go to the lexically smallest name; negated code points make max() pick it.
+    return tuple(-ord(c) for c in name)
+
+
+def plan(profile: Profile, request: Request, snapshot: ClusterSnapshot) -> Decision:
+    traces: list[LevelTrace] = []
+    for index, level in enumerate(request.levels):
+        rejections: dict[str, list[str]] = {}
+        candidates: list[_Candidate] = []
+        for name in level:
+            cluster = snapshot.clusters.get(name)
+            reason = next((r for f in profile.cluster_filters if (r := f(request, cluster))), None)
+            if reason is not None or cluster is None:
+                rejections[name] = [reason or "unknown cluster"]
+                continue
+            best, reasons = _best_node(profile, request, cluster)
+            if best is None:
+                rejections[name] = reasons
+            else:
+                candidates.append(best)
+        if not profile.keep_listed_order:
+            candidates.sort(key=lambda c: (-c.score, c.cluster))
+        scores = {c.cluster: round(c.score, 3) for c in candidates}
+        winner = candidates[0] if candidates else None
+        traces.append(
+            LevelTrace(
+                index=index,
+                candidates=level,
+                rejections=rejections,
+                scores=scores,
+                chosen=f"{winner.cluster}/{winner.node.name}" if winner else None,
+            )
+        )
+        if winner is not None:
+            placement = Placement(winner.cluster, winner.node.name, request.demand)
+            summary = (
+                f"level {index + 1} of {len(request.levels)}: {winner.cluster}/{winner.node.name}"
+                f" ({profile.name})"
+            )
+            return Decision((placement,), index, Explanation(tuple(traces), summary))
+    summary = "no level could place the request: " + "; ".join(
+        f"{cluster}: {', '.join(reasons)}"
+        for trace in traces
+        for cluster, reasons in trace.rejections.items()
+    )
+    return Decision((), -1, Explanation(tuple(traces), summary))

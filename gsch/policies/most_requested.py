@@ -1,0 +1,35 @@
+"""GMostRequestedPriority as GEdge built it: the node with the most *free* capacity wins.
+
+score = (100 - cpu%) + (100 - memory%) [+ 200 x free GPUs when the workload asks for GPUs],
+usage counting what is already held on the node. Modes weight one resource instead.
+"""
+
+from __future__ import annotations
+
+from gsch.clusters.snapshot import NodeView
+from gsch.model.request import Request
+
+GPU_WEIGHT = 200.0
+
+
+def _used_percent(used: int, allocatable: int) -> float:
+    if allocatable <= 0:
+        return 100.0
+    return 100.0 * used / allocatable
+
+
+def free_capacity_score(request: Request, node: NodeView) -> float:
+    held = node.foreign + node.reserved
+    cpu_free = 100.0 - _used_percent(held.cpu_m, node.allocatable.cpu_m)
+    memory_free = 100.0 - _used_percent(held.memory, node.allocatable.memory)
+    free_gpus = max(0, node.allocatable.gpu - held.gpu)
+    gpu_term = GPU_WEIGHT * free_gpus if request.demand.gpu > 0 else 0.0
+    match request.mode:
+        case "cpu":
+            return cpu_free
+        case "memory":
+            return memory_free
+        case "gpu":
+            return GPU_WEIGHT * free_gpus
+        case _:
+            return cpu_free + memory_free + gpu_term

@@ -1,0 +1,30 @@
+"""Which profile serves which policy."""
+
+from __future__ import annotations
+
+from gsch.model.request import Policy
+from gsch.policies.filters import COMMON_CLUSTER_FILTERS, COMMON_NODE_FILTERS
+from gsch.policies.framework import Profile
+from gsch.policies.most_requested import free_capacity_score
+
+PROFILES: dict[Policy, Profile] = {
+    Policy.MOST_REQUESTED: Profile(
+        name="GMostRequestedPriority",
+        cluster_filters=COMMON_CLUSTER_FILTERS,
+        node_filters=COMMON_NODE_FILTERS,
+        node_scorer=free_capacity_score,
+    ),
+    # Clusters in the user's order; inside the cluster the node with most free capacity
+    # (or the pinned node in mode "node", which the node filters enforce).
+    Policy.SELECTED_CLUSTER: Profile(
+        name="GSelectedCluster",
+        cluster_filters=COMMON_CLUSTER_FILTERS,
+        node_filters=COMMON_NODE_FILTERS,
+        node_scorer=free_capacity_score,
+        keep_listed_order=True,
+    ),
+}
+
+
+def available_policies() -> tuple[Policy, ...]:
+    return tuple(PROFILES)

@@ -1,0 +1,61 @@
+"""Pure decisions of the worker: which events an outcome turns into. No I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gsch.config import QueueConfig
+from gsch.model.events import Explanation, RequestFailed, RequestRequeued
+from gsch.model.request import QueueLevel, Request
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """GEdge's system values: K* failures promote to the First level, more than Z* end it."""
+
+    first_after_failures: int
+    max_failures: int
+    backoff_base: float
+    backoff_max: float
+
+    @classmethod
+    def from_config(cls, config: QueueConfig) -> RetryPolicy:
+        return cls(
+            config.first_after_failures,
+            config.max_failures,
+            config.backoff_base,
+            config.backoff_max,
+        )
+
+    def backoff(self, failures: int) -> float:
+        return float(min(self.backoff_max, self.backoff_base * 2 ** max(0, failures - 1)))
+
+    def after_failure(
+        self,
+        attempt: int,
+        reason: str,
+        history: list[str],
+        now: float,
+        explanation: Explanation | None = None,
+    ) -> RequestRequeued | RequestFailed:
+        """Attempt number `attempt` failed: requeue for the next, or give up."""
+        failures = attempt
+        if failures > self.max_failures:
+            return RequestFailed(
+                at=now,
+                attempt=attempt,
+                reasons=(*history, f"attempt {attempt}: {reason}"),
+                explanation=explanation,
+            )
+        return RequestRequeued(
+            at=now,
+            attempt=attempt + 1,
+            reason=f"attempt {attempt}: {reason}",
+            not_before=now + self.backoff(failures),
+            explanation=explanation,
+        )
+
+    def level(self, request: Request, failures: int) -> QueueLevel:
+        if failures > self.first_after_failures:
+            return QueueLevel.FIRST
+        return QueueLevel.FAST if request.fast else QueueLevel.BASE

@@ -1,0 +1,315 @@
+"""The worker: competing processes take requests from the intake and retry queues, claim them
+with a conditional append, plan on the in-memory cluster snapshot, and commit the placement
+together with the capacity reservation as one atomic, conditional batch.
+
+One winner: the claim is conditional on the request's history, the commit on the request's
+history since the claim *and* on each chosen node's history since the snapshot saw it. A lost
+race on a node means wait until the snapshot has the event that beat us, then plan again; a lost
+race on the request means another worker owns it now, so stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+from gsch.clusters.snapshot import ClusterSnapshot
+from gsch.config import Config
+from gsch.eventstore.consumers import WorkItem, consume
+from gsch.eventstore.store import Append, ConflictError, EventStore
+from gsch.eventstore.subjects import (
+    EVENTS_STREAM,
+    INTAKE_STREAM,
+    node_history,
+    node_subject,
+    request_history,
+    request_id_of,
+    request_subject,
+)
+from gsch.metrics import (
+    ATTEMPT_DURATION,
+    COMMIT_CONFLICTS,
+    DUPLICATE_SUBMISSIONS,
+    E2E_DURATION,
+    EVENT_APPENDS,
+    REQUESTS_REJECTED,
+    RETRIES,
+    SCHEDULE_ATTEMPTS,
+)
+from gsch.model.events import (
+    CapacityReserved,
+    Event,
+    Explanation,
+    Placement,
+    PlacementCommitted,
+    RequestAccepted,
+    RequestClaimed,
+    RequestFailed,
+    RequestRejected,
+    RequestRequeued,
+    decode_event,
+)
+from gsch.model.intake import IntakeRules, Rejection, decode_request, generated_request_id
+from gsch.model.request import Request
+from gsch.model.states import RequestState, State
+from gsch.policies.framework import plan
+from gsch.policies.registry import PROFILES, available_policies
+from gsch.scheduler.decide import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+INTAKE_CONSUMER = "gsch-intake"
+RETRY_CONSUMER = "gsch-retries"
+_SCHEDULABLE = (State.QUEUED, State.SCHEDULING)
+
+
+def _msg_id(request_id: str, event: Event) -> str:
+    # Unique per writer and attempt: the id only resolves *our own* retried append; a shared
+    # id would let JetStream answer "duplicate" to a competitor and make it believe it won.
+    return f"{request_id}:{type(event).__name__}:{uuid.uuid4().hex[:16]}"
+
+
+class Worker:
+    def __init__(
+        self, config: Config, store: EventStore, snapshot: ClusterSnapshot, name: str
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.snapshot = snapshot
+        self.name = name
+        self.rules = IntakeRules(
+            max_request_bytes=config.intake.max_request_bytes,
+            allowed_kinds=frozenset(config.intake.allowed_kinds),
+        )
+        self.retry_policy = RetryPolicy.from_config(config.queue)
+        self.lease = config.queue.lease_seconds
+
+    async def run(self, stop: asyncio.Event) -> None:
+        options = {
+            "max_in_flight": self.config.worker.max_in_flight,
+            "batch": self.config.worker.fetch_batch,
+        }
+        await asyncio.gather(
+            consume(self.store, INTAKE_STREAM, INTAKE_CONSUMER, self.on_intake, stop, **options),
+            consume(self.store, EVENTS_STREAM, RETRY_CONSUMER, self.on_retry, stop, **options),
+        )
+
+    # --- appends -------------------------------------------------------------------------
+
+    async def _append_to_request(self, state: RequestState, event: Event) -> int:
+        item = Append(
+            subject=request_subject(state.request_id, type(event).__name__),
+            event=event,
+            msg_id=_msg_id(state.request_id, event),
+            expect_seq=state.last_seq,
+            expect_scope=request_history(state.request_id),
+        )
+        seq = await self.store.append(item)
+        EVENT_APPENDS.labels(type=type(event).__name__).inc()
+        return seq
+
+    # --- intake --------------------------------------------------------------------------
+
+    async def on_intake(self, item: WorkItem) -> None:
+        async with item.leased(self.lease):
+            fallback_id = generated_request_id(item.seq, item.published_ns)
+            decoded = decode_request(item.data, self.rules, fallback_id)
+            if isinstance(decoded, Request) and decoded.policy not in PROFILES:
+                available = ", ".join(p.value for p in available_policies())
+                decoded = Rejection(
+                    decoded.request_id,
+                    "policy",
+                    f"{decoded.policy} is recognised but not available yet (available: {available})",
+                    decoded.form,
+                )
+            if isinstance(decoded, Rejection):
+                await self._reject(decoded, item)
+            else:
+                await self._accept(decoded, item)
+        await item.ack()
+
+    async def _reject(self, rejection: Rejection, item: WorkItem) -> None:
+        state = RequestState(request_id=rejection.request_id)
+        event = RequestRejected(
+            at=time.time(),
+            request_id=rejection.request_id,
+            reason=rejection.reason,
+            field=rejection.field,
+            form=rejection.form,
+            intake_seq=item.seq,
+            excerpt=item.data[:512].decode("utf-8", "replace"),
+        )
+        try:
+            await self._append_to_request(state, event)
+        except ConflictError:
+            existing = await self.store.load_request(rejection.request_id)
+            if existing.intake_seq != item.seq:
+                DUPLICATE_SUBMISSIONS.inc()
+            return
+        REQUESTS_REJECTED.labels(field=rejection.field.split(".")[0].split("[")[0]).inc()
+        log.info(
+            "request rejected",
+            extra={"request_id": rejection.request_id, "reason": rejection.reason},
+        )
+
+    async def _accept(self, request: Request, item: WorkItem) -> None:
+        state = RequestState(request_id=request.request_id)
+        accepted = RequestAccepted(
+            at=time.time(),
+            request=request,
+            intake_seq=item.seq,
+            level=self.retry_policy.level(request, 0),
+        )
+        try:
+            seq = await self._append_to_request(state, accepted)
+            state.apply(accepted, seq)
+        except ConflictError:
+            state = await self.store.load_request(request.request_id)
+            if state.intake_seq != item.seq:
+                # A second publication of a known request id: one request, not two.
+                DUPLICATE_SUBMISSIONS.inc()
+                log.info("duplicate submission ignored", extra={"request_id": request.request_id})
+                return
+            if state.queued_seq != state.accepted_seq:
+                return  # requeued since: the retry queue owns it now
+        await self._schedule(state)
+
+    # --- retries -------------------------------------------------------------------------
+
+    async def on_retry(self, item: WorkItem) -> None:
+        try:
+            event = decode_event(item.data)
+        except ValueError:
+            await item.ack()
+            return
+        if not isinstance(event, RequestRequeued):
+            await item.ack()
+            return
+        wait = event.not_before - time.time()
+        if wait > 0.001:
+            await item.nak(delay=wait)
+            return
+        async with item.leased(self.lease):
+            state = await self.store.load_request(request_id_of(item.subject))
+            if state.queued_seq == item.seq:
+                await self._schedule(state)
+        await item.ack()
+
+    # --- one attempt ---------------------------------------------------------------------
+
+    async def _claim(self, state: RequestState) -> RequestState | None:
+        """Append our claim; None when the request is no longer ours to schedule."""
+        queued_seq = state.queued_seq
+        for _ in range(self.config.worker.max_conflict_retries):
+            if state.state not in _SCHEDULABLE or state.queued_seq != queued_seq:
+                return None
+            claim = RequestClaimed(at=time.time(), attempt=state.attempt, worker=self.name)
+            try:
+                seq = await self._append_to_request(state, claim)
+            except ConflictError:
+                COMMIT_CONFLICTS.labels(scope="request").inc()
+                state = await self.store.load_request(state.request_id)
+                continue
+            state.apply(claim, seq)
+            return state
+        return None
+
+    async def _schedule(self, queued: RequestState) -> None:
+        started = time.monotonic()
+        state = await self._claim(queued)
+        if state is None or state.request is None:
+            return
+        request = state.request
+        profile = PROFILES[request.policy]
+        for _ in range(self.config.worker.max_conflict_retries):
+            decision = plan(profile, request, self.snapshot)
+            if not decision.placed:
+                await self._fail_attempt(
+                    state, f"unschedulable: {decision.explanation.summary}", decision.explanation
+                )
+                SCHEDULE_ATTEMPTS.labels(result="unschedulable", policy=request.policy).inc()
+                ATTEMPT_DURATION.labels(result="unschedulable").observe(time.monotonic() - started)
+                return
+            now = time.time()
+            committed = PlacementCommitted(
+                at=now,
+                attempt=state.attempt,
+                placements=decision.placements,
+                level_index=decision.level_index,
+                explanation=decision.explanation,
+                worker=self.name,
+            )
+            items = [
+                Append(
+                    subject=request_subject(request.request_id, "PlacementCommitted"),
+                    event=committed,
+                    msg_id=_msg_id(request.request_id, committed),
+                    expect_seq=state.last_seq,
+                    expect_scope=request_history(request.request_id),
+                )
+            ]
+            for placement in decision.placements:
+                node = self.snapshot.clusters[placement.cluster].nodes[placement.node]
+                reserved = CapacityReserved(
+                    at=now,
+                    cluster=placement.cluster,
+                    node=placement.node,
+                    request_id=request.request_id,
+                    attempt=state.attempt,
+                    amount=placement.amount,
+                )
+                items.append(
+                    Append(
+                        subject=node_subject(placement.cluster, placement.node, "CapacityReserved"),
+                        event=reserved,
+                        msg_id=_msg_id(request.request_id, reserved),
+                        expect_seq=node.last_seq,
+                        expect_scope=node_history(placement.cluster, placement.node),
+                    )
+                )
+            try:
+                await self.store.append_batch(items)
+            except ConflictError:
+                if not await self._catch_up_after_conflict(state, decision.placements):
+                    return
+                continue
+            EVENT_APPENDS.labels(type="PlacementCommitted").inc()
+            SCHEDULE_ATTEMPTS.labels(result="scheduled", policy=request.policy).inc()
+            ATTEMPT_DURATION.labels(result="scheduled").observe(time.monotonic() - started)
+            E2E_DURATION.labels(stage="scheduled").observe(max(0.0, now - state.accepted_at))
+            return
+        await self._fail_attempt(state, "gave up after repeated commit conflicts", None)
+        SCHEDULE_ATTEMPTS.labels(result="error", policy=request.policy).inc()
+
+    async def _catch_up_after_conflict(
+        self, state: RequestState, placements: tuple[Placement, ...]
+    ) -> bool:
+        """After a lost commit: False if the request is no longer ours, else wait until the
+        snapshot holds the node events that beat us."""
+        last = await self.store.last(request_history(state.request_id))
+        if last is None or last.seq != state.last_seq:
+            COMMIT_CONFLICTS.labels(scope="request").inc()
+            return False
+        COMMIT_CONFLICTS.labels(scope="node").inc()
+        for placement in placements:
+            newest = await self.store.last(node_history(placement.cluster, placement.node))
+            if newest is not None:
+                await self.snapshot.wait_for(newest.seq, timeout=5.0)
+        return True
+
+    async def _fail_attempt(
+        self, state: RequestState, reason: str, explanation: Explanation | None
+    ) -> None:
+        outcome = self.retry_policy.after_failure(
+            state.attempt, reason, list(state.reasons), time.time(), explanation
+        )
+        try:
+            await self._append_to_request(state, outcome)
+        except ConflictError:
+            return  # someone else moved the request on; their outcome stands
+        if isinstance(outcome, RequestFailed):
+            log.info("request failed", extra={"request_id": state.request_id, "reason": reason})
+        else:
+            RETRIES.labels(reason=reason.split(":")[0]).inc()
