@@ -32,11 +32,20 @@ class NodeView:
     declared: bool = False
     reservations: dict[str, Resources] = field(default_factory=dict)
     reserved: Resources = Resources()
+    # Reservations this process is committing right now (not yet in the log). Planning
+    # subtracts them so concurrent attempts in one worker spread instead of colliding.
+    pending: Resources = Resources()
     last_seq: int = 0  # stream sequence of the last event in this node's scope
 
     @property
-    def free(self) -> Resources:
+    def confirmed_free(self) -> Resources:
+        """Free capacity according to the log alone."""
         return self.allocatable - self.foreign - self.reserved
+
+    @property
+    def free(self) -> Resources:
+        """Free capacity for planning: the log's view less this process's pending commits."""
+        return self.confirmed_free - self.pending
 
 
 @dataclass
@@ -69,8 +78,9 @@ class ClusterSnapshot:
         return view
 
     def apply(self, event: AnyEvent, seq: int) -> None:
-        """Fold one cluster event. Reservations are keyed by request id, so a replayed or
-        duplicated event changes nothing."""
+        """Fold one cluster event. A node's events are folded in stream order exactly once:
+        an event at or below the node's last sequence is already in (a worker folds its own
+        committed reservation as soon as it is acknowledged, before the feed delivers it)."""
         self.last_seq = max(self.last_seq, seq)
         # Wake everyone waiting for a sequence; they re-check and wait on a fresh event.
         self._advanced.set()
@@ -80,6 +90,10 @@ class ClusterSnapshot:
                 cluster = self.cluster(event.cluster)
                 cluster.tier, cluster.labels = event.tier, dict(event.labels)
                 cluster.ready, cluster.declared = event.ready, True
+            case NodeDeclared() | CapacityReserved() | CapacityReleased() if (
+                seq <= self.cluster(event.cluster).node(event.node).last_seq
+            ):
+                pass
             case NodeDeclared():
                 node = self.cluster(event.cluster).node(event.node)
                 node.allocatable, node.foreign = event.allocatable, event.foreign

@@ -25,55 +25,27 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from gsch.eventstore.appends import (
+    BATCH_COMMIT,
+    BATCH_ID,
+    BATCH_SEQ,
+    EXPECTED_SCOPE,
+    EXPECTED_SEQ,
+    MSG_ID,
+    TRANSIENT,
+    WRONG_LAST_SEQUENCE,
+    Append,
+    ConflictError,
+    Rejected,
+    StoreError,
+    StoreUnavailableError,
+)
+from gsch.eventstore.group import GroupCommitter
 from gsch.eventstore.subjects import EVENTS_STREAM, request_history
-from gsch.model.events import AnyEvent, Event, decode_event, encode_event
+from gsch.model.events import AnyEvent, decode_event, encode_event
 from gsch.model.states import RequestState
 
 log = logging.getLogger(__name__)
-
-MSG_ID = "Nats-Msg-Id"
-EXPECTED_SEQ = "Nats-Expected-Last-Subject-Sequence"
-EXPECTED_SCOPE = "Nats-Expected-Last-Subject-Sequence-Subject"
-BATCH_ID = "Nats-Batch-Id"
-BATCH_SEQ = "Nats-Batch-Sequence"
-BATCH_COMMIT = "Nats-Batch-Commit"
-
-WRONG_LAST_SEQUENCE = 10071
-BATCH_DUPLICATE_MSG_ID = 10201
-
-# Failures after which the outcome of an append is unknown and must be read back.
-TRANSIENT = (
-    asyncio.TimeoutError,  # covers nats.errors.TimeoutError and the bare one fetch raises
-    nats.errors.NoRespondersError,
-    nats.errors.ConnectionReconnectingError,
-    nats.errors.StaleConnectionError,
-    nats.errors.OutboundBufferLimitError,
-    nats.js.errors.ServiceUnavailableError,
-    nats.js.errors.ServerError,
-)
-
-
-class ConflictError(Exception):
-    """Someone else appended within the scope since the writer read it: re-read and re-decide."""
-
-
-class StoreUnavailableError(Exception):
-    """JetStream did not answer within the retry deadline; nothing is known to be stored."""
-
-
-class StoreError(Exception):
-    """JetStream refused an append for a reason other than a conflict."""
-
-
-@dataclass(frozen=True, slots=True)
-class Append:
-    """One event to append. `expect_seq` makes it conditional on `expect_scope`."""
-
-    subject: str
-    event: Event
-    msg_id: str
-    expect_seq: int | None = None
-    expect_scope: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +64,18 @@ class EventStore:
         stream: str = EVENTS_STREAM,
         request_timeout: float = 5.0,
         give_up_after: float = 120.0,
+        max_inflight_batches: int = 4,
     ) -> None:
         self._nc = nc
+        self._give_up_after = give_up_after
         self._js: JetStreamContext = nc.jetstream(timeout=request_timeout)
         self.stream = stream
         self._timeout = request_timeout
         self._give_up_after = give_up_after
+        # The server allows 50 atomic batches in flight per stream (ADR-50); each process
+        # keeps well under its share so competing processes do not starve each other.
+        self._max_inflight_batches = max_inflight_batches
+        self._grouper: GroupCommitter | None = None
 
     @property
     def js(self) -> JetStreamContext:
@@ -110,34 +88,46 @@ class EventStore:
         return (await self.append_batch([item]))[-1]
 
     async def append_batch(self, items: Sequence[Append]) -> list[int]:
-        """Append events atomically (all or none) and return their stream sequences."""
+        """Append events atomically (all or none) and return their stream sequences.
+
+        Several events go out as an ADR-50 atomic batch. Concurrent batches of this process
+        are grouped into one atomic batch (see `group.py`): on an R1 file stream each batch
+        costs the server a staging store on disk, so one batch per decision would cap the
+        scheduler at about a hundred decisions per second here."""
         if not items:
             raise ValueError("nothing to append")
+        if len(items) == 1:
+            return [await self._append_single(items[0])]
+        if self._grouper is None:
+            self._grouper = GroupCommitter(self, self._max_inflight_batches)
+        return await self._grouper.submit(list(items))
+
+    async def _append_single(self, item: Append) -> int:
         deadline = time.monotonic() + self._give_up_after
         delay = 0.05
         while True:
             try:
-                if len(items) == 1:
-                    return [await self._publish_one(items[0])]
-                return await self._publish_batch(items)
+                return await self._publish_one(item)
             except TRANSIENT as exc:
-                outcome = await self._read_back(items)
-                if outcome is not None:
-                    return outcome
+                status = await self.member_status([item])
+                if isinstance(status, list):
+                    return status[0]
                 if time.monotonic() > deadline:
-                    raise StoreUnavailableError(f"append of {items[0].subject}: {exc!r}") from exc
-                log.warning("append retry", extra={"subject": items[0].subject, "error": repr(exc)})
-            except _Rejected as exc:
-                if exc.err_code not in (WRONG_LAST_SEQUENCE, BATCH_DUPLICATE_MSG_ID):
-                    raise StoreError(f"{items[0].subject}: {exc.description}") from exc
-                outcome = await self._read_back(items)
-                if outcome is not None:
-                    return outcome
-                if exc.err_code == WRONG_LAST_SEQUENCE:
-                    raise ConflictError(f"{items[0].subject}: {exc.description}") from exc
-                raise StoreError(f"{items[0].subject}: {exc.description}") from exc
+                    raise StoreUnavailableError(f"append of {item.subject}: {exc!r}") from exc
+                log.warning("append retry", extra={"subject": item.subject, "error": repr(exc)})
+            except Rejected as exc:
+                if exc.err_code != WRONG_LAST_SEQUENCE:
+                    raise StoreError(f"{item.subject}: {exc.description}") from exc
+                status = await self.member_status([item])
+                if isinstance(status, list):
+                    return status[0]  # our own earlier attempt had landed
+                raise ConflictError(f"{item.subject}: {exc.description}") from exc
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+    async def close(self) -> None:
+        if self._grouper is not None:
+            await self._grouper.close()
 
     async def _publish_one(self, item: Append) -> int:
         reply = await self._nc.request(
@@ -145,7 +135,7 @@ class EventStore:
         )
         return _ack_seq(reply.data)
 
-    async def _publish_batch(self, items: Sequence[Append]) -> list[int]:
+    async def publish_batch(self, items: Sequence[Append]) -> list[int]:
         batch_id = uuid.uuid4().hex
         last = len(items)
         for index, item in enumerate(items, start=1):
@@ -172,30 +162,31 @@ class EventStore:
                 await self._nc.publish(item.subject, data, headers=headers)
         raise AssertionError("unreachable")
 
-    async def _read_back(self, items: Sequence[Append]) -> list[int] | None:
-        """The sequences of `items` if they are in the log, else None (or ConflictError)."""
-        sequences = []
-        for item in items:
-            found = await self._find(item)
-            if found is None:
-                return None
-            sequences.append(found)
-        return sequences
+    async def member_status(self, items: Sequence[Append]) -> list[int] | None:
+        """Whether `items` (appended together, all or none) are in the log.
 
-    async def _find(self, item: Append) -> int | None:
-        if item.expect_seq is not None:
-            # Exact: the first event in the scope after the expected one is either ours or the
-            # one that beat us.
-            scope = item.expect_scope or item.subject
-            after = await self.first_after(scope, item.expect_seq)
-            if after is None:
-                return None
-            if after.msg_id == item.msg_id:
-                return after.seq
-            raise ConflictError(f"{scope}: another writer appended seq {after.seq}")
-        last = await self.last(item.subject)
-        if last is not None and last.msg_id == item.msg_id:
-            return last.seq
+        Returns their sequences if they are; None if they are not and every expectation
+        still holds (safe to send again); raises ConflictError if another writer appended
+        within an expected scope since."""
+        sequences: list[int | None] = []
+        for item in items:
+            if item.expect_seq is not None:
+                # Exact: the first event in the scope after the expected one is either ours
+                # or the one that beat us.
+                scope = item.expect_scope or item.subject
+                after = await self.first_after(scope, item.expect_seq)
+                if after is None:
+                    sequences.append(None)
+                elif after.msg_id == item.msg_id:
+                    sequences.append(after.seq)
+                else:
+                    raise ConflictError(f"{scope}: another writer appended seq {after.seq}")
+            else:
+                last = await self.last(item.subject)
+                found = last is not None and last.msg_id == item.msg_id
+                sequences.append(last.seq if found and last is not None else None)
+        if all(seq is not None for seq in sequences):
+            return [seq for seq in sequences if seq is not None]
         return None
 
     # --- reading -------------------------------------------------------------------------
@@ -239,13 +230,6 @@ class EventStore:
         return int(info.state.last_seq)
 
 
-class _Rejected(Exception):
-    def __init__(self, err_code: int, description: str) -> None:
-        super().__init__(f"{err_code}: {description}")
-        self.err_code = err_code
-        self.description = description
-
-
 def _headers(item: Append) -> dict[str, str]:
     headers = {MSG_ID: item.msg_id}
     if item.expect_seq is not None:
@@ -262,7 +246,7 @@ def _ack_seq(data: bytes) -> int:
         code = int(error.get("err_code", 0))
         if error.get("code") == 503:
             raise nats.js.errors.ServiceUnavailableError(description=error.get("description"))
-        raise _Rejected(code, str(error.get("description", "")))
+        raise Rejected(code, str(error.get("description", "")))
     return int(reply["seq"])
 
 

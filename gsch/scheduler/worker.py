@@ -11,11 +11,13 @@ race on the request means another worker owns it now, so stop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
+from dataclasses import replace
 
-from gsch.clusters.snapshot import ClusterSnapshot
+from gsch.clusters.snapshot import ClusterSnapshot, NodeView
 from gsch.config import Config
 from gsch.eventstore.consumers import WorkItem, consume
 from gsch.eventstore.store import Append, ConflictError, EventStore
@@ -54,6 +56,7 @@ from gsch.model.events import (
 from gsch.model.intake import IntakeRules, Rejection, decode_request, generated_request_id
 from gsch.model.request import Request
 from gsch.model.states import RequestState, State
+from gsch.policies.filters import COMMON_NODE_FILTERS, resource_fit
 from gsch.policies.framework import plan
 from gsch.policies.registry import PROFILES, available_policies
 from gsch.scheduler.decide import RetryPolicy
@@ -85,6 +88,9 @@ class Worker:
         )
         self.retry_policy = RetryPolicy.from_config(config.queue)
         self.lease = config.queue.lease_seconds
+        # One commit at a time per node from this process: concurrent attempts here would
+        # only race each other for the same expected sequence.
+        self._node_locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         options = {
@@ -223,7 +229,8 @@ class Worker:
             return
         request = state.request
         profile = PROFILES[request.policy]
-        for _ in range(self.config.worker.max_conflict_retries):
+        conflicts = stale = 0
+        while conflicts < self.config.worker.max_conflict_retries and stale < 10_000:
             decision = plan(profile, request, self.snapshot)
             if not decision.placed:
                 await self._fail_attempt(
@@ -269,9 +276,12 @@ class Worker:
                         expect_scope=node_history(placement.cluster, placement.node),
                     )
                 )
-            try:
-                await self.store.append_batch(items)
-            except ConflictError:
+            outcome = await self._commit(request, items, decision.placements)
+            if outcome is None:
+                stale += 1  # a sibling in this process changed a chosen node: plan again
+                continue
+            if outcome is False:
+                conflicts += 1
                 if not await self._catch_up_after_conflict(state, decision.placements):
                     return
                 continue
@@ -282,6 +292,51 @@ class Worker:
             return
         await self._fail_attempt(state, "gave up after repeated commit conflicts", None)
         SCHEDULE_ATTEMPTS.labels(result="error", policy=request.policy).inc()
+
+    async def _commit(
+        self, request: Request, items: list[Append], placements: tuple[Placement, ...]
+    ) -> bool | None:
+        """Append the commit batch under this process's node locks.
+
+        True: committed, and the reservations are folded into the snapshot at once.
+        False: another process won the race. None: while waiting for the lock the chosen
+        node stopped passing the filters on the log's own numbers, so plan again.
+
+        While waiting, the placement counts as pending on its nodes, so other attempts of
+        this process plan around it instead of queueing for the same node.
+        """
+        nodes = [self.snapshot.clusters[p.cluster].nodes[p.node] for p in placements]
+        for node, placement in zip(nodes, placements, strict=True):
+            node.pending = node.pending + placement.amount
+        try:
+            keys = sorted({(p.cluster, p.node) for p in placements})
+            async with contextlib.AsyncExitStack() as held:
+                for key in keys:
+                    await held.enter_async_context(self._node_locks.setdefault(key, asyncio.Lock()))
+                fenced = []
+                for item, node, placement in zip(items[1:], nodes, placements, strict=True):
+                    # Re-check on the log's numbers under the lock: siblings may have committed
+                    # to this node since we planned; the expected sequence is the node's now.
+                    if not self._still_fits(request, node, placement):
+                        return None
+                    fenced.append(replace(item, expect_seq=node.last_seq))
+                try:
+                    sequences = await self.store.append_batch([items[0], *fenced])
+                except ConflictError:
+                    return False
+                for item, seq in zip(fenced, sequences[1:], strict=True):
+                    self.snapshot.apply(item.event, seq)  # type: ignore[arg-type]
+            return True
+        finally:
+            for node, placement in zip(nodes, placements, strict=True):
+                node.pending = node.pending - placement.amount
+
+    @staticmethod
+    def _still_fits(request: Request, node: NodeView, placement: Placement) -> bool:
+        if not placement.amount.fits_in(node.confirmed_free):
+            return False
+        checks = [f for f in COMMON_NODE_FILTERS if f is not resource_fit]
+        return all(check(request, node) is None for check in checks)
 
     async def _catch_up_after_conflict(
         self, state: RequestState, placements: tuple[Placement, ...]

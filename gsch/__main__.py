@@ -1,0 +1,3 @@
+from gsch.cli import main
+
+raise SystemExit(main())

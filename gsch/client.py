@@ -1,0 +1,39 @@
+"""Client side of gsch: publish requests to gsch.requests and read the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import msgspec
+from nats.aio.client import Client
+
+from gsch.eventstore.subjects import INTAKE_SUBJECT
+
+
+class ApiError(Exception):
+    """The API answered with an error; the message carries its reason."""
+
+
+async def publish_request(nc: Client, body: bytes, request_id: str | None) -> int:
+    """Publish one request; JetStream's acknowledgement means it will settle. Returns the
+    intake sequence. The request id doubles as the de-duplication id."""
+    headers = {"Nats-Msg-Id": request_id} if request_id else None
+    js = nc.jetstream()
+    ack = await js.publish(INTAKE_SUBJECT, body, headers=headers, timeout=10)
+    return int(ack.seq)
+
+
+async def api_get(base_url: str, path: str, **params: Any) -> Any:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(base_url.rstrip("/") + path, params=params or None) as response,
+    ):
+        body = await response.read()
+        if response.status >= 400:
+            try:
+                reason = msgspec.json.decode(body)["error"]["reason"]
+            except (msgspec.DecodeError, KeyError, TypeError):
+                reason = body.decode(errors="replace")[:200]
+            raise ApiError(f"{response.status}: {reason}")
+        return msgspec.json.decode(body)

@@ -1,0 +1,178 @@
+"""Simulated topologies: clusters with tier and labels, nodes with capacity, and latencies.
+
+File format (TOML; see README "Topology files"):
+
+    intra_cluster_ms = 0.5            # node-to-node RTT inside a cluster (default 0.5)
+
+    [[clusters]]
+    name = "edge-1"
+    tier = "edge"                     # cloud | edge | near-edge
+    labels = { region = "kr" }
+    ready = true                      # default true
+
+      [[clusters.nodes]]
+      name = "edge-1-w"               # with count = N: edge-1-w1 .. edge-1-wN
+      count = 3                       # default 1 (then the name is used as is)
+      cpu = "16"                      # Kubernetes quantities
+      memory = "64Gi"
+      gpu = 1                         # nvidia.com/gpu, default 0
+      pods = 110                      # default 110
+      labels = { "gpu-model" = "rtx6000" }
+      taints = [{ key = "dedicated", value = "ml", effect = "NoSchedule" }]
+      ready = true
+
+    [[latency]]                        # round-trip time between clusters, both directions
+    between = ["edge-1", "cloud-1"]
+    ms = 12.0
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import msgspec
+
+from gsch.model.events import Taint
+from gsch.model.resources import QuantityError, Resources, cpu_millis, whole_units
+
+TIERS = ("cloud", "edge", "near-edge")
+
+
+class TopologyError(Exception):
+    """The topology file is invalid; the message names the place."""
+
+
+class NodeSpec(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    cpu: str | int | float
+    memory: str | int
+    count: int = 1
+    gpu: int = 0
+    pods: int = 110
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+    taints: list[Taint] = msgspec.field(default_factory=list)
+    ready: bool = True
+
+
+class ClusterSpec(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    tier: str
+    nodes: list[NodeSpec]
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+    ready: bool = True
+
+
+class LatencySpec(msgspec.Struct, forbid_unknown_fields=True):
+    between: tuple[str, str]
+    ms: float
+
+
+class TopologyFile(msgspec.Struct, forbid_unknown_fields=True):
+    clusters: list[ClusterSpec]
+    latency: list[LatencySpec] = msgspec.field(default_factory=list)
+    intra_cluster_ms: float = 0.5
+
+
+class SimNode(msgspec.Struct, frozen=True):
+    name: str
+    allocatable: Resources
+    labels: dict[str, str]
+    taints: tuple[Taint, ...]
+    ready: bool
+
+
+class SimCluster(msgspec.Struct, frozen=True):
+    name: str
+    tier: str
+    labels: dict[str, str]
+    ready: bool
+    nodes: tuple[SimNode, ...]
+
+
+class Topology(msgspec.Struct, frozen=True):
+    clusters: tuple[SimCluster, ...]
+    cluster_latency: dict[str, dict[str, float]]
+    intra_cluster_ms: float
+
+    def cluster_names(self) -> frozenset[str]:
+        return frozenset(c.name for c in self.clusters)
+
+    def latencies_from(self, cluster: str) -> dict[str, float]:
+        found = dict(self.cluster_latency.get(cluster, {}))
+        found[cluster] = self.intra_cluster_ms
+        return found
+
+
+def _nodes(cluster: ClusterSpec) -> tuple[SimNode, ...]:
+    nodes = []
+    for spec in cluster.nodes:
+        where = f"cluster {cluster.name} node {spec.name}"
+        try:
+            allocatable = Resources(
+                cpu_m=cpu_millis(spec.cpu),
+                memory=whole_units(spec.memory),
+                gpu=spec.gpu,
+                pods=spec.pods,
+            )
+        except QuantityError as exc:
+            raise TopologyError(f"{where}: {exc}") from exc
+        names = (
+            [spec.name]
+            if spec.count == 1
+            else [f"{spec.name}{i}" for i in range(1, spec.count + 1)]
+        )
+        for name in names:
+            labels = {"kubernetes.io/hostname": name, **spec.labels}
+            nodes.append(SimNode(name, allocatable, labels, tuple(spec.taints), spec.ready))
+    return tuple(nodes)
+
+
+def build_topology(parsed: TopologyFile) -> Topology:
+    clusters = []
+    seen: set[str] = set()
+    for spec in parsed.clusters:
+        if spec.tier not in TIERS:
+            raise TopologyError(f"cluster {spec.name}: tier must be one of {', '.join(TIERS)}")
+        if spec.name in seen:
+            raise TopologyError(f"cluster {spec.name} is declared twice")
+        seen.add(spec.name)
+        labels = {"tier": spec.tier, **spec.labels}
+        clusters.append(SimCluster(spec.name, spec.tier, labels, spec.ready, _nodes(spec)))
+    latency: dict[str, dict[str, float]] = {}
+    for entry in parsed.latency:
+        a, b = entry.between
+        for name in (a, b):
+            if name not in seen:
+                raise TopologyError(f"latency names unknown cluster {name}")
+        latency.setdefault(a, {})[b] = entry.ms
+        latency.setdefault(b, {})[a] = entry.ms
+    return Topology(tuple(clusters), latency, parsed.intra_cluster_ms)
+
+
+def load_topology(path: str | Path) -> Topology:
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+        parsed = msgspec.convert(raw, TopologyFile)
+    except (OSError, tomllib.TOMLDecodeError, msgspec.ValidationError) as exc:
+        raise TopologyError(f"topology {path}: {exc}") from exc
+    return build_topology(parsed)
+
+
+def generated_topology(clusters: int, nodes_per_cluster: int) -> Topology:
+    """A synthetic three-tier fleet for benchmarks: 10% cloud, 30% edge, 60% near edge."""
+    specs = []
+    for index in range(clusters):
+        share = index / max(1, clusters)
+        tier = "cloud" if share < 0.1 else "edge" if share < 0.4 else "near-edge"
+        size = {"cloud": ("64", "256Gi"), "edge": ("32", "128Gi"), "near-edge": ("16", "64Gi")}
+        cpu, memory = size[tier]
+        name = f"{tier}-{index:05d}"
+        specs.append(
+            ClusterSpec(
+                name=name,
+                tier=tier,
+                nodes=[NodeSpec(name=f"{name}-n", cpu=cpu, memory=memory, count=nodes_per_cluster)],
+            )
+        )
+    return build_topology(TopologyFile(clusters=specs))

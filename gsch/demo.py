@@ -1,0 +1,161 @@
+"""`gsch demo`: the whole system on one machine, under a stream of sample requests.
+
+Embedded nats-server, the API/projector and the simulated clusters in this process, competing
+workers in child processes; requests of every form and policy (a few invalid on purpose) at
+`--rate` for `--duration`, live progress, and a summary with the API URL at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nats
+
+from gsch.client import publish_request
+from gsch.clusters.topology import load_topology
+from gsch.config import load_config
+from gsch.logs import setup_logging
+from gsch.observe import RequestTracker
+from gsch.procs import ChildProcess, serve_args
+from gsch.samples import SampleRequests, encode, request_id_of
+from gsch.service import Running, default_topology_path, serve
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+async def run_demo(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="gsch-demo-"))
+    topology_path = default_topology_path()
+    config = load_config(
+        None,
+        {
+            "data_dir": str(data_dir),
+            "log_level": "WARNING",
+            "api": {"listen": args.api_listen},
+            "simulator": {
+                "topology": str(topology_path),
+                "bind_delay": 0.05,
+                "bind_failure_rate": 0.05,
+                "workload_lifetime": max(5.0, args.duration / 2),
+                "seed": 42,
+            },
+            "queue": {"backoff_base": 0.2, "backoff_max": 2.0},
+        },
+        environ={},
+    )
+    setup_logging(config.log_level)
+    topology = load_topology(topology_path)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    import signal
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    started: asyncio.Future[Running] = loop.create_future()
+    say(f"gsch demo: data in {data_dir}")
+    server = asyncio.create_task(serve(config, {"api", "binder"}, stop, started=started))
+    done, _ = await asyncio.wait([server, started], return_when=asyncio.FIRST_COMPLETED)
+    if server in done:
+        server.result()  # raises the start-up error
+        return 1
+    running = started.result()
+    say(f"embedded nats-server at {running.nats_url}; API at {running.api_url}")
+    workers = [
+        ChildProcess(serve_args("worker", running.nats_url, data_dir), data_dir / f"worker-{i}.log")
+        for i in range(args.workers)
+    ]
+    for worker in workers:
+        await worker.start()
+    say(f"{args.workers} competing worker processes: pids {[w.pid for w in workers]}")
+    tracker = RequestTracker(running.store)
+    await tracker.start()
+    nc = await nats.connect(running.nats_url)
+    samples = SampleRequests(topology)
+    submitted: set[str] = set()
+    published = 0
+    try:
+        begin = time.monotonic()
+        next_report = begin + 1.0
+        interval = 1.0 / max(args.rate, 0.1)
+        while not stop.is_set() and time.monotonic() - begin < args.duration:
+            request = samples.make(published)
+            request_id = request_id_of(request)
+            await publish_request(nc, encode(request), request_id)
+            published += 1
+            if request_id:
+                submitted.add(request_id)
+            if time.monotonic() >= next_report:
+                _progress(tracker, published, time.monotonic() - begin)
+                next_report += 1.0
+            await asyncio.sleep(max(0.0, begin + published * interval - time.monotonic()))
+        say(f"published {published} requests; waiting for them to settle")
+        deadline = time.monotonic() + 60.0
+        while not stop.is_set() and time.monotonic() < deadline:
+            if len(tracker.requests) >= published and tracker.settled(set(tracker.requests)) >= len(
+                tracker.requests
+            ):
+                break
+            _progress(tracker, published, time.monotonic() - begin)
+            await asyncio.sleep(1.0)
+        _summary(tracker, published, running.api_url)
+        if args.keep_running and not stop.is_set():
+            say("serving until Ctrl-C")
+            await stop.wait()
+    finally:
+        await nc.close()
+        await tracker.stop()
+        for worker in workers:
+            await worker.stop()
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await server
+    unsettled = len(tracker.requests) - tracker.settled(set(tracker.requests))
+    return 0 if unsettled == 0 else 1
+
+
+def _progress(tracker: RequestTracker, published: int, elapsed: float) -> None:
+    counts = tracker.counts()
+    parts = " ".join(
+        f"{state}={counts.get(state, 0)}"
+        for state in ("queued", "scheduling", "scheduled", "bound", "failed", "rejected")
+    )
+    say(f"t={elapsed:5.1f}s published={published} {parts}")
+
+
+def _summary(tracker: RequestTracker, published: int, api_url: str | None) -> None:
+    counts = tracker.counts()
+    latencies = sorted(
+        p.bound_at - p.scheduled_at
+        for p in tracker.requests.values()
+        if p.bound_at is not None and p.scheduled_at is not None
+    )
+    say("")
+    say("summary")
+    say(f"  published:  {published} (requests in the log: {len(tracker.requests)})")
+    for state in ("bound", "failed", "rejected", "queued", "scheduling", "scheduled"):
+        if counts.get(state):
+            say(f"  {state + ':':11} {counts[state]}")
+    by_policy: dict[str, int] = {}
+    by_form: dict[str, int] = {}
+    for progress in tracker.requests.values():
+        if progress.policy:
+            by_policy[progress.policy] = by_policy.get(progress.policy, 0) + 1
+        if progress.form:
+            by_form[progress.form] = by_form.get(progress.form, 0) + 1
+    say("  by policy:  " + ", ".join(f"{k}={v}" for k, v in sorted(by_policy.items())))
+    say("  by form:    " + ", ".join(f"{k}={v}" for k, v in sorted(by_form.items())))
+    if latencies:
+        say(f"  scheduled->bound median {statistics.median(latencies) * 1000:.0f} ms")
+    if api_url:
+        say(f"  API: {api_url}/v1/requests  {api_url}/v1/clusters  {api_url}/metrics")
+    sys.stdout.flush()

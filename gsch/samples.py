@@ -1,0 +1,178 @@
+"""Sample requests of every form and policy, for the demo and the benchmark."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import msgspec
+
+from gsch.clusters.topology import Topology
+
+
+def _deployment(
+    name: str, cpu: str, memory: str, replicas: int = 1, gpu: int = 0
+) -> dict[str, Any]:
+    resources: dict[str, Any] = {"requests": {"cpu": cpu, "memory": memory}}
+    if gpu:
+        resources["limits"] = {"nvidia.com/gpu": gpu}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "containers": [{"name": "app", "image": "nginx:1.27", "resources": resources}]
+                },
+            },
+        },
+    }
+
+
+def _pod(
+    name: str, cpu: str, memory: str, extra_env: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": "app",
+        "image": "busybox:1.36",
+        "resources": {"requests": {"cpu": cpu, "memory": memory}},
+    }
+    if extra_env:
+        container["env"] = extra_env
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"containers": [container]},
+    }
+
+
+class SampleRequests:
+    """Generates a varied stream of requests against a topology's cluster names."""
+
+    def __init__(self, topology: Topology, seed: int = 7, invalid_share: float = 0.05) -> None:
+        self._random = random.Random(seed)
+        self._by_tier: dict[str, list[str]] = {}
+        for cluster in topology.clusters:
+            self._by_tier.setdefault(cluster.tier, []).append(cluster.name)
+        self._nodes = {c.name: [n.name for n in c.nodes] for c in topology.clusters}
+        self._all = [c.name for c in topology.clusters]
+        self.invalid_share = invalid_share
+
+    def _pick(self, tier: str, count: int) -> list[str]:
+        names = self._by_tier.get(tier) or self._all
+        return self._random.sample(names, min(count, len(names)))
+
+    def _levels(self) -> list[Any]:
+        near = self._pick("near-edge", 2)
+        edge = self._pick("edge", 2)
+        cloud = self._pick("cloud", 1)
+        return [near, edge, *cloud]
+
+    def make(self, index: int) -> dict[str, Any] | bytes:
+        """Request number `index`: a dict for valid forms, raw bytes for some invalid ones."""
+        rid = f"demo-{index:07d}"
+        roll = self._random.random()
+        if roll < self.invalid_share:
+            return self._invalid(rid)
+        cpu = self._random.choice(["100m", "250m", "500m", "1"])
+        memory = self._random.choice(["128Mi", "256Mi", "512Mi", "1Gi"])
+        kind = index % 5
+        if kind == 0:  # native, free-capacity policy over tiered levels
+            return {
+                "request_id": rid,
+                "policy": "GMostRequestedPriority",
+                "select_clusters": self._levels(),
+                "fast": self._random.random() < 0.2,
+                "workload": _deployment(
+                    f"web-{index}", cpu, memory, replicas=self._random.randint(1, 3)
+                ),
+            }
+        if kind == 1:  # native, ordered cluster list
+            return {
+                "request_id": rid,
+                "policy": "GSelectedCluster",
+                "mode": "cluster",
+                "select_clusters": self._pick("edge", 2) + self._pick("cloud", 1),
+                "project_name": "p1",
+                "workspace_name": "w1",
+                "user_name": "u1",
+                "workload": _pod(f"job-{index}", cpu, memory),
+            }
+        if kind == 2:  # GEdge v4 option form, pinned node
+            cluster = self._random.choice(self._all)
+            return {
+                "request_id": rid,
+                "scope": "global",
+                "priority": "GSelectedCluster",
+                "option": {
+                    "user_name": "u1",
+                    "workspace_name": "w1",
+                    "project_name": "p1",
+                    "mode": "node",
+                    "parameters": {
+                        "select_cluster": cluster,
+                        "select_node": self._random.choice(self._nodes[cluster]),
+                    },
+                },
+                "workload": _pod(f"pinned-{index}", cpu, memory),
+            }
+        if kind == 3:  # GEdge v4 form of the free-capacity policy, with GEdge's spelling
+            return {
+                "request_id": rid,
+                "priority": "GMostRequestPriority",
+                "option": {"mode": "cpu", "parameters": {"select_clusters": self._levels()}},
+                "workload": _deployment(f"api-{index}", cpu, memory),
+            }
+        # GEdge v2 embedded form: the config rides in the first container's env.
+        levels = self._levels()
+        bracket = (
+            "["
+            + ",".join(
+                (f"[{','.join(level)}]" if isinstance(level, list) else level) for level in levels
+            )
+            + "]"
+        )
+        config = {"type": "global", "targetClusters": bracket, "priority": "GMostRequestedPriority"}
+        pod = _pod(
+            f"v2-{index}", cpu, memory, [{"name": "gschConfig", "value": json.dumps(config)}]
+        )
+        pod["metadata"]["annotations"] = {"gsch.io/request-id": rid}
+        return pod
+
+    def _invalid(self, rid: str) -> dict[str, Any] | bytes:
+        choice = self._random.randrange(4)
+        if choice == 0:
+            return b"{this is not json"
+        if choice == 1:
+            return {"request_id": rid, "policy": "GFastestPriority", "select_clusters": ["x"],
+                    "workload": _pod("p", "1", "1Gi")}  # fmt: skip
+        if choice == 2:
+            return {"request_id": rid, "policy": "GLowLatencyPriority", "select_clusters": self._all[:2],
+                    "workload": _pod("p", "1", "1Gi")}  # fmt: skip
+        return {
+            "request_id": rid,
+            "policy": "GSelectedCluster",
+            "select_clusters": self._all[:1],
+            "workload": {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                         "metadata": {"name": "take-over"}},
+        }  # fmt: skip
+
+
+def encode(request: dict[str, Any] | bytes) -> bytes:
+    return request if isinstance(request, bytes) else msgspec.json.encode(request)
+
+
+def request_id_of(request: dict[str, Any] | bytes) -> str | None:
+    if isinstance(request, bytes):
+        return None
+    if "request_id" in request:
+        return str(request["request_id"])
+    annotations = (request.get("metadata") or {}).get("annotations") or {}
+    found = annotations.get("gsch.io/request-id")
+    return str(found) if found else None

@@ -1,0 +1,171 @@
+"""One place where a gsch process assembles its parts and tears them down in reverse order:
+NATS (embedded or external) → streams → event store → snapshot → roles → HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from nats.aio.client import Client
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gsch.clusters.feed import SnapshotFeed
+from gsch.clusters.simulator import Simulator
+from gsch.clusters.topology import Topology, load_topology
+from gsch.config import Config
+from gsch.connection import connect
+from gsch.embedded import EmbeddedNats
+from gsch.eventstore.store import EventStore
+from gsch.eventstore.streams import apply_declarations, load_declarations
+from gsch.scheduler.worker import Worker
+
+log = logging.getLogger(__name__)
+
+ROLES = ("worker", "api", "binder")
+
+
+@dataclass
+class Running:
+    """What a started process exposes to its owner (CLI, demo, bench, tests)."""
+
+    nats_url: str
+    store: EventStore
+    api_url: str | None
+    embedded: EmbeddedNats | None
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+async def _http_site(app: web.Application, listen: str) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    host, port = parse_listen(listen)
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    server = site._server
+    sockets: list[socket.socket] = list(getattr(server, "sockets", []) or [])
+    bound_port = sockets[0].getsockname()[1] if sockets else port
+    return runner, f"http://{host}:{bound_port}"
+
+
+def metrics_app() -> web.Application:
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def livez(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/livez", livez)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def nats_connection(
+    config: Config, name: str
+) -> AsyncIterator[tuple[Client, str, EmbeddedNats | None]]:
+    async with AsyncExitStack() as stack:
+        embedded = None
+        url = config.nats.url
+        if url is None:
+            embedded = EmbeddedNats(config.data_path, config.nats.embedded_port)
+            url = await embedded.start()
+            stack.push_async_callback(embedded.stop)
+        nc = await connect(config, url, name)
+        stack.push_async_callback(_close, nc)
+        yield nc, url, embedded
+
+
+async def _close(nc: Client) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(nc.drain(), 10)
+
+
+async def serve(
+    config: Config,
+    roles: set[str],
+    stop: asyncio.Event,
+    *,
+    started: asyncio.Future[Running] | None = None,
+    topology: Topology | None = None,
+    metrics_listen: str | None = None,
+) -> None:
+    """Run the given roles until `stop` is set, then drain and close everything."""
+    unknown = roles - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles {sorted(unknown)}; roles are {', '.join(ROLES)}")
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    name = f"gsch-{'+'.join(sorted(roles))}-{socket.gethostname()}-{os.getpid()}"
+    async with AsyncExitStack() as stack:
+        nc, url, embedded = await stack.enter_async_context(nats_connection(config, name))
+        report = await apply_declarations(nc, load_declarations(replicas=config.nats.replicas))
+        for line in report.lines:
+            log.info("streams: %s", line)
+        store = EventStore(nc, request_timeout=config.nats.request_timeout)
+        tasks: list[asyncio.Task[None]] = []
+        api_url = None
+
+        if "worker" in roles or "binder" in roles:
+            feed = SnapshotFeed(store)
+            snapshot = await feed.start()
+            stack.push_async_callback(feed.stop)
+            if "binder" in roles:
+                topology = topology or (
+                    load_topology(config.simulator.topology) if config.simulator.topology else None
+                )
+                if topology is not None:
+                    simulator = Simulator(config, topology, store, snapshot)
+                    appended = await simulator.declare_inventory()
+                    log.info("simulated inventory declared", extra={"events": appended})
+                    tasks.append(asyncio.create_task(simulator.run(stop)))
+                else:
+                    log.warning("binder role without a topology: no simulated clusters")
+            if "worker" in roles:
+                worker = Worker(config, store, snapshot, name)
+                tasks.append(asyncio.create_task(worker.run(stop)))
+
+        if "api" in roles:
+            from gsch.api.app import make_app
+            from gsch.projections.projector import Projector
+
+            projector = Projector(store, config.database_path)
+            await projector.open()
+            stack.push_async_callback(projector.close)
+            tasks.append(asyncio.create_task(projector.run(stop)))
+            runner, api_url = await _http_site(make_app(projector, store=store), config.api.listen)
+            stack.push_async_callback(runner.cleanup)
+            log.info("api listening", extra={"url": api_url})
+        elif metrics_listen:
+            runner, metrics_url = await _http_site(metrics_app(), metrics_listen)
+            stack.push_async_callback(runner.cleanup)
+            log.info("metrics listening", extra={"url": metrics_url})
+
+        if started is not None and not started.done():
+            started.set_result(Running(url, store, api_url, embedded))
+        stopper = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        stopper.cancel()
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                log.error("role ended with an error", exc_info=result)
+                raise result
+
+
+def default_topology_path() -> Path:
+    from gsch.paths import shipped
+
+    return shipped("config") / "topology-demo.toml"
