@@ -64,7 +64,7 @@ class EventStore:
         stream: str = EVENTS_STREAM,
         request_timeout: float = 5.0,
         give_up_after: float = 120.0,
-        max_inflight_batches: int = 4,
+        max_inflight_batches: int = 1,
     ) -> None:
         self._nc = nc
         self._give_up_after = give_up_after

@@ -8,6 +8,7 @@ profile ranks the clusters; the best one wins. The first level with a winner is 
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -62,7 +63,13 @@ def _best_node(
             rejected[reason] += 1
             continue
         score = profile.node_scorer(request, node)
-        if best is None or (score, _desc(node.name)) > (best.score, _desc(best.node.name)):
+        # Equal scores are broken by a hash of request and node: reproducible for a request
+        # (a dry run equals the worker's decision), but different requests spread over the
+        # tied nodes instead of all racing for the same one (as kube-scheduler's random pick).
+        if best is None or (-score, _tie(request, node.name)) < (
+            -best.score,
+            _tie(request, best.node.name),
+        ):
             best = _Candidate(cluster.name, node, score)
     total = len(cluster.nodes)
     reasons = [f"{count}/{total} nodes: {reason}" for reason, count in rejected.most_common()]
@@ -71,9 +78,8 @@ def _best_node(
     return best, reasons
 
 
-def _desc(name: str) -> tuple[int, ...]:
-    # Ties go to the lexically smallest name; negated code points make max() pick it.
-    return tuple(-ord(c) for c in name)
+def _tie(request: Request, name: str) -> int:
+    return zlib.crc32(f"{request.request_id}/{name}".encode())
 
 
 def plan(profile: Profile, request: Request, snapshot: ClusterSnapshot) -> Decision:

@@ -1,0 +1,40 @@
+"""JSON plumbing shared by every route: encoding, the sequence header, errors."""
+
+from __future__ import annotations
+
+import msgspec
+from aiohttp import web
+
+SEQUENCE_HEADER = "X-Gsch-Sequence"
+JSON = "application/json"
+
+_encoder = msgspec.json.Encoder()
+
+
+class ApiError(Exception):
+    """An answer other than success, with a reason a person can act on."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class ErrorDetail(msgspec.Struct, frozen=True):
+    reason: str
+
+
+class ErrorBody(msgspec.Struct, frozen=True, kw_only=True):
+    error: ErrorDetail
+    sequence: int
+
+
+def json_response(body: object, sequence: int, status: int = 200) -> web.Response:
+    """`body` encoded with msgspec; `sequence` must be the one the body reports."""
+    response = web.Response(body=_encoder.encode(body), status=status, content_type=JSON)
+    response.headers[SEQUENCE_HEADER] = str(sequence)
+    return response
+
+
+def error_response(status: int, reason: str, sequence: int) -> web.Response:
+    return json_response(ErrorBody(error=ErrorDetail(reason), sequence=sequence), sequence, status)

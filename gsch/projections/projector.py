@@ -1,0 +1,235 @@
+"""The projector: follows the whole event log from its checkpoint and applies it to SQLite.
+
+The follower's callback only enqueues (it runs on the subscription's delivery task, and a
+slow one makes nats-py drop messages: reference/jetstream-notes §5.8); one applier task takes
+whatever is queued, up to `BATCH_SIZE` events, and applies it in one transaction together
+with the checkpoint (§3.1). The checkpoint is the only position: a restart continues from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from pathlib import Path
+
+import aiosqlite
+import nats.errors
+
+from gsch.eventstore.store import EventStore, StoredEvent
+from gsch.eventstore.subjects import ALL_EVENTS
+from gsch.eventstore.watch import Follower
+from gsch.metrics import PROJECTION_LAG, PROJECTION_LAST_SEQ
+from gsch.projections.schema import clear, connect_writer
+from gsch.projections.writer import apply_batch, read_checkpoint
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+IDLE_TICK = 0.5  # how soon the checkpoint moves past undecodable events at the end of the log
+LAG_INTERVAL = 5.0  # how often the lag gauge is refreshed from the stream's last sequence
+
+
+class Inbox:
+    """What the follower delivered: a queue, and how far along the log delivery has got.
+
+    The follower skips events it cannot decode without telling the handler which sequence
+    they had. The log has no gaps (the stream denies deletes), so every skip that comes after
+    the last delivered event is the next sequence: counting them tells how far the log has
+    been read even when its tail cannot be decoded.
+    """
+
+    def __init__(self, after: int) -> None:
+        self.queue: asyncio.Queue[StoredEvent | None] = asyncio.Queue()
+        self.follower: Follower | None = None
+        self._last_delivered = after
+        self._skipped_before = 0
+
+    def put(self, stored: StoredEvent) -> None:
+        self.queue.put_nowait(stored)
+        self._last_delivered = stored.seq
+        self._skipped_before = self._skipped()
+
+    def delivered_through(self) -> int:
+        return self._last_delivered + (self._skipped() - self._skipped_before)
+
+    def _skipped(self) -> int:
+        return self.follower.undecodable if self.follower is not None else 0
+
+
+class Projector:
+    def __init__(self, store: EventStore, db_path: Path) -> None:
+        self._store = store
+        self.db_path = db_path
+        self._db: aiosqlite.Connection | None = None
+        self._last_seq = 0
+        self._advanced = asyncio.Event()
+
+    @property
+    def stream(self) -> str:
+        return self._store.stream
+
+    @property
+    def last_seq(self) -> int:
+        """The last stream sequence applied to the read model (its checkpoint)."""
+        return self._last_seq
+
+    async def open(self) -> None:
+        if self._db is not None:
+            return
+        self._db = await connect_writer(self.db_path)
+        self._set_last_seq(await read_checkpoint(self._db, self._store.stream))
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None
+            await db.close()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Follow the log from the checkpoint until `stop` is set."""
+        await self.open()
+        await self._restart_if_log_is_shorter()
+        inbox = Inbox(self._last_seq)
+        follower = Follower(self._store, ALL_EVENTS, inbox.put)
+        inbox.follower = follower
+        await follower.start(self._last_seq)
+        applier = asyncio.create_task(self._apply_loop(inbox), name="projector-apply")
+        lag = asyncio.create_task(self._lag_loop(), name="projector-lag")
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({applier, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not applier.done():
+                inbox.queue.put_nowait(None)  # finish the batch in hand, then return
+            await applier
+        finally:
+            for task in (stopping, lag, applier):
+                task.cancel()
+            for task in (stopping, lag, applier):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await follower.stop()
+
+    async def run_until(self, seq: int) -> None:
+        """Follow the log until the checkpoint has reached `seq`."""
+        stop = asyncio.Event()
+        waiter = asyncio.create_task(self._stop_at(seq, stop))
+        try:
+            await self.run(stop)
+        finally:
+            waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiter
+
+    async def wait_for(self, seq: int, timeout: float) -> bool:
+        """Wait until the read model reflects `seq`; False if `timeout` seconds pass first."""
+        try:
+            async with asyncio.timeout(None if math.isinf(timeout) else timeout):
+                while self._last_seq < seq:
+                    await self._advanced.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def caught_up(self) -> bool:
+        """Whether the checkpoint has reached the stream's last sequence at call time."""
+        stream_last = await self._store.last_seq()
+        PROJECTION_LAG.set(max(0, stream_last - self._last_seq))
+        return self._last_seq >= stream_last
+
+    # --- applying ------------------------------------------------------------------------
+
+    async def _apply_loop(self, inbox: Inbox) -> None:
+        queue = inbox.queue
+        while True:
+            try:
+                async with asyncio.timeout(IDLE_TICK):
+                    first = await queue.get()
+            except TimeoutError:
+                # Nothing decodable arrived; the log may still have moved past skipped events.
+                if inbox.delivered_through() > self._last_seq:
+                    await self._apply([], inbox.delivered_through())
+                continue
+            if first is None:
+                return
+            batch = [first]
+            stopping = False
+            while len(batch) < BATCH_SIZE and not queue.empty():
+                item = queue.get_nowait()
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            # Taken together with the batch, so no event can have arrived in between.
+            through = inbox.delivered_through() if queue.empty() else batch[-1].seq
+            await self._apply(batch, max(through, batch[-1].seq))
+            if stopping:
+                return
+
+    async def _apply(self, batch: list[StoredEvent], checkpoint: int) -> None:
+        db = self._require_db()
+        # An ordered consumer that resets may deliver again what was applied.
+        fresh = [stored for stored in batch if stored.seq > self._last_seq]
+        if not fresh and checkpoint <= self._last_seq:
+            return
+        checkpoint = max(checkpoint, self._last_seq)
+        await apply_batch(db, self._store.stream, fresh, checkpoint)
+        self._set_last_seq(checkpoint)
+
+    def _set_last_seq(self, seq: int) -> None:
+        self._last_seq = seq
+        PROJECTION_LAST_SEQ.set(seq)
+        # Wake every waiter; they re-check and wait on a fresh event.
+        self._advanced.set()
+        self._advanced = asyncio.Event()
+
+    async def _stop_at(self, seq: int, stop: asyncio.Event) -> None:
+        await self.wait_for(seq, math.inf)
+        stop.set()
+
+    async def _lag_loop(self) -> None:
+        while True:
+            try:
+                await self.caught_up()
+            except (TimeoutError, nats.errors.Error) as exc:
+                log.warning("projection lag unknown", extra={"error": repr(exc)})
+            await asyncio.sleep(LAG_INTERVAL)
+
+    async def _restart_if_log_is_shorter(self) -> None:
+        """A checkpoint beyond the end of the log means the log was replaced (a new data
+        directory, a re-created stream): the read model describes another history."""
+        if self._last_seq == 0:
+            return
+        stream_last = await self._store.last_seq()
+        if self._last_seq > stream_last:
+            log.warning(
+                "read model is ahead of the event log; rebuilding it",
+                extra={"checkpoint": self._last_seq, "stream_last_seq": stream_last},
+            )
+            await clear(self._require_db())
+            self._set_last_seq(0)
+
+    def _require_db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("the projector is not open")
+        return self._db
+
+
+async def rebuild(store: EventStore, db_path: Path) -> int:
+    """Delete the read model and replay the log up to its last sequence at the start."""
+    await asyncio.to_thread(_delete_database, db_path)
+    target = await store.last_seq()
+    projector = Projector(store, db_path)
+    await projector.open()
+    try:
+        if target > 0:
+            await projector.run_until(target)
+    finally:
+        await projector.close()
+    log.info("read model rebuilt", extra={"last_seq": target, "path": str(db_path)})
+    return target
+
+
+def _delete_database(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
