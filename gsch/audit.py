@@ -15,7 +15,7 @@ from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.eventstore.store import EventStore, StoredEvent
 from gsch.eventstore.subjects import ALL_EVENTS, request_id_of
 from gsch.eventstore.watch import Follower
-from gsch.model.events import CapacityReserved, PlacementCommitted
+from gsch.model.events import CapacityReserved, PlacementCommitted, RequestClaimed
 from gsch.model.states import SETTLED_STATES, RequestState, State
 
 
@@ -26,6 +26,8 @@ class AuditReport:
     double_placements: list[str] = field(default_factory=list)
     overcommits: list[str] = field(default_factory=list)
     duplicate_reservations: list[str] = field(default_factory=list)
+    # Who claimed each request, in order: more than one name means a lease was taken over.
+    claimers: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def states(self) -> Counter[str]:
@@ -73,6 +75,8 @@ class _Auditor:
                 State.BOUND,
             ):
                 self.report.double_placements.append(f"{request_id} at seq {stored.seq}")
+            if isinstance(event, RequestClaimed):
+                self.report.claimers.setdefault(request_id, []).append(event.worker)
             state.apply(event, stored.seq)
             return
         if isinstance(event, CapacityReserved):

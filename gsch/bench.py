@@ -84,7 +84,7 @@ def _requests(args: argparse.Namespace, clusters: list[str]) -> list[tuple[str, 
                         }
                     ]
                 },
-            },  # fmt: skip
+            },
         }
         made.append((request_id, msgspec.json.encode(body)))
     return made

@@ -206,7 +206,12 @@ async def _streams_apply(args: argparse.Namespace) -> int:
     config = _config(args)
     nc = await _connect_client(config)
     try:
-        report = await apply_declarations(nc, load_declarations(replicas=config.nats.replicas))
+        report = await apply_declarations(
+            nc,
+            load_declarations(
+                replicas=config.nats.replicas, lease_seconds=config.queue.lease_seconds
+            ),
+        )
     finally:
         await nc.close()
     print(report)

@@ -47,8 +47,11 @@ async def connect(config: Config, url: str, name: str) -> Client:
         NATS_ERRORS.labels(kind=type(exc).__name__).inc()
         log.warning("nats error", extra={"error": repr(exc)})
 
+    client: list[Client] = []
+
     async def on_disconnected() -> None:
-        log.warning("nats disconnected")
+        closing = bool(client) and (client[0].is_closed or client[0].is_draining)
+        log.log(logging.INFO if closing else logging.WARNING, "nats disconnected")
 
     async def on_reconnected() -> None:
         log.info("nats reconnected")
@@ -72,4 +75,5 @@ async def connect(config: Config, url: str, name: str) -> Client:
         reconnected_cb=on_reconnected,
         pending_size=64 * 1024 * 1024,
     )
+    client.append(nc)
     return nc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from pathlib import Path
@@ -12,8 +13,9 @@ from gsch.embedded import _die_with_parent
 
 
 class ChildProcess:
-    def __init__(self, args: list[str], log_path: Path) -> None:
+    def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
         self.args = args
+        self.env = env
         self.log_path = log_path
         self.process: asyncio.subprocess.Process | None = None
 
@@ -23,7 +25,7 @@ class ChildProcess:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "gsch", *self.args,
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_die_with_parent, env={**os.environ, **(self.env or {})},
             )  # fmt: skip
 
     @property

@@ -110,7 +110,12 @@ async def serve(
     name = f"gsch-{'+'.join(sorted(roles))}-{socket.gethostname()}-{os.getpid()}"
     async with AsyncExitStack() as stack:
         nc, url, embedded = await stack.enter_async_context(nats_connection(config, name))
-        report = await apply_declarations(nc, load_declarations(replicas=config.nats.replicas))
+        report = await apply_declarations(
+            nc,
+            load_declarations(
+                replicas=config.nats.replicas, lease_seconds=config.queue.lease_seconds
+            ),
+        )
         for line in report.lines:
             log.info("streams: %s", line)
         store = EventStore(nc, request_timeout=config.nats.request_timeout)

@@ -37,7 +37,11 @@ class Declarations:
     consumers: list[dict[str, Any]]
 
 
-def load_declarations(folder: Path | None = None, replicas: int = 1) -> Declarations:
+def load_declarations(
+    folder: Path | None = None, replicas: int = 1, lease_seconds: float | None = None
+) -> Declarations:
+    """Read the declarations; `replicas` and the lease (the consumers' ack wait) come from
+    configuration so one set of files serves R1 and R3 deployments."""
     root = folder or shipped("streams")
     streams = []
     for path in sorted(root.glob("*.json")):
@@ -48,6 +52,8 @@ def load_declarations(folder: Path | None = None, replicas: int = 1) -> Declarat
     for path in sorted((root / "consumers").glob("*.json")):
         declaration = json.loads(path.read_text())
         declaration["config"]["num_replicas"] = replicas
+        if lease_seconds is not None:
+            declaration["config"]["ack_wait"] = int(lease_seconds * 1e9)
         consumers.append(declaration)
     if not streams:
         raise StreamsError(f"no stream declarations in {root}")

@@ -1,0 +1,91 @@
+"""Invariants of DESIGN.md §2 under faults, checked from the event log alone."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import nats
+import pytest
+
+from gsch.audit import audit
+from gsch.eventstore.store import EventStore
+from tests.conftest import NatsServer
+from tests.e2e.harness import Fleet, generated_levels, pod_request, publish_all, wait_settled
+
+pytestmark = pytest.mark.slow
+
+
+def assert_sound(report, expected: int, fleet: Fleet) -> None:  # type: ignore[no-untyped-def]
+    assert len(report.requests) == expected, fleet.logs()
+    assert report.unsettled == [], (report.summary(), fleet.logs())
+    assert report.double_placements == []
+    assert report.overcommits == []
+    assert report.duplicate_reservations == []
+
+
+async def test_kill_9_one_of_three_workers_mid_run(
+    tmp_path: Path, nats_server: NatsServer, store: EventStore
+) -> None:
+    total = 3000
+    fleet = Fleet(tmp_path, nats_server.url)
+    await fleet.start_binder("20x10")
+    victims = [await fleet.start_worker() for _ in range(3)]
+    nc = await nats.connect(nats_server.url)
+    try:
+        bodies = [
+            (f"k-{i:05d}", pod_request(f"k-{i:05d}", generated_levels(i))) for i in range(total)
+        ]
+        await publish_all(nc, bodies[: total // 2])
+        victim = victims[0]
+        mark = f"-{victim.pid}"
+        # Kill one worker without warning while it holds claimed requests.
+        for _ in range(100):
+            report = await audit(store)
+            if sum(1 for names in report.claimers.values() if names[-1].endswith(mark)) >= 20:
+                break
+            await asyncio.sleep(0.1)
+        victim.kill()
+        await publish_all(nc, bodies[total // 2 :])
+        report = await wait_settled(store, total, timeout=240)
+        assert_sound(report, total, fleet)
+        assert report.states["bound"] == total
+        claimed_by_victim = {
+            r for r, names in report.claimers.items() if any(n.endswith(mark) for n in names)
+        }
+        assert claimed_by_victim, "the victim never claimed anything: the test proved nothing"
+        taken_over = {r for r in claimed_by_victim if not report.claimers[r][-1].endswith(mark)}
+        # Requests the victim claimed but never committed were taken over after its lease.
+        assert taken_over, "no request of the killed worker was taken over"
+    finally:
+        await nc.close()
+        await fleet.stop()
+
+
+async def test_nats_restarts_mid_run_lose_nothing(
+    tmp_path: Path, nats_server: NatsServer, store: EventStore
+) -> None:
+    total = 1500
+    fleet = Fleet(tmp_path, nats_server.url)
+    await fleet.start_binder("20x10")
+    for _ in range(2):
+        await fleet.start_worker()
+    nc = await nats.connect(nats_server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    try:
+        bodies = [
+            (f"n-{i:05d}", pod_request(f"n-{i:05d}", generated_levels(i))) for i in range(total)
+        ]
+        await publish_all(nc, bodies[:500])
+        for _round in range(2):
+            await asyncio.sleep(1.0)
+            nats_server.stop()
+            await asyncio.sleep(1.5)
+            nats_server.start()
+        await asyncio.sleep(2.0)  # clients reconnect
+        await publish_all(nc, bodies[500:])
+        report = await wait_settled(store, total, timeout=240)
+        assert_sound(report, total, fleet)
+        assert report.states["bound"] == total
+    finally:
+        await nc.close()
+        await fleet.stop()

@@ -1,0 +1,193 @@
+"""The whole pipeline in one process against a real nats-server: intake, claim, plan, commit,
+bind, project, and read through the HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import msgspec
+import nats
+import pytest
+
+from gsch.audit import audit
+from gsch.client import publish_request
+from gsch.config import Config, load_config
+from gsch.eventstore.store import EventStore
+from gsch.eventstore.subjects import INTAKE_SUBJECT, request_history
+from gsch.model.events import RequestAccepted
+from gsch.service import Running, default_topology_path, serve
+from tests.conftest import NatsServer
+from tests.e2e.harness import pod_request
+
+
+def make_config(tmp_path: Path, url: str, **simulator: object) -> Config:
+    return load_config(
+        None,
+        {
+            "data_dir": str(tmp_path / "data"),
+            "nats": {"url": url},
+            "api": {"listen": "127.0.0.1:0"},
+            "queue": {"backoff_base": 0.05, "backoff_max": 0.2, "lease_seconds": 5},
+            "simulator": {
+                "topology": str(default_topology_path()),
+                "bind_delay": 0.001,
+                **simulator,
+            },
+        },  # fmt: skip
+        environ={},
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(config: Config, roles: set[str]) -> AsyncIterator[Running]:
+    stop = asyncio.Event()
+    started: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(serve(config, roles, stop, started=started))
+    done, _ = await asyncio.wait([task, started], return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()
+    try:
+        yield started.result()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def get_json(url: str) -> dict[str, object]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200, await response.text()
+        result: dict[str, object] = await response.json()
+        return result
+
+
+async def until(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while not await predicate():
+            await asyncio.sleep(0.05)
+
+
+LEVELS = [["near-daejeon-1", "near-daejeon-2"], "edge-daejeon", "cloud-kr"]
+
+
+async def test_request_goes_from_publish_to_bound_and_is_readable(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    config = make_config(tmp_path, nats_server.url)
+    async with running(config, {"worker", "binder", "api"}) as service:
+        nc = await nats.connect(nats_server.url)
+        await publish_request(nc, pod_request("p-1", LEVELS), "p-1")
+        await nc.close()
+
+        async def bound() -> bool:
+            report = await audit(service.store)
+            return report.states.get("bound") == 1
+
+        await until(bound)
+        body = await get_json(f"{service.api_url}/v1/requests/p-1?min_seq=1")
+        assert body["state"] == "bound"
+        placement = body["placement"]
+        assert isinstance(placement, dict)
+        # The first level's group competes; both near-daejeon clusters are empty, so either
+        # may win, but never a later level.
+        assert placement["cluster"] in ("near-daejeon-1", "near-daejeon-2")
+
+
+async def test_same_request_id_published_twice_is_one_request(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    config = make_config(tmp_path, nats_server.url)
+    async with running(config, {"worker", "binder"}) as service:
+        nc = await nats.connect(nats_server.url)
+        js = nc.jetstream()
+        body = pod_request("dup-1", LEVELS)
+        # With the de-duplication header: JetStream's window drops the second copy.
+        await publish_request(nc, body, "dup-1")
+        await publish_request(nc, body, "dup-1")
+        # Without it (a plain client): both reach the intake; the log keeps one request.
+        await js.publish(INTAKE_SUBJECT, body)
+        await js.publish(INTAKE_SUBJECT, body)
+        await nc.close()
+        store: EventStore = service.store
+
+        async def settled() -> bool:
+            report = await audit(store)
+            return report.states.get("bound") == 1 and not report.unsettled
+
+        await until(settled)
+        await asyncio.sleep(0.5)  # give any wrongful second acceptance time to show
+        events = await store.read(request_history("dup-1"))
+        accepted = [e for e in events if isinstance(e.event, RequestAccepted)]
+        assert len(accepted) == 1
+        report = await audit(store)
+        assert len(report.requests) == 1
+        assert report.double_placements == [] and report.duplicate_reservations == []
+
+
+async def test_invalid_request_is_rejected_with_reason_visible_in_api(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    config = make_config(tmp_path, nats_server.url)
+    async with running(config, {"worker", "api"}) as service:
+        nc = await nats.connect(nats_server.url)
+        bad = msgspec.json.encode(
+            {"request_id": "bad-1", "policy": "GLowLatencyPriority", "select_clusters": ["c1"],
+             "workload": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                          "spec": {"containers": [{"name": "c", "image": "x"}]}}}
+        )  # fmt: skip
+        seq = await publish_request(nc, bad, "bad-1")
+        await publish_request(nc, b"\x00\xffgarbage", None)
+        await nc.close()
+        assert seq == 1
+
+        async def two_rejected() -> bool:
+            report = await audit(service.store)
+            return report.states.get("rejected") == 2
+
+        await until(two_rejected)
+        body = await get_json(f"{service.api_url}/v1/requests/bad-1?min_seq=1")
+        assert body["state"] == "rejected"
+        assert "source" in str(body["reason"])
+
+
+async def test_deleting_the_read_model_and_rebuilding_gives_identical_answers(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    from gsch.projections.projector import rebuild
+
+    config = make_config(tmp_path, nats_server.url, bind_failure_rate=0.3, seed=3)
+    paths = ["/v1/requests?limit=1000", "/v1/requests?state=bound&limit=7", "/v1/clusters",
+             "/v1/clusters/edge-daejeon/nodes", "/v1/requests/r-3", "/v1/requests/r-3/events"]  # fmt: skip
+
+    async def answers(api_url: str, seq: int) -> dict[str, object]:
+        return {p: await get_json(f"{api_url}{p}&min_seq={seq}" if "?" in p
+                                  else f"{api_url}{p}?min_seq={seq}") for p in paths}  # fmt: skip
+
+    async with running(config, {"worker", "binder", "api"}) as service:
+        nc = await nats.connect(nats_server.url)
+        for index in range(40):
+            await publish_request(nc, pod_request(f"r-{index}", LEVELS), f"r-{index}")
+        await nc.close()
+
+        async def settled() -> bool:
+            report = await audit(service.store)
+            return len(report.requests) == 40 and not report.unsettled
+
+        await until(settled, 60)
+        last = await service.store.last_seq()
+        assert service.api_url is not None
+        live = await answers(service.api_url, last)
+    config.database_path.unlink()
+    nc = await nats.connect(nats_server.url)
+    assert await rebuild(EventStore(nc), config.database_path) == last
+    await nc.close()
+    async with running(config, {"api"}) as service:
+        assert service.api_url is not None
+        rebuilt = await answers(service.api_url, last)
+    assert rebuilt == live
+    items = live["/v1/requests?limit=1000"]["items"]  # type: ignore[index]
+    assert len(items) == 40
+    assert {item["state"] for item in items} <= {"bound", "failed"}
