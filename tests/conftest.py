@@ -34,9 +34,16 @@ class NatsServer:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [
-                find_binary(), "--jetstream", "--store_dir", str(self.store_dir),
-                "--addr", "127.0.0.1", "--port", str(self.port),
-                "--log", str(self.store_dir / "server.log"),
+                find_binary(),
+                "--jetstream",
+                "--store_dir",
+                str(self.store_dir),
+                "--addr",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log",
+                str(self.store_dir / "server.log"),
             ],  # fmt: skip
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -86,9 +93,7 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 
 @pytest.fixture
 async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
-    client = await nats.connect(
-        nats_server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2
-    )
+    client = await nats.connect(nats_server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
     try:
         yield client
     finally:

@@ -87,5 +87,12 @@ def parse_levels(text: str) -> tuple[tuple[str, ...], ...]:
 
 
 def format_levels(levels: tuple[tuple[str, ...], ...]) -> str:
+    """The inverse of `parse_levels`; raises BracketError for what the notation cannot hold."""
+    for level in levels:
+        if not level:
+            raise BracketError("an empty level cannot be written in bracket notation")
+        for name in level:
+            if not _BARE.fullmatch(name):
+                raise BracketError(f"{name!r} is not a cluster name")
     parts = [level[0] if len(level) == 1 else "[" + ",".join(level) + "]" for level in levels]
     return "[" + ",".join(parts) + "]"

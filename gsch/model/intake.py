@@ -16,6 +16,7 @@ import msgspec
 
 from gsch.model.brackets import BracketError, parse_levels
 from gsch.model.request import (
+    MODE_ALIASES,
     NAME_PATTERN,
     POLICY_ALIASES,
     POLICY_MODES,
@@ -136,9 +137,13 @@ class _Fields:
     levels: LevelsInput | None = None
     levels_field: str = "select_clusters"
     select_cluster: str | None = None
+    select_cluster_field: str = "select_cluster"
     select_node: str | None = None
+    select_node_field: str = "select_node"
     source: Source | None = None
     source_field: str = "source"
+    source_node_field: str = "source.node"
+    source_pod_field: str = "source.pod"
     user_name: str | None = None
     workspace_name: str | None = None
     project_name: str | None = None
@@ -160,10 +165,17 @@ def _from_validation(exc: msgspec.ValidationError, prefix: str = "") -> _Invalid
     match = _MSGSPEC_PATH.match(str(exc))
     problem, path = (match.group(1), match.group(2)) if match else (str(exc), None)
     field = ".".join(part for part in (prefix, path or "") if part) or "body"
-    if problem.startswith("Object contains unknown field"):
-        name = problem.split("`")[1]
-        field = ".".join(part for part in (prefix, path or "", name) if part)
-        problem = "is not a known field"
+    for start, named_problem in (
+        ("Object contains unknown field", "is not a known field"),
+        ("Object missing required field", "is required"),
+    ):
+        if problem.startswith(start):
+            name = problem.split("`")[1]
+            if name:
+                field = ".".join(part for part in (prefix, path or "", name) if part)
+                problem = named_problem
+            else:  # {"": ...}: keep the object's path rather than an empty field name
+                problem = "has a field with an empty name"
     return _Invalid(field, problem[0].lower() + problem[1:])
 
 
@@ -218,9 +230,13 @@ def _gedge_v4(body: dict[str, Any]) -> _Fields:
         levels=levels,
         levels_field="option.parameters.select_clusters",
         select_cluster=params.select_cluster,
+        select_cluster_field="option.parameters.select_cluster",
         select_node=params.select_node,
+        select_node_field="option.parameters.select_node",
         source=source,
         source_field="option.parameters.source_cluster",
+        source_node_field="option.parameters.source_node",
+        source_pod_field="option.parameters.pod_name",
         user_name=wire.option.user_name,
         workspace_name=wire.option.workspace_name,
         project_name=wire.option.project_name,
@@ -234,6 +250,8 @@ def _gedge_v2(manifest: dict[str, Any]) -> _Fields:
     if not isinstance(containers, list) or not containers or not isinstance(containers[0], dict):
         raise _Invalid("spec.containers[0]", "the embedded form needs a first container")
     env = containers[0].get("env") or []
+    if not isinstance(env, list):
+        raise _Invalid("spec.containers[0].env", "must be a list")
     raw = next(
         (e.get("value") for e in env if isinstance(e, dict) and e.get("name") == "gschConfig"),
         None,
@@ -253,23 +271,37 @@ def _gedge_v2(manifest: dict[str, Any]) -> _Fields:
     if option.sourceCluster is not None:
         source = Source(option.sourceCluster, option.sourceNode, option.sourcePod)
     metadata = manifest.get("metadata") or {}
-    annotations = metadata.get("annotations") or {} if isinstance(metadata, dict) else {}
-    request_id = annotations.get("gsch.io/request-id") if isinstance(annotations, dict) else None
+    request_id = _v2_request_id(manifest)
+    namespace = metadata.get("namespace") if isinstance(metadata, dict) else None
+    if namespace is not None and not isinstance(namespace, str):
+        raise _Invalid("metadata.namespace", f"must be a string, got {type(namespace).__name__}")
     return _Fields(
         form="gedge-v2",
         policy=config.priority,
         workload=(manifest,),
-        request_id=request_id if isinstance(request_id, str) else None,
+        request_id=request_id,
         mode=config.mode,
         levels=config.targetClusters,
         levels_field="env.gschConfig.targetClusters",
         select_cluster=option.selectCluster,
+        select_cluster_field="env.gschConfig.option.selectCluster",
         select_node=option.selectNode,
+        select_node_field="env.gschConfig.option.selectNode",
         source=source,
         source_field="env.gschConfig.option.sourceCluster",
-        namespace=metadata.get("namespace") if isinstance(metadata, dict) else None,
+        source_node_field="env.gschConfig.option.sourceNode",
+        source_pod_field="env.gschConfig.option.sourcePod",
+        namespace=namespace,
         fast=config.fast,
     )
+
+
+def _v2_request_id(manifest: dict[str, Any]) -> str | None:
+    """The embedded form carries the sender's id as the annotation `gsch.io/request-id`."""
+    metadata = manifest.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    value = annotations.get("gsch.io/request-id") if isinstance(annotations, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def detect_form(body: dict[str, Any]) -> str:
@@ -314,12 +346,15 @@ def _policy_and_mode(fields: _Fields) -> tuple[Policy, str]:
         raise _Invalid("policy", f"unknown policy {fields.policy!r} (known: {known})")
     modes = POLICY_MODES[policy]
     mode = fields.mode or "default"
-    mode = {"from_node": "fromnode", "from_pod": "frompod"}.get(mode, mode)
+    mode = MODE_ALIASES.get(mode, mode)
     if mode == "default":
         mode = modes[0]
     if mode not in modes:
         raise _Invalid("mode", f"{fields.mode!r} is not a mode of {policy} ({', '.join(modes)})")
     return policy, mode
+
+
+_INT64_MAX = 2**63 - 1
 
 
 def _validate(fields: _Fields, request_id: str, rules: IntakeRules) -> Request:
@@ -329,12 +364,14 @@ def _validate(fields: _Fields, request_id: str, rules: IntakeRules) -> Request:
     source = fields.source
     if policy is Policy.SELECTED_CLUSTER and mode == "node":
         if not fields.select_cluster:
-            raise _Invalid("select_cluster", "is required for GSelectedCluster mode node")
+            raise _Invalid(
+                fields.select_cluster_field, "is required for GSelectedCluster mode node"
+            )
         if not fields.select_node:
-            raise _Invalid("select_node", "is required for GSelectedCluster mode node")
+            raise _Invalid(fields.select_node_field, "is required for GSelectedCluster mode node")
         for name, what in (
-            (fields.select_cluster, "select_cluster"),
-            (fields.select_node, "select_node"),
+            (fields.select_cluster, fields.select_cluster_field),
+            (fields.select_node, fields.select_node_field),
         ):
             if not NAME_PATTERN.match(name):
                 raise _Invalid(what, f"{name!r} is not a valid name")
@@ -346,14 +383,19 @@ def _validate(fields: _Fields, request_id: str, rules: IntakeRules) -> Request:
         if source is None or not source.cluster:
             raise _Invalid(fields.source_field, f"{policy} needs the source cluster")
         if mode == "fromnode" and not source.node:
-            raise _Invalid("source.node", f"{policy} mode fromnode needs the source node")
+            raise _Invalid(
+                fields.source_node_field, f"{policy} mode fromnode needs the source node"
+            )
         if mode == "frompod" and not source.pod:
-            raise _Invalid("source.pod", f"{policy} mode frompod needs the source pod")
+            raise _Invalid(fields.source_pod_field, f"{policy} mode frompod needs the source pod")
     try:
         check_documents(fields.workload, rules.allowed_kinds)
         demand = demand_of(fields.workload)
     except WorkloadError as exc:
         raise _Invalid(exc.field, exc.problem) from exc
+    if max(demand.cpu_m, demand.memory, demand.gpu, demand.pods) > _INT64_MAX:
+        # Events must decode again: msgspec reads integers only up to 64 bits.
+        raise _Invalid("workload", "its total resource demand is out of range")
     return Request(
         request_id=request_id,
         policy=policy,
@@ -379,6 +421,22 @@ def generated_request_id(intake_seq: int, published_ns: int) -> str:
     return f"req-{digest[:24]}"
 
 
+MAX_NESTING = 64  # Kubernetes manifests nest about 15 levels deep
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return False
+
+
 def decode_request(data: bytes, rules: IntakeRules, fallback_id: str) -> Request | Rejection:
     """Decode one message from `gsch.requests`. Never raises on bad input."""
     if len(data) > rules.max_request_bytes:
@@ -391,14 +449,22 @@ def decode_request(data: bytes, rules: IntakeRules, fallback_id: str) -> Request
         body = msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
         return Rejection(fallback_id, "body", f"not valid JSON: {exc}")
+    except RecursionError:
+        # Reachable well under the size limit ("[[[[..."); msgspec raises it while decoding.
+        return Rejection(fallback_id, "body", "nested too deeply")
     if not isinstance(body, dict):
         return Rejection(fallback_id, "body", f"must be a JSON object, got {type(body).__name__}")
     form = detect_form(body)
     request_id = fallback_id
-    claimed_id = body.get("request_id")
+    claimed_id = _v2_request_id(body) if form == "gedge-v2" else body.get("request_id")
     if isinstance(claimed_id, str) and REQUEST_ID_PATTERN.match(claimed_id):
         # Even a request rejected for another field is recorded under the id its sender knows.
         request_id = claimed_id
+    if _depth_exceeds(body, MAX_NESTING):
+        # Bounded here, not by the interpreter's stack: the accepted request is encoded again
+        # inside an event, deeper in some other call stack.
+        problem = f"nested too deeply (more than {MAX_NESTING} levels)"
+        return Rejection(request_id, "body", problem, form)
     try:
         fields = {"native": _native, "gedge-v4": _gedge_v4, "gedge-v2": _gedge_v2}[form](body)
         if fields.request_id is not None:

@@ -42,9 +42,10 @@ POLICY_MODES: dict[Policy, tuple[str, ...]] = {
 }
 
 # A request id becomes one token of a NATS subject and a path segment of the API.
-REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_:-]{0,127}$")
+# `\Z`, not `$`: `$` also matches before a final newline, and "req-1\n" must not pass.
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_:-]{0,127}\Z")
 # Cluster and node names follow Kubernetes DNS-1123 subdomain rules (dots allowed).
-NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\Z")
 
 
 class QueueLevel(enum.StrEnum):

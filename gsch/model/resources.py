@@ -32,6 +32,11 @@ _QUANTITY = re.compile(
 )
 
 
+# Kubernetes quantities are bounded by int64 (2^63 - 1); anything larger is a typo or an attack
+# ("1e999999999" would otherwise build a billion-digit integer or overflow the decimal context).
+MAX_QUANTITY = Decimal(2**63 - 1)
+
+
 class QuantityError(ValueError):
     """A Kubernetes quantity string that cannot be parsed."""
 
@@ -40,23 +45,38 @@ def parse_quantity(value: str | int | float) -> Decimal:
     """Parse a Kubernetes resource quantity ("500m", "1.5", "128Mi", "1e3") into a Decimal."""
     if isinstance(value, bool):
         raise QuantityError(f"{value!r} is not a quantity")
-    if isinstance(value, int | float):
-        return Decimal(str(value))
-    text = value.strip()
-    match = _QUANTITY.match(text)
-    if match is None:
-        raise QuantityError(f"{value!r} is not a Kubernetes quantity")
-    number, suffix = match.group(1), match.group(2) or ""
-    try:
-        base = Decimal(number)
-    except InvalidOperation as exc:
-        raise QuantityError(f"{value!r} is not a Kubernetes quantity") from exc
+    if isinstance(value, int):
+        if abs(value) > MAX_QUANTITY:  # before any repr(): huge ints have no str()
+            raise QuantityError("an integer quantity is out of range")
+        base, suffix = Decimal(value), ""
+    elif isinstance(value, float):
+        # str() gives the shortest form (0.1, not 0.1000000000000000055...), as JSON wrote it.
+        base, suffix = Decimal(str(value)), ""
+    else:
+        match = _QUANTITY.match(value.strip())
+        if match is None:
+            raise QuantityError(f"{value!r} is not a Kubernetes quantity")
+        number, suffix = match.group(1), match.group(2) or ""
+        try:
+            base = Decimal(number)
+        except InvalidOperation as exc:
+            raise QuantityError(f"{value!r} is not a Kubernetes quantity") from exc
+    if not base.is_finite():
+        raise QuantityError(f"{value!r} is not a finite quantity")
+    # Checked before multiplying: the exponent alone can overflow the decimal context.
+    if base.adjusted() > 20:
+        raise QuantityError(f"{value!r} is too large")
+    if base and base.adjusted() < -30:
+        # Far below any unit; keep it positive so rounding up still gives one unit.
+        base = Decimal("1e-30").copy_sign(base)
     if suffix in _BINARY_SUFFIXES:
         result = base * _BINARY_SUFFIXES[suffix]
     else:
         result = base * _DECIMAL_SUFFIXES[suffix]
     if result < 0:
         raise QuantityError(f"{value!r} is negative")
+    if result > MAX_QUANTITY:
+        raise QuantityError(f"{value!r} is too large")
     return result
 
 

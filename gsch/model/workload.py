@@ -66,18 +66,28 @@ def pod_spec(document: dict[str, Any]) -> dict[str, Any] | None:
     return node if isinstance(node, dict) else None
 
 
+# Where each kind keeps the number of pods it runs at once (default 1).
+_COUNT_PATHS: dict[str, tuple[str, ...]] = {
+    "Deployment": ("spec", "replicas"),
+    "StatefulSet": ("spec", "replicas"),
+    "ReplicaSet": ("spec", "replicas"),
+    "Job": ("spec", "parallelism"),
+    "CronJob": ("spec", "jobTemplate", "spec", "parallelism"),
+}
+
+
 def replicas(document: dict[str, Any], where: str) -> int:
-    kind = document.get("kind")
-    spec = document.get("spec") or {}
-    if kind in ("Deployment", "StatefulSet", "ReplicaSet"):
-        value = spec.get("replicas", 1)
-    elif kind == "Job":
-        value = spec.get("parallelism", 1)
-    else:
-        value = 1
+    path = _COUNT_PATHS.get(str(document.get("kind")))
+    if path is None:
+        return 1
+    value: Any = document
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    if value is None:
+        return 1
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise WorkloadError(
-            f"{where}.spec.replicas", f"must be a non-negative integer, got {value!r}"
+            f"{where}." + ".".join(path), f"must be a non-negative integer, got {value!r}"
         )
     return value
 
@@ -107,8 +117,11 @@ def per_pod_amount(spec: dict[str, Any], where: str) -> Resources:
     total = Resources(pods=1)
     for index, container in enumerate(containers):
         total = total + _container_amount(container, f"{where}.containers[{index}]")
+    init_containers = spec.get("initContainers") or []
+    if not isinstance(init_containers, list):
+        raise WorkloadError(f"{where}.initContainers", "must be a list")
     init = Resources()
-    for index, container in enumerate(spec.get("initContainers") or []):
+    for index, container in enumerate(init_containers):
         init = resource_max(init, _container_amount(container, f"{where}.initContainers[{index}]"))
     return resource_max(total, init + Resources(pods=1))
 

@@ -28,7 +28,9 @@ class RetryPolicy:
         )
 
     def backoff(self, failures: int) -> float:
-        return float(min(self.backoff_max, self.backoff_base * 2 ** max(0, failures - 1)))
+        # The exponent is bounded: 2**1100 does not convert to a float (OverflowError).
+        exponent = min(max(0, failures - 1), 64)
+        return float(min(self.backoff_max, self.backoff_base * 2**exponent))
 
     def after_failure(
         self,

@@ -44,16 +44,23 @@ async def test_retry_of_a_stored_append_resolves_to_its_sequence(store: EventSto
 async def test_batch_is_all_or_nothing(store: EventStore) -> None:
     node = Append(
         node_subject("c.1", "n1", "CapacityReserved"),
-        CapacityReserved(at=1.0, cluster="c.1", node="n1", request_id="r3", attempt=1,
-                         amount=Resources(cpu_m=100)),
+        CapacityReserved(
+            at=1.0,
+            cluster="c.1",
+            node="n1",
+            request_id="r3",
+            attempt=1,
+            amount=Resources(cpu_m=100),
+        ),
         "res-1",
         expect_seq=0,
         expect_scope=node_history("c.1", "n1"),
     )
     seqs = await store.append_batch([conditional("r3", 0, "a", "c-1"), node])
     assert seqs[1] == seqs[0] + 1
-    stale_node = Append(node.subject, node.event, "res-2", expect_seq=0,
-                        expect_scope=node.expect_scope)
+    stale_node = Append(
+        node.subject, node.event, "res-2", expect_seq=0, expect_scope=node.expect_scope
+    )
     with pytest.raises(ConflictError):
         await store.append_batch([conditional("r4", 0, "a", "c-2"), stale_node])
     # The request half of the refused batch was not stored either.

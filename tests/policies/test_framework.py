@@ -1,0 +1,645 @@
+"""plan(profile, request, snapshot): filters, levels, competition inside a level, explanations.
+
+The properties compare the planner with a small independent model of the rules written here
+(free capacity, selector, taints, readiness, GEdge's free-capacity score), over generated
+topologies folded into a real ClusterSnapshot from cluster events.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gsch.clusters.snapshot import ClusterSnapshot
+from gsch.model.events import (
+    AnyEvent,
+    CapacityReleased,
+    CapacityReserved,
+    ClusterDeclared,
+    NodeDeclared,
+    Taint,
+)
+from gsch.model.request import Policy, Request
+from gsch.model.resources import Resources
+from gsch.policies.framework import Decision, plan
+from gsch.policies.registry import PROFILES, available_policies
+
+GI = 2**30
+MOST = PROFILES[Policy.MOST_REQUESTED]
+SELECTED = PROFILES[Policy.SELECTED_CLUSTER]
+
+
+def snapshot_of(events: list[AnyEvent]) -> ClusterSnapshot:
+    snapshot = ClusterSnapshot()
+    for seq, event in enumerate(events, start=1):
+        snapshot.apply(event, seq)
+    return snapshot
+
+
+def cluster(name: str, ready: bool = True) -> ClusterDeclared:
+    return ClusterDeclared(at=0, cluster=name, tier="edge", ready=ready)
+
+
+def node(
+    cluster_name: str,
+    name: str,
+    cpu: float = 4,
+    memory_gi: float = 8,
+    gpu: int = 0,
+    used_cpu: float = 0,
+    used_memory_gi: float = 0,
+    pods: int = 110,
+    **extra: Any,
+) -> NodeDeclared:
+    return NodeDeclared(
+        at=0,
+        cluster=cluster_name,
+        node=name,
+        allocatable=Resources(int(cpu * 1000), int(memory_gi * GI), gpu, pods),
+        foreign=Resources(int(used_cpu * 1000), int(used_memory_gi * GI)),
+        **extra,
+    )
+
+
+def request(
+    levels: tuple[tuple[str, ...], ...],
+    cpu: float = 0.5,
+    memory_gi: float = 0.5,
+    gpu: int = 0,
+    policy: Policy = Policy.MOST_REQUESTED,
+    mode: str = "default",
+    **extra: Any,
+) -> Request:
+    return Request(
+        request_id="req-1",
+        policy=policy,
+        mode=mode,
+        levels=levels,
+        demand=Resources(int(cpu * 1000), int(memory_gi * GI), gpu, 1),
+        **extra,
+    )
+
+
+def chosen(decision: Decision) -> str | None:
+    if not decision.placed:
+        return None
+    (placement,) = decision.placements
+    return f"{placement.cluster}/{placement.node}"
+
+
+# --- examples ----------------------------------------------------------------------------
+
+
+def test_registry_serves_the_two_built_profiles() -> None:
+    assert set(available_policies()) == {Policy.MOST_REQUESTED, Policy.SELECTED_CLUSTER}
+    assert SELECTED.keep_listed_order
+    assert not MOST.keep_listed_order
+
+
+def test_grouped_reasons_explain_every_node() -> None:
+    snapshot = snapshot_of(
+        [
+            cluster("c1"),
+            node("c1", "n1", cpu=1),
+            node("c1", "n2", cpu=1),
+            node("c1", "n3", cpu=1),
+            node("c1", "n4", ready=False),
+            node("c1", "n5", taints=(Taint("maint", "NoSchedule"),)),
+        ]
+    )
+    decision = plan(MOST, request((("c1",),), cpu=2), snapshot)
+    assert not decision.placed
+    assert decision.level_index == -1
+    (trace,) = decision.explanation.levels
+    assert trace.rejections == {
+        "c1": [
+            "3/5 nodes: insufficient cpu",
+            "1/5 nodes: node not ready",
+            "1/5 nodes: untolerated taint maint:NoSchedule",
+        ]
+    }
+    assert decision.explanation.summary.startswith("no level could place the request: c1: ")
+    assert "3/5 nodes: insufficient cpu" in decision.explanation.summary
+
+
+def test_unknown_not_ready_and_empty_clusters_are_explained() -> None:
+    snapshot = snapshot_of(
+        [
+            cluster("down", ready=False),
+            node("down", "d1"),
+            node("ghost", "g1"),  # nodes, but the cluster itself was never declared
+            cluster("empty"),
+            cluster("full"),
+            node("full", "f1", cpu=1, memory_gi=1),
+        ]
+    )
+    levels = (("nowhere", "down"), ("ghost",), ("empty", "full"))
+    decision = plan(MOST, request(levels, cpu=2, memory_gi=2), snapshot)
+    assert not decision.placed
+    rejections = [trace.rejections for trace in decision.explanation.levels]
+    assert rejections == [
+        {"nowhere": ["unknown cluster"], "down": ["cluster not ready"]},
+        {"ghost": ["unknown cluster"]},
+        {"empty": ["cluster has no nodes"], "full": ["1/1 nodes: insufficient cpu, memory"]},
+    ]
+    for name in ("nowhere", "down", "ghost", "empty", "full"):
+        assert f"{name}: " in decision.explanation.summary
+
+
+def test_first_level_that_places_wins_and_later_levels_are_skipped() -> None:
+    snapshot = snapshot_of(
+        [
+            cluster("c1"),
+            node("c1", "a", cpu=1),
+            cluster("c2"),
+            node("c2", "b", cpu=2),
+            cluster("c3"),
+            node("c3", "c", cpu=64),
+        ]
+    )
+    decision = plan(MOST, request((("c1",), ("c2",), ("c3",)), cpu=2), snapshot)
+    assert chosen(decision) == "c2/b"
+    assert decision.level_index == 1
+    assert [trace.chosen for trace in decision.explanation.levels] == [None, "c2/b"]
+    assert decision.explanation.summary == "level 2 of 3: c2/b (GMostRequestedPriority)"
+    assert decision.placements[0].amount == Resources(2000, GI // 2, 0, 1)
+
+
+def test_nested_group_competes_and_selected_cluster_keeps_listed_order() -> None:
+    snapshot = snapshot_of(
+        [
+            cluster("c1"),
+            node("c1", "n", cpu=4, used_cpu=3),
+            cluster("c2"),
+            node("c2", "n", cpu=4, used_cpu=1),
+        ]
+    )
+    levels = (("c1", "c2"),)
+    assert chosen(plan(MOST, request(levels), snapshot)) == "c2/n"
+    selected = request(levels, policy=Policy.SELECTED_CLUSTER, mode="cluster")
+    assert chosen(plan(SELECTED, selected, snapshot)) == "c1/n"
+
+
+def test_pinned_node_in_selected_cluster_node_mode() -> None:
+    snapshot = snapshot_of(
+        [cluster("c1"), node("c1", "big", cpu=64), node("c1", "small", cpu=2, used_cpu=1)]
+    )
+    pinned = request(
+        (("c1",),), cpu=1, policy=Policy.SELECTED_CLUSTER, mode="node", select_node="small"
+    )
+    assert chosen(plan(SELECTED, pinned, snapshot)) == "c1/small"
+    too_big = request(
+        (("c1",),), cpu=2, policy=Policy.SELECTED_CLUSTER, mode="node", select_node="small"
+    )
+    decision = plan(SELECTED, too_big, snapshot)
+    assert not decision.placed
+    assert decision.explanation.levels[0].rejections == {
+        "c1": ["1/2 nodes: not the selected node small", "1/2 nodes: insufficient cpu"]
+    }
+
+
+def test_node_selector_and_tolerations() -> None:
+    gpu_taint = Taint("nvidia.com/gpu", "NoSchedule", "present")
+    snapshot = snapshot_of(
+        [
+            cluster("c1"),
+            node("c1", "hdd", labels={"disk": "hdd"}),
+            node("c1", "ssd-tainted", labels={"disk": "ssd"}, taints=(gpu_taint,)),
+            node(
+                "c1", "ssd-soft", labels={"disk": "ssd"}, taints=(Taint("x", "PreferNoSchedule"),)
+            ),
+        ]
+    )
+    levels = (("c1",),)
+    plain = request(levels, node_selector={"disk": "ssd"})
+    # A PreferNoSchedule taint does not filter; the NoSchedule one does.
+    assert chosen(plan(MOST, plain, snapshot)) == "c1/ssd-soft"
+
+    def tolerating(toleration: dict[str, Any], selector: dict[str, str]) -> Request:
+        workload = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c"}], "tolerations": [toleration]},
+        }
+        return request(levels, node_selector=selector, workload=(workload,))
+
+    only_tainted = {"disk": "ssd"}
+    snapshot.clusters["c1"].nodes["ssd-soft"].ready = False
+    assert chosen(plan(MOST, plain, snapshot)) is None
+    for toleration in (
+        {"key": "nvidia.com/gpu", "operator": "Exists"},
+        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"},
+        {"operator": "Exists"},
+    ):
+        assert chosen(plan(MOST, tolerating(toleration, only_tainted), snapshot)) == (
+            "c1/ssd-tainted"
+        ), toleration
+    for toleration in (
+        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "absent"},
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"},
+        {"key": "other", "operator": "Exists"},
+    ):
+        assert chosen(plan(MOST, tolerating(toleration, only_tainted), snapshot)) is None, (
+            toleration
+        )
+
+
+def test_no_execute_taints_filter_too() -> None:
+    snapshot = snapshot_of(
+        [cluster("c1"), node("c1", "n", taints=(Taint("maint", "NoExecute", "yes"),))]
+    )
+    decision = plan(MOST, request((("c1",),)), snapshot)
+    assert decision.explanation.levels[0].rejections == {
+        "c1": ["1/1 nodes: untolerated taint maint:NoExecute"]
+    }
+
+
+def test_reservations_and_releases_change_free_capacity() -> None:
+    events: list[AnyEvent] = [cluster("c1"), node("c1", "n", cpu=2)]
+    reserve = CapacityReserved(
+        at=1, cluster="c1", node="n", request_id="r0", attempt=1, amount=Resources(cpu_m=1500)
+    )
+    events.append(reserve)
+    snapshot = snapshot_of(events)
+    assert chosen(plan(MOST, request((("c1",),), cpu=1), snapshot)) is None
+    # A replayed reservation changes nothing.
+    snapshot.apply(reserve, 10)
+    assert snapshot.clusters["c1"].nodes["n"].free.cpu_m == 500
+    snapshot.apply(
+        CapacityReleased(at=2, cluster="c1", node="n", request_id="r0", attempt=1, reason="x"), 11
+    )
+    assert chosen(plan(MOST, request((("c1",),), cpu=1), snapshot)) == "c1/n"
+
+
+def test_cluster_ties_go_to_the_smallest_cluster_name() -> None:
+    snapshot = snapshot_of([cluster("c2"), cluster("c1"), node("c2", "a"), node("c1", "b")])
+    assert chosen(plan(MOST, request((("c2", "c1"),)), snapshot)) == "c1/b"
+
+
+def test_node_ties_are_reproducible_per_request_and_spread_across_requests() -> None:
+    names = ("a", "ab", "b", "c", "d")
+    snapshot = snapshot_of([cluster("c1"), *(node("c1", n) for n in names)])
+    picks = set()
+    for i in range(40):
+        tied = msgspec.structs.replace(request((("c1",),)), request_id=f"req-{i}")
+        first = chosen(plan(MOST, tied, snapshot))
+        # The same request always gets the same node (a dry run equals the worker's decision).
+        assert chosen(plan(MOST, tied, snapshot)) == first
+        picks.add(first)
+    assert picks <= {f"c1/{n}" for n in names}
+    assert len(picks) >= 3
+
+
+# --- properties over generated topologies --------------------------------------------------
+
+LABELS = [{"disk": "ssd"}, {"disk": "hdd"}, {"zone": "a"}, {"disk": "ssd", "zone": "a"}, {}]
+# Requests mostly select nothing, so that most generated requests can be placed somewhere.
+SELECTORS = [{}, {}, {}, {}, {"disk": "ssd"}, {"zone": "a"}, {"disk": "hdd", "zone": "a"}]
+TAINTS = [
+    Taint("gpu", "NoSchedule", "true"),
+    Taint("maint", "NoExecute"),
+    Taint("maint", "NoSchedule"),
+    Taint("soft", "PreferNoSchedule"),
+]
+TOLERATIONS = {
+    "gpu": {"key": "gpu", "operator": "Exists"},
+    "maint-exec": {"key": "maint", "operator": "Equal", "value": "", "effect": "NoExecute"},
+    "all": {"operator": "Exists"},
+}
+
+
+@dataclass
+class ModelNode:
+    cluster: str
+    name: str
+    allocatable: Resources
+    foreign: Resources
+    labels: dict[str, str]
+    taints: tuple[Taint, ...]
+    ready: bool
+    declared: bool = True
+    reserved: Resources = Resources()
+
+
+@dataclass
+class Topology:
+    events: list[AnyEvent] = field(default_factory=list)
+    clusters: dict[str, tuple[bool, bool]] = field(default_factory=dict)  # declared, ready
+    nodes: dict[str, list[ModelNode]] = field(default_factory=dict)
+
+
+# Hypothesis favours small integers; explicit weights keep most entities usable.
+usually = st.sampled_from([True, True, True, True, True, False])
+
+
+@st.composite
+def topologies(draw: st.DrawFn, permissive: bool = False) -> Topology:
+    """Clusters c1..c5 with up to five nodes each. `permissive`: every cluster and node is
+    declared, ready, untainted and has some capacity, so that clusters mostly compete."""
+    topology = Topology()
+    always = st.just(True)
+    for index in range(draw(st.sampled_from([1, 2, 3, 3, 4, 4, 5]))):
+        name = f"c{index + 1}"
+        declared = draw(always if permissive else usually)
+        ready = draw(always if permissive else usually)
+        topology.clusters[name] = (declared, ready)
+        if declared:
+            topology.events.append(ClusterDeclared(at=0, cluster=name, tier="edge", ready=ready))
+        topology.nodes[name] = []
+        for n in range(draw(st.sampled_from([1, 2, 3] if permissive else [0, 1, 2, 3, 3, 4, 5]))):
+            allocatable = Resources(
+                draw(
+                    st.sampled_from([4000, 1000, 2000, 8000, 8000, 16000] + [0] * (not permissive))
+                ),
+                draw(st.sampled_from([16, 2, 4, 8, 16, 32] + [0] * (not permissive))) * GI,
+                draw(st.sampled_from([0, 0, 1, 2, 4])),
+                draw(st.sampled_from([110, 0, 3, 110, 110, 110])),
+            )
+            foreign = Resources(
+                draw(st.integers(0, 6)) * 250, draw(st.integers(0, 6)) * GI // 4, 0, 0
+            )
+            model = ModelNode(
+                cluster=name,
+                name=f"{name}-w{n}",
+                allocatable=allocatable,
+                foreign=foreign,
+                labels=dict(draw(st.sampled_from(LABELS))),
+                taints=tuple(
+                    draw(st.lists(st.sampled_from(TAINTS), max_size=2, unique=True))
+                    if not draw(always if permissive else usually)
+                    else ()
+                ),
+                ready=draw(always if permissive else usually),
+            )
+            topology.nodes[name].append(model)
+            topology.events.append(
+                NodeDeclared(
+                    at=0,
+                    cluster=name,
+                    node=model.name,
+                    allocatable=allocatable,
+                    labels=model.labels,
+                    taints=model.taints,
+                    ready=model.ready,
+                    foreign=foreign,
+                )
+            )
+            for r in range(draw(st.integers(0, 2))):
+                amount = Resources(
+                    draw(st.integers(0, 2)) * 500,
+                    draw(st.integers(0, 2)) * GI // 2,
+                    draw(st.sampled_from([0, 0, 0, 1])),
+                    1,
+                )
+                model.reserved = model.reserved + amount
+                topology.events.append(
+                    CapacityReserved(
+                        at=0,
+                        cluster=name,
+                        node=model.name,
+                        request_id=f"old-{n}-{r}",
+                        attempt=1,
+                        amount=amount,
+                    )
+                )
+    return topology
+
+
+@st.composite
+def requests_for(draw: st.DrawFn, topology: Topology, policy: Policy) -> Request:
+    names = [*topology.clusters, *(["cx"] if draw(st.booleans()) else [])]
+    chosen_names = draw(st.lists(st.sampled_from(names), min_size=1, max_size=6, unique=True))
+    levels: list[tuple[str, ...]] = []
+    rest = list(chosen_names)
+    while rest:
+        size = draw(st.integers(1, len(rest)))
+        levels.append(tuple(rest[:size]))
+        rest = rest[size:]
+    tolerations = [
+        TOLERATIONS[key] for key in draw(st.lists(st.sampled_from(sorted(TOLERATIONS)), max_size=2))
+    ]
+    workload = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c"}], "tolerations": tolerations},
+    }
+    replicas = draw(st.sampled_from([1, 1, 2, 3]))
+    demand = Resources(
+        draw(st.integers(0, 4)) * 250,
+        draw(st.integers(0, 4)) * GI // 2,
+        draw(st.sampled_from([0, 0, 0, 0, 0, 1])),
+        1,
+    ).scaled(replicas)
+    mode = "cluster" if policy is Policy.SELECTED_CLUSTER else "default"
+    select_node = None
+    if policy is Policy.SELECTED_CLUSTER and draw(st.booleans()):
+        mode = "node"
+        pinned_cluster = draw(st.sampled_from(names))
+        levels = [(pinned_cluster,)]
+        candidates = [n.name for n in topology.nodes.get(pinned_cluster, [])] + ["nowhere-1"]
+        select_node = draw(st.sampled_from(candidates))
+    return Request(
+        request_id="req-new",
+        policy=policy,
+        mode=mode,
+        levels=tuple(levels),
+        select_node=select_node,
+        demand=demand,
+        node_selector=dict(draw(st.sampled_from(SELECTORS))),
+        workload=(workload,),
+    )
+
+
+def tolerated(request: Request, taint: Taint) -> bool:
+    """The model's view of tolerations, for the fixed set of tolerations used here."""
+    if taint.effect == "PreferNoSchedule":
+        return True
+    given_tolerations = request.workload[0]["spec"]["tolerations"]
+    if TOLERATIONS["all"] in given_tolerations:
+        return True
+    if taint.key == "gpu":
+        return TOLERATIONS["gpu"] in given_tolerations
+    if (taint.key, taint.effect) == ("maint", "NoExecute"):
+        return TOLERATIONS["maint-exec"] in given_tolerations
+    return False
+
+
+def feasible(request: Request, model: ModelNode) -> bool:
+    free = model.allocatable - model.foreign - model.reserved
+    demand = request.demand
+    return (
+        model.ready
+        and model.declared
+        and demand.cpu_m <= free.cpu_m
+        and demand.memory <= free.memory
+        and demand.gpu <= free.gpu
+        and demand.pods <= free.pods
+        and all(model.labels.get(k) == v for k, v in request.node_selector.items())
+        and all(tolerated(request, taint) for taint in model.taints)
+        and (request.select_node is None or request.select_node == model.name)
+    )
+
+
+def gedge_score(request: Request, model: ModelNode) -> float:
+    """GEdge's GMostRequestedPriority score of a node, from what is already held on it."""
+    held = model.foreign + model.reserved
+
+    def free_percent(used: int, total: int) -> float:
+        return 100 - (used / total * 100 if total > 0 else 100)
+
+    score = free_percent(held.cpu_m, model.allocatable.cpu_m)
+    score += free_percent(held.memory, model.allocatable.memory)
+    if request.demand.gpu > 0:
+        score += 200 * max(0, model.allocatable.gpu - held.gpu)
+    return score
+
+
+def feasible_nodes(topology: Topology, request: Request, name: str) -> list[ModelNode]:
+    declared, ready = topology.clusters.get(name, (False, False))
+    if not (declared and ready):
+        return []
+    return [m for m in topology.nodes[name] if feasible(request, m)]
+
+
+REASON = re.compile(r"^(\d+)/(\d+) nodes: (.+)$")
+
+
+def check_decision(topology: Topology, request: Request, decision: Decision) -> None:
+    expected_level = next(
+        (
+            index
+            for index, level in enumerate(request.levels)
+            if any(feasible_nodes(topology, request, name) for name in level)
+        ),
+        -1,
+    )
+    assert decision.level_index == expected_level
+    traces = decision.explanation.levels
+    assert len(traces) == (expected_level + 1 if decision.placed else len(request.levels))
+    # Every cluster of every level that was tried is explained: a score or reasons.
+    for trace, level in zip(traces, request.levels, strict=False):
+        assert trace.candidates == level
+        assert set(trace.rejections) | set(trace.scores) == set(level)
+        assert not set(trace.rejections) & set(trace.scores)
+        for name, reasons in trace.rejections.items():
+            assert reasons, name
+            declared, ready = topology.clusters.get(name, (False, False))
+            if not declared:
+                assert reasons == ["unknown cluster"]
+            elif not ready:
+                assert reasons == ["cluster not ready"]
+            elif not topology.nodes[name]:
+                assert reasons == ["cluster has no nodes"]
+            else:
+                counts = [REASON.match(reason) for reason in reasons]
+                assert all(counts), reasons
+                total = len(topology.nodes[name])
+                assert {int(m.group(2)) for m in counts if m} == {total}
+                assert sum(int(m.group(1)) for m in counts if m) == total
+    if not decision.placed:
+        assert decision.placements == ()
+        assert all(trace.chosen is None for trace in traces)
+        return
+    (placement,) = decision.placements
+    assert placement.amount == request.demand
+    level = request.levels[expected_level]
+    assert placement.cluster in level
+    models = {m.name: m for m in topology.nodes[placement.cluster]}
+    model = models[placement.node]
+    assert feasible(request, model)
+    assert traces[-1].chosen == f"{placement.cluster}/{placement.node}"
+    # Inside the cluster: the node with the best score.
+    best_in_cluster = max(
+        gedge_score(request, m) for m in feasible_nodes(topology, request, placement.cluster)
+    )
+    assert math.isclose(gedge_score(request, model), best_in_cluster, abs_tol=1e-9)
+    viable = [name for name in level if feasible_nodes(topology, request, name)]
+    if request.policy is Policy.SELECTED_CLUSTER:
+        assert placement.cluster == viable[0]
+    else:
+        best = max(
+            max(gedge_score(request, m) for m in feasible_nodes(topology, request, name))
+            for name in viable
+        )
+        assert math.isclose(gedge_score(request, model), best, abs_tol=1e-9)
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.data())
+def test_most_requested_over_generated_topologies(data: st.DataObject) -> None:
+    topology = data.draw(topologies())
+    req = data.draw(requests_for(topology, Policy.MOST_REQUESTED))
+    check_decision(topology, req, plan(MOST, req, snapshot_of(topology.events)))
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.data())
+def test_selected_cluster_over_generated_topologies(data: st.DataObject) -> None:
+    topology = data.draw(topologies())
+    req = data.draw(requests_for(topology, Policy.SELECTED_CLUSTER))
+    decision = plan(SELECTED, req, snapshot_of(topology.events))
+    check_decision(topology, req, decision)
+    if decision.placed and req.select_node is not None:
+        assert decision.placements[0].node == req.select_node
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.data())
+def test_plan_is_deterministic_and_ignores_event_order_across_nodes(data: st.DataObject) -> None:
+    topology = data.draw(topologies())
+    req = data.draw(requests_for(topology, Policy.MOST_REQUESTED))
+    first = plan(MOST, req, snapshot_of(topology.events))
+    # Declarations of different entities commute; reservations follow their node.
+    shuffled = data.draw(st.permutations(topology.events))
+    ordered = sorted(
+        shuffled,
+        key=lambda e: (
+            0 if isinstance(e, ClusterDeclared) else 1 if isinstance(e, NodeDeclared) else 2
+        ),
+    )
+    second = plan(MOST, req, snapshot_of(list(ordered)))
+    assert first.placements == second.placements
+    assert first.level_index == second.level_index
+
+
+@settings(max_examples=80, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(topologies(permissive=True), st.sampled_from([0, 0, 1]), st.integers(0, 4))
+def test_clusters_of_one_level_compete_on_their_best_node(
+    topology: Topology, gpu: int, cpu_quarters: int
+) -> None:
+    """All clusters in one group: the winner's best node has the highest GEdge score."""
+    names = tuple(topology.clusters)
+    req = request((names,), cpu=cpu_quarters / 4, memory_gi=0.25, gpu=gpu)
+    decision = plan(MOST, req, snapshot_of(topology.events))
+    check_decision(topology, req, decision)
+    best = {
+        name: max((gedge_score(req, m) for m in feasible_nodes(topology, req, name)), default=None)
+        for name in names
+    }
+    (trace,) = decision.explanation.levels
+    # Every competing cluster is reported with the score of its best node.
+    assert set(trace.scores) == {name for name, score in best.items() if score is not None}
+    for name, score in trace.scores.items():
+        assert math.isclose(score, round(best[name] or 0.0, 3), abs_tol=1e-3)
+    if decision.placed:
+        winner = decision.placements[0].cluster
+        top = max(score for score in best.values() if score is not None)
+        # Ties between clusters go to the smallest name.
+        tied = sorted(n for n, s in best.items() if s is not None and math.isclose(s, top))
+        assert winner == tied[0]
+
+
+@pytest.mark.parametrize("policy", [Policy.MOST_REQUESTED, Policy.SELECTED_CLUSTER])
+def test_no_levels_means_no_placement(policy: Policy) -> None:
+    decision = plan(PROFILES[policy], request(()), snapshot_of([cluster("c1"), node("c1", "n")]))
+    assert not decision.placed
+    assert decision.explanation.levels == ()
