@@ -90,15 +90,19 @@ def _requests(args: argparse.Namespace, clusters: list[str]) -> list[tuple[str, 
     return made
 
 
-async def _scrape_conflicts(ports: list[int]) -> float:
-    total = 0.0
-    pattern = re.compile(r"^gsch_placement_conflicts_total\{[^}]*\} ([0-9.e+]+)$", re.MULTILINE)
+async def _scrape_conflicts(ports: list[int]) -> dict[str, int]:
+    """Commit conflicts per scope (request, node), summed over the worker processes."""
+    totals: dict[str, int] = {}
+    pattern = re.compile(
+        r'^gsch_placement_conflicts_total\{scope="([a-z]+)"\} ([0-9.e+]+)$', re.MULTILINE
+    )
     async with aiohttp.ClientSession() as session:
         for port in ports:
             with contextlib.suppress(aiohttp.ClientError):
                 async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
-                    total += sum(float(v) for v in pattern.findall(await response.text()))
-    return total
+                    for scope, value in pattern.findall(await response.text()):
+                        totals[scope] = totals.get(scope, 0) + int(float(value))
+    return totals
 
 
 async def _wait_ready(port: int, timeout: float = 60.0) -> None:
@@ -204,7 +208,8 @@ async def run_bench(args: argparse.Namespace) -> int:
                 "p99": round(_percentile(latencies, 0.99) * 1000, 1),
                 "mean": round(statistics.fmean(latencies) * 1000, 1) if latencies else None,
             },
-            "commit_conflicts": int(conflicts),
+            "commit_conflicts": sum(conflicts.values()),
+            "commit_conflicts_by_scope": conflicts,
             "raw_publish_per_second": round(raw_rate, 1),
             "ratio_to_raw_publish": round((len(commits) / elapsed) / raw_rate, 4)
             if elapsed > 0
@@ -226,7 +231,7 @@ async def run_bench(args: argparse.Namespace) -> int:
             f"  placements/s end to end (publish -> scheduled): {result['placements_per_second']}\n"
             f"  latency publish -> scheduled: p50 {result['latency_ms']['p50']} ms, "
             f"p95 {result['latency_ms']['p95']} ms, p99 {result['latency_ms']['p99']} ms\n"
-            f"  commit conflicts: {result['commit_conflicts']}\n"
+            f"  commit conflicts: {result['commit_conflicts']} {conflicts}\n"
             f"  raw pipelined JetStream publishes (nats-py, same server): "
             f"{result['raw_publish_per_second']}/s; ratio {result['ratio_to_raw_publish']}\n"
             f"  audit: {result['audit']}"

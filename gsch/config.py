@@ -51,8 +51,8 @@ class QueueConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class WorkerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    max_in_flight: int = 128
-    fetch_batch: int = 64
+    max_in_flight: int = 512
+    fetch_batch: int = 128
     max_conflict_retries: int = 20
 
 

@@ -28,7 +28,7 @@ from gsch.eventstore.subjects import (
     request_id_of,
     request_subject,
 )
-from gsch.metrics import BINDING_DURATION, E2E_DURATION, EVENT_APPENDS
+from gsch.metrics import BINDING_DURATION, E2E_DURATION, EVENT_APPENDS, RETRIES
 from gsch.model.events import (
     CapacityReleased,
     ClusterDeclared,
@@ -232,6 +232,7 @@ class Simulator:
         releases = self._releases(request_id, committed.attempt, committed.placements, reason)
         with contextlib.suppress(ConflictError):
             await self.store.append_batch([head, *releases])
+            RETRIES.labels(reason="binding_failed").inc()
 
     # --- workload lifetime ---------------------------------------------------------------
 

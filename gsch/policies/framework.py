@@ -63,11 +63,13 @@ def _best_node(
             rejected[reason] += 1
             continue
         score = profile.node_scorer(request, node)
-        # Equal scores are broken by a hash of request and node: reproducible for a request
-        # (a dry run equals the worker's decision), but different requests spread over the
-        # tied nodes instead of all racing for the same one (as kube-scheduler's random pick).
-        if best is None or (-score, _tie(request, node.name)) < (
-            -best.score,
+        # Scores are compared as whole points, as kube-scheduler's integer node scores are:
+        # nodes within a point of each other tie. Ties are broken by a hash of request and
+        # node: reproducible for a request (a dry run equals the worker's decision), but
+        # different requests spread over the tied nodes instead of all racing competing
+        # workers for the same one (kube-scheduler picks among ties at random).
+        if best is None or (-round(score), _tie(request, node.name)) < (
+            -round(best.score),
             _tie(request, best.node.name),
         ):
             best = _Candidate(cluster.name, node, score)

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 
 from gsch.clusters.snapshot import ClusterSnapshot, NodeView
@@ -43,7 +44,6 @@ from gsch.metrics import (
 from gsch.model.events import (
     CapacityReserved,
     Event,
-    Explanation,
     Placement,
     PlacementCommitted,
     RequestAccepted,
@@ -127,7 +127,8 @@ class Worker:
                 decoded = Rejection(
                     decoded.request_id,
                     "policy",
-                    f"{decoded.policy} is recognised but not available yet (available: {available})",
+                    f"{decoded.policy} is recognised but not available yet"
+                    f" (available: {available})",
                     decoded.form,
                 )
             if isinstance(decoded, Rejection):
@@ -161,26 +162,28 @@ class Worker:
         )
 
     async def _accept(self, request: Request, item: WorkItem) -> None:
-        state = RequestState(request_id=request.request_id)
+        """First attempt: acceptance, claim and the attempt's outcome in one atomic append
+        (the request's subject must still be empty), so a new request costs one round trip
+        to the log instead of three."""
+        now = time.time()
         accepted = RequestAccepted(
-            at=time.time(),
-            request=request,
-            intake_seq=item.seq,
-            level=self.retry_policy.level(request, 0),
+            at=now, request=request, intake_seq=item.seq, level=self.retry_policy.level(request, 0)
         )
-        try:
-            seq = await self._append_to_request(state, accepted)
-            state.apply(accepted, seq)
-        except ConflictError:
-            state = await self.store.load_request(request.request_id)
-            if state.intake_seq != item.seq:
-                # A second publication of a known request id: one request, not two.
-                DUPLICATE_SUBMISSIONS.inc()
-                log.info("duplicate submission ignored", extra={"request_id": request.request_id})
-                return
-            if state.queued_seq != state.accepted_seq:
-                return  # requeued since: the retry queue owns it now
-        await self._schedule(state)
+        claim = RequestClaimed(at=now, attempt=1, worker=self.name)
+        state = RequestState(request_id=request.request_id)
+        if await self._attempt(state, request, prefix=(accepted, claim), accepted_at=now):
+            return
+        # The request's subject was not empty: a redelivery of this very message, or a
+        # second publication of a known request id.
+        state = await self.store.load_request(request.request_id)
+        if state.state is State.NEW:
+            raise RuntimeError(f"{request.request_id}: lost a race to an empty history")
+        if state.intake_seq != item.seq:
+            DUPLICATE_SUBMISSIONS.inc()
+            log.info("duplicate submission ignored", extra={"request_id": request.request_id})
+            return
+        if state.queued_seq == state.accepted_seq:  # else requeued since: the retry queue owns it
+            await self._schedule(state)
 
     # --- retries -------------------------------------------------------------------------
 
@@ -223,40 +226,62 @@ class Worker:
         return None
 
     async def _schedule(self, queued: RequestState) -> None:
-        started = time.monotonic()
+        """A queued request (a retry, or one taken over after a lease expired): claim it,
+        then attempt."""
         state = await self._claim(queued)
         if state is None or state.request is None:
             return
-        request = state.request
+        await self._attempt(state, state.request, prefix=(), accepted_at=state.accepted_at)
+
+    def _request_appends(self, state: RequestState, events: Sequence[Event]) -> list[Append]:
+        """Events for the request's subject; the first is conditional on the request's history
+        being what `state` folded, the others follow it in the same atomic append."""
+        return [
+            Append(
+                subject=request_subject(state.request_id, type(event).__name__),
+                event=event,
+                msg_id=_msg_id(state.request_id, event),
+                expect_seq=state.last_seq if index == 0 else None,
+                expect_scope=request_history(state.request_id) if index == 0 else None,
+            )
+            for index, event in enumerate(events)
+        ]
+
+    async def _attempt(
+        self,
+        state: RequestState,
+        request: Request,
+        prefix: tuple[Event, ...],
+        accepted_at: float,
+    ) -> bool:
+        """Plan and commit one attempt. False when the request's history was not what
+        `state` says (someone else moved it on); the outcome then belongs to them."""
+        started = time.monotonic()
+        attempt = state.attempt if not prefix else 1
         profile = PROFILES[request.policy]
         conflicts = stale = 0
         while conflicts < self.config.worker.max_conflict_retries and stale < 10_000:
             decision = plan(profile, request, self.snapshot)
+            now = time.time()
             if not decision.placed:
-                await self._fail_attempt(
-                    state, f"unschedulable: {decision.explanation.summary}", decision.explanation
+                reason = f"unschedulable: {decision.explanation.summary}"
+                outcome = self.retry_policy.after_failure(
+                    attempt, reason, list(state.reasons), now, decision.explanation
                 )
+                if not await self._append_outcome(state, (*prefix, outcome), "unschedulable"):
+                    return False
                 SCHEDULE_ATTEMPTS.labels(result="unschedulable", policy=request.policy).inc()
                 ATTEMPT_DURATION.labels(result="unschedulable").observe(time.monotonic() - started)
-                return
-            now = time.time()
+                return True
             committed = PlacementCommitted(
                 at=now,
-                attempt=state.attempt,
+                attempt=attempt,
                 placements=decision.placements,
                 level_index=decision.level_index,
                 explanation=decision.explanation,
                 worker=self.name,
             )
-            items = [
-                Append(
-                    subject=request_subject(request.request_id, "PlacementCommitted"),
-                    event=committed,
-                    msg_id=_msg_id(request.request_id, committed),
-                    expect_seq=state.last_seq,
-                    expect_scope=request_history(request.request_id),
-                )
-            ]
+            items = self._request_appends(state, (*prefix, committed))
             for placement in decision.placements:
                 node = self.snapshot.clusters[placement.cluster].nodes[placement.node]
                 reserved = CapacityReserved(
@@ -264,7 +289,7 @@ class Worker:
                     cluster=placement.cluster,
                     node=placement.node,
                     request_id=request.request_id,
-                    attempt=state.attempt,
+                    attempt=attempt,
                     amount=placement.amount,
                 )
                 items.append(
@@ -276,26 +301,41 @@ class Worker:
                         expect_scope=node_history(placement.cluster, placement.node),
                     )
                 )
-            outcome = await self._commit(request, items, decision.placements)
-            if outcome is None:
+            result = await self._commit(request, items, len(items) - len(decision.placements))
+            if result is None:
                 stale += 1  # a sibling in this process changed a chosen node: plan again
                 continue
-            if outcome is False:
+            if result is False:
                 conflicts += 1
                 if not await self._catch_up_after_conflict(state, decision.placements):
-                    return
+                    return False
                 continue
-            EVENT_APPENDS.labels(type="PlacementCommitted").inc()
+            for event in (*prefix, committed):
+                EVENT_APPENDS.labels(type=type(event).__name__).inc()
             SCHEDULE_ATTEMPTS.labels(result="scheduled", policy=request.policy).inc()
             ATTEMPT_DURATION.labels(result="scheduled").observe(time.monotonic() - started)
-            E2E_DURATION.labels(stage="scheduled").observe(max(0.0, now - state.accepted_at))
-            return
-        await self._fail_attempt(state, "gave up after repeated commit conflicts", None)
+            E2E_DURATION.labels(stage="scheduled").observe(max(0.0, now - accepted_at))
+            return True
+        reason = "gave up after repeated commit conflicts"
+        outcome = self.retry_policy.after_failure(attempt, reason, list(state.reasons), time.time())
         SCHEDULE_ATTEMPTS.labels(result="error", policy=request.policy).inc()
+        return await self._append_outcome(state, (*prefix, outcome), "commit_conflicts")
 
-    async def _commit(
-        self, request: Request, items: list[Append], placements: tuple[Placement, ...]
-    ) -> bool | None:
+    async def _append_outcome(
+        self, state: RequestState, events: tuple[Event, ...], kind: str
+    ) -> bool:
+        try:
+            await self.store.append_batch(self._request_appends(state, events))
+        except ConflictError:
+            return False
+        outcome = events[-1]
+        if isinstance(outcome, RequestFailed):
+            log.info("request failed", extra={"request_id": state.request_id})
+        elif isinstance(outcome, RequestRequeued):
+            RETRIES.labels(reason=kind).inc()
+        return True
+
+    async def _commit(self, request: Request, items: list[Append], first_node: int) -> bool | None:
         """Append the commit batch under this process's node locks.
 
         True: committed, and the reservations are folded into the snapshot at once.
@@ -305,6 +345,12 @@ class Worker:
         While waiting, the placement counts as pending on its nodes, so other attempts of
         this process plan around it instead of queueing for the same node.
         """
+        head, reservations = items[:first_node], items[first_node:]
+        placements = [
+            Placement(r.event.cluster, r.event.node, r.event.amount)
+            for r in reservations
+            if isinstance(r.event, CapacityReserved)
+        ]
         nodes = [self.snapshot.clusters[p.cluster].nodes[p.node] for p in placements]
         for node, placement in zip(nodes, placements, strict=True):
             node.pending = node.pending + placement.amount
@@ -314,17 +360,17 @@ class Worker:
                 for key in keys:
                     await held.enter_async_context(self._node_locks.setdefault(key, asyncio.Lock()))
                 fenced = []
-                for item, node, placement in zip(items[1:], nodes, placements, strict=True):
+                for item, node, placement in zip(reservations, nodes, placements, strict=True):
                     # Re-check on the log's numbers under the lock: siblings may have committed
                     # to this node since we planned; the expected sequence is the node's now.
                     if not self._still_fits(request, node, placement):
                         return None
                     fenced.append(replace(item, expect_seq=node.last_seq))
                 try:
-                    sequences = await self.store.append_batch([items[0], *fenced])
+                    sequences = await self.store.append_batch([*head, *fenced])
                 except ConflictError:
                     return False
-                for item, seq in zip(fenced, sequences[1:], strict=True):
+                for item, seq in zip(fenced, sequences[first_node:], strict=True):
                     self.snapshot.apply(item.event, seq)  # type: ignore[arg-type]
             return True
         finally:
@@ -344,7 +390,7 @@ class Worker:
         """After a lost commit: False if the request is no longer ours, else wait until the
         snapshot holds the node events that beat us."""
         last = await self.store.last(request_history(state.request_id))
-        if last is None or last.seq != state.last_seq:
+        if (last.seq if last else 0) != state.last_seq:
             COMMIT_CONFLICTS.labels(scope="request").inc()
             return False
         COMMIT_CONFLICTS.labels(scope="node").inc()
@@ -353,18 +399,3 @@ class Worker:
             if newest is not None:
                 await self.snapshot.wait_for(newest.seq, timeout=5.0)
         return True
-
-    async def _fail_attempt(
-        self, state: RequestState, reason: str, explanation: Explanation | None
-    ) -> None:
-        outcome = self.retry_policy.after_failure(
-            state.attempt, reason, list(state.reasons), time.time(), explanation
-        )
-        try:
-            await self._append_to_request(state, outcome)
-        except ConflictError:
-            return  # someone else moved the request on; their outcome stands
-        if isinstance(outcome, RequestFailed):
-            log.info("request failed", extra={"request_id": state.request_id, "reason": reason})
-        else:
-            RETRIES.labels(reason=reason.split(":")[0]).inc()
