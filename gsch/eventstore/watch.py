@@ -7,11 +7,14 @@ The callback must be cheap: it runs on the subscription's delivery task.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
+import nats.errors
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from gsch.eventstore.store import MSG_ID, EventStore, StoredEvent
@@ -23,19 +26,44 @@ Handler = Callable[[StoredEvent], None]
 
 
 class Follower:
-    """An ordered consumer delivering decoded events after `after_seq` to `handler`."""
+    """An ordered consumer delivering decoded events after `after_seq` to `handler`, in
+    order, each once.
 
-    def __init__(self, store: EventStore, subject: str, handler: Handler) -> None:
+    nats-py does not reset an ordered consumer whose server went away (nats.py #510): the
+    subscription just goes quiet. A watchdog compares the log's newest matching sequence with
+    the last one delivered and, when delivery has stalled behind it, subscribes again from
+    where it stopped.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        subject: str,
+        handler: Handler,
+        *,
+        on_skip: Callable[[int], None] | None = None,
+        check_every: float = 2.0,
+    ) -> None:
         self._store = store
         self._subject = subject
         self._handler = handler
+        self._on_skip = on_skip
+        self._check_every = check_every
         self._subscription: Any = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self.last_seq = 0
         self.undecodable = 0
+        self.resubscriptions = 0
 
     async def start(self, after_seq: int = 0) -> None:
-        if after_seq > 0:
+        self.last_seq = after_seq
+        await self._subscribe()
+        self._watchdog = asyncio.create_task(self._watch())
+
+    async def _subscribe(self) -> None:
+        if self.last_seq > 0:
             config = ConsumerConfig(
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after_seq + 1
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.last_seq + 1
             )
         else:
             config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
@@ -48,19 +76,55 @@ class Follower:
             config=config,
         )
 
+    async def _watch(self) -> None:
+        previous = self.last_seq
+        while True:
+            await asyncio.sleep(self._check_every)
+            stalled = self.last_seq == previous
+            previous = self.last_seq
+            if not stalled:
+                continue
+            try:
+                newest = await self._store.last(self._subject)
+                if newest is None or newest.seq <= self.last_seq:
+                    continue
+                log.warning(
+                    "follower stalled; subscribing again",
+                    extra={"subject": self._subject, "seq": self.last_seq, "newest": newest.seq},
+                )
+                old, self._subscription = self._subscription, None
+                if old is not None:
+                    with contextlib.suppress(nats.errors.Error):
+                        await old.unsubscribe()
+                await self._subscribe()
+                self.resubscriptions += 1
+            except (nats.errors.Error, TimeoutError) as exc:
+                log.warning("follower check failed", extra={"error": repr(exc)})
+
     async def _deliver(self, msg: Any) -> None:
         seq = int(msg.metadata.sequence.stream)
+        if seq <= self.last_seq:
+            return  # already delivered before a re-subscription
+        self.last_seq = seq
         try:
             event = decode_event(msg.data)
         except msgspec.DecodeError as exc:
             # Only gsch writes here, but a foreign publisher must not stop the reader.
             self.undecodable += 1
             log.error("undecodable event skipped", extra={"seq": seq, "error": str(exc)})
+            if self._on_skip is not None:
+                self._on_skip(seq)
             return
         headers = msg.headers or {}
         self._handler(StoredEvent(seq, msg.subject, headers.get(MSG_ID), event))
 
     async def stop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
         if self._subscription is not None:
             subscription, self._subscription = self._subscription, None
-            await subscription.unsubscribe()
+            with contextlib.suppress(nats.errors.Error):
+                await subscription.unsubscribe()

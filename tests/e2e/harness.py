@@ -12,6 +12,7 @@ from nats.aio.client import Client
 
 from gsch.audit import AuditReport, audit
 from gsch.client import publish_request
+from gsch.clusters.feed import SnapshotFeed
 from gsch.eventstore.store import EventStore
 from gsch.procs import ChildProcess, serve_args
 
@@ -100,6 +101,19 @@ def _tiers(clusters: int) -> list[str]:
         share = index / clusters
         out.append("cloud" if share < 0.1 else "edge" if share < 0.4 else "near-edge")
     return out
+
+
+async def wait_inventory(store: EventStore, nodes: int, timeout: float = 60.0) -> None:
+    """Wait until the binder has declared `nodes` nodes (requests naming undeclared clusters
+    are retried and then fail, as they should, so tests start once the fleet is known)."""
+    feed = SnapshotFeed(store)
+    snapshot = await feed.start()
+    try:
+        async with asyncio.timeout(timeout):
+            while sum(len(c.nodes) for c in snapshot.clusters.values()) < nodes:
+                await asyncio.sleep(0.05)
+    finally:
+        await feed.stop()
 
 
 async def publish_all(nc: Client, bodies: list[tuple[str, bytes]]) -> None:
