@@ -132,11 +132,15 @@ async def run_bench(args: argparse.Namespace) -> int:
         topology = generated_topology(args.clusters, args.nodes_per_cluster)
         shape = f"{args.clusters}x{args.nodes_per_cluster}"
         binder_port = free_port()
+        binder_flags = [
+            "--generated-topology",
+            shape,
+            "--metrics-listen",
+            f"127.0.0.1:{binder_port}",
+        ]
         binder = ChildProcess(
-            serve_args("binder", url, data_dir,
-                       ["--generated-topology", shape, "--metrics-listen", f"127.0.0.1:{binder_port}"]),
-            data_dir / "binder.log",
-        )  # fmt: skip
+            serve_args("binder", url, data_dir, binder_flags), data_dir / "binder.log"
+        )
         await binder.start()
         children.append(binder)
         await _wait_ready(binder_port)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
+import time
 from pathlib import Path
+from typing import Any
 
 import nats
+import nats.errors
 from nats.aio.client import Client
 
 from gsch.config import Config, read_secret
@@ -42,7 +46,38 @@ def _tls_context(config: Config) -> ssl.SSLContext | None:
     return context
 
 
-async def connect(config: Config, url: str, name: str) -> Client:
+class NatsConnectError(Exception):
+    """NATS refused us (credentials) or stayed unreachable for the whole start-up window."""
+
+
+async def _probe(url: str, options: dict[str, Any], patience: float) -> None:
+    """Connect once without reconnecting, so a refused login fails fast and clearly instead
+    of being retried for ever by the long-lived client; an unreachable server is waited for."""
+    deadline = time.monotonic() + patience
+    delay = 0.2
+
+    async def quiet(_: Exception) -> None:
+        return None
+
+    while True:
+        try:
+            probe = await nats.connect(
+                servers=[url], allow_reconnect=False, error_cb=quiet, **options
+            )
+        except (nats.errors.Error, OSError, TimeoutError) as exc:
+            text = repr(exc)
+            if "uthorization" in text or "uthentication" in text:
+                raise NatsConnectError(f"NATS at {url} refused the credentials: {exc}") from exc
+            if time.monotonic() > deadline:
+                raise NatsConnectError(f"NATS at {url} unreachable for {patience}s: {exc}") from exc
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            continue
+        await probe.close()
+        return
+
+
+async def connect(config: Config, url: str, name: str, patience: float = 60.0) -> Client:
     async def on_error(exc: Exception) -> None:
         NATS_ERRORS.labels(kind=type(exc).__name__).inc()
         log.warning("nats error", extra={"error": repr(exc)})
@@ -57,19 +92,21 @@ async def connect(config: Config, url: str, name: str) -> Client:
         log.info("nats reconnected")
 
     options = config.nats
-    password = read_secret(options.password_file)
-    token = read_secret(options.token_file)
+    auth: dict[str, Any] = {
+        "user": options.user,
+        "password": read_secret(options.password_file),
+        "token": read_secret(options.token_file),
+        "user_credentials": options.creds_file,
+        "tls": _tls_context(config),
+        "connect_timeout": 5,
+    }
+    await _probe(url, auth, patience)
     nc = await nats.connect(
         servers=[url],
         name=name,
-        user=options.user,
-        password=password,
-        token=token,
-        user_credentials=options.creds_file,
-        tls=_tls_context(config),
+        **auth,
         max_reconnect_attempts=-1,  # the default gives up after about two minutes
         reconnect_time_wait=0.5,
-        connect_timeout=5,
         error_cb=on_error,
         disconnected_cb=on_disconnected,
         reconnected_cb=on_reconnected,

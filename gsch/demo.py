@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import nats
 
@@ -64,7 +65,8 @@ async def run_demo(args: argparse.Namespace) -> int:
     started: asyncio.Future[Running] = loop.create_future()
     say(f"gsch demo: data in {data_dir}")
     server = asyncio.create_task(serve(config, {"api", "binder"}, stop, started=started))
-    done, _ = await asyncio.wait([server, started], return_when=asyncio.FIRST_COMPLETED)
+    first: list[asyncio.Future[Any]] = [server, started]
+    done, _ = await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
     if server in done:
         server.result()  # raises the start-up error
         return 1

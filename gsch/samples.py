@@ -149,12 +149,14 @@ class SampleRequests:
         choice = self._random.randrange(4)
         if choice == 0:
             return b"{this is not json"
-        if choice == 1:
+        workload = _pod("p", "1", "1Gi")
+        if choice == 1:  # a policy GEdge never had
             return {"request_id": rid, "policy": "GFastestPriority", "select_clusters": ["x"],
-                    "workload": _pod("p", "1", "1Gi")}  # fmt: skip
-        if choice == 2:
-            return {"request_id": rid, "policy": "GLowLatencyPriority", "select_clusters": self._all[:2],
-                    "workload": _pod("p", "1", "1Gi")}  # fmt: skip
+                    "workload": workload}  # fmt: skip
+        if choice == 2:  # low latency without its source
+            levels = self._all[:2]
+            return {"request_id": rid, "policy": "GLowLatencyPriority", "select_clusters": levels,
+                    "workload": workload}  # fmt: skip
         return {
             "request_id": rid,
             "policy": "GSelectedCluster",

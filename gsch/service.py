@@ -160,7 +160,7 @@ async def serve(
         if started is not None and not started.done():
             started.set_result(Running(url, store, api_url, embedded))
         stopper = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
         stop.set()
         results = await asyncio.gather(*tasks, return_exceptions=True)
         stopper.cancel()

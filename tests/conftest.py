@@ -44,7 +44,7 @@ class NatsServer:
                 str(self.port),
                 "--log",
                 str(self.store_dir / "server.log"),
-            ],  # fmt: skip
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

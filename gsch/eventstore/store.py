@@ -45,6 +45,16 @@ from gsch.eventstore.subjects import EVENTS_STREAM, request_history
 from gsch.model.events import AnyEvent, decode_event, encode_event
 from gsch.model.states import RequestState
 
+__all__ = [
+    "MSG_ID",
+    "Append",
+    "ConflictError",
+    "EventStore",
+    "StoreError",
+    "StoreUnavailableError",
+    "StoredEvent",
+]
+
 log = logging.getLogger(__name__)
 
 
@@ -210,7 +220,7 @@ class EventStore:
 
     async def read(self, scope: str, after: int = 0) -> list[StoredEvent]:
         """Every event in a scope after stream sequence `after`, in order (few events only)."""
-        events = []
+        events: list[StoredEvent] = []
         seq = after
         while True:
             found = await self.first_after(scope, seq)

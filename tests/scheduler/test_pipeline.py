@@ -11,7 +11,6 @@ from pathlib import Path
 import aiohttp
 import msgspec
 import nats
-import pytest
 
 from gsch.audit import audit
 from gsch.client import publish_request
@@ -37,7 +36,7 @@ def make_config(tmp_path: Path, url: str, **simulator: object) -> Config:
                 "bind_delay": 0.001,
                 **simulator,
             },
-        },  # fmt: skip
+        },
         environ={},
     )
 
@@ -124,7 +123,8 @@ async def test_same_request_id_published_twice_is_one_request(
         assert len(accepted) == 1
         report = await audit(store)
         assert len(report.requests) == 1
-        assert report.double_placements == [] and report.duplicate_reservations == []
+        assert report.double_placements == []
+        assert report.duplicate_reservations == []
 
 
 async def test_invalid_request_is_rejected_with_reason_visible_in_api(
@@ -159,8 +159,14 @@ async def test_deleting_the_read_model_and_rebuilding_gives_identical_answers(
     from gsch.projections.projector import rebuild
 
     config = make_config(tmp_path, nats_server.url, bind_failure_rate=0.3, seed=3)
-    paths = ["/v1/requests?limit=1000", "/v1/requests?state=bound&limit=7", "/v1/clusters",
-             "/v1/clusters/edge-daejeon/nodes", "/v1/requests/r-3", "/v1/requests/r-3/events"]  # fmt: skip
+    paths = [
+        "/v1/requests?limit=1000",
+        "/v1/requests?state=bound&limit=7",
+        "/v1/clusters",
+        "/v1/clusters/edge-daejeon/nodes",
+        "/v1/requests/r-3",
+        "/v1/requests/r-3/events",
+    ]
 
     async def answers(api_url: str, seq: int) -> dict[str, object]:
         return {p: await get_json(f"{api_url}{p}&min_seq={seq}" if "?" in p

@@ -1,0 +1,124 @@
+"""The embedded nats-server starts with gsch and never outlives it; external auth works."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gsch.config import load_config
+from gsch.connection import NatsConnectError, connect
+from gsch.embedded import EmbeddedNats, find_binary, free_port
+from tests.conftest import wait_for_port
+
+
+def nats_server_pids(store_dir: Path) -> list[int]:
+    found = subprocess.run(
+        ["pgrep", "-f", f"nats-server.*{store_dir}"], capture_output=True, text=True, check=False
+    )
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def wait_until(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+async def test_embedded_server_serves_jetstream_and_stops(tmp_path: Path) -> None:
+    embedded = EmbeddedNats(tmp_path)
+    url = await embedded.start()
+    assert url.startswith("nats://127.0.0.1:")
+    assert (tmp_path / "nats.url").read_text().strip() == url
+    config = load_config(None, {"data_dir": str(tmp_path)}, environ={})
+    nc = await connect(config, url, "test")
+    info = await nc.jetstream().account_info()
+    assert info is not None
+    await nc.close()
+    pid = embedded.pid
+    await embedded.stop()
+    assert pid is not None
+    assert not os.path.exists(f"/proc/{pid}")
+
+
+async def test_embedded_server_keeps_its_port_across_restarts(tmp_path: Path) -> None:
+    first = EmbeddedNats(tmp_path)
+    url = await first.start()
+    await first.stop()
+    second = EmbeddedNats(tmp_path)
+    assert await second.start() == url
+    await second.stop()
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_no_orphan_server_whatever_ends_gsch(tmp_path: Path, how: signal.Signals) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gsch", "serve", "--roles", "api", "--data-dir", str(tmp_path),
+         "--api-listen", "127.0.0.1:0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert wait_until(lambda: bool(nats_server_pids(tmp_path))), "embedded server never started"
+        assert wait_until(lambda: (tmp_path / "readmodel.sqlite").exists())
+        os.kill(process.pid, how)
+        process.wait(timeout=30)
+        assert wait_until(lambda: not nats_server_pids(tmp_path), timeout=15), (
+            f"nats-server outlived gsch after {how.name}"
+        )
+    finally:
+        if process.poll() is None:
+            process.kill()
+        for pid in nats_server_pids(tmp_path):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _server(tmp_path: Path, *auth: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [find_binary(), "--addr", "127.0.0.1", "--port", str(port), *auth],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_for_port(port)
+    return process, f"nats://127.0.0.1:{port}"
+
+
+async def test_external_server_with_user_and_password_file(tmp_path: Path) -> None:
+    process, url = _server(tmp_path, "--user", "gsch", "--pass", "s3cret")
+    try:
+        secret = tmp_path / "password"
+        secret.write_text("s3cret\n")
+        config = load_config(
+            None, {"nats": {"url": url, "user": "gsch", "password_file": str(secret)}}, environ={}
+        )
+        nc = await connect(config, url, "test")
+        await nc.flush()
+        await nc.close()
+        secret.write_text("wrong\n")
+        with pytest.raises(NatsConnectError, match="refused the credentials"):
+            await asyncio.wait_for(connect(config, url, "test"), 10)
+    finally:
+        process.terminate()
+        process.wait()
+
+
+async def test_external_server_with_token_file(tmp_path: Path) -> None:
+    process, url = _server(tmp_path, "--auth", "tok-123")
+    try:
+        token = tmp_path / "token"
+        token.write_text("tok-123")
+        config = load_config(None, {"nats": {"url": url, "token_file": str(token)}}, environ={})
+        nc = await connect(config, url, "test")
+        await nc.flush()
+        await nc.close()
+    finally:
+        process.terminate()
+        process.wait()
