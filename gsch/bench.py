@@ -27,7 +27,7 @@ from gsch.clusters.topology import generated_topology
 from gsch.embedded import EmbeddedNats, free_port
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import apply_declarations, load_declarations
-from gsch.eventstore.subjects import INTAKE_SUBJECT
+from gsch.eventstore.subjects import INTAKE_SUBJECT, request_events_of_type
 from gsch.logs import setup_logging
 from gsch.observe import RequestTracker
 from gsch.procs import ChildProcess, serve_args
@@ -94,7 +94,7 @@ async def _scrape_conflicts(ports: list[int]) -> dict[str, int]:
     """Commit conflicts per scope (request, node), summed over the worker processes."""
     totals: dict[str, int] = {}
     pattern = re.compile(
-        r'^gsch_placement_conflicts_total\{scope="([a-z]+)"\} ([0-9.e+]+)$', re.MULTILINE
+        r'^gsch_placement_conflicts_total\{scope="([a-z_]+)"\} ([0-9.e+]+)$', re.MULTILINE
     )
     async with aiohttp.ClientSession() as session:
         for port in ports:
@@ -162,7 +162,7 @@ async def run_bench(args: argparse.Namespace) -> int:
         for port in worker_ports:
             await _wait_ready(port)
 
-        tracker = RequestTracker(store)
+        tracker = RequestTracker(store, request_events_of_type("PlacementCommitted"))
         await tracker.start(await store.last_seq())
         requests = _requests(args, [c.name for c in topology.clusters])
         js = nc.jetstream()

@@ -40,9 +40,11 @@ class Progress:
 
 
 class RequestTracker:
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore, subject: str = ALL_REQUEST_EVENTS) -> None:
+        """Follow `subject` (all request events, or e.g. only commits for the benchmark,
+        which should load the server no more than it must)."""
         self.requests: dict[str, Progress] = {}
-        self._follower = Follower(store, ALL_REQUEST_EVENTS, self._apply)
+        self._follower = Follower(store, subject, self._apply)
 
     def _apply(self, stored: StoredEvent) -> None:
         event = stored.event

@@ -140,6 +140,10 @@ async def serve(
             if "worker" in roles:
                 worker = Worker(config, store, snapshot, name)
                 tasks.append(asyncio.create_task(worker.run(stop)))
+            else:
+                # A binder needs the snapshot only to declare inventory and re-arm lifetimes
+                # at start; following every reservation afterwards would be wasted work.
+                await feed.stop()
 
         if "api" in roles:
             from gsch.api.app import make_app

@@ -40,12 +40,29 @@ class NodeView:
     @property
     def confirmed_free(self) -> Resources:
         """Free capacity according to the log alone."""
-        return self.allocatable - self.foreign - self.reserved
+        a, f, r = self.allocatable, self.foreign, self.reserved
+        return Resources(
+            a.cpu_m - f.cpu_m - r.cpu_m,
+            a.memory - f.memory - r.memory,
+            a.gpu - f.gpu - r.gpu,
+            a.pods - f.pods - r.pods,
+        )
+
+    @property
+    def held(self) -> Resources:
+        """What is taken for planning: others' pods, reservations, this process's pending."""
+        f, r, p = self.foreign, self.reserved, self.pending
+        return Resources(
+            f.cpu_m + r.cpu_m + p.cpu_m,
+            f.memory + r.memory + p.memory,
+            f.gpu + r.gpu + p.gpu,
+            f.pods + r.pods + p.pods,
+        )
 
     @property
     def free(self) -> Resources:
         """Free capacity for planning: the log's view less this process's pending commits."""
-        return self.confirmed_free - self.pending
+        return self.allocatable - self.held
 
 
 @dataclass

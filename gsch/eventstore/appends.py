@@ -37,6 +37,10 @@ class ConflictError(Exception):
     """Someone else appended within the scope since the writer read it: re-read and re-decide."""
 
 
+class KnownStaleError(ConflictError):
+    """Refused before sending: the writer's own view already shows the expectation is stale."""
+
+
 class StoreUnavailableError(Exception):
     """JetStream did not answer within the retry deadline; nothing is known to be stored."""
 

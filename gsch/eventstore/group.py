@@ -25,6 +25,7 @@ from gsch.eventstore.appends import (
     WRONG_LAST_SEQUENCE,
     Append,
     ConflictError,
+    KnownStaleError,
     Rejected,
     StoreError,
     StoreUnavailableError,
@@ -103,9 +104,14 @@ class GroupCommitter:
         messages = 0
         taken: set[str] = set()
         kept: deque[_Member] = deque()
+        precheck = self._store.precheck
         while self._queue:
             member = self._queue.popleft()
             if member.future.done():
+                continue
+            if precheck is not None and not all(precheck(item) for item in member.items):
+                # Already known to be stale: sending it would only get the group refused.
+                _fail(member, KnownStaleError("an expected scope moved on before sending"))
                 continue
             clash = member.scopes & (self._busy_scopes | taken)
             if clash or messages + member.size > MAX_GROUP_MESSAGES:
@@ -167,7 +173,12 @@ class GroupCommitter:
     async def _settle(self, group: list[_Member], retry_reason: str | None) -> None:
         """After a refused or unanswered group: resolve each member from the log."""
 
+        precheck = self._store.precheck
+
         async def check(member: _Member) -> _Member | None:
+            if precheck is not None and not all(precheck(item) for item in member.items):
+                _fail(member, KnownStaleError("an expected scope moved on"))
+                return None
             try:
                 landed = await self._store.member_status(member.items)
             except ConflictError as exc:

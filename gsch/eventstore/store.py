@@ -17,7 +17,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import nats.errors
@@ -36,6 +36,7 @@ from gsch.eventstore.appends import (
     WRONG_LAST_SEQUENCE,
     Append,
     ConflictError,
+    KnownStaleError,
     Rejected,
     StoreError,
     StoreUnavailableError,
@@ -50,6 +51,7 @@ __all__ = [
     "Append",
     "ConflictError",
     "EventStore",
+    "KnownStaleError",
     "StoreError",
     "StoreUnavailableError",
     "StoredEvent",
@@ -86,6 +88,9 @@ class EventStore:
         # keeps well under its share so competing processes do not starve each other.
         self._max_inflight_batches = max_inflight_batches
         self._grouper: GroupCommitter | None = None
+        # Optional local knowledge: False when an append's expectation is known to be stale
+        # already (a worker's snapshot has seen the newer event), so it is not sent at all.
+        self.precheck: Callable[[Append], bool] | None = None
 
     @property
     def js(self) -> JetStreamContext:

@@ -13,12 +13,15 @@ INTAKE_STREAM = "GSCH_INTAKE"
 INTAKE_SUBJECT = "gsch.requests"
 
 _SAFE = re.compile(r"[A-Za-z0-9_:-]")
+_ALL_SAFE = re.compile(r"[A-Za-z0-9_:-]+")
 
 
 def token(name: str) -> str:
     """Escape a name into one NATS subject token (`.`, `*`, `>`, `%` and space become %XX)."""
     if not name:
         raise ValueError("an empty name cannot be a subject token")
+    if _ALL_SAFE.fullmatch(name):
+        return name
     out = []
     for char in name:
         if _SAFE.fullmatch(char):

@@ -40,6 +40,8 @@ def node_selector(request: Request, node: NodeView) -> str | None:
 
 
 def untolerated_taint(request: Request, node: NodeView) -> str | None:
+    if not node.taints:
+        return None  # the common case, and the workload's tolerations need not be read
     tolerations = _tolerations(request)
     for taint in node.taints:
         if taint.effect not in ("NoSchedule", "NoExecute"):
@@ -50,10 +52,10 @@ def untolerated_taint(request: Request, node: NodeView) -> str | None:
 
 
 def resource_fit(request: Request, node: NodeView) -> str | None:
-    missing = request.demand.shortfalls(node.free)
-    if missing:
-        return "insufficient " + ", ".join(missing)
-    return None
+    free = node.free
+    if request.demand.fits_in(free):
+        return None
+    return "insufficient " + ", ".join(request.demand.shortfalls(free))
 
 
 def _tolerations(request: Request) -> list[dict[str, object]]:

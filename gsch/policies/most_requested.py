@@ -19,7 +19,7 @@ def _used_percent(used: int, allocatable: int) -> float:
 
 
 def free_capacity_score(request: Request, node: NodeView) -> float:
-    held = node.foreign + node.reserved
+    held = node.held
     cpu_free = 100.0 - _used_percent(held.cpu_m, node.allocatable.cpu_m)
     memory_free = 100.0 - _used_percent(held.memory, node.allocatable.memory)
     free_gpus = max(0, node.allocatable.gpu - held.gpu)

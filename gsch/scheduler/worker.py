@@ -21,7 +21,7 @@ from dataclasses import replace
 from gsch.clusters.snapshot import ClusterSnapshot, NodeView
 from gsch.config import Config
 from gsch.eventstore.consumers import WorkItem, consume
-from gsch.eventstore.store import Append, ConflictError, EventStore
+from gsch.eventstore.store import Append, ConflictError, EventStore, KnownStaleError
 from gsch.eventstore.subjects import (
     EVENTS_STREAM,
     INTAKE_STREAM,
@@ -91,6 +91,17 @@ class Worker:
         # One commit at a time per node from this process: concurrent attempts here would
         # only race each other for the same expected sequence.
         self._node_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        store.precheck = self._reservation_still_expected
+
+    def _reservation_still_expected(self, item: Append) -> bool:
+        """False when the snapshot already holds a newer event of the node an append is
+        conditional on: the commit is certain to lose, so the group need not carry it."""
+        event = item.event
+        if not isinstance(event, CapacityReserved) or item.expect_seq is None:
+            return True
+        cluster = self.snapshot.clusters.get(event.cluster)
+        node = cluster.nodes.get(event.node) if cluster else None
+        return node is None or node.last_seq == item.expect_seq
 
     async def run(self, stop: asyncio.Event) -> None:
         options = {
@@ -368,6 +379,9 @@ class Worker:
                     fenced.append(replace(item, expect_seq=node.last_seq))
                 try:
                     sequences = await self.store.append_batch([*head, *fenced])
+                except KnownStaleError:
+                    COMMIT_CONFLICTS.labels(scope="node_seen").inc()
+                    return None  # the snapshot already has what beat us: plan again now
                 except ConflictError:
                     return False
                 for item, seq in zip(fenced, sequences[first_node:], strict=True):
