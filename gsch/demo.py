@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import socket
 import statistics
 import sys
 import tempfile
@@ -26,22 +27,36 @@ from gsch.logs import setup_logging
 from gsch.observe import RequestTracker
 from gsch.procs import ChildProcess, serve_args
 from gsch.samples import SampleRequests, encode, request_id_of
-from gsch.service import Running, default_topology_path, serve
+from gsch.service import Running, default_topology_path, parse_listen, serve
 
 
 def say(text: str) -> None:
     print(text, flush=True)
 
 
+def _listen_or_free(listen: str) -> str:
+    """The requested address, or a free port on the same host when it is taken (a demo
+    should not fail because something else already serves 8080)."""
+    host, port = parse_listen(listen)
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            say(f"{listen} is in use; the API takes a free port instead")
+            return f"{host}:0"
+    return listen
+
+
 async def run_demo(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="gsch-demo-"))
+    api_listen = _listen_or_free(args.api_listen)
     topology_path = default_topology_path()
     config = load_config(
         None,
         {
             "data_dir": str(data_dir),
             "log_level": "WARNING",
-            "api": {"listen": args.api_listen},
+            "api": {"listen": api_listen},
             "simulator": {
                 "topology": str(topology_path),
                 "bind_delay": 0.05,
@@ -110,6 +125,8 @@ async def run_demo(args: argparse.Namespace) -> int:
             _progress(tracker, published, time.monotonic() - begin)
             await asyncio.sleep(1.0)
         _summary(tracker, published, running.api_url)
+        if not args.keep_running:
+            say("  (the API stops with the demo; add --keep-running to keep it up)")
         if args.keep_running and not stop.is_set():
             say("serving until Ctrl-C")
             await stop.wait()
