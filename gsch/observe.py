@@ -12,21 +12,10 @@ from gsch.model.events import (
     PlacementCommitted,
     RequestAccepted,
     RequestBound,
-    RequestClaimed,
-    RequestFailed,
     RequestRejected,
-    RequestRequeued,
 )
+from gsch.model.states import STATE_AFTER
 
-_STATE_OF = {
-    RequestAccepted: "queued",
-    RequestRequeued: "queued",
-    RequestClaimed: "scheduling",
-    PlacementCommitted: "scheduled",
-    RequestBound: "bound",
-    RequestFailed: "failed",
-    RequestRejected: "rejected",
-}
 SETTLED = frozenset({"bound", "failed", "rejected", "cancelled"})
 
 
@@ -48,9 +37,10 @@ class RequestTracker:
 
     def _apply(self, stored: StoredEvent) -> None:
         event = stored.event
-        state = _STATE_OF.get(type(event))
-        if state is None:
+        after = STATE_AFTER.get(type(event))
+        if after is None:
             return
+        state = after.value
         request_id = request_id_of(stored.subject)
         progress = self.requests.get(request_id)
         if progress is None:

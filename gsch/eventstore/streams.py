@@ -81,45 +81,70 @@ def _differences(desired: dict[str, Any], actual: dict[str, Any]) -> list[str]:
     return diffs
 
 
-async def apply_declarations(nc: Client, declarations: Declarations) -> ApplyReport:
-    report = ApplyReport()
+@dataclass(frozen=True)
+class _Target:
+    """How to read, create and update one declared stream or consumer."""
+
+    label: str
+    info: str
+    create: str
+    update: str
+    not_found: int
+    create_body: dict[str, Any]
+    update_body: dict[str, Any]
+    desired: dict[str, Any]
+
+
+def _targets(declarations: Declarations) -> list[_Target]:
+    targets = []
     for config in declarations.streams:
         name = config["name"]
-        info = await _api(nc, f"STREAM.INFO.{name}")
-        if "error" in info:
-            if info["error"].get("err_code") != 10059:  # stream not found
-                raise StreamsError(f"stream {name}: {info['error'].get('description')}")
-            created = await _api(nc, f"STREAM.CREATE.{name}", config)
-            _raise_on_error(created, f"create stream {name}")
-            report.add(f"stream {name}: created")
-            continue
-        diffs = _differences(config, info["config"])
-        if not diffs:
-            report.add(f"stream {name}: unchanged")
-            continue
-        updated = await _api(nc, f"STREAM.UPDATE.{name}", config)
-        _raise_on_error(updated, f"update stream {name}")
-        report.add(f"stream {name}: updated ({'; '.join(diffs)})")
-    for declaration in declarations.consumers:
-        stream = declaration["stream_name"]
-        durable = declaration["config"]["durable_name"]
-        info = await _api(nc, f"CONSUMER.INFO.{stream}.{durable}")
-        if "error" in info:
-            if info["error"].get("err_code") != 10014:  # consumer not found
-                raise StreamsError(f"consumer {durable}: {info['error'].get('description')}")
-            created = await _api(nc, f"CONSUMER.CREATE.{stream}.{durable}", declaration)
-            _raise_on_error(created, f"create consumer {stream}/{durable}")
-            report.add(f"consumer {stream}/{durable}: created")
-            continue
-        diffs = _differences(declaration["config"], info["config"])
-        if not diffs:
-            report.add(f"consumer {stream}/{durable}: unchanged")
-            continue
-        updated = await _api(
-            nc, f"CONSUMER.CREATE.{stream}.{durable}", {**declaration, "action": "update"}
+        targets.append(
+            _Target(
+                f"stream {name}",
+                f"STREAM.INFO.{name}",
+                f"STREAM.CREATE.{name}",
+                f"STREAM.UPDATE.{name}",
+                10059,
+                config,
+                config,
+                config,
+            )  # fmt: skip
         )
-        _raise_on_error(updated, f"update consumer {stream}/{durable}")
-        report.add(f"consumer {stream}/{durable}: updated ({'; '.join(diffs)})")
+    for declaration in declarations.consumers:
+        stream, durable = declaration["stream_name"], declaration["config"]["durable_name"]
+        path = f"{stream}.{durable}"
+        targets.append(
+            _Target(
+                f"consumer {stream}/{durable}",
+                f"CONSUMER.INFO.{path}",
+                f"CONSUMER.CREATE.{path}",
+                f"CONSUMER.CREATE.{path}",
+                10014,
+                declaration,
+                {**declaration, "action": "update"},
+                declaration["config"],
+            )  # fmt: skip
+        )
+    return targets
+
+
+async def apply_declarations(nc: Client, declarations: Declarations) -> ApplyReport:
+    report = ApplyReport()
+    for target in _targets(declarations):
+        info = await _api(nc, target.info)
+        if "error" in info:
+            if info["error"].get("err_code") != target.not_found:
+                raise StreamsError(f"{target.label}: {info['error'].get('description')}")
+            _raise_on_error(await _api(nc, target.create, target.create_body), target.label)
+            report.add(f"{target.label}: created")
+            continue
+        diffs = _differences(target.desired, info["config"])
+        if not diffs:
+            report.add(f"{target.label}: unchanged")
+            continue
+        _raise_on_error(await _api(nc, target.update, target.update_body), target.label)
+        report.add(f"{target.label}: updated ({'; '.join(diffs)})")
     return report
 
 

@@ -33,6 +33,18 @@ class State(enum.StrEnum):
     REJECTED = "rejected"
 
 
+# The lifecycle in one table: the state a request is in after each kind of event. Every fold
+# of request events (the aggregate below, the read model, progress trackers) takes it from here.
+STATE_AFTER: dict[type, State] = {
+    RequestAccepted: State.QUEUED,
+    RequestRejected: State.REJECTED,
+    RequestClaimed: State.SCHEDULING,
+    PlacementCommitted: State.SCHEDULED,
+    RequestRequeued: State.QUEUED,
+    RequestFailed: State.FAILED,
+    RequestBound: State.BOUND,
+}
+
 FINAL_STATES = frozenset({State.FAILED, State.CANCELLED, State.REJECTED})
 SETTLED_STATES = FINAL_STATES | {State.BOUND}
 
@@ -57,28 +69,24 @@ class RequestState(msgspec.Struct, kw_only=True):
     def apply(self, event: AnyEvent, seq: int) -> None:
         """Fold one event of this request into the state (events arrive in stream order)."""
         self.last_seq = seq
+        self.state = STATE_AFTER.get(type(event), self.state)
         match event:
             case RequestAccepted():
-                self.state = State.QUEUED
                 self.request = event.request
                 self.intake_seq = event.intake_seq
                 self.accepted_seq = self.queued_seq = seq
                 self.accepted_at = event.at
                 self.attempt = 1
             case RequestRejected():
-                self.state = State.REJECTED
                 self.intake_seq = event.intake_seq
                 self.reasons.append(event.reason)
             case RequestClaimed():
-                self.state = State.SCHEDULING
                 self.attempt = event.attempt
                 self.claimed_by = event.worker
             case PlacementCommitted():
-                self.state = State.SCHEDULED
                 self.placements = event.placements
                 self.explanation = event.explanation
             case RequestRequeued():
-                self.state = State.QUEUED
                 self.queued_seq = seq
                 self.attempt = event.attempt
                 self.claimed_by = None
@@ -88,12 +96,10 @@ class RequestState(msgspec.Struct, kw_only=True):
                 if event.explanation is not None:
                     self.explanation = event.explanation
             case RequestFailed():
-                self.state = State.FAILED
                 self.reasons.append(event.reasons[-1] if event.reasons else "failed")
                 if event.explanation is not None:
                     self.explanation = event.explanation
             case RequestBound():
-                self.state = State.BOUND
                 self.placements = event.placements
             case WorkloadFinished():
                 self.finished = True

@@ -23,7 +23,7 @@ from gsch.model.events import (
     RequestRequeued,
     WorkloadFinished,
 )
-from gsch.model.states import State
+from gsch.model.states import STATE_AFTER, State
 
 
 class RequestRow(msgspec.Struct, kw_only=True):
@@ -58,10 +58,12 @@ def apply_request_event(
         row = RequestRow(id=request_id, submitted_seq=seq)
     elif seq <= row.last_seq:
         return row
+    after = STATE_AFTER.get(type(event))
+    if after is not None:
+        row.state = after.value
     match event:
         case RequestAccepted():
             request = event.request
-            row.state = State.QUEUED.value
             row.policy, row.mode, row.form = request.policy.value, request.mode, request.form
             row.level = event.level.value
             row.project, row.workspace = request.project_name, request.workspace_name
@@ -69,21 +71,17 @@ def apply_request_event(
             row.attempts = 1
             row.submitted_at = event.at
         case RequestRejected():
-            row.state = State.REJECTED.value
             row.reason, row.reason_field = event.reason, event.field
             if event.form is not None:
                 row.form = event.form
             if row.submitted_at is None:
                 row.submitted_at = event.at
         case RequestClaimed():
-            row.state = State.SCHEDULING.value
             row.attempts = event.attempt
         case PlacementCommitted():
-            row.state = State.SCHEDULED.value
             row.placements = event.placements
             row.explanation = event.explanation
         case RequestRequeued():
-            row.state = State.QUEUED.value
             row.attempts = event.attempt
             row.placements = ()
             row.not_before = event.not_before
@@ -91,13 +89,11 @@ def apply_request_event(
             if event.explanation is not None:
                 row.explanation = event.explanation
         case RequestFailed():
-            row.state = State.FAILED.value
             row.reason = event.reasons[-1] if event.reasons else "failed"
             row.reason_field = None
             if event.explanation is not None:
                 row.explanation = event.explanation
         case RequestBound():
-            row.state = State.BOUND.value
             row.placements = event.placements
         case WorkloadFinished():
             row.finished = True
