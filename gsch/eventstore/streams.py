@@ -99,33 +99,31 @@ def _targets(declarations: Declarations) -> list[_Target]:
     targets = []
     for config in declarations.streams:
         name = config["name"]
-        targets.append(
-            _Target(
-                f"stream {name}",
-                f"STREAM.INFO.{name}",
-                f"STREAM.CREATE.{name}",
-                f"STREAM.UPDATE.{name}",
-                10059,
-                config,
-                config,
-                config,
-            )  # fmt: skip
+        target = _Target(
+            label=f"stream {name}",
+            info=f"STREAM.INFO.{name}",
+            create=f"STREAM.CREATE.{name}",
+            update=f"STREAM.UPDATE.{name}",
+            not_found=10059,
+            create_body=config,
+            update_body=config,
+            desired=config,
         )
+        targets.append(target)
     for declaration in declarations.consumers:
         stream, durable = declaration["stream_name"], declaration["config"]["durable_name"]
         path = f"{stream}.{durable}"
-        targets.append(
-            _Target(
-                f"consumer {stream}/{durable}",
-                f"CONSUMER.INFO.{path}",
-                f"CONSUMER.CREATE.{path}",
-                f"CONSUMER.CREATE.{path}",
-                10014,
-                declaration,
-                {**declaration, "action": "update"},
-                declaration["config"],
-            )  # fmt: skip
+        target = _Target(
+            label=f"consumer {stream}/{durable}",
+            info=f"CONSUMER.INFO.{path}",
+            create=f"CONSUMER.CREATE.{path}",
+            update=f"CONSUMER.CREATE.{path}",  # the same call, with action "update"
+            not_found=10014,
+            create_body=declaration,
+            update_body={**declaration, "action": "update"},
+            desired=declaration["config"],
         )
+        targets.append(target)
     return targets
 
 
