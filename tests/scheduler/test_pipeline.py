@@ -86,7 +86,9 @@ async def test_request_goes_from_publish_to_bound_and_is_readable(
             return report.states.get("bound") == 1
 
         await until(bound)
-        body = await get_json(f"{service.api_url}/v1/requests/p-1?min_seq=1")
+        # Read your writes: wait until the projection holds everything the audit saw.
+        last = await service.store.last_seq()
+        body = await get_json(f"{service.api_url}/v1/requests/p-1?min_seq={last}")
         assert body["state"] == "bound"
         placement = body["placement"]
         assert isinstance(placement, dict)
@@ -148,7 +150,8 @@ async def test_invalid_request_is_rejected_with_reason_visible_in_api(
             return report.states.get("rejected") == 2
 
         await until(two_rejected)
-        body = await get_json(f"{service.api_url}/v1/requests/bad-1?min_seq=1")
+        last = await service.store.last_seq()
+        body = await get_json(f"{service.api_url}/v1/requests/bad-1?min_seq={last}")
         assert body["state"] == "rejected"
         assert "source" in str(body["reason"])
 
