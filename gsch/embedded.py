@@ -54,6 +54,8 @@ def free_port() -> int:
 
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As nats-server itself does: a port of ours still in TIME_WAIT is free to reuse.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -82,6 +84,8 @@ class EmbeddedNats:
         return self._process.pid if self._process else None
 
     def _choose_port(self) -> int:
+        """The configured port, else the one this data dir used last (clients that knew the
+        old URL reconnect by themselves), else a free one."""
         if self._requested_port:
             return self._requested_port
         remembered = url_file(self.data_dir)

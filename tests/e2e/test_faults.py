@@ -9,7 +9,9 @@ import nats
 import pytest
 
 from gsch.audit import audit
+from gsch.embedded import EmbeddedNats
 from gsch.eventstore.store import EventStore
+from gsch.eventstore.streams import apply_declarations, load_declarations
 from tests.conftest import NatsServer
 from tests.e2e.harness import (
     Fleet,
@@ -72,26 +74,30 @@ async def test_kill_9_one_of_three_workers_mid_run(
         await fleet.stop()
 
 
-async def test_nats_restarts_mid_run_lose_nothing(
-    tmp_path: Path, nats_server: NatsServer, store: EventStore
-) -> None:
+async def test_embedded_nats_restarted_twice_mid_run_loses_nothing(tmp_path: Path) -> None:
+    """The embedded server (gsch's own EmbeddedNats, same data dir and port) goes down twice
+    while requests flow; the workers and the binder reconnect, and every request settles."""
     total = 1500
-    fleet = Fleet(tmp_path, nats_server.url)
-    await fleet.start_binder("20x10")
-    for _ in range(2):
-        await fleet.start_worker()
-    await wait_inventory(store, 200)
-    nc = await nats.connect(nats_server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    embedded = EmbeddedNats(tmp_path / "embedded")
+    url = await embedded.start()
+    nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    await apply_declarations(nc, load_declarations(lease_seconds=3))
+    store = EventStore(nc, request_timeout=2.0, give_up_after=60.0)
+    fleet = Fleet(tmp_path, url)
     try:
+        await fleet.start_binder("20x10")
+        for _ in range(2):
+            await fleet.start_worker()
+        await wait_inventory(store, 200)
         bodies = [
             (f"n-{i:05d}", pod_request(f"n-{i:05d}", generated_levels(i))) for i in range(total)
         ]
         await publish_all(nc, bodies[:500])
         for _round in range(2):
             await asyncio.sleep(1.0)
-            nats_server.stop()
+            await embedded.stop()
             await asyncio.sleep(1.5)
-            nats_server.start()
+            assert await embedded.start() == url
         await asyncio.sleep(2.0)  # clients reconnect
         await publish_all(nc, bodies[500:])
         report = await wait_settled(store, total, timeout=240)
@@ -101,3 +107,4 @@ async def test_nats_restarts_mid_run_lose_nothing(
     finally:
         await nc.close()
         await fleet.stop()
+        await embedded.stop()
