@@ -26,8 +26,9 @@ class AuditReport:
     double_placements: list[str] = field(default_factory=list)
     overcommits: list[str] = field(default_factory=list)
     duplicate_reservations: list[str] = field(default_factory=list)
-    # Who claimed each request, in order: more than one name means a lease was taken over.
-    claimers: dict[str, list[str]] = field(default_factory=dict)
+    # Workers that claimed or committed each request, in order: a new name after another
+    # means a lease was taken over.
+    owners: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def states(self) -> Counter[str]:
@@ -75,8 +76,8 @@ class _Auditor:
                 State.BOUND,
             ):
                 self.report.double_placements.append(f"{request_id} at seq {stored.seq}")
-            if isinstance(event, RequestClaimed):
-                self.report.claimers.setdefault(request_id, []).append(event.worker)
+            if isinstance(event, RequestClaimed | PlacementCommitted):
+                self.report.owners.setdefault(request_id, []).append(event.worker)
             state.apply(event, stored.seq)
             return
         if isinstance(event, CapacityReserved):

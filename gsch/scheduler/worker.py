@@ -173,16 +173,16 @@ class Worker:
         )
 
     async def _accept(self, request: Request, item: WorkItem) -> None:
-        """First attempt: acceptance, claim and the attempt's outcome in one atomic append
-        (the request's subject must still be empty), so a new request costs one round trip
-        to the log instead of three."""
+        """First attempt: the acceptance and the attempt's outcome in one atomic append,
+        conditional on the request's subject being empty. That condition is the claim (the
+        first writer wins), so no separate RequestClaimed is written: nobody could ever observe
+        the request between the two. A new request costs one round trip to the log."""
         now = time.time()
         accepted = RequestAccepted(
             at=now, request=request, intake_seq=item.seq, level=self.retry_policy.level(request, 0)
         )
-        claim = RequestClaimed(at=now, attempt=1, worker=self.name)
         state = RequestState(request_id=request.request_id)
-        if await self._attempt(state, request, prefix=(accepted, claim), accepted_at=now):
+        if await self._attempt(state, request, prefix=(accepted,), accepted_at=now):
             return
         # The request's subject was not empty: a redelivery of this very message, or a
         # second publication of a known request id.

@@ -52,7 +52,7 @@ async def test_kill_9_one_of_three_workers_mid_run(
         # Kill one worker without warning once it is busy placing.
         for _ in range(100):
             report = await audit(store)
-            if sum(1 for names in report.claimers.values() if names[-1].endswith(mark)) >= 20:
+            if sum(1 for names in report.owners.values() if names[-1].endswith(mark)) >= 20:
                 break
             await asyncio.sleep(0.1)
         victim.kill()
@@ -60,7 +60,7 @@ async def test_kill_9_one_of_three_workers_mid_run(
         report = await wait_settled(store, total, timeout=240)
         assert_sound(report, total, fleet)
         assert report.states["bound"] == total
-        assert any(names[-1].endswith(mark) for names in report.claimers.values()), (
+        assert any(names[-1].endswith(mark) for names in report.owners.values()), (
             "the victim placed nothing: the test proved nothing"
         )
         # What the victim held but had not committed came back to the others after its lease.
