@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import random
 import re
@@ -193,6 +194,9 @@ async def run_bench(args: argparse.Namespace) -> int:
         ]
         last_commit = max(at for at, _ in commits) if commits else time.time()
         latencies = [at - published_at[rid] for at, rid in commits if rid in published_at]
+        # The longest pause between consecutive commits: a stall shows here, not in averages.
+        times = sorted(at for at, _ in commits)
+        longest_gap = max((b - a for a, b in itertools.pairwise(times)), default=0.0)
         elapsed = last_commit - first_publish
         conflicts = await _scrape_conflicts(worker_ports)
         report = await audit(store)
@@ -212,6 +216,7 @@ async def run_bench(args: argparse.Namespace) -> int:
                 "p99": round(_percentile(latencies, 0.99) * 1000, 1),
                 "mean": round(statistics.fmean(latencies) * 1000, 1) if latencies else None,
             },
+            "longest_commit_gap_seconds": round(longest_gap, 3),
             "commit_conflicts": sum(conflicts.values()),
             "commit_conflicts_by_scope": conflicts,
             "raw_publish_per_second": round(raw_rate, 1),

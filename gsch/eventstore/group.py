@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -109,7 +110,7 @@ class GroupCommitter:
             member = self._queue.popleft()
             if member.future.done():
                 continue
-            if precheck is not None and not all(precheck(item) for item in member.items):
+            if precheck is not None and not _rebase(member, precheck):
                 # Already known to be stale: sending it would only get the group refused.
                 _fail(member, KnownStaleError("an expected scope moved on before sending"))
                 continue
@@ -176,7 +177,7 @@ class GroupCommitter:
         precheck = self._store.precheck
 
         async def check(member: _Member) -> _Member | None:
-            if precheck is not None and not all(precheck(item) for item in member.items):
+            if precheck is not None and not _rebase(member, precheck):
                 _fail(member, KnownStaleError("an expected scope moved on"))
                 return None
             try:
@@ -205,6 +206,15 @@ class GroupCommitter:
                 continue
             self._queue.appendleft(member)
         self._wake.set()
+
+
+def _rebase(member: _Member, precheck: Callable[[Append], Append | None]) -> bool:
+    """Let the writer re-validate its appends on what it knows now; False if one is lost."""
+    rebased = [precheck(item) for item in member.items]
+    if any(item is None for item in rebased):
+        return False
+    member.items = [item for item in rebased if item is not None]
+    return True
 
 
 def _resolve(member: _Member, sequences: list[int]) -> None:

@@ -88,9 +88,10 @@ class EventStore:
         # keeps well under its share so competing processes do not starve each other.
         self._max_inflight_batches = max_inflight_batches
         self._grouper: GroupCommitter | None = None
-        # Optional local knowledge: False when an append's expectation is known to be stale
-        # already (a worker's snapshot has seen the newer event), so it is not sent at all.
-        self.precheck: Callable[[Append], bool] | None = None
+        # Optional local knowledge, applied just before a grouped append is sent: returns the
+        # append as it should go out (possibly conditional on a newer sequence the writer has
+        # re-validated), or None when it is known to lose, so it is not sent at all.
+        self.precheck: Callable[[Append], Append | None] | None = None
 
     @property
     def js(self) -> JetStreamContext:

@@ -55,24 +55,36 @@ class _Candidate:
 def _best_node(
     profile: Profile, request: Request, cluster: ClusterView
 ) -> tuple[_Candidate | None, list[str]]:
+    # The planner's inner loop: plain loops, and the tie hash only when points are equal.
     rejected: Counter[str] = Counter()
+    filters, scorer = profile.node_filters, profile.node_scorer
     best: _Candidate | None = None
+    best_points = 0
+    best_tie = 0
     for node in cluster.nodes.values():
-        reason = next((r for f in profile.node_filters if (r := f(request, node))), None)
+        reason = None
+        for check in filters:
+            reason = check(request, node)
+            if reason is not None:
+                break
         if reason is not None:
             rejected[reason] += 1
             continue
-        score = profile.node_scorer(request, node)
+        score = scorer(request, node)
         # Scores are compared as whole points, as kube-scheduler's integer node scores are:
         # nodes within a point of each other tie. Ties are broken by a hash of request and
         # node: reproducible for a request (a dry run equals the worker's decision), but
         # different requests spread over the tied nodes instead of all racing competing
         # workers for the same one (kube-scheduler picks among ties at random).
-        if best is None or (-round(score), _tie(request, node.name)) < (
-            -round(best.score),
-            _tie(request, best.node.name),
-        ):
-            best = _Candidate(cluster.name, node, score)
+        points = round(score)
+        if best is None or points > best_points:
+            best, best_points, best_tie = _Candidate(cluster.name, node, score), points, -1
+        elif points == best_points:
+            if best_tie < 0:
+                best_tie = _tie(request, best.node.name)
+            tie = _tie(request, node.name)
+            if tie < best_tie:
+                best, best_tie = _Candidate(cluster.name, node, score), tie
     total = len(cluster.nodes)
     reasons = [f"{count}/{total} nodes: {reason}" for reason, count in rejected.most_common()]
     if best is None and total == 0:

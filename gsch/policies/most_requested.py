@@ -19,11 +19,10 @@ def _used_percent(used: int, allocatable: int) -> float:
 
 
 def free_capacity_score(request: Request, node: NodeView) -> float:
-    held = node.held
-    cpu_free = 100.0 - _used_percent(held.cpu_m, node.allocatable.cpu_m)
-    memory_free = 100.0 - _used_percent(held.memory, node.allocatable.memory)
-    free_gpus = max(0, node.allocatable.gpu - held.gpu)
-    gpu_term = GPU_WEIGHT * free_gpus if request.demand.gpu > 0 else 0.0
+    a, f, r, p = node.allocatable, node.foreign, node.reserved, node.pending
+    cpu_free = 100.0 - _used_percent(f.cpu_m + r.cpu_m + p.cpu_m, a.cpu_m)
+    memory_free = 100.0 - _used_percent(f.memory + r.memory + p.memory, a.memory)
+    free_gpus = max(0, a.gpu - f.gpu - r.gpu - p.gpu)
     match request.mode:
         case "cpu":
             return cpu_free
@@ -32,4 +31,5 @@ def free_capacity_score(request: Request, node: NodeView) -> float:
         case "gpu":
             return GPU_WEIGHT * free_gpus
         case _:
+            gpu_term = GPU_WEIGHT * free_gpus if request.demand.gpu > 0 else 0.0
             return cpu_free + memory_free + gpu_term

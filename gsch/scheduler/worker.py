@@ -91,17 +91,28 @@ class Worker:
         # One commit at a time per node from this process: concurrent attempts here would
         # only race each other for the same expected sequence.
         self._node_locks: dict[tuple[str, str], asyncio.Lock] = {}
-        store.precheck = self._reservation_still_expected
+        # Requests whose commit is on its way, for re-validation just before sending.
+        self._requests_in_commit: dict[str, Request] = {}
+        store.precheck = self._revalidate_reservation
 
-    def _reservation_still_expected(self, item: Append) -> bool:
-        """False when the snapshot already holds a newer event of the node an append is
-        conditional on: the commit is certain to lose, so the group need not carry it."""
+    def _revalidate_reservation(self, item: Append) -> Append | None:
+        """Just before a grouped commit goes out: if the snapshot has meanwhile seen newer
+        events of a chosen node (another worker's reservations), check the placement again on
+        the node's state as the log now has it. Still fits: send it conditional on that newer
+        sequence (the server then guarantees the node is exactly what was checked). No longer
+        fits: None, and the attempt plans again."""
         event = item.event
         if not isinstance(event, CapacityReserved) or item.expect_seq is None:
-            return True
+            return item
         cluster = self.snapshot.clusters.get(event.cluster)
         node = cluster.nodes.get(event.node) if cluster else None
-        return node is None or node.last_seq == item.expect_seq
+        if node is None or node.last_seq == item.expect_seq:
+            return item
+        request = self._requests_in_commit.get(event.request_id)
+        placement = Placement(event.cluster, event.node, event.amount)
+        if request is None or not self._still_fits(request, node, placement):
+            return None
+        return replace(item, expect_seq=node.last_seq)
 
     async def run(self, stop: asyncio.Event) -> None:
         options = {
@@ -377,6 +388,7 @@ class Worker:
                     if not self._still_fits(request, node, placement):
                         return None
                     fenced.append(replace(item, expect_seq=node.last_seq))
+                self._requests_in_commit[request.request_id] = request
                 try:
                     sequences = await self.store.append_batch([*head, *fenced])
                 except KnownStaleError:
@@ -388,6 +400,7 @@ class Worker:
                     self.snapshot.apply(item.event, seq)  # type: ignore[arg-type]
             return True
         finally:
+            self._requests_in_commit.pop(request.request_id, None)
             for node, placement in zip(nodes, placements, strict=True):
                 node.pending = node.pending - placement.amount
 
