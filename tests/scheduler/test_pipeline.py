@@ -200,3 +200,33 @@ async def test_deleting_the_read_model_and_rebuilding_gives_identical_answers(
     items = live["/v1/requests?limit=1000"]["items"]  # type: ignore[index]
     assert len(items) == 40
     assert {item["state"] for item in items} <= {"bound", "failed"}
+
+
+async def test_garbage_in_the_log_stops_nothing(tmp_path: Path, nats_server: NatsServer) -> None:
+    """Junk published straight onto event subjects (not through gsch) is skipped by every
+    reader: the binder, the retry queue, the snapshots, the projection."""
+    config = make_config(tmp_path, nats_server.url)
+    async with running(config, {"worker", "binder", "api"}) as service:
+        nc = await nats.connect(nats_server.url)
+        js = nc.jetstream()
+        for subject in (
+            "gsch.events.req.junk.PlacementCommitted",
+            "gsch.events.req.junk.RequestRequeued",
+            "gsch.events.cluster.edge-daejeon.node.edge-daejeon-w1.CapacityReserved",
+        ):
+            await js.publish(subject, b"\x00not an event")
+        await publish_request(nc, pod_request("after-junk", LEVELS), "after-junk")
+        await nc.close()
+
+        async def bound() -> bool:
+            report = await audit(service.store)
+            return report.requests.get("after-junk") is not None and (
+                report.requests["after-junk"].state.value == "bound"
+            )
+
+        await until(bound)
+        last = await service.store.last_seq()
+        body = await get_json(f"{service.api_url}/v1/requests/after-junk?min_seq={last}")
+        assert body["state"] == "bound"
+        nodes = await get_json(f"{service.api_url}/v1/clusters/edge-daejeon/nodes?min_seq={last}")
+        assert len(nodes["items"]) == 4  # type: ignore[arg-type]
