@@ -188,6 +188,12 @@ class Worker:
         conditional on the request's subject being empty. That condition is the claim (the
         first writer wins), so no separate RequestClaimed is written: nobody could ever observe
         the request between the two. A new request costs one round trip to the log."""
+        if item.deliveries > 1:
+            # Redelivered after a lease expired: the log may already hold this request.
+            known = await self.store.load_request(request.request_id)
+            if known.state is not State.NEW:
+                await self._continue_known(known, item)
+                return
         now = time.time()
         accepted = RequestAccepted(
             at=now, request=request, intake_seq=item.seq, level=self.retry_policy.level(request, 0)
@@ -195,17 +201,20 @@ class Worker:
         state = RequestState(request_id=request.request_id)
         if await self._attempt(state, request, prefix=(accepted,), accepted_at=now):
             return
-        # The request's subject was not empty: a redelivery of this very message, or a
-        # second publication of a known request id.
-        state = await self.store.load_request(request.request_id)
-        if state.state is State.NEW:
+        known = await self.store.load_request(request.request_id)
+        if known.state is State.NEW:
             raise RuntimeError(f"{request.request_id}: lost a race to an empty history")
-        if state.intake_seq != item.seq:
+        await self._continue_known(known, item)
+
+    async def _continue_known(self, known: RequestState, item: WorkItem) -> None:
+        """The request's subject was not empty: this very message delivered before (finish
+        what the previous holder left), or a second publication of a known request id."""
+        if known.intake_seq != item.seq:
             DUPLICATE_SUBMISSIONS.inc()
-            log.info("duplicate submission ignored", extra={"request_id": request.request_id})
+            log.info("duplicate submission ignored", extra={"request_id": known.request_id})
             return
-        if state.queued_seq == state.accepted_seq:  # else requeued since: the retry queue owns it
-            await self._schedule(state)
+        if known.queued_seq == known.accepted_seq:  # else requeued since: the retry queue owns it
+            await self._schedule(known)
 
     # --- retries -------------------------------------------------------------------------
 
