@@ -77,18 +77,37 @@ async def _probe(url: str, options: dict[str, Any], patience: float) -> None:
         return
 
 
+RECONNECT_FIRST_WAIT = 0.25
+RECONNECT_MAX_WAIT = 5.0
+
+
 async def connect(config: Config, url: str, name: str, patience: float = 60.0) -> Client:
+    """A client that reconnects for ever, waiting longer after each failed attempt.
+
+    nats-py waits a fixed `reconnect_time_wait` between attempts and reads it from its options
+    on every attempt, so the callbacks below double it after each failure (up to 5 s) and
+    reset it once connected again: quick recovery from a blip, no hammering during an outage.
+    """
+    client: list[Client] = []
+
+    def set_wait(seconds: float) -> None:
+        if client:
+            client[0].options["reconnect_time_wait"] = seconds
+
     async def on_error(exc: Exception) -> None:
         NATS_ERRORS.labels(kind=type(exc).__name__).inc()
+        if client and client[0].is_reconnecting:
+            set_wait(min(RECONNECT_MAX_WAIT, client[0].options["reconnect_time_wait"] * 2))
+            log.debug("nats reconnect attempt failed", extra={"error": repr(exc)})
+            return
         log.warning("nats error", extra={"error": repr(exc)})
-
-    client: list[Client] = []
 
     async def on_disconnected() -> None:
         closing = bool(client) and (client[0].is_closed or client[0].is_draining)
         log.log(logging.INFO if closing else logging.WARNING, "nats disconnected")
 
     async def on_reconnected() -> None:
+        set_wait(RECONNECT_FIRST_WAIT)
         log.info("nats reconnected")
 
     options = config.nats
@@ -106,7 +125,7 @@ async def connect(config: Config, url: str, name: str, patience: float = 60.0) -
         name=name,
         **auth,
         max_reconnect_attempts=-1,  # the default gives up after about two minutes
-        reconnect_time_wait=0.5,
+        reconnect_time_wait=RECONNECT_FIRST_WAIT,
         error_cb=on_error,
         disconnected_cb=on_disconnected,
         reconnected_cb=on_reconnected,

@@ -13,9 +13,14 @@ from pathlib import Path
 import pytest
 
 from gsch.config import load_config
-from gsch.connection import NatsConnectError, connect
+from gsch.connection import (
+    RECONNECT_FIRST_WAIT,
+    RECONNECT_MAX_WAIT,
+    NatsConnectError,
+    connect,
+)
 from gsch.embedded import EmbeddedNats, find_binary, free_port
-from tests.conftest import wait_for_port
+from tests.conftest import NatsServer, wait_for_port
 
 
 def nats_server_pids(store_dir: Path) -> list[int]:
@@ -123,3 +128,25 @@ async def test_external_server_with_token_file(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait()
+
+
+async def test_reconnect_waits_longer_after_each_failure_and_recovers(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    config = load_config(None, {"nats": {"url": nats_server.url}}, environ={})
+    nc = await connect(config, nats_server.url, "test")
+    try:
+        assert nc.options["reconnect_time_wait"] == RECONNECT_FIRST_WAIT
+        nats_server.stop()
+        await asyncio.sleep(4.0)
+        assert nc.options["reconnect_time_wait"] > RECONNECT_FIRST_WAIT  # backing off
+        assert nc.options["reconnect_time_wait"] <= RECONNECT_MAX_WAIT
+        assert not nc.is_closed  # and never giving up
+        nats_server.start()
+        async with asyncio.timeout(15):
+            while not nc.is_connected:
+                await asyncio.sleep(0.1)
+        assert nc.options["reconnect_time_wait"] == RECONNECT_FIRST_WAIT
+        await nc.flush()
+    finally:
+        await nc.close()
