@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import ctypes
 import logging
-import os
 import shutil
 import signal
 import socket
@@ -141,12 +140,6 @@ class EmbeddedNats:
         except TimeoutError:
             process.kill()
             await process.wait()
-
-    def kill_now(self) -> None:
-        """Stop without awaiting (for signal handlers and interpreter exit)."""
-        if self._process is not None and self._process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._process.pid, signal.SIGTERM)
 
 
 async def _accepts_connections(port: int) -> bool:

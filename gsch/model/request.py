@@ -85,6 +85,3 @@ class Request(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     workload: tuple[dict[str, Any], ...] = ()
     demand: Resources = Resources()
     node_selector: dict[str, str] = msgspec.field(default_factory=dict)
-
-    def candidate_clusters(self) -> tuple[str, ...]:
-        return tuple(name for level in self.levels for name in level)

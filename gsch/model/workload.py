@@ -52,10 +52,6 @@ class WorkloadError(ValueError):
         self.problem = problem
 
 
-def pod_spec_path(kind: str) -> tuple[str, ...] | None:
-    return _TEMPLATE_PATHS.get(kind)
-
-
 def pod_spec(document: dict[str, Any]) -> dict[str, Any] | None:
     path = _TEMPLATE_PATHS.get(str(document.get("kind")))
     if path is None:
