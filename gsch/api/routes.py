@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
 import msgspec
 import nats.errors
 import prometheus_client
@@ -13,7 +16,7 @@ from gsch.eventstore.store import EventStore
 from gsch.model.request import POLICY_ALIASES
 from gsch.model.states import State
 from gsch.projections.projector import Projector
-from gsch.projections.queries import RequestFilter
+from gsch.projections.queries import RequestFilter, Snapshot
 from gsch.projections.reader import ReadModel
 from gsch.projections.views import RequestPage
 
@@ -22,6 +25,11 @@ POLICIES = {name: policy.value for name, policy in POLICY_ALIASES.items()}
 LIST_PARAMETERS = ("state", "policy", "cluster", "project", "limit", "continue")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+
+
+class _Sequenced(Protocol):
+    @property
+    def sequence(self) -> int: ...
 
 
 class Health(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,22 +84,10 @@ class ReadRoutes:
         return json_response(page, snapshot.sequence)
 
     async def get_request(self, request: web.Request) -> web.StreamResponse:
-        params.only(request.query, ())
-        request_id = request.match_info["id"]
-        async with self._reader.snapshot() as snapshot:
-            found = await snapshot.request(request_id)
-        if found is None:
-            raise ApiError(404, f"no request {request_id!r}")
-        return json_response(found, found.sequence)
+        return await self._one(request, "id", "request", Snapshot.request)
 
     async def request_events(self, request: web.Request) -> web.StreamResponse:
-        params.only(request.query, ())
-        request_id = request.match_info["id"]
-        async with self._reader.snapshot() as snapshot:
-            found = await snapshot.request_events(request_id)
-        if found is None:
-            raise ApiError(404, f"no request {request_id!r}")
-        return json_response(found, found.sequence)
+        return await self._one(request, "id", "request", Snapshot.request_events)
 
     # --- clusters ------------------------------------------------------------------------
 
@@ -102,21 +98,25 @@ class ReadRoutes:
         return json_response(found, found.sequence)
 
     async def get_cluster(self, request: web.Request) -> web.StreamResponse:
-        params.only(request.query, ())
-        name = request.match_info["name"]
-        async with self._reader.snapshot() as snapshot:
-            found = await snapshot.cluster(name)
-        if found is None:
-            raise ApiError(404, f"no cluster {name!r}")
-        return json_response(found, found.sequence)
+        return await self._one(request, "name", "cluster", Snapshot.cluster)
 
     async def cluster_nodes(self, request: web.Request) -> web.StreamResponse:
+        return await self._one(request, "name", "cluster", Snapshot.nodes)
+
+    async def _one(
+        self,
+        request: web.Request,
+        key: str,
+        what: str,
+        query: Callable[[Snapshot, str], Awaitable[_Sequenced | None]],
+    ) -> web.StreamResponse:
+        """One named thing from one read transaction, or a 404 that says what was missing."""
         params.only(request.query, ())
-        name = request.match_info["name"]
+        name = request.match_info[key]
         async with self._reader.snapshot() as snapshot:
-            found = await snapshot.nodes(name)
+            found = await query(snapshot, name)
         if found is None:
-            raise ApiError(404, f"no cluster {name!r}")
+            raise ApiError(404, f"no {what} {name!r}")
         return json_response(found, found.sequence)
 
     # --- health --------------------------------------------------------------------------
