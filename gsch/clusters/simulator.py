@@ -133,6 +133,7 @@ class Simulator:
                 stop,
                 max_in_flight=self.config.worker.max_in_flight * 4,
                 batch=self.config.worker.fetch_batch,
+                lease_seconds=self.config.queue.lease_seconds,
             )
         finally:
             for timer in self._timers.values():
@@ -152,29 +153,26 @@ class Simulator:
             await item.ack()
             return
         request_id = request_id_of(item.subject)
-        async with item.leased(self.config.queue.lease_seconds):
-            started = time.monotonic()
-            failure = self._bind(event.placements)
-            await asyncio.sleep(self.options.bind_delay)
-            cluster = event.placements[0].cluster if event.placements else "none"
-            if failure is None:
-                bound = RequestBound(
-                    at=time.time(), attempt=event.attempt, placements=event.placements
-                )
-                try:
-                    await self._append_request(request_id, bound, expect=item.seq)
-                except ConflictError:
-                    pass  # cancelled or taken over meanwhile: nothing was applied for real
-                else:
-                    BINDING_DURATION.labels(member_cluster=cluster, result="bound").observe(
-                        time.monotonic() - started
-                    )
-                    self._arm_lifetime(request_id)
+        started = time.monotonic()
+        failure = self._bind(event.placements)
+        await asyncio.sleep(self.options.bind_delay)
+        cluster = event.placements[0].cluster if event.placements else "none"
+        if failure is None:
+            bound = RequestBound(at=time.time(), attempt=event.attempt, placements=event.placements)
+            try:
+                await self._append_request(request_id, bound, expect=item.seq)
+            except ConflictError:
+                pass  # cancelled or taken over meanwhile: nothing was applied for real
             else:
-                await self._fail_binding(request_id, event, item.seq, failure)
-                BINDING_DURATION.labels(member_cluster=cluster, result="failed").observe(
+                BINDING_DURATION.labels(member_cluster=cluster, result="bound").observe(
                     time.monotonic() - started
                 )
+                self._arm_lifetime(request_id)
+        else:
+            await self._fail_binding(request_id, event, item.seq, failure)
+            BINDING_DURATION.labels(member_cluster=cluster, result="failed").observe(
+                time.monotonic() - started
+            )
         await item.ack()
 
     def _bind(self, placements: tuple[Placement, ...]) -> str | None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import nats.errors
@@ -42,23 +43,26 @@ class WorkItem:
         with contextlib.suppress(nats.errors.Error):
             await self._msg.nak(delay=delay)
 
-    @contextlib.asynccontextmanager
-    async def leased(self, lease_seconds: float) -> AsyncIterator[None]:
-        """Keep the lease alive (in-progress acks) while the body runs."""
+    async def in_progress(self) -> None:
+        with contextlib.suppress(nats.errors.Error):
+            await self._msg.in_progress()
 
-        async def beat() -> None:
-            while True:
-                await asyncio.sleep(lease_seconds / 3)
-                with contextlib.suppress(nats.errors.Error):
-                    await self._msg.in_progress()
 
-        heartbeat = asyncio.create_task(beat())
-        try:
-            yield
-        finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+class _LeaseKeeper:
+    """Keeps the lease of every in-flight item alive with in-progress acknowledgements, from
+    one task for the whole loop rather than a timer per message."""
+
+    def __init__(self, lease_seconds: float) -> None:
+        self.every = lease_seconds / 3
+        self.items: dict[WorkItem, float] = {}
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            due = time.monotonic() - self.every
+            for item, since in list(self.items.items()):
+                if since <= due:
+                    await item.in_progress()
 
 
 Handler = Callable[[WorkItem], Awaitable[None]]
@@ -73,9 +77,12 @@ async def consume(
     *,
     max_in_flight: int,
     batch: int,
+    lease_seconds: float,
 ) -> None:
     """Pull from a durable consumer and run `handler` on each message until `stop` is set.
 
+    While a handler runs, its message's lease is kept alive; a process that dies or hangs
+    stops renewing it and the message goes to another worker after `lease_seconds`.
     In-flight handlers are awaited before returning (graceful drain); unfinished work is
     simply not acked and comes back to another worker after the lease.
     """
@@ -85,13 +92,18 @@ async def consume(
     next_batch = 1
     backoff = 0.1
 
+    keeper = _LeaseKeeper(lease_seconds)
+    keeping = asyncio.create_task(keeper.run())
+
     async def run(item: WorkItem) -> None:
+        keeper.items[item] = time.monotonic()
         try:
             await handler(item)
         except Exception:
             # A handler bug must not kill the loop; the message is redelivered after the lease.
             log.exception("work item failed", extra={"subject": item.subject, "seq": item.seq})
         finally:
+            del keeper.items[item]
             slots.release()
 
     try:
@@ -122,6 +134,9 @@ async def consume(
     finally:
         if running:
             await asyncio.gather(*running, return_exceptions=True)
+        keeping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeping
         with contextlib.suppress(nats.errors.Error):
             await subscription.unsubscribe()
 

@@ -115,14 +115,25 @@ class Worker:
         return replace(item, expect_seq=node.last_seq)
 
     async def run(self, stop: asyncio.Event) -> None:
-        options = {
-            "max_in_flight": self.config.worker.max_in_flight,
-            "batch": self.config.worker.fetch_batch,
-        }
-        await asyncio.gather(
-            consume(self.store, INTAKE_STREAM, INTAKE_CONSUMER, self.on_intake, stop, **options),
-            consume(self.store, EVENTS_STREAM, RETRY_CONSUMER, self.on_retry, stop, **options),
+        options = self.config.worker
+        queues = (
+            (INTAKE_STREAM, INTAKE_CONSUMER, self.on_intake),
+            (EVENTS_STREAM, RETRY_CONSUMER, self.on_retry),
         )
+        loops = [
+            consume(
+                self.store,
+                stream,
+                durable,
+                handler,
+                stop,
+                max_in_flight=options.max_in_flight,
+                batch=options.fetch_batch,
+                lease_seconds=self.lease,
+            )
+            for stream, durable, handler in queues
+        ]
+        await asyncio.gather(*loops)
 
     # --- appends -------------------------------------------------------------------------
 
@@ -141,22 +152,20 @@ class Worker:
     # --- intake --------------------------------------------------------------------------
 
     async def on_intake(self, item: WorkItem) -> None:
-        async with item.leased(self.lease):
-            fallback_id = generated_request_id(item.seq, item.published_ns)
-            decoded = decode_request(item.data, self.rules, fallback_id)
-            if isinstance(decoded, Request) and decoded.policy not in PROFILES:
-                available = ", ".join(p.value for p in available_policies())
-                decoded = Rejection(
-                    decoded.request_id,
-                    "policy",
-                    f"{decoded.policy} is recognised but not available yet"
-                    f" (available: {available})",
-                    decoded.form,
-                )
-            if isinstance(decoded, Rejection):
-                await self._reject(decoded, item)
-            else:
-                await self._accept(decoded, item)
+        fallback_id = generated_request_id(item.seq, item.published_ns)
+        decoded = decode_request(item.data, self.rules, fallback_id)
+        if isinstance(decoded, Request) and decoded.policy not in PROFILES:
+            available = ", ".join(p.value for p in available_policies())
+            decoded = Rejection(
+                decoded.request_id,
+                "policy",
+                f"{decoded.policy} is recognised but not available yet (available: {available})",
+                decoded.form,
+            )
+        if isinstance(decoded, Rejection):
+            await self._reject(decoded, item)
+        else:
+            await self._accept(decoded, item)
         await item.ack()
 
     async def _reject(self, rejection: Rejection, item: WorkItem) -> None:
@@ -231,10 +240,9 @@ class Worker:
         if wait > 0.001:
             await item.nak(delay=wait)
             return
-        async with item.leased(self.lease):
-            state = await self.store.load_request(request_id_of(item.subject))
-            if state.queued_seq == item.seq:
-                await self._schedule(state)
+        state = await self.store.load_request(request_id_of(item.subject))
+        if state.queued_seq == item.seq:
+            await self._schedule(state)
         await item.ack()
 
     # --- one attempt ---------------------------------------------------------------------
