@@ -12,12 +12,12 @@ import contextlib
 import logging
 import random
 import time
-import uuid
 
 from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.clusters.topology import Topology
 from gsch.config import Config
 from gsch.eventstore.consumers import WorkItem, consume
+from gsch.eventstore.ids import new_msg_id
 from gsch.eventstore.store import Append, ConflictError, EventStore
 from gsch.eventstore.subjects import (
     EVENTS_STREAM,
@@ -47,10 +47,6 @@ from gsch.scheduler.decide import RetryPolicy
 log = logging.getLogger(__name__)
 
 BINDER_CONSUMER = "gsch-binder"
-
-
-def _msg_id(key: str, event: Event) -> str:
-    return f"{key}:{type(event).__name__}:{uuid.uuid4().hex[:16]}"
 
 
 class Simulator:
@@ -116,7 +112,7 @@ class Simulator:
         return appended
 
     async def _append(self, subject: str, event: Event) -> int:
-        seq = await self.store.append(Append(subject, event, _msg_id(subject, event)))
+        seq = await self.store.append(Append(subject, event, new_msg_id(subject, event)))
         EVENT_APPENDS.labels(type=type(event).__name__).inc()
         return seq
 
@@ -189,7 +185,7 @@ class Simulator:
             Append(
                 request_subject(request_id, type(event).__name__),
                 event,
-                _msg_id(request_id, event),
+                new_msg_id(request_id, event),
                 expect_seq=expect,
                 expect_scope=request_history(request_id),
             )
@@ -208,7 +204,7 @@ class Simulator:
                 attempt=attempt, reason=reason,
             )  # fmt: skip
             subject = node_subject(placement.cluster, placement.node, "CapacityReleased")
-            items.append(Append(subject, released, _msg_id(request_id, released)))
+            items.append(Append(subject, released, new_msg_id(request_id, released)))
         return items
 
     async def _fail_binding(
@@ -223,7 +219,7 @@ class Simulator:
         head = Append(
             request_subject(request_id, type(outcome).__name__),
             outcome,
-            _msg_id(request_id, outcome),
+            new_msg_id(request_id, outcome),
             expect_seq=seq,
             expect_scope=request_history(request_id),
         )
@@ -271,7 +267,7 @@ class Simulator:
         head = Append(
             request_subject(request_id, "WorkloadFinished"),
             finished,
-            _msg_id(request_id, finished),
+            new_msg_id(request_id, finished),
             expect_seq=state.last_seq,
             expect_scope=request_history(request_id),
         )

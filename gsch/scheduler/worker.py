@@ -14,13 +14,13 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 
 from gsch.clusters.snapshot import ClusterSnapshot, NodeView
 from gsch.config import Config
 from gsch.eventstore.consumers import WorkItem, consume
+from gsch.eventstore.ids import new_msg_id
 from gsch.eventstore.store import Append, ConflictError, EventStore, KnownStaleError
 from gsch.eventstore.subjects import (
     EVENTS_STREAM,
@@ -66,12 +66,6 @@ log = logging.getLogger(__name__)
 INTAKE_CONSUMER = "gsch-intake"
 RETRY_CONSUMER = "gsch-retries"
 _SCHEDULABLE = (State.QUEUED, State.SCHEDULING)
-
-
-def _msg_id(request_id: str, event: Event) -> str:
-    # Unique per writer and attempt: the id only resolves *our own* retried append; a shared
-    # id would let JetStream answer "duplicate" to a competitor and make it believe it won.
-    return f"{request_id}:{type(event).__name__}:{uuid.uuid4().hex[:16]}"
 
 
 class Worker:
@@ -141,7 +135,7 @@ class Worker:
         item = Append(
             subject=request_subject(state.request_id, type(event).__name__),
             event=event,
-            msg_id=_msg_id(state.request_id, event),
+            msg_id=new_msg_id(state.request_id, event),
             expect_seq=state.last_seq,
             expect_scope=request_history(state.request_id),
         )
@@ -279,7 +273,7 @@ class Worker:
             Append(
                 subject=request_subject(state.request_id, type(event).__name__),
                 event=event,
-                msg_id=_msg_id(state.request_id, event),
+                msg_id=new_msg_id(state.request_id, event),
                 expect_seq=state.last_seq if index == 0 else None,
                 expect_scope=request_history(state.request_id) if index == 0 else None,
             )
@@ -335,7 +329,7 @@ class Worker:
                     Append(
                         subject=node_subject(placement.cluster, placement.node, "CapacityReserved"),
                         event=reserved,
-                        msg_id=_msg_id(request.request_id, reserved),
+                        msg_id=new_msg_id(request.request_id, reserved),
                         expect_seq=node.last_seq,
                         expect_scope=node_history(placement.cluster, placement.node),
                     )
