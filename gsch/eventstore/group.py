@@ -59,6 +59,7 @@ class _Member:
     scopes: frozenset[str]
     deadline: float
     tries: int = 0
+    refusals: int = 0  # times resent after a refusal on local knowledge alone
     size: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -141,45 +142,65 @@ class GroupCommitter:
 
     async def _send(self, group: list[_Member]) -> None:
         try:
-            await self._attempt(group)
+            refused = await self._attempt(group)
+        finally:
+            # The server is free for the next group even while this one is being settled.
+            self._slots.release()
+            self._wake.set()
+        try:
+            if refused is not None:
+                await self._settle(group, *refused)
         finally:
             for member in group:
                 self._busy_scopes -= member.scopes
-            self._slots.release()
             self._wake.set()
 
-    async def _attempt(self, group: list[_Member]) -> None:
+    async def _attempt(self, group: list[_Member]) -> tuple[str | None, bool] | None:
+        """Send the group. None when every member is resolved; else (retry reason or None,
+        whether the outcome is unknown) for `_settle`."""
         items = [item for member in group for item in member.items]
         try:
             sequences = await self._store.publish_batch(items)
         except TRANSIENT as exc:
-            await self._settle(group, retry_reason=repr(exc))
-            return
+            return repr(exc), True
         except Rejected as exc:
             if exc.err_code in (WRONG_LAST_SEQUENCE, BATCH_DUPLICATE_MSG_ID):
-                await self._settle(group, retry_reason=None)
-                return
+                return None, False
             if exc.err_code == BATCH_TOO_MANY_INFLIGHT:
                 await asyncio.sleep(0.05)
                 self._requeue(group, f"server busy: {exc.description}")
-                return
+                return None
             for member in group:
                 _fail(member, StoreError(exc.description))
-            return
+            return None
         offset = 0
         for member in group:
             _resolve(member, sequences[offset : offset + member.size])
             offset += member.size
+        return None
 
-    async def _settle(self, group: list[_Member], retry_reason: str | None) -> None:
-        """After a refused or unanswered group: resolve each member from the log."""
+    async def _settle(self, group: list[_Member], retry_reason: str | None, unknown: bool) -> None:
+        """After a refused or unanswered group: resolve each member.
 
+        A refused group stored nothing. When the writer can bring its own view up to date
+        (`catch_up`) and re-validate (`precheck`), that is done first for everyone at the cost
+        of one read, and a member refused for the first time is simply sent again. Members
+        refused again, and every member of a group whose outcome is unknown (a timeout), are
+        checked against the log one by one."""
         precheck = self._store.precheck
+        catch_up = self._store.catch_up
+        local = not unknown and precheck is not None and catch_up is not None
+        if local and catch_up is not None:
+            with contextlib.suppress(*TRANSIENT):
+                await catch_up()
 
         async def check(member: _Member) -> _Member | None:
             if precheck is not None and not _rebase(member, precheck):
                 _fail(member, KnownStaleError("an expected scope moved on"))
                 return None
+            if local and member.refusals == 0:
+                member.refusals += 1
+                return member
             try:
                 landed = await self._store.member_status(member.items)
             except ConflictError as exc:

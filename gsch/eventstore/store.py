@@ -17,7 +17,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import nats.errors
@@ -92,6 +92,8 @@ class EventStore:
         # append as it should go out (possibly conditional on a newer sequence the writer has
         # re-validated), or None when it is known to lose, so it is not sent at all.
         self.precheck: Callable[[Append], Append | None] | None = None
+        # Optional: bring the writer's own view (the one `precheck` uses) up to the log.
+        self.catch_up: Callable[[], Awaitable[None]] | None = None
 
     @property
     def js(self) -> JetStreamContext:

@@ -23,6 +23,7 @@ from gsch.eventstore.consumers import WorkItem, consume
 from gsch.eventstore.ids import new_msg_id
 from gsch.eventstore.store import Append, ConflictError, EventStore, KnownStaleError
 from gsch.eventstore.subjects import (
+    ALL_CLUSTER_EVENTS,
     EVENTS_STREAM,
     INTAKE_STREAM,
     node_history,
@@ -88,6 +89,13 @@ class Worker:
         # Requests whose commit is on its way, for re-validation just before sending.
         self._requests_in_commit: dict[str, Request] = {}
         store.precheck = self._revalidate_reservation
+        store.catch_up = self._catch_up_snapshot
+
+    async def _catch_up_snapshot(self) -> None:
+        """Wait until the snapshot holds every cluster event the log has now."""
+        newest = await self.store.last(ALL_CLUSTER_EVENTS)
+        if newest is not None:
+            await self.snapshot.wait_for(newest.seq, timeout=5.0)
 
     def _revalidate_reservation(self, item: Append) -> Append | None:
         """Just before a grouped commit goes out: if the snapshot has meanwhile seen newer
