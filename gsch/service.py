@@ -119,6 +119,7 @@ async def serve(
         for line in report.lines:
             log.info("streams: %s", line)
         store = EventStore(nc, request_timeout=config.nats.request_timeout)
+        stack.push_async_callback(store.close)
         tasks: list[asyncio.Task[None]] = []
         api_url = None
 

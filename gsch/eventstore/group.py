@@ -84,7 +84,7 @@ class GroupCommitter:
             items=items,
             future=loop.create_future(),
             scopes=frozenset(scope_of(item) for item in items),
-            deadline=time.monotonic() + self._store._give_up_after,
+            deadline=time.monotonic() + self._store.give_up_after,
         )
         self._queue.append(member)
         self._wake.set()
@@ -115,7 +115,9 @@ class GroupCommitter:
                 # Already known to be stale: sending it would only get the group refused.
                 _fail(member, KnownStaleError("an expected scope moved on before sending"))
                 continue
-            clash = member.scopes & (self._busy_scopes | taken)
+            clash = not member.scopes.isdisjoint(self._busy_scopes) or not (
+                member.scopes.isdisjoint(taken)
+            )
             if clash or messages + member.size > MAX_GROUP_MESSAGES:
                 kept.append(member)
                 continue
@@ -143,6 +145,10 @@ class GroupCommitter:
     async def _send(self, group: list[_Member]) -> None:
         try:
             refused = await self._attempt(group)
+        except asyncio.CancelledError:
+            for member in group:
+                _fail(member, StoreUnavailableError("event store closed"))
+            raise
         finally:
             # The server is free for the next group even while this one is being settled.
             self._slots.release()

@@ -79,13 +79,13 @@ class EventStore:
         max_inflight_batches: int = 1,
     ) -> None:
         self._nc = nc
-        self._give_up_after = give_up_after
         self._js: JetStreamContext = nc.jetstream(timeout=request_timeout)
         self.stream = stream
         self._timeout = request_timeout
         self._give_up_after = give_up_after
-        # The server allows 50 atomic batches in flight per stream (ADR-50); each process
-        # keeps well under its share so competing processes do not starve each other.
+        # The server allows 50 atomic batches in flight per stream (ADR-50), and on an R1 file
+        # stream it handles them one after another; one group in flight per process (while a
+        # refused one is settled, the next may go) keeps groups large.
         self._max_inflight_batches = max_inflight_batches
         self._grouper: GroupCommitter | None = None
         # Optional local knowledge, applied just before a grouped append is sent: returns the
@@ -98,6 +98,11 @@ class EventStore:
     @property
     def js(self) -> JetStreamContext:
         return self._js
+
+    @property
+    def give_up_after(self) -> float:
+        """Seconds an append keeps retrying before StoreUnavailableError."""
+        return self._give_up_after
 
     # --- writing -------------------------------------------------------------------------
 
