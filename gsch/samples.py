@@ -83,10 +83,11 @@ class SampleRequests:
         cpu = self._random.choice(["100m", "250m", "500m", "1"])
         memory = self._random.choice(["128Mi", "256Mi", "512Mi", "1Gi"])
         kind = index % 5
-        if kind == 0:  # native, free-capacity policy over tiered levels
+        if kind == 0:  # native, free capacity, packing or spreading over tiered levels
+            policy = ("GMostRequestedPriority", "GBinPackPriority", "GBalancedPriority")[index % 3]
             return {
                 "request_id": rid,
-                "policy": "GMostRequestedPriority",
+                "policy": policy,
                 "select_clusters": self._levels(),
                 "fast": self._random.random() < 0.2,
                 "workload": _deployment(

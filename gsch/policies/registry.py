@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from gsch.model.request import Policy
+from gsch.policies.allocation import (
+    balanced_allocation_score,
+    least_allocated_score,
+    most_allocated_score,
+)
 from gsch.policies.filters import COMMON_CLUSTER_FILTERS, COMMON_NODE_FILTERS
 from gsch.policies.framework import Profile
 from gsch.policies.most_requested import free_capacity_score
@@ -16,6 +21,24 @@ PROFILES: dict[Policy, Profile] = {
     ),
     # Clusters in the user's order; inside the cluster the node with most free capacity
     # (or the pinned node in mode "node", which the node filters enforce).
+    Policy.BIN_PACK: Profile(
+        name="GBinPackPriority",
+        cluster_filters=COMMON_CLUSTER_FILTERS,
+        node_filters=COMMON_NODE_FILTERS,
+        node_scorer=most_allocated_score,
+    ),
+    Policy.LEAST_REQUESTED: Profile(
+        name="GLeastRequestedPriority",
+        cluster_filters=COMMON_CLUSTER_FILTERS,
+        node_filters=COMMON_NODE_FILTERS,
+        node_scorer=least_allocated_score,
+    ),
+    Policy.BALANCED: Profile(
+        name="GBalancedPriority",
+        cluster_filters=COMMON_CLUSTER_FILTERS,
+        node_filters=COMMON_NODE_FILTERS,
+        node_scorer=balanced_allocation_score,
+    ),
     Policy.SELECTED_CLUSTER: Profile(
         name="GSelectedCluster",
         cluster_filters=COMMON_CLUSTER_FILTERS,

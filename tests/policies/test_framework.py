@@ -97,8 +97,14 @@ def chosen(decision: Decision) -> str | None:
 # --- examples ----------------------------------------------------------------------------
 
 
-def test_registry_serves_the_two_built_profiles() -> None:
-    assert set(available_policies()) == {Policy.MOST_REQUESTED, Policy.SELECTED_CLUSTER}
+def test_registry_serves_the_built_profiles() -> None:
+    assert set(available_policies()) == {
+        Policy.MOST_REQUESTED,
+        Policy.SELECTED_CLUSTER,
+        Policy.BIN_PACK,
+        Policy.LEAST_REQUESTED,
+        Policy.BALANCED,
+    }
     assert SELECTED.keep_listed_order
     assert not MOST.keep_listed_order
 

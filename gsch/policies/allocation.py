@@ -1,0 +1,41 @@
+"""Packing and spreading scorers, as kube-scheduler's NodeResourcesFit strategies and
+NodeResourcesBalancedAllocation compute them, on the node as it would be *after* placing the
+workload: `GBinPackPriority` (MostAllocated), `GLeastRequestedPriority` (LeastAllocated) and
+`GBalancedPriority` (BalancedAllocation). Scores run 0..100; GPUs count only when the node has
+some, so GPU-less fleets are scored on cpu and memory alone.
+"""
+
+from __future__ import annotations
+
+from statistics import pstdev
+
+from gsch.clusters.snapshot import NodeView
+from gsch.model.request import Request
+
+MAX_SCORE = 100.0
+
+
+def _fractions_after(request: Request, node: NodeView) -> list[float]:
+    """Share of each resource that would be taken once the workload is on the node."""
+    a, held, d = node.allocatable, node.held, request.demand
+    pairs = [(held.cpu_m + d.cpu_m, a.cpu_m), (held.memory + d.memory, a.memory)]
+    if a.gpu > 0:
+        pairs.append((held.gpu + d.gpu, a.gpu))
+    return [min(1.0, used / total) if total > 0 else 1.0 for used, total in pairs]
+
+
+def most_allocated_score(request: Request, node: NodeView) -> float:
+    """Bin packing: the fuller the node ends up, the better."""
+    fractions = _fractions_after(request, node)
+    return MAX_SCORE * sum(fractions) / len(fractions)
+
+
+def least_allocated_score(request: Request, node: NodeView) -> float:
+    """Spreading: the emptier the node stays, the better."""
+    return MAX_SCORE - most_allocated_score(request, node)
+
+
+def balanced_allocation_score(request: Request, node: NodeView) -> float:
+    """Spreading that keeps a node's resources in step: 100 when every resource would be used
+    in the same proportion, less as their shares drift apart."""
+    return MAX_SCORE * (1.0 - pstdev(_fractions_after(request, node)))
