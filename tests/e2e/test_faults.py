@@ -108,3 +108,41 @@ async def test_embedded_nats_restarted_twice_mid_run_loses_nothing(tmp_path: Pat
         await nc.close()
         await fleet.stop()
         await embedded.stop()
+
+
+async def test_binder_killed_and_restarted_binds_each_placement_once(
+    tmp_path: Path, nats_server: NatsServer, store: EventStore
+) -> None:
+    """Re-delivered bindings are harmless: a binder killed with SIGKILL mid-run and started
+    again leaves every request bound exactly once."""
+    total = 1500
+    fleet = Fleet(tmp_path, nats_server.url, {"GSCH_SIMULATOR__BIND_DELAY": "0.05"})
+    first_binder = await fleet.start_binder("20x10")
+    for _ in range(2):
+        await fleet.start_worker()
+    await wait_inventory(store, 200)
+    nc = await nats.connect(nats_server.url)
+    try:
+        bodies = [
+            (f"b-{i:05d}", pod_request(f"b-{i:05d}", generated_levels(i))) for i in range(total)
+        ]
+        await publish_all(nc, bodies)
+        for _ in range(100):  # kill it while it holds bindings in flight
+            if (await audit(store)).states.get("bound", 0) >= 200:
+                break
+            await asyncio.sleep(0.1)
+        first_binder.kill()
+        await asyncio.sleep(1.0)
+        await fleet.start_binder("20x10")
+        report = await wait_settled(store, total, timeout=240)
+        assert_sound(report, total, fleet)
+        assert report.states["bound"] == total
+        bound_events = await store.js.stream_info(
+            "GSCH_EVENTS", subjects_filter="gsch.events.req.*.RequestBound"
+        )
+        per_subject = bound_events.state.subjects or {}
+        assert len(per_subject) == total
+        assert set(per_subject.values()) == {1}  # one RequestBound per request, never two
+    finally:
+        await nc.close()
+        await fleet.stop()
