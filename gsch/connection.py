@@ -46,6 +46,11 @@ def _tls_context(config: Config) -> ssl.SSLContext | None:
     return context
 
 
+def server_list(url: str) -> list[str]:
+    """`--nats` takes one URL or a comma-separated list of a cluster's URLs."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
 class NatsConnectError(Exception):
     """NATS refused us (credentials) or stayed unreachable for the whole start-up window."""
 
@@ -62,7 +67,7 @@ async def _probe(url: str, options: dict[str, Any], patience: float) -> None:
     while True:
         try:
             probe = await nats.connect(
-                servers=[url], allow_reconnect=False, error_cb=quiet, **options
+                servers=server_list(url), allow_reconnect=False, error_cb=quiet, **options
             )
         except (nats.errors.Error, OSError, TimeoutError) as exc:
             text = repr(exc)
@@ -121,7 +126,7 @@ async def connect(config: Config, url: str, name: str, patience: float = 60.0) -
     }
     await _probe(url, auth, patience)
     nc = await nats.connect(
-        servers=[url],
+        servers=server_list(url),
         name=name,
         **auth,
         max_reconnect_attempts=-1,  # the default gives up after about two minutes

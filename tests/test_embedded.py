@@ -150,3 +150,18 @@ async def test_reconnect_waits_longer_after_each_failure_and_recovers(
         await nc.flush()
     finally:
         await nc.close()
+
+
+async def test_a_list_of_urls_reaches_the_server_that_is_up(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    down = f"nats://127.0.0.1:{free_port()}"
+    urls = f"{down}, {nats_server.url}"
+    config = load_config(None, {"nats": {"url": urls}}, environ={})
+    nc = await connect(config, urls, "test", patience=20)
+    try:
+        await nc.flush()
+        assert nc.connected_url is not None
+        assert nc.connected_url.port == nats_server.port
+    finally:
+        await nc.close()
