@@ -139,7 +139,14 @@ class SampleRequests:
             )
             + "]"
         )
-        config = {"type": "global", "targetClusters": bracket, "priority": "GMostRequestedPriority"}
+        config: dict[str, Any] = {"type": "global", "targetClusters": bracket}
+        if index % 2:
+            # Low latency from a camera on a near-edge node: the nearest level-1 cluster wins.
+            source = levels[0][0] if isinstance(levels[0], list) else levels[0]
+            config["priority"] = "GLowLatencyPriority"
+            config["option"] = {"sourceCluster": source, "sourceNode": self._nodes[source][0]}
+        else:
+            config["priority"] = "GMostRequestedPriority"
         pod = _pod(
             f"v2-{index}", cpu, memory, [{"name": "gschConfig", "value": json.dumps(config)}]
         )

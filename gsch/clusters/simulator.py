@@ -83,9 +83,11 @@ class Simulator:
             ):  # fmt: skip
                 await self._append(cluster_subject(cluster.name, "ClusterDeclared"), declared)
                 appended += 1
-            to_nodes = {n.name: self.topology.intra_cluster_ms for n in cluster.nodes}
+            intra = self.topology.intra_cluster_ms
             to_clusters = self.topology.latencies_from(cluster.name)
             for node in cluster.nodes:
+                # A node is 0 ms from itself: a workload next to its source lands on it.
+                to_nodes = {n.name: 0.0 if n.name == node.name else intra for n in cluster.nodes}
                 current = view.nodes.get(node.name) if view else None
                 wanted = (node.allocatable, node.labels, node.taints, node.ready)
                 if current is None or not current.declared or wanted != (

@@ -37,6 +37,8 @@ class LevelTrace(msgspec.Struct, frozen=True, omit_defaults=True):
     rejections: dict[str, list[str]] = msgspec.field(default_factory=dict)
     scores: dict[str, float] = msgspec.field(default_factory=dict)
     chosen: str | None = None
+    # Per cluster (or "note N" for the level): what the ranking could not measure.
+    notes: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class Explanation(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -24,6 +24,18 @@ NodeScorer = Callable[[Request, NodeView], float]
 
 
 @dataclass(frozen=True)
+class Ranking:
+    """Scoring that needs more than one node: prepared once per plan from the snapshot (e.g.
+    the latencies measured from the request's source)."""
+
+    node_scorer: NodeScorer
+    # Higher is better; None when there is no measurement: such clusters rank last.
+    cluster_rank: Callable[[str], float | None]
+    unmeasured: str  # what the explanation says about a cluster without a measurement
+    notes: tuple[str, ...] = ()  # said once per level (e.g. a source that could not be found)
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     cluster_filters: Sequence[ClusterFilter]
@@ -32,6 +44,8 @@ class Profile:
     # When true, clusters of a level are taken in the order the request lists them instead of
     # by score (GSelectedCluster: the user's order is the preference).
     keep_listed_order: bool = False
+    # When set, clusters are ranked by what it prepares instead of by their best node's score.
+    prepare: Callable[[Request, ClusterSnapshot], Ranking] | None = None
 
 
 @dataclass(frozen=True)
@@ -53,11 +67,11 @@ class _Candidate:
 
 
 def _best_node(
-    profile: Profile, request: Request, cluster: ClusterView
+    profile: Profile, request: Request, cluster: ClusterView, scorer: NodeScorer
 ) -> tuple[_Candidate | None, list[str]]:
     # The planner's inner loop: plain loops, and the tie hash only when points are equal.
     rejected: Counter[str] = Counter()
-    filters, scorer = profile.node_filters, profile.node_scorer
+    filters = profile.node_filters
     best: _Candidate | None = None
     best_points = 0
     best_tie = 0
@@ -97,6 +111,8 @@ def _tie(request: Request, name: str) -> int:
 
 
 def plan(profile: Profile, request: Request, snapshot: ClusterSnapshot) -> Decision:
+    ranking = profile.prepare(request, snapshot) if profile.prepare is not None else None
+    scorer = ranking.node_scorer if ranking is not None else profile.node_scorer
     traces: list[LevelTrace] = []
     for index, level in enumerate(request.levels):
         rejections: dict[str, list[str]] = {}
@@ -107,14 +123,22 @@ def plan(profile: Profile, request: Request, snapshot: ClusterSnapshot) -> Decis
             if reason is not None or cluster is None:
                 rejections[name] = [reason or "unknown cluster"]
                 continue
-            best, reasons = _best_node(profile, request, cluster)
+            best, reasons = _best_node(profile, request, cluster, scorer)
             if best is None:
                 rejections[name] = reasons
             else:
                 candidates.append(best)
-        if not profile.keep_listed_order:
-            candidates.sort(key=lambda c: (-c.score, c.cluster))
-        scores = {c.cluster: round(c.score, 3) for c in candidates}
+        notes: dict[str, str] = {}
+        if ranking is not None:
+            ranks = {c.cluster: ranking.cluster_rank(c.cluster) for c in candidates}
+            notes = {name: ranking.unmeasured for name, rank in ranks.items() if rank is None}
+            notes.update({f"note {i + 1}": note for i, note in enumerate(ranking.notes)})
+            candidates.sort(key=lambda c: _ranked(ranks[c.cluster], c.cluster))
+            scores = {name: round(rank, 3) for name, rank in ranks.items() if rank is not None}
+        else:
+            if not profile.keep_listed_order:
+                candidates.sort(key=lambda c: (-c.score, c.cluster))
+            scores = {c.cluster: round(c.score, 3) for c in candidates}
         winner = candidates[0] if candidates else None
         traces.append(
             LevelTrace(
@@ -123,6 +147,7 @@ def plan(profile: Profile, request: Request, snapshot: ClusterSnapshot) -> Decis
                 rejections=rejections,
                 scores=scores,
                 chosen=f"{winner.cluster}/{winner.node.name}" if winner else None,
+                notes=notes,
             )
         )
         if winner is not None:
@@ -138,3 +163,8 @@ def plan(profile: Profile, request: Request, snapshot: ClusterSnapshot) -> Decis
         for cluster, reasons in trace.rejections.items()
     )
     return Decision((), -1, Explanation(tuple(traces), summary))
+
+
+def _ranked(rank: float | None, cluster: str) -> tuple[int, float, str]:
+    """Measured clusters first, best rank first; the rest after them in name order."""
+    return (0, -rank, cluster) if rank is not None else (1, 0.0, cluster)

@@ -10,6 +10,7 @@ from gsch.policies.allocation import (
 )
 from gsch.policies.filters import COMMON_CLUSTER_FILTERS, COMMON_NODE_FILTERS
 from gsch.policies.framework import Profile
+from gsch.policies.low_latency import prepare_low_latency
 from gsch.policies.most_requested import free_capacity_score
 
 PROFILES: dict[Policy, Profile] = {
@@ -38,6 +39,14 @@ PROFILES: dict[Policy, Profile] = {
         cluster_filters=COMMON_CLUSTER_FILTERS,
         node_filters=COMMON_NODE_FILTERS,
         node_scorer=balanced_allocation_score,
+    ),
+    # Scores below are negative round-trip times in ms (higher is nearer).
+    Policy.LOW_LATENCY: Profile(
+        name="GLowLatencyPriority",
+        cluster_filters=COMMON_CLUSTER_FILTERS,
+        node_filters=COMMON_NODE_FILTERS,
+        node_scorer=free_capacity_score,
+        prepare=prepare_low_latency,
     ),
     Policy.SELECTED_CLUSTER: Profile(
         name="GSelectedCluster",

@@ -104,6 +104,7 @@ def test_registry_serves_the_built_profiles() -> None:
         Policy.BIN_PACK,
         Policy.LEAST_REQUESTED,
         Policy.BALANCED,
+        Policy.LOW_LATENCY,
     }
     assert SELECTED.keep_listed_order
     assert not MOST.keep_listed_order

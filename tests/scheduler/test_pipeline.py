@@ -230,3 +230,31 @@ async def test_garbage_in_the_log_stops_nothing(tmp_path: Path, nats_server: Nat
         assert body["state"] == "bound"
         nodes = await get_json(f"{service.api_url}/v1/clusters/edge-daejeon/nodes?min_seq={last}")
         assert len(nodes["items"]) == 4  # type: ignore[arg-type]
+
+
+async def test_low_latency_lands_next_to_its_source(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    """End to end with the simulator's latency reports: of a competing group, the cluster
+    holding the source wins, and inside it the source node itself (0 ms)."""
+    config = make_config(tmp_path, nats_server.url)
+    async with running(config, {"worker", "binder"}) as service:
+        nc = await nats.connect(nats_server.url)
+        body = msgspec.json.decode(pod_request("ll-1", [["edge-daejeon", "near-daejeon-1"]]))
+        body.update(
+            policy="GLowLatencyPriority",
+            mode="fromnode",
+            source={"cluster": "near-daejeon-1", "node": "near-daejeon-1-w2"},
+        )
+        await publish_request(nc, msgspec.json.encode(body), "ll-1")
+        await nc.close()
+
+        async def bound() -> bool:
+            report = await audit(service.store)
+            state = report.requests.get("ll-1")
+            return state is not None and state.state.value == "bound"
+
+        await until(bound)
+        report = await audit(service.store)
+        placement = report.requests["ll-1"].placements[0]
+        assert (placement.cluster, placement.node) == ("near-daejeon-1", "near-daejeon-1-w2")
