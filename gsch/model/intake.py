@@ -379,6 +379,10 @@ def _validate(fields: _Fields, request_id: str, rules: IntakeRules) -> Request:
         select_node = fields.select_node
     elif not levels:
         raise _Invalid(fields.levels_field, "needs at least one level of clusters")
+    if policy is Policy.SET_CLUSTERS and all(len(level) == 1 for level in levels):
+        # GSetClusters places on every cluster of a set; a flat list of names is one set
+        # (nest lists, [[c1,c2],[c3,c4]], for a set with a fallback set).
+        levels = (tuple(name for level in levels for name in level),)
     if policy is Policy.LOW_LATENCY:
         if source is None or not source.cluster:
             raise _Invalid(fields.source_field, f"{policy} needs the source cluster")

@@ -46,6 +46,8 @@ class Profile:
     keep_listed_order: bool = False
     # When set, clusters are ranked by what it prepares instead of by their best node's score.
     prepare: Callable[[Request, ClusterSnapshot], Ranking] | None = None
+    # When true, a level places one copy on *every* cluster it names, or nothing (GSetClusters).
+    every_cluster: bool = False
 
 
 @dataclass(frozen=True)
@@ -146,10 +148,19 @@ def plan(profile: Profile, request: Request, snapshot: ClusterSnapshot) -> Decis
                 candidates=level,
                 rejections=rejections,
                 scores=scores,
-                chosen=f"{winner.cluster}/{winner.node.name}" if winner else None,
+                chosen=_chosen(profile, candidates, rejections),
                 notes=notes,
             )
         )
+        if profile.every_cluster:
+            if candidates and not rejections:
+                placements = tuple(
+                    Placement(c.cluster, c.node.name, request.demand) for c in candidates
+                )
+                where = ", ".join(f"{p.cluster}/{p.node}" for p in placements)
+                summary = f"level {index + 1} of {len(request.levels)}: {where} ({profile.name})"
+                return Decision(placements, index, Explanation(tuple(traces), summary))
+            continue  # all or nothing: one cluster that cannot take a copy fails the level
         if winner is not None:
             placement = Placement(winner.cluster, winner.node.name, request.demand)
             summary = (
@@ -163,6 +174,16 @@ def plan(profile: Profile, request: Request, snapshot: ClusterSnapshot) -> Decis
         for cluster, reasons in trace.rejections.items()
     )
     return Decision((), -1, Explanation(tuple(traces), summary))
+
+
+def _chosen(
+    profile: Profile, candidates: list[_Candidate], rejections: dict[str, list[str]]
+) -> str | None:
+    if profile.every_cluster:
+        if not candidates or rejections:
+            return None
+        return ", ".join(f"{c.cluster}/{c.node.name}" for c in candidates)
+    return f"{candidates[0].cluster}/{candidates[0].node.name}" if candidates else None
 
 
 def _ranked(rank: float | None, cluster: str) -> tuple[int, float, str]:

@@ -48,6 +48,16 @@ PROFILES: dict[Policy, Profile] = {
         node_scorer=free_capacity_score,
         prepare=prepare_low_latency,
     ),
+    # A copy on every cluster of a level (each on the node with most free capacity), or the
+    # level fails and the next is tried.
+    Policy.SET_CLUSTERS: Profile(
+        name="GSetClusters",
+        cluster_filters=COMMON_CLUSTER_FILTERS,
+        node_filters=COMMON_NODE_FILTERS,
+        node_scorer=free_capacity_score,
+        keep_listed_order=True,
+        every_cluster=True,
+    ),
     Policy.SELECTED_CLUSTER: Profile(
         name="GSelectedCluster",
         cluster_filters=COMMON_CLUSTER_FILTERS,

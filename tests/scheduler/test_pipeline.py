@@ -258,3 +258,29 @@ async def test_low_latency_lands_next_to_its_source(
         report = await audit(service.store)
         placement = report.requests["ll-1"].placements[0]
         assert (placement.cluster, placement.node) == ("near-daejeon-1", "near-daejeon-1-w2")
+
+
+async def test_set_clusters_binds_a_copy_on_every_cluster(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    config = make_config(tmp_path, nats_server.url)
+    edges = ["edge-daejeon", "edge-seoul", "edge-busan"]
+    async with running(config, {"worker", "binder", "api"}) as service:
+        nc = await nats.connect(nats_server.url)
+        body = msgspec.json.decode(pod_request("set-1", edges))
+        body["policy"] = "GSetClusters"
+        await publish_request(nc, msgspec.json.encode(body), "set-1")
+        await nc.close()
+
+        async def bound() -> bool:
+            state = (await audit(service.store)).requests.get("set-1")
+            return state is not None and state.state.value == "bound"
+
+        await until(bound)
+        report = await audit(service.store)
+        assert sorted(p.cluster for p in report.requests["set-1"].placements) == sorted(edges)
+        last = await service.store.last_seq()
+        for edge in edges:
+            nodes = await get_json(f"{service.api_url}/v1/clusters/{edge}/nodes?min_seq={last}")
+            reserved = [n for n in nodes["items"] if n["reservations"]]  # type: ignore[union-attr]
+            assert len(reserved) == 1  # one copy per cluster, reserved on one node
