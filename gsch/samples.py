@@ -123,11 +123,12 @@ class SampleRequests:
                 },
                 "workload": _pod(f"pinned-{index}", cpu, memory),
             }
-        if kind == 3:  # GEdge v4 form of the free-capacity policy, with GEdge's spelling
+        if kind == 3:  # GEdge v4 form, GEdge's spelling; near edge, then edge, then cloud
+            tiers = [["tier=near-edge"], "tier=edge", "tier=cloud"]
             return {
                 "request_id": rid,
                 "priority": "GMostRequestPriority",
-                "option": {"mode": "cpu", "parameters": {"select_clusters": self._levels()}},
+                "option": {"mode": "cpu", "parameters": {"select_clusters": tiers}},
                 "workload": _deployment(f"api-{index}", cpu, memory),
             }
         # GEdge v2 embedded form: the config rides in the first container's env.

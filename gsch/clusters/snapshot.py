@@ -84,6 +84,9 @@ class ClusterView:
 class ClusterSnapshot:
     def __init__(self) -> None:
         self.clusters: dict[str, ClusterView] = {}
+        # Cluster names by (label, value), so a label selector costs what it matches, not
+        # what the fleet holds.
+        self._by_label: dict[tuple[str, str], set[str]] = {}
         self.latency: dict[tuple[str, str], LatencyReported] = {}
         self.last_seq = 0
         self._advanced = asyncio.Event()
@@ -105,6 +108,10 @@ class ClusterSnapshot:
         match event:
             case ClusterDeclared():
                 cluster = self.cluster(event.cluster)
+                for label in cluster.labels.items():
+                    self._by_label.get(label, set()).discard(cluster.name)
+                for label in event.labels.items():
+                    self._by_label.setdefault(label, set()).add(cluster.name)
                 cluster.tier, cluster.labels = event.tier, dict(event.labels)
                 cluster.ready, cluster.declared = event.ready, True
             case NodeDeclared() | CapacityReserved() | CapacityReleased() if (
@@ -135,6 +142,16 @@ class ClusterSnapshot:
                 self.latency[(event.cluster, event.node)] = event
             case _:
                 pass
+
+    def select(self, requirements: tuple[tuple[str, str], ...]) -> list[str]:
+        """Names of the clusters whose labels meet every requirement, in name order."""
+        matched: set[str] | None = None
+        for label in requirements:
+            found = self._by_label.get(label, set())
+            matched = set(found) if matched is None else matched & found
+            if not matched:
+                return []
+        return sorted(matched or ())
 
     async def wait_for(self, seq: int, timeout: float) -> bool:
         """Wait until events up to `seq` are folded; False on timeout."""

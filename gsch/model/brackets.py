@@ -4,7 +4,7 @@ Grammar (whitespace allowed between tokens):
     levels := "[" [ level ( "," level )* ] "]"
     level  := name | "[" name ( "," name )* "]"
     name   := bare | "'" chars "'" | '"' chars '"'
-    bare   := [A-Za-z0-9._-]+
+    bare   := [A-Za-z0-9._/=&-]+    (a name, or a label selector such as tier=near-edge)
 A plain name is a level of one cluster; an inner list is a group of clusters that compete.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-_BARE = re.compile(r"[A-Za-z0-9._-]+")
+_BARE = re.compile(r"[A-Za-z0-9._/=&-]+")
 
 
 class BracketError(ValueError):

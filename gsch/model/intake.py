@@ -21,9 +21,11 @@ from gsch.model.request import (
     POLICY_ALIASES,
     POLICY_MODES,
     REQUEST_ID_PATTERN,
+    SELECTOR_PATTERN,
     Policy,
     Request,
     Source,
+    is_selector,
 )
 from gsch.model.workload import (
     WorkloadError,
@@ -331,7 +333,13 @@ def _levels(fields: _Fields) -> tuple[tuple[str, ...], ...]:
         if not level:
             raise _Invalid(f"{fields.levels_field}[{index}]", "an empty group names no cluster")
         for name in level:
-            if not NAME_PATTERN.match(name):
+            if is_selector(name):
+                if not SELECTOR_PATTERN.match(name):
+                    raise _Invalid(
+                        fields.levels_field,
+                        f"{name!r} is not a valid label selector (key=value, joined by '&')",
+                    )
+            elif not NAME_PATTERN.match(name):
                 raise _Invalid(fields.levels_field, f"{name!r} is not a valid cluster name")
             if name in seen:
                 raise _Invalid(fields.levels_field, f"cluster {name!r} appears more than once")

@@ -48,6 +48,24 @@ REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_:-]{0,127}\Z")
 NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\Z")
 
 
+# A level entry may be a label selector instead of a name: key=value, requirements joined by
+# "&" (all must hold), e.g. "tier=near-edge" or "tier=edge&region=kr".
+_LABEL_KEY = r"([A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?)"
+_LABEL_VALUE = r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?"
+SELECTOR_PATTERN = re.compile(rf"^{_LABEL_KEY}={_LABEL_VALUE}(&{_LABEL_KEY}={_LABEL_VALUE})*\Z")
+
+
+def is_selector(entry: str) -> bool:
+    return "=" in entry
+
+
+def selector_requirements(entry: str) -> tuple[tuple[str, str], ...]:
+    """("tier", "edge"), ... of a selector entry (validated at intake)."""
+    return tuple(
+        (key, value) for key, _, value in (part.partition("=") for part in entry.split("&"))
+    )
+
+
 class QueueLevel(enum.StrEnum):
     FIRST = "first"
     FAST = "fast"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from gsch.clusters.snapshot import ClusterSnapshot, ClusterView, NodeView
 from gsch.model.events import Explanation, LevelTrace, Placement
-from gsch.model.request import Request
+from gsch.model.request import Request, is_selector, selector_requirements
 
 # A node filter returns None when the node passes, else the reason it is out.
 NodeFilter = Callable[[Request, NodeView], str | None]
@@ -116,8 +116,13 @@ def plan(profile: Profile, request: Request, snapshot: ClusterSnapshot) -> Decis
     ranking = profile.prepare(request, snapshot) if profile.prepare is not None else None
     scorer = ranking.node_scorer if ranking is not None else profile.node_scorer
     traces: list[LevelTrace] = []
-    for index, level in enumerate(request.levels):
-        rejections: dict[str, list[str]] = {}
+    for index, listed in enumerate(request.levels):
+        level, notes = _expand(listed, snapshot)
+        rejections: dict[str, list[str]] = {
+            entry: ["label selector matched no cluster"]
+            for entry, note in notes.items()
+            if note == NO_MATCH
+        }
         candidates: list[_Candidate] = []
         for name in level:
             cluster = snapshot.clusters.get(name)
@@ -130,10 +135,9 @@ def plan(profile: Profile, request: Request, snapshot: ClusterSnapshot) -> Decis
                 rejections[name] = reasons
             else:
                 candidates.append(best)
-        notes: dict[str, str] = {}
         if ranking is not None:
             ranks = {c.cluster: ranking.cluster_rank(c.cluster) for c in candidates}
-            notes = {name: ranking.unmeasured for name, rank in ranks.items() if rank is None}
+            notes.update({name: ranking.unmeasured for name, rank in ranks.items() if rank is None})
             notes.update({f"note {i + 1}": note for i, note in enumerate(ranking.notes)})
             candidates.sort(key=lambda c: _ranked(ranks[c.cluster], c.cluster))
             scores = {name: round(rank, 3) for name, rank in ranks.items() if rank is not None}
@@ -174,6 +178,24 @@ def plan(profile: Profile, request: Request, snapshot: ClusterSnapshot) -> Decis
         for cluster, reasons in trace.rejections.items()
     )
     return Decision((), -1, Explanation(tuple(traces), summary))
+
+
+NO_MATCH = "matched no cluster"
+
+
+def _expand(
+    level: tuple[str, ...], snapshot: ClusterSnapshot
+) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The clusters a level names: names as listed, label selectors resolved against the
+    snapshot now (so a cluster that joins the fleet is found), without repeats."""
+    names: list[str] = []
+    notes: dict[str, str] = {}
+    for entry in level:
+        matched = snapshot.select(selector_requirements(entry)) if is_selector(entry) else [entry]
+        if is_selector(entry):
+            notes[entry] = f"matched {', '.join(matched)}" if matched else NO_MATCH
+        names.extend(name for name in matched if name not in names)
+    return tuple(names), notes
 
 
 def _chosen(
