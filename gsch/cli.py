@@ -197,6 +197,40 @@ async def _get(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _plan(args: argparse.Namespace) -> int:
+    from gsch.client import api_post
+    from gsch.explain import format_explanation
+
+    config = _config(args)
+    api = args.api or f"http://{config.api.listen}"
+    body = _load_request_file(args.file)
+    answer = await api_post(api, "/v1/plan", msgspec.json.encode(body))
+    if args.output == "json":
+        print(json.dumps(answer, indent=2))
+    else:
+        where = ", ".join(f"{p['cluster']}/{p['node']}" for p in answer["placements"])
+        verdict = f"would place on {where}" if answer["placed"] else "would not place"
+        state = f"cluster state as of sequence {answer['sequence']}; nothing was committed"
+        print(f"{answer['policy']}: {verdict} ({state})")
+        print(format_explanation(answer["explanation"]))
+    return 0 if answer["placed"] else 1
+
+
+async def _explain(args: argparse.Namespace) -> int:
+    from gsch.client import api_get
+    from gsch.explain import format_explanation
+
+    config = _config(args)
+    api = args.api or f"http://{config.api.listen}"
+    found = await api_get(api, f"/v1/requests/{args.request_id}")
+    if args.output == "json":
+        print(json.dumps(found.get("explanation"), indent=2))
+        return 0
+    print(_one_line(found))
+    print(format_explanation(found.get("explanation")))
+    return 0
+
+
 # --- streams / projections / audit -------------------------------------------------------
 
 
@@ -297,6 +331,18 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("--limit", type=int, default=50)
     get.add_argument("-o", "--output", choices=("text", "json"), default="text")
 
+    plan = sub.add_parser("plan", help="dry run: what gsch would decide now, committing nothing")
+    _add_connection_flags(plan)
+    plan.add_argument("file", help="request file (JSON or YAML), or - for stdin")
+    plan.add_argument("--api", help="API base URL (default from config api.listen)")
+    plan.add_argument("-o", "--output", choices=("text", "json"), default="text")
+
+    explain = sub.add_parser("explain", help="why a request was placed where it was, or not")
+    _add_connection_flags(explain)
+    explain.add_argument("request_id")
+    explain.add_argument("--api", help="API base URL (default from config api.listen)")
+    explain.add_argument("-o", "--output", choices=("text", "json"), default="text")
+
     streams = sub.add_parser("streams", help="stream declarations")
     streams_sub = streams.add_subparsers(dest="action", required=True)
     apply = streams_sub.add_parser("apply", help="create or update streams and consumers")
@@ -337,6 +383,10 @@ def main(argv: list[str] | None = None) -> int:
                 return _run(_submit(args))
             case "get":
                 return _run(_get(args))
+            case "plan":
+                return _run(_plan(args))
+            case "explain":
+                return _run(_explain(args))
             case "streams":
                 return _run(_streams_apply(args))
             case "projections":

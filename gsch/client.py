@@ -25,9 +25,17 @@ async def publish_request(nc: Client, body: bytes, request_id: str | None) -> in
 
 
 async def api_get(base_url: str, path: str, **params: Any) -> Any:
+    return await _call("GET", base_url, path, params=params or None)
+
+
+async def api_post(base_url: str, path: str, body: bytes) -> Any:
+    return await _call("POST", base_url, path, data=body)
+
+
+async def _call(method: str, base_url: str, path: str, **options: Any) -> Any:
     async with (
         aiohttp.ClientSession() as session,
-        session.get(base_url.rstrip("/") + path, params=params or None) as response,
+        session.request(method, base_url.rstrip("/") + path, **options) as response,
     ):
         body = await response.read()
         if response.status >= 400:

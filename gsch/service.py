@@ -25,6 +25,8 @@ from gsch.connection import connect
 from gsch.embedded import EmbeddedNats
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import apply_declarations, load_declarations
+from gsch.scheduler.decide import intake_rules
+from gsch.scheduler.dryrun import DryRun
 from gsch.scheduler.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -123,28 +125,29 @@ async def serve(
         tasks: list[asyncio.Task[None]] = []
         api_url = None
 
-        if "worker" in roles or "binder" in roles:
-            feed = SnapshotFeed(store)
-            snapshot = await feed.start()
-            stack.push_async_callback(feed.stop)
-            if "binder" in roles:
-                topology = topology or (
-                    load_topology(config.simulator.topology) if config.simulator.topology else None
-                )
-                if topology is not None:
-                    simulator = Simulator(config, topology, store, snapshot)
-                    appended = await simulator.declare_inventory()
-                    log.info("simulated inventory declared", extra={"events": appended})
-                    tasks.append(asyncio.create_task(simulator.run(stop)))
-                else:
-                    log.warning("binder role without a topology: no simulated clusters")
-            if "worker" in roles:
-                worker = Worker(config, store, snapshot, name)
-                tasks.append(asyncio.create_task(worker.run(stop)))
+        # Workers plan on the snapshot, binders declare inventory from it, the API dry-runs
+        # on it.
+        feed = SnapshotFeed(store)
+        snapshot = await feed.start()
+        stack.push_async_callback(feed.stop)
+        if "binder" in roles:
+            topology = topology or (
+                load_topology(config.simulator.topology) if config.simulator.topology else None
+            )
+            if topology is not None:
+                simulator = Simulator(config, topology, store, snapshot)
+                appended = await simulator.declare_inventory()
+                log.info("simulated inventory declared", extra={"events": appended})
+                tasks.append(asyncio.create_task(simulator.run(stop)))
             else:
-                # A binder needs the snapshot only to declare inventory and re-arm lifetimes
-                # at start; following every reservation afterwards would be wasted work.
-                await feed.stop()
+                log.warning("binder role without a topology: no simulated clusters")
+        if "worker" in roles:
+            worker = Worker(config, store, snapshot, name)
+            tasks.append(asyncio.create_task(worker.run(stop)))
+        elif "api" not in roles:
+            # A binder needs the snapshot only to declare inventory and re-arm lifetimes
+            # at start; following every reservation afterwards would be wasted work.
+            await feed.stop()
 
         if "api" in roles:
             from gsch.api.app import make_app
@@ -154,7 +157,9 @@ async def serve(
             await projector.open()
             stack.push_async_callback(projector.close)
             tasks.append(asyncio.create_task(projector.run(stop)))
-            runner, api_url = await _http_site(make_app(projector, store=store), config.api.listen)
+            dry_run = DryRun(snapshot, intake_rules(config.intake))
+            app = make_app(projector, store=store, dry_run=dry_run)
+            runner, api_url = await _http_site(app, config.api.listen)
             stack.push_async_callback(runner.cleanup)
             log.info("api listening", extra={"url": api_url})
         elif metrics_listen:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gsch.config import QueueConfig
+from gsch.config import IntakeConfig, QueueConfig
 from gsch.model.events import Explanation, RequestFailed, RequestRequeued
+from gsch.model.intake import IntakeRules, Rejection, decode_request
 from gsch.model.request import QueueLevel, Request
+from gsch.policies.registry import PROFILES
 
 
 @dataclass(frozen=True)
@@ -61,3 +63,25 @@ class RetryPolicy:
         if failures > self.first_after_failures:
             return QueueLevel.FIRST
         return QueueLevel.FAST if request.fast else QueueLevel.BASE
+
+
+def intake_rules(config: IntakeConfig) -> IntakeRules:
+    return IntakeRules(
+        max_request_bytes=config.max_request_bytes,
+        allowed_kinds=frozenset(config.allowed_kinds),
+    )
+
+
+def admit(data: bytes, rules: IntakeRules, fallback_id: str) -> Request | Rejection:
+    """Decode a request as a worker takes it: any accepted form, then a policy this version
+    can place. The dry run calls exactly this, so it answers what a worker would."""
+    decoded = decode_request(data, rules, fallback_id)
+    if isinstance(decoded, Request) and decoded.policy not in PROFILES:
+        available = ", ".join(p.value for p in PROFILES)
+        return Rejection(
+            decoded.request_id,
+            "policy",
+            f"{decoded.policy} is recognised but not available yet (available: {available})",
+            decoded.form,
+        )
+    return decoded

@@ -54,13 +54,13 @@ from gsch.model.events import (
     RequestRequeued,
     decode_event,
 )
-from gsch.model.intake import IntakeRules, Rejection, decode_request, generated_request_id
+from gsch.model.intake import Rejection, generated_request_id
 from gsch.model.request import Request
 from gsch.model.states import RequestState, State
 from gsch.policies.filters import COMMON_NODE_FILTERS, resource_fit
 from gsch.policies.framework import plan
-from gsch.policies.registry import PROFILES, available_policies
-from gsch.scheduler.decide import RetryPolicy
+from gsch.policies.registry import PROFILES
+from gsch.scheduler.decide import RetryPolicy, admit, intake_rules
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +77,7 @@ class Worker:
         self.store = store
         self.snapshot = snapshot
         self.name = name
-        self.rules = IntakeRules(
-            max_request_bytes=config.intake.max_request_bytes,
-            allowed_kinds=frozenset(config.intake.allowed_kinds),
-        )
+        self.rules = intake_rules(config.intake)
         self.retry_policy = RetryPolicy.from_config(config.queue)
         self.lease = config.queue.lease_seconds
         # One commit at a time per node from this process: concurrent attempts here would
@@ -155,15 +152,7 @@ class Worker:
 
     async def on_intake(self, item: WorkItem) -> None:
         fallback_id = generated_request_id(item.seq, item.published_ns)
-        decoded = decode_request(item.data, self.rules, fallback_id)
-        if isinstance(decoded, Request) and decoded.policy not in PROFILES:
-            available = ", ".join(p.value for p in available_policies())
-            decoded = Rejection(
-                decoded.request_id,
-                "policy",
-                f"{decoded.policy} is recognised but not available yet (available: {available})",
-                decoded.form,
-            )
+        decoded = admit(item.data, self.rules, fallback_id)
         if isinstance(decoded, Rejection):
             await self._reject(decoded, item)
         else:

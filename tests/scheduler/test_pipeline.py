@@ -284,3 +284,45 @@ async def test_set_clusters_binds_a_copy_on_every_cluster(
             nodes = await get_json(f"{service.api_url}/v1/clusters/{edge}/nodes?min_seq={last}")
             reserved = [n for n in nodes["items"] if n["reservations"]]  # type: ignore[union-attr]
             assert len(reserved) == 1  # one copy per cluster, reserved on one node
+
+
+async def post_json(url: str, body: bytes) -> tuple[int, dict[str, object]]:
+    async with aiohttp.ClientSession() as session, session.post(url, data=body) as response:
+        return response.status, await response.json()
+
+
+async def test_dry_run_answers_what_the_worker_then_does_and_commits_nothing(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    config = make_config(tmp_path, nats_server.url)
+    levels = [["tier=near-edge"], "tier=edge", "tier=cloud"]
+    async with running(config, {"worker", "binder", "api"}) as service:
+        before = await service.store.last_seq()
+        dry: list[tuple[str, str]] = []
+        for index in range(5):
+            body = pod_request(f"dry-{index}", levels, cpu="3")
+            status, answer = await post_json(f"{service.api_url}/v1/plan", body)
+            assert status == 200, answer
+            assert answer["placed"] is True
+            placements = answer["placements"]
+            assert isinstance(placements, list)
+            dry.append((placements[0]["cluster"], placements[0]["node"]))
+            assert answer["sequence"] == before  # planned on the snapshot as it stands
+        assert await service.store.last_seq() == before  # nothing was committed
+
+        status, answer = await post_json(f"{service.api_url}/v1/plan", b'{"policy": "nope"}')
+        assert status == 422
+        assert "workload: is required" in str(answer["error"])
+
+        # The worker, on the same snapshot, decides the same for the same request.
+        nc = await nats.connect(nats_server.url)
+        await publish_request(nc, pod_request("dry-0", levels, cpu="3"), "dry-0")
+        await nc.close()
+
+        async def bound() -> bool:
+            state = (await audit(service.store)).requests.get("dry-0")
+            return state is not None and state.state.value == "bound"
+
+        await until(bound)
+        placement = (await audit(service.store)).requests["dry-0"].placements[0]
+        assert (placement.cluster, placement.node) == dry[0]
