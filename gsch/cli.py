@@ -366,6 +366,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--raw-messages", type=int, default=20000)
     bench.add_argument("--data-dir", help="default: a fresh temporary directory")
     bench.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    bench.add_argument(
+        "--plan-only", action="store_true", help="time the planner alone, no NATS, per fleet size"
+    )
+    bench.add_argument(
+        "--fleet-sizes",
+        type=int,
+        nargs="+",
+        default=[100, 1000, 10000],
+        help="with --plan-only: cluster counts to measure",
+    )
+    bench.add_argument(
+        "--plan-requests", type=int, default=200, help="with --plan-only: requests per case"
+    )
     return parser
 
 
@@ -394,6 +407,10 @@ def main(argv: list[str] | None = None) -> int:
             case "audit":
                 return _run(_audit(args))
             case "bench":
+                if args.plan_only:
+                    from gsch.bench_plan import run_plan_bench
+
+                    return run_plan_bench(args)
                 from gsch.bench import run_bench
 
                 return _run(run_bench(args))

@@ -193,9 +193,16 @@ def _expand(
     for entry in level:
         matched = snapshot.select(selector_requirements(entry)) if is_selector(entry) else [entry]
         if is_selector(entry):
-            notes[entry] = f"matched {', '.join(matched)}" if matched else NO_MATCH
+            notes[entry] = _matched_note(matched)
         names.extend(name for name in matched if name not in names)
     return tuple(names), notes
+
+
+def _matched_note(matched: list[str]) -> str:
+    if not matched:
+        return NO_MATCH
+    shown = ", ".join(matched[:5])
+    return f"matched {shown}" if len(matched) <= 5 else f"matched {len(matched)}: {shown}, …"
 
 
 def _chosen(
