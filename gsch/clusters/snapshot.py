@@ -73,6 +73,27 @@ class ClusterView:
     ready: bool = False
     declared: bool = False
     nodes: dict[str, NodeView] = field(default_factory=dict)
+    # Cluster-level aggregates over ready nodes, kept current on every node event, so a planner
+    # can bound what a cluster could score without visiting its nodes: the largest free share
+    # of cpu and of memory any node has (0..1), and the most free GPUs on one node.
+    max_free_cpu_share: float = 0.0
+    max_free_memory_share: float = 0.0
+    max_free_gpus: int = 0
+
+    def refresh_aggregates(self) -> None:
+        cpu = memory = 0.0
+        gpus = 0
+        for node in self.nodes.values():
+            if not (node.declared and node.ready):
+                continue
+            free = node.confirmed_free
+            a = node.allocatable
+            if a.cpu_m > 0:
+                cpu = max(cpu, free.cpu_m / a.cpu_m)
+            if a.memory > 0:
+                memory = max(memory, free.memory / a.memory)
+            gpus = max(gpus, free.gpu)
+        self.max_free_cpu_share, self.max_free_memory_share, self.max_free_gpus = cpu, memory, gpus
 
     def node(self, name: str) -> NodeView:
         view = self.nodes.get(name)
@@ -87,6 +108,7 @@ class ClusterSnapshot:
         # Cluster names by (label, value), so a label selector costs what it matches, not
         # what the fleet holds.
         self._by_label: dict[tuple[str, str], set[str]] = {}
+        self._selected: dict[tuple[tuple[str, str], ...], list[str]] = {}  # cleared on relabel
         self.latency: dict[tuple[str, str], LatencyReported] = {}
         self.last_seq = 0
         self._advanced = asyncio.Event()
@@ -112,6 +134,7 @@ class ClusterSnapshot:
                     self._by_label.get(label, set()).discard(cluster.name)
                 for label in event.labels.items():
                     self._by_label.setdefault(label, set()).add(cluster.name)
+                self._selected.clear()
                 cluster.tier, cluster.labels = event.tier, dict(event.labels)
                 cluster.ready, cluster.declared = event.ready, True
             case NodeDeclared() | CapacityReserved() | CapacityReleased() if (
@@ -124,6 +147,7 @@ class ClusterSnapshot:
                 node.labels, node.taints = dict(event.labels), event.taints
                 node.ready, node.declared = event.ready, True
                 node.last_seq = seq
+                self.clusters[event.cluster].refresh_aggregates()
             case CapacityReserved():
                 node = self.cluster(event.cluster).node(event.node)
                 previous = node.reservations.get(event.request_id)
@@ -132,26 +156,33 @@ class ClusterSnapshot:
                 node.reservations[event.request_id] = event.amount
                 node.reserved = node.reserved + event.amount
                 node.last_seq = seq
+                self.clusters[event.cluster].refresh_aggregates()
             case CapacityReleased():
                 node = self.cluster(event.cluster).node(event.node)
                 released = node.reservations.pop(event.request_id, None)
                 if released is not None:
                     node.reserved = node.reserved - released
                 node.last_seq = seq
+                self.clusters[event.cluster].refresh_aggregates()
             case LatencyReported():
                 self.latency[(event.cluster, event.node)] = event
             case _:
                 pass
 
     def select(self, requirements: tuple[tuple[str, str], ...]) -> list[str]:
-        """Names of the clusters whose labels meet every requirement, in name order."""
+        """Names of the clusters whose labels meet every requirement, in name order (cached
+        until a cluster's labels change)."""
+        cached = self._selected.get(requirements)
+        if cached is not None:
+            return cached
         matched: set[str] | None = None
         for label in requirements:
             found = self._by_label.get(label, set())
             matched = set(found) if matched is None else matched & found
             if not matched:
-                return []
-        return sorted(matched or ())
+                break
+        result = self._selected[requirements] = sorted(matched or ())
+        return result
 
     async def wait_for(self, seq: int, timeout: float) -> bool:
         """Wait until events up to `seq` are folded; False on timeout."""

@@ -8,6 +8,7 @@ profile ranks the clusters; the best one wins. The first level with a winner is 
 
 from __future__ import annotations
 
+import heapq
 import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -48,6 +49,9 @@ class Profile:
     prepare: Callable[[Request, ClusterSnapshot], Ranking] | None = None
     # When true, a level places one copy on *every* cluster it names, or nothing (GSetClusters).
     every_cluster: bool = False
+    # An upper bound of what any node of a cluster can score, from cluster aggregates: clusters
+    # are then visited best bound first, and the search stops once no unvisited cluster can win.
+    cluster_bound: Callable[[Request, ClusterView], float] | None = None
 
 
 @dataclass(frozen=True)
@@ -123,18 +127,35 @@ def plan(profile: Profile, request: Request, snapshot: ClusterSnapshot) -> Decis
             for entry, note in notes.items()
             if note == NO_MATCH
         }
-        candidates: list[_Candidate] = []
+        admitted: list[ClusterView] = []
         for name in level:
             cluster = snapshot.clusters.get(name)
             reason = next((r for f in profile.cluster_filters if (r := f(request, cluster))), None)
             if reason is not None or cluster is None:
                 rejections[name] = [reason or "unknown cluster"]
-                continue
-            best, reasons = _best_node(profile, request, cluster, scorer)
-            if best is None:
-                rejections[name] = reasons
             else:
-                candidates.append(best)
+                admitted.append(cluster)
+        bounded = (
+            profile.cluster_bound is not None
+            and ranking is None
+            and not profile.keep_listed_order
+            and not profile.every_cluster
+            and len(admitted) > BOUND_FROM
+        )
+        if bounded:
+            candidates, skipped = _best_first(profile, request, admitted, scorer, rejections)
+            if skipped:
+                notes["not visited"] = (
+                    f"{skipped} cluster(s) whose best possible score could not win"
+                )
+        else:
+            candidates = []
+            for cluster in admitted:
+                best, reasons = _best_node(profile, request, cluster, scorer)
+                if best is None:
+                    rejections[cluster.name] = reasons
+                else:
+                    candidates.append(best)
         if ranking is not None:
             ranks = {c.cluster: ranking.cluster_rank(c.cluster) for c in candidates}
             notes.update({name: ranking.unmeasured for name, rank in ranks.items() if rank is None})
@@ -180,6 +201,45 @@ def plan(profile: Profile, request: Request, snapshot: ClusterSnapshot) -> Decis
     return Decision((), -1, Explanation(tuple(traces), summary))
 
 
+# Levels of up to this many clusters are scanned whole, so every cluster gets its own score
+# or reasons in the explanation; larger ones (label selectors over a big fleet) are searched
+# best bound first and the explanation counts the clusters it did not need to visit.
+BOUND_FROM = 64
+
+
+def _best_first(
+    profile: Profile,
+    request: Request,
+    clusters: list[ClusterView],
+    scorer: NodeScorer,
+    rejections: dict[str, list[str]],
+) -> tuple[list[_Candidate], int]:
+    """Branch and bound over a level's clusters: visit them by bound (then name), and stop when
+    no unvisited cluster could beat the best found, which is then exactly the cluster a full
+    scan ranks first (highest score, then smallest name). Cost follows what is visited, not
+    the size of the level."""
+    assert profile.cluster_bound is not None
+    heap = [(-profile.cluster_bound(request, c), c.name, c) for c in clusters]
+    heapq.heapify(heap)
+    best: _Candidate | None = None
+    while heap:
+        negative_bound, name, cluster = heap[0]
+        if best is not None and (-negative_bound, _neg(name)) < (best.score, _neg(best.cluster)):
+            break
+        heapq.heappop(heap)
+        found, reasons = _best_node(profile, request, cluster, scorer)
+        if found is None:
+            rejections[name] = reasons
+        elif best is None or (found.score, _neg(name)) > (best.score, _neg(best.cluster)):
+            best = found
+    return ([best] if best is not None else []), len(heap)
+
+
+def _neg(name: str) -> tuple[int, ...]:
+    # Orders names in reverse, so "higher is better" comparisons prefer the smaller name.
+    return tuple(-ord(char) for char in name)
+
+
 NO_MATCH = "matched no cluster"
 
 
@@ -188,13 +248,15 @@ def _expand(
 ) -> tuple[tuple[str, ...], dict[str, str]]:
     """The clusters a level names: names as listed, label selectors resolved against the
     snapshot now (so a cluster that joins the fleet is found), without repeats."""
-    names: list[str] = []
+    if not any(is_selector(entry) for entry in level):
+        return level, {}
+    names: dict[str, None] = {}  # an ordered set
     notes: dict[str, str] = {}
     for entry in level:
         matched = snapshot.select(selector_requirements(entry)) if is_selector(entry) else [entry]
         if is_selector(entry):
             notes[entry] = _matched_note(matched)
-        names.extend(name for name in matched if name not in names)
+        names.update(dict.fromkeys(matched))
     return tuple(names), notes
 
 

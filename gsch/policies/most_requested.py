@@ -6,7 +6,7 @@ usage counting what is already held on the node. Modes weight one resource inste
 
 from __future__ import annotations
 
-from gsch.clusters.snapshot import NodeView
+from gsch.clusters.snapshot import ClusterView, NodeView
 from gsch.model.request import Request
 
 GPU_WEIGHT = 200.0
@@ -33,3 +33,21 @@ def free_capacity_score(request: Request, node: NodeView) -> float:
         case _:
             gpu_term = GPU_WEIGHT * free_gpus if request.demand.gpu > 0 else 0.0
             return cpu_free + memory_free + gpu_term
+
+
+def free_capacity_bound(request: Request, cluster: ClusterView) -> float:
+    """No node of `cluster` can score more than this (from the cluster's aggregates): the best
+    cpu share and the best memory share need not sit on the same node, so it is an upper bound,
+    and pending commits only lower real scores."""
+    cpu_free = 100.0 * cluster.max_free_cpu_share
+    memory_free = 100.0 * cluster.max_free_memory_share
+    gpus = GPU_WEIGHT * cluster.max_free_gpus
+    match request.mode:
+        case "cpu":
+            return cpu_free
+        case "memory":
+            return memory_free
+        case "gpu":
+            return gpus
+        case _:
+            return cpu_free + memory_free + (gpus if request.demand.gpu > 0 else 0.0)

@@ -11,7 +11,7 @@ from gsch.policies.allocation import (
 from gsch.policies.filters import COMMON_CLUSTER_FILTERS, COMMON_NODE_FILTERS
 from gsch.policies.framework import Profile
 from gsch.policies.low_latency import prepare_low_latency
-from gsch.policies.most_requested import free_capacity_score
+from gsch.policies.most_requested import free_capacity_bound, free_capacity_score
 
 PROFILES: dict[Policy, Profile] = {
     Policy.MOST_REQUESTED: Profile(
@@ -19,6 +19,7 @@ PROFILES: dict[Policy, Profile] = {
         cluster_filters=COMMON_CLUSTER_FILTERS,
         node_filters=COMMON_NODE_FILTERS,
         node_scorer=free_capacity_score,
+        cluster_bound=free_capacity_bound,
     ),
     # Clusters in the user's order; inside the cluster the node with most free capacity
     # (or the pinned node in mode "node", which the node filters enforce).

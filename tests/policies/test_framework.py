@@ -643,3 +643,24 @@ def test_no_levels_means_no_placement(policy: Policy) -> None:
     decision = plan(PROFILES[policy], request(()), snapshot_of([cluster("c1"), node("c1", "n")]))
     assert not decision.placed
     assert decision.explanation.levels == ()
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.data())
+def test_best_first_search_chooses_what_the_full_scan_chooses(data: st.DataObject) -> None:
+    """Large levels are searched best bound first; forced on for small ones here, the choice
+    must be the full scan's, cluster and node."""
+    import gsch.policies.framework as framework
+
+    topology = data.draw(topologies())
+    req = data.draw(requests_for(topology, Policy.MOST_REQUESTED))
+    snapshot = snapshot_of(topology.events)
+    full = plan(MOST, req, snapshot)
+    saved = framework.BOUND_FROM
+    framework.BOUND_FROM = 0
+    try:
+        searched = plan(MOST, req, snapshot)
+    finally:
+        framework.BOUND_FROM = saved
+    assert searched.placements == full.placements
+    assert searched.level_index == full.level_index
