@@ -170,8 +170,10 @@ def plan(profile: Profile, request: Request, snapshot: ClusterSnapshot) -> Decis
         traces.append(
             LevelTrace(
                 index=index,
-                candidates=level,
-                rejections=rejections,
+                # A level resolved to a large part of the fleet is shown as listed (the notes
+                # say what its selectors matched), so decision events stay small.
+                candidates=level if len(level) <= BOUND_FROM else listed,
+                rejections=_capped(rejections, notes),
                 scores=scores,
                 chosen=_chosen(profile, candidates, rejections),
                 notes=notes,
@@ -194,9 +196,11 @@ def plan(profile: Profile, request: Request, snapshot: ClusterSnapshot) -> Decis
             )
             return Decision((placement,), index, Explanation(tuple(traces), summary))
     summary = "no level could place the request: " + "; ".join(
-        f"{cluster}: {', '.join(reasons)}"
-        for trace in traces
-        for cluster, reasons in trace.rejections.items()
+        [
+            f"{cluster}: {', '.join(reasons)}"
+            for trace in traces
+            for cluster, reasons in trace.rejections.items()
+        ][:BOUND_FROM]
     )
     return Decision((), -1, Explanation(tuple(traces), summary))
 
@@ -205,6 +209,18 @@ def plan(profile: Profile, request: Request, snapshot: ClusterSnapshot) -> Decis
 # or reasons in the explanation; larger ones (label selectors over a big fleet) are searched
 # best bound first and the explanation counts the clusters it did not need to visit.
 BOUND_FROM = 64
+
+
+def _capped(rejections: dict[str, list[str]], notes: dict[str, str]) -> dict[str, list[str]]:
+    """At most BOUND_FROM clusters' reasons in an event; the rest summarised in a note."""
+    if len(rejections) <= BOUND_FROM:
+        return rejections
+    names = list(rejections)
+    kept = {name: rejections[name] for name in names[:BOUND_FROM]}
+    rest = Counter("; ".join(rejections[name]) for name in names[BOUND_FROM:])
+    common = "; ".join(f"{reason} ({count})" for reason, count in rest.most_common(3))
+    notes["more rejected"] = f"{len(names) - BOUND_FROM} more clusters rejected: {common}"
+    return kept
 
 
 def _best_first(

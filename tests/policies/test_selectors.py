@@ -97,3 +97,17 @@ def test_malformed_selectors_are_rejected_by_name(bad: str) -> None:
     assert isinstance(decoded, Rejection)
     assert decoded.field == "select_clusters"
     assert bad in decoded.problem
+
+
+def test_a_level_over_a_large_fleet_keeps_its_explanation_small() -> None:
+    import msgspec
+
+    fleet = tiered(**{f"near{i:04d}": {"tier": "near-edge"} for i in range(400)})
+    decision = plan(MOST, request((("tier=near-edge",),), cpu=64), snapshot_of(fleet))
+    assert not decision.placed  # 2-cpu nodes everywhere: every cluster is visited and rejected
+    trace = decision.explanation.levels[0]
+    assert trace.candidates == ("tier=near-edge",)
+    assert len(trace.rejections) == 64
+    assert trace.notes["more rejected"].startswith("336 more clusters rejected: 1/1 nodes:")
+    assert "matched 400:" in trace.notes["tier=near-edge"]
+    assert len(msgspec.json.encode(decision.explanation)) < 16_000
