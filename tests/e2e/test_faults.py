@@ -10,8 +10,11 @@ import pytest
 
 from gsch.audit import audit
 from gsch.embedded import EmbeddedNats
-from gsch.eventstore.store import EventStore
+from gsch.eventstore.store import EventStore, StoredEvent
 from gsch.eventstore.streams import apply_declarations, load_declarations
+from gsch.eventstore.subjects import request_events_of_type
+from gsch.eventstore.watch import Follower
+from gsch.model.events import PlacementCommitted
 from tests.conftest import NatsServer
 from tests.e2e.harness import (
     Fleet,
@@ -46,17 +49,25 @@ async def test_kill_9_one_of_three_workers_mid_run(
         bodies = [
             (f"k-{i:05d}", pod_request(f"k-{i:05d}", generated_levels(i))) for i in range(total)
         ]
-        await publish_all(nc, bodies[: total // 2])
         victim = victims[0]
         mark = f"-{victim.pid}"
-        # Kill one worker without warning once it is busy placing.
-        for _ in range(100):
-            report = await audit(store)
-            if sum(1 for names in report.owners.values() if names[-1].endswith(mark)) >= 20:
-                break
-            await asyncio.sleep(0.1)
+        victim_commits = 0
+
+        def count(stored: StoredEvent) -> None:
+            nonlocal victim_commits
+            event = stored.event
+            if isinstance(event, PlacementCommitted) and event.worker.endswith(mark):
+                victim_commits += 1
+
+        watcher = Follower(store, request_events_of_type("PlacementCommitted"), count)
+        await watcher.start(await store.last_seq())
+        # Everything is queued first, so the victim certainly holds requests when it dies.
+        await publish_all(nc, bodies)
+        async with asyncio.timeout(60):
+            while victim_commits < 20:  # kill it without warning once it is busy placing
+                await asyncio.sleep(0.01)
         victim.kill()
-        await publish_all(nc, bodies[total // 2 :])
+        await watcher.stop()
         report = await wait_settled(store, total, timeout=240)
         assert_sound(report, total, fleet)
         assert report.states["bound"] == total
