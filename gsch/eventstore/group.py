@@ -58,7 +58,6 @@ class _Member:
     future: asyncio.Future[list[int]]
     scopes: frozenset[str]
     deadline: float
-    tries: int = 0
     refusals: int = 0  # times resent after a refusal on local knowledge alone
     size: int = field(init=False)
 
@@ -227,7 +226,6 @@ class GroupCommitter:
     def _requeue(self, members: list[_Member], reason: str) -> None:
         now = time.monotonic()
         for member in members:
-            member.tries += 1
             if now > member.deadline:
                 _fail(member, StoreUnavailableError(f"append not confirmed: {reason}"))
                 continue

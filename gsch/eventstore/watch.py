@@ -53,7 +53,6 @@ class Follower:
         self._watchdog: asyncio.Task[None] | None = None
         self.last_seq = 0
         self.undecodable = 0
-        self.resubscriptions = 0
 
     async def start(self, after_seq: int = 0) -> None:
         self.last_seq = after_seq
@@ -97,7 +96,6 @@ class Follower:
                     with contextlib.suppress(nats.errors.Error):
                         await old.unsubscribe()
                 await self._subscribe()
-                self.resubscriptions += 1
             except (nats.errors.Error, TimeoutError) as exc:
                 log.warning("follower check failed", extra={"error": repr(exc)})
 
