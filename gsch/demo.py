@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 import socket
 import statistics
 import sys
@@ -72,8 +73,6 @@ async def run_demo(args: argparse.Namespace) -> int:
     topology = load_topology(topology_path)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    import signal
-
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
 

@@ -38,10 +38,25 @@ def find_binary() -> str:
     return found
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
+    """For a child's preexec_fn: the kernel sends it SIGTERM when its parent dies, even by
+    SIGKILL, so nothing gsch starts outlives it."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+async def terminate(process: asyncio.subprocess.Process | None, grace: float) -> None:
+    """SIGTERM a child we started, SIGKILL it if it has not gone after `grace` seconds."""
+    if process is None or process.returncode is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), grace)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
 
 
 def free_port() -> int:
@@ -113,7 +128,7 @@ class EmbeddedNats:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             start_new_session=True,  # Ctrl-C in a terminal reaches gsch, which stops it in order
         )
         deadline = time.monotonic() + timeout
@@ -132,14 +147,7 @@ class EmbeddedNats:
 
     async def stop(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
-        if process is None or process.returncode is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), timeout)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        await terminate(process, timeout)
 
 
 async def _accepts_connections(port: int) -> bool:

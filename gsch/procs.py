@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
 import sys
 from pathlib import Path
 
-from gsch.embedded import _die_with_parent
+from gsch.embedded import die_with_parent, terminate
 
 
 class ChildProcess:
@@ -25,7 +23,7 @@ class ChildProcess:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "gsch", *self.args,
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-                preexec_fn=_die_with_parent, env={**os.environ, **(self.env or {})},
+                preexec_fn=die_with_parent, env={**os.environ, **(self.env or {})},
             )  # fmt: skip
 
     @property
@@ -34,15 +32,7 @@ class ChildProcess:
 
     async def stop(self, grace: float = 15.0) -> None:
         process, self.process = self.process, None
-        if process is None or process.returncode is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), grace)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
+        await terminate(process, grace)
 
     def kill(self) -> None:
         """SIGKILL, as a crash would (for fault tests)."""

@@ -18,11 +18,8 @@ def _used_percent(used: int, allocatable: int) -> float:
     return 100.0 * used / allocatable
 
 
-def free_capacity_score(request: Request, node: NodeView) -> float:
-    a, f, r, p = node.allocatable, node.foreign, node.reserved, node.pending
-    cpu_free = 100.0 - _used_percent(f.cpu_m + r.cpu_m + p.cpu_m, a.cpu_m)
-    memory_free = 100.0 - _used_percent(f.memory + r.memory + p.memory, a.memory)
-    free_gpus = max(0, a.gpu - f.gpu - r.gpu - p.gpu)
+def _by_mode(request: Request, cpu_free: float, memory_free: float, free_gpus: int) -> float:
+    """GEdge's score from the free shares (in percent) and free GPUs, as the mode weighs them."""
     match request.mode:
         case "cpu":
             return cpu_free
@@ -35,19 +32,20 @@ def free_capacity_score(request: Request, node: NodeView) -> float:
             return cpu_free + memory_free + gpu_term
 
 
+def free_capacity_score(request: Request, node: NodeView) -> float:
+    a, f, r, p = node.allocatable, node.foreign, node.reserved, node.pending
+    cpu_free = 100.0 - _used_percent(f.cpu_m + r.cpu_m + p.cpu_m, a.cpu_m)
+    memory_free = 100.0 - _used_percent(f.memory + r.memory + p.memory, a.memory)
+    return _by_mode(request, cpu_free, memory_free, max(0, a.gpu - f.gpu - r.gpu - p.gpu))
+
+
 def free_capacity_bound(request: Request, cluster: ClusterView) -> float:
     """No node of `cluster` can score more than this (from the cluster's aggregates): the best
     cpu share and the best memory share need not sit on the same node, so it is an upper bound,
     and pending commits only lower real scores."""
-    cpu_free = 100.0 * cluster.max_free_cpu_share
-    memory_free = 100.0 * cluster.max_free_memory_share
-    gpus = GPU_WEIGHT * cluster.max_free_gpus
-    match request.mode:
-        case "cpu":
-            return cpu_free
-        case "memory":
-            return memory_free
-        case "gpu":
-            return gpus
-        case _:
-            return cpu_free + memory_free + (gpus if request.demand.gpu > 0 else 0.0)
+    return _by_mode(
+        request,
+        100.0 * cluster.max_free_cpu_share,
+        100.0 * cluster.max_free_memory_share,
+        cluster.max_free_gpus,
+    )
