@@ -81,6 +81,11 @@ def latency_subject(cluster: str, node: str, event_type: str) -> str:
     return f"gsch.events.cluster.{token(cluster)}.latency.{token(node)}.{event_type}"
 
 
+def pods_subject(cluster: str, node: str, event_type: str) -> str:
+    # Outside the node scope too: pods coming and going must not conflict with reservations.
+    return f"gsch.events.cluster.{token(cluster)}.pods.{token(node)}.{event_type}"
+
+
 def request_id_of(subject: str) -> str:
     """The request id of a `gsch.events.req.<id>.<type>` subject."""
     return untoken(subject.split(".")[3])

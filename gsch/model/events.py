@@ -98,6 +98,17 @@ class WorkloadFinished(Event, frozen=True, kw_only=True):
     attempt: int
 
 
+class RequestCancelled(Event, frozen=True, kw_only=True):
+    """The request was cancelled before it reached a final state.
+
+    `placements` are the placements it held when cancelled (their capacity is released in the
+    same batch); a binder removes whatever it applied for them."""
+
+    attempt: int
+    reason: str
+    placements: tuple[Placement, ...] = ()
+
+
 # --- cluster state -----------------------------------------------------------------------
 
 
@@ -150,6 +161,14 @@ class LatencyReported(Event, frozen=True, kw_only=True):
     to_nodes: dict[str, float] = msgspec.field(default_factory=dict)
 
 
+class PodsReported(Event, frozen=True, kw_only=True):
+    """The pods running on one node (`namespace/name`), so a pod can be resolved to its node."""
+
+    cluster: str
+    node: str
+    pods: tuple[str, ...] = ()
+
+
 AnyEvent = (
     RequestAccepted
     | RequestRejected
@@ -159,11 +178,13 @@ AnyEvent = (
     | RequestFailed
     | RequestBound
     | WorkloadFinished
+    | RequestCancelled
     | ClusterDeclared
     | NodeDeclared
     | CapacityReserved
     | CapacityReleased
     | LatencyReported
+    | PodsReported
 )
 
 REQUEST_EVENTS: tuple[type[Event], ...] = (
@@ -175,6 +196,7 @@ REQUEST_EVENTS: tuple[type[Event], ...] = (
     RequestFailed,
     RequestBound,
     WorkloadFinished,
+    RequestCancelled,
 )
 
 _encoder = msgspec.json.Encoder()

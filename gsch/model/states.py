@@ -13,6 +13,7 @@ from gsch.model.events import (
     PlacementCommitted,
     RequestAccepted,
     RequestBound,
+    RequestCancelled,
     RequestClaimed,
     RequestFailed,
     RequestRejected,
@@ -43,6 +44,7 @@ STATE_AFTER: dict[type, State] = {
     RequestRequeued: State.QUEUED,
     RequestFailed: State.FAILED,
     RequestBound: State.BOUND,
+    RequestCancelled: State.CANCELLED,
 }
 
 FINAL_STATES = frozenset({State.FAILED, State.CANCELLED, State.REJECTED})
@@ -103,5 +105,8 @@ class RequestState(msgspec.Struct, kw_only=True):
                 self.placements = event.placements
             case WorkloadFinished():
                 self.finished = True
+            case RequestCancelled():
+                self.placements = ()
+                self.reasons.append(event.reason)
             case _:
                 pass

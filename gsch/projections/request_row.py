@@ -17,6 +17,7 @@ from gsch.model.events import (
     PlacementCommitted,
     RequestAccepted,
     RequestBound,
+    RequestCancelled,
     RequestClaimed,
     RequestFailed,
     RequestRejected,
@@ -97,6 +98,9 @@ def apply_request_event(
             row.placements = event.placements
         case WorkloadFinished():
             row.finished = True
+        case RequestCancelled():
+            row.placements = ()
+            row.reason, row.reason_field = event.reason, None
         case _:
             # A cluster event on a request subject is not a request transition.
             return row
