@@ -48,10 +48,14 @@ class QueueConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     backoff_base: float = 0.5
     backoff_max: float = 30.0
     lease_seconds: float = 30.0
+    # A blocked request is re-planned when capacity it could use appears, and at least this
+    # often (a dry plan, no event) in case a change was announced by nothing it watches.
+    blocked_recheck_seconds: float = 30.0
 
 
 class WorkerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    max_in_flight: int = 512
+    max_in_flight: int = 512  # attempts running at once
+    max_queued: int = 512  # messages held beyond those, queued by level for dispatch rounds
     fetch_batch: int = 128
     max_conflict_retries: int = 20
 

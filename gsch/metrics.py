@@ -41,6 +41,11 @@ REQUESTS_REJECTED = Counter(
 DUPLICATE_SUBMISSIONS = Counter(
     "gsch_duplicate_submissions_total", "Publications of a request id that was already known"
 )
+CANCELS = Counter(
+    "gsch_cancel_commands_total",
+    "Cancel commands taken from gsch.cancel, by result (cancelled, noop, invalid)",
+    ["result"],
+)
 RETRIES = Counter("gsch_request_retries_total", "Requeued attempts by reason", ["reason"])
 EVENT_APPENDS = Counter("gsch_event_appends_total", "Events appended by type", ["type"])
 BINDING_DURATION = Histogram(

@@ -112,15 +112,14 @@ async def serve(
     name = f"gsch-{'+'.join(sorted(roles))}-{socket.gethostname()}-{os.getpid()}"
     async with AsyncExitStack() as stack:
         nc, url, embedded = await stack.enter_async_context(nats_connection(config, name))
-        report = await apply_declarations(
-            nc,
-            load_declarations(
-                replicas=config.nats.replicas, lease_seconds=config.queue.lease_seconds
-            ),
+        declarations = load_declarations(
+            replicas=config.nats.replicas, lease_seconds=config.queue.lease_seconds
         )
+        report = await apply_declarations(nc, declarations)
         for line in report.lines:
             log.info("streams: %s", line)
         store = EventStore(nc, request_timeout=config.nats.request_timeout)
+        store.declarations = declarations
         stack.push_async_callback(store.close)
         tasks: list[asyncio.Task[None]] = []
         api_url = None

@@ -6,6 +6,7 @@ sequence of the node's last event, which is what a conditional reservation is ch
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gsch.model.events import (
@@ -112,6 +113,9 @@ class ClusterSnapshot:
         self.latency: dict[tuple[str, str], LatencyReported] = {}
         self.last_seq = 0
         self._advanced = asyncio.Event()
+        # Called with a cluster's name when capacity there may have grown (released, node
+        # (re)declared, cluster ready again): blocked requests wait for exactly this.
+        self.capacity_listeners: list[Callable[[str], None]] = []
 
     def cluster(self, name: str) -> ClusterView:
         view = self.clusters.get(name)
@@ -137,6 +141,7 @@ class ClusterSnapshot:
                 self._selected.clear()
                 cluster.tier, cluster.labels = event.tier, dict(event.labels)
                 cluster.ready, cluster.declared = event.ready, True
+                self._capacity_may_have_grown(event.cluster)
             case NodeDeclared() | CapacityReserved() | CapacityReleased() if (
                 seq <= self.cluster(event.cluster).node(event.node).last_seq
             ):
@@ -148,6 +153,7 @@ class ClusterSnapshot:
                 node.ready, node.declared = event.ready, True
                 node.last_seq = seq
                 self.clusters[event.cluster].refresh_aggregates()
+                self._capacity_may_have_grown(event.cluster)
             case CapacityReserved():
                 node = self.cluster(event.cluster).node(event.node)
                 previous = node.reservations.get(event.request_id)
@@ -164,10 +170,16 @@ class ClusterSnapshot:
                     node.reserved = node.reserved - released
                 node.last_seq = seq
                 self.clusters[event.cluster].refresh_aggregates()
+                if released is not None:
+                    self._capacity_may_have_grown(event.cluster)
             case LatencyReported():
                 self.latency[(event.cluster, event.node)] = event
             case _:
                 pass
+
+    def _capacity_may_have_grown(self, cluster: str) -> None:
+        for listener in self.capacity_listeners:
+            listener(cluster)
 
     def select(self, requirements: tuple[tuple[str, str], ...]) -> list[str]:
         """Names of the clusters whose labels meet every requirement, in name order (cached

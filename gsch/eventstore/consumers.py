@@ -1,8 +1,10 @@
-"""Competing consumers: bounded-concurrency pull loops over durable consumers.
+"""Competing consumers: bounded pull loops over durable consumers, and the leases of what they
+hold.
 
 Handles the nats-py fetch pitfalls (reference/jetstream-notes §5): both kinds of timeout,
-a consumer that vanished (503 on every call: back off, never spin), and the stall of
-`fetch(batch>1)` right after an empty fetch (#986: fetch one message after an empty fetch).
+a consumer or stream deleted under a running process (503/404 on every call: re-apply the
+declarations and back off, never spin), and the stall of `fetch(batch>1)` right after an empty
+fetch (#986: fetch one message after an empty fetch).
 """
 
 from __future__ import annotations
@@ -18,15 +20,18 @@ import nats.errors
 import nats.js.errors
 
 from gsch.eventstore.store import MSG_ID, EventStore
+from gsch.eventstore.streams import StreamsError, apply_declarations
 
 log = logging.getLogger(__name__)
 
 
 class WorkItem:
-    """One delivered message of a work queue, with its lease operations."""
+    """One delivered message of a work queue, with its lease operations. While a keeper holds
+    it, its lease is renewed; acknowledging it in any way ends that."""
 
     def __init__(self, msg: Any) -> None:
         self._msg = msg
+        self._keeper: LeaseKeeper | None = None
         metadata = msg.metadata
         self.seq = int(metadata.sequence.stream)
         self.deliveries = int(metadata.num_delivered)
@@ -35,37 +40,133 @@ class WorkItem:
         self.data: bytes = msg.data
         self.msg_id: str | None = (msg.headers or {}).get(MSG_ID)
 
+    def _settled(self) -> None:
+        if self._keeper is not None:
+            self._keeper.release(self)
+
     async def ack(self) -> None:
+        self._settled()
         with contextlib.suppress(nats.errors.Error):
             await self._msg.ack()
 
     async def nak(self, delay: float | None = None) -> None:
+        """Hand the message back: redelivered (to any process) now, or after `delay`."""
+        self._settled()
         with contextlib.suppress(nats.errors.Error):
             await self._msg.nak(delay=delay)
+
+    def abandon(self) -> None:
+        """Stop renewing the lease without a word: the server redelivers the message when
+        the lease lapses (what happens anyway if this process dies)."""
+        self._settled()
 
     async def in_progress(self) -> None:
         with contextlib.suppress(nats.errors.Error):
             await self._msg.in_progress()
 
 
-class _LeaseKeeper:
-    """Keeps the lease of every in-flight item alive with in-progress acknowledgements, from
-    one task for the whole loop rather than a timer per message."""
+class LeaseKeeper:
+    """Keeps the lease of every held item alive with in-progress acknowledgements, from one
+    task for the whole process rather than a timer per message. Items are held from delivery
+    until they are acknowledged: waiting for a slot, running, or parked as blocked."""
 
     def __init__(self, lease_seconds: float) -> None:
         self.every = lease_seconds / 3
         self.items: dict[WorkItem, float] = {}
+
+    def hold(self, item: WorkItem) -> None:
+        item._keeper = self
+        self.items[item] = time.monotonic()
+
+    def release(self, item: WorkItem) -> None:
+        self.items.pop(item, None)
+        item._keeper = None
 
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.every)
             due = time.monotonic() - self.every
             for item, since in list(self.items.items()):
-                if since <= due:
+                if since <= due and item in self.items:
                     await item.in_progress()
 
 
-Handler = Callable[[WorkItem], Awaitable[None]]
+class Room:
+    """How many more messages a process takes: what it holds (queued or running) against a
+    limit. Pull loops fetch only into free room, so a busy process leaves messages to others."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._freed = asyncio.Event()
+
+    def free(self) -> int:
+        return self.limit - self.used
+
+    def take(self) -> None:
+        self.used += 1
+
+    def give(self) -> None:
+        self.used -= 1
+        self._freed.set()
+
+    async def wait(self) -> None:
+        while self.free() <= 0:
+            self._freed.clear()
+            await self._freed.wait()
+
+
+Deliver = Callable[[WorkItem], Awaitable[None]]
+Handler = Deliver
+
+
+async def pull(
+    store: EventStore,
+    stream: str,
+    durable: str,
+    deliver: Deliver,
+    stop: asyncio.Event,
+    *,
+    room: Room,
+    batch: int,
+) -> None:
+    """Fetch from a durable consumer into free `room` and hand each message to `deliver`
+    (which takes the room and gives it back when done) until `stop` is set."""
+    subscription = await _bind(store, stream, durable, stop)
+    if subscription is None:
+        return
+    next_batch = 1
+    backoff = 0.1
+    try:
+        while not stop.is_set():
+            await _wait_or_stop(stop, room.wait())
+            if stop.is_set():
+                break
+            wanted = max(1, min(next_batch, room.free()))
+            try:
+                messages = await subscription.fetch(wanted, timeout=1.0)
+            except TimeoutError:  # nats.errors.TimeoutError and the bare asyncio one
+                next_batch = 1
+                continue
+            except (nats.js.errors.ServiceUnavailableError, nats.js.errors.NotFoundError) as exc:
+                # Deleted under us (or its stream): declare it again, then back off.
+                log.warning("consumer unavailable", extra={"durable": durable, "error": repr(exc)})
+                await _redeclare(store, durable)
+                await _sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            except nats.errors.Error as exc:
+                log.warning("fetch failed", extra={"durable": durable, "error": repr(exc)})
+                await _sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.1
+            next_batch = batch
+            for message in messages:
+                await deliver(WorkItem(message))
+    finally:
+        with contextlib.suppress(nats.errors.Error):
+            await subscription.unsubscribe()
 
 
 async def consume(
@@ -83,62 +184,73 @@ async def consume(
 
     While a handler runs, its message's lease is kept alive; a process that dies or hangs
     stops renewing it and the message goes to another worker after `lease_seconds`.
-    In-flight handlers are awaited before returning (graceful drain); unfinished work is
-    simply not acked and comes back to another worker after the lease.
+    In-flight handlers are awaited before returning (graceful drain).
     """
-    subscription = await store.js.pull_subscribe_bind(durable=durable, stream=stream)
-    slots = asyncio.Semaphore(max_in_flight)
+    room = Room(max_in_flight)
+    keeper = LeaseKeeper(lease_seconds)
     running: set[asyncio.Task[None]] = set()
-    next_batch = 1
-    backoff = 0.1
-
-    keeper = _LeaseKeeper(lease_seconds)
-    keeping = asyncio.create_task(keeper.run())
 
     async def run(item: WorkItem) -> None:
-        keeper.items[item] = time.monotonic()
         try:
             await handler(item)
         except Exception:
             # A handler bug must not kill the loop; the message is redelivered after the lease.
             log.exception("work item failed", extra={"subject": item.subject, "seq": item.seq})
         finally:
-            del keeper.items[item]
-            slots.release()
+            item.abandon()  # settled by the handler already, or left to the lease
+            room.give()
 
+    async def deliver(item: WorkItem) -> None:
+        room.take()
+        keeper.hold(item)
+        task = asyncio.create_task(run(item))
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    keeping = asyncio.create_task(keeper.run())
     try:
-        while not stop.is_set():
-            wanted = max(1, min(next_batch, max_in_flight - len(running)))
-            try:
-                messages = await subscription.fetch(wanted, timeout=1.0)
-            except TimeoutError:  # nats.errors.TimeoutError and the bare asyncio one
-                next_batch = 1
-                continue
-            except (nats.js.errors.ServiceUnavailableError, nats.js.errors.NotFoundError) as exc:
-                log.warning("consumer unavailable", extra={"durable": durable, "error": repr(exc)})
-                await _sleep_or_stop(stop, backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            except nats.errors.Error as exc:
-                log.warning("fetch failed", extra={"durable": durable, "error": repr(exc)})
-                await _sleep_or_stop(stop, backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            backoff = 0.1
-            next_batch = batch
-            for message in messages:
-                await slots.acquire()
-                task = asyncio.create_task(run(WorkItem(message)))
-                running.add(task)
-                task.add_done_callback(running.discard)
+        await pull(store, stream, durable, deliver, stop, room=room, batch=batch)
     finally:
         if running:
             await asyncio.gather(*running, return_exceptions=True)
         keeping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await keeping
-        with contextlib.suppress(nats.errors.Error):
-            await subscription.unsubscribe()
+
+
+async def _bind(store: EventStore, stream: str, durable: str, stop: asyncio.Event) -> Any:
+    """Bind to the durable consumer, declaring it again while it is missing."""
+    backoff = 0.1
+    while not stop.is_set():
+        try:
+            return await store.js.pull_subscribe_bind(durable=durable, stream=stream)
+        except (nats.js.errors.NotFoundError, nats.js.errors.ServiceUnavailableError) as exc:
+            log.warning("consumer missing", extra={"durable": durable, "error": repr(exc)})
+            await _redeclare(store, durable)
+            await _sleep_or_stop(stop, backoff)
+            backoff = min(backoff * 2, 5.0)
+    return None
+
+
+async def _redeclare(store: EventStore, durable: str) -> None:
+    if store.declarations is None:
+        return
+    try:
+        report = await apply_declarations(store.nc, store.declarations)
+    except (StreamsError, nats.errors.Error) as exc:
+        log.warning("re-declaring streams failed", extra={"durable": durable, "error": repr(exc)})
+        return
+    for line in report.lines:
+        if not line.endswith("unchanged"):
+            log.warning("streams re-declared: %s", line)
+
+
+async def _wait_or_stop(stop: asyncio.Event, waiting: Awaitable[None]) -> None:
+    waiter = asyncio.ensure_future(waiting)
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
+    for task in (waiter, stopper):
+        task.cancel()
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

@@ -42,6 +42,7 @@ from gsch.eventstore.appends import (
     StoreUnavailableError,
 )
 from gsch.eventstore.group import GroupCommitter
+from gsch.eventstore.streams import Declarations
 from gsch.eventstore.subjects import EVENTS_STREAM, request_history
 from gsch.model.events import AnyEvent, decode_event, encode_event
 from gsch.model.states import RequestState
@@ -94,10 +95,17 @@ class EventStore:
         self.precheck: Callable[[Append], Append | None] | None = None
         # Optional: bring the writer's own view (the one `precheck` uses) up to the log.
         self.catch_up: Callable[[], Awaitable[None]] | None = None
+        # The streams and consumers this process declared at start: re-applied when one of
+        # them is found deleted under a running consumer.
+        self.declarations: Declarations | None = None
 
     @property
     def js(self) -> JetStreamContext:
         return self._js
+
+    @property
+    def nc(self) -> Client:
+        return self._nc
 
     @property
     def give_up_after(self) -> float:

@@ -15,6 +15,9 @@ from nats.aio.client import Client
 
 from gsch.paths import shipped
 
+_STREAM_NOT_FOUND = 10059
+_CONSUMER_NOT_FOUND = 10014
+
 
 class StreamsError(Exception):
     """The server refused a declaration."""
@@ -104,7 +107,7 @@ def _targets(declarations: Declarations) -> list[_Target]:
             info=f"STREAM.INFO.{name}",
             create=f"STREAM.CREATE.{name}",
             update=f"STREAM.UPDATE.{name}",
-            not_found=10059,
+            not_found=_STREAM_NOT_FOUND,
             create_body=config,
             update_body=config,
             desired=config,
@@ -118,7 +121,7 @@ def _targets(declarations: Declarations) -> list[_Target]:
             info=f"CONSUMER.INFO.{path}",
             create=f"CONSUMER.CREATE.{path}",
             update=f"CONSUMER.CREATE.{path}",  # the same call, with action "update"
-            not_found=10014,
+            not_found=_CONSUMER_NOT_FOUND,
             create_body=declaration,
             update_body={**declaration, "action": "update"},
             desired=declaration["config"],
@@ -128,12 +131,19 @@ def _targets(declarations: Declarations) -> list[_Target]:
 
 
 async def apply_declarations(nc: Client, declarations: Declarations) -> ApplyReport:
+    """Bring the server to the declarations. Existing consumers are updated before missing
+    ones are created: on a work-queue stream a new consumer's filter may only be accepted
+    once an existing consumer has narrowed its own."""
     report = ApplyReport()
+    missing: list[_Target] = []
     for target in _targets(declarations):
         info = await _api(nc, target.info)
         if "error" in info:
             if info["error"].get("err_code") != target.not_found:
                 raise StreamsError(f"{target.label}: {info['error'].get('description')}")
+            if target.not_found == _CONSUMER_NOT_FOUND:
+                missing.append(target)
+                continue
             _raise_on_error(await _api(nc, target.create, target.create_body), target.label)
             report.add(f"{target.label}: created")
             continue
@@ -143,6 +153,9 @@ async def apply_declarations(nc: Client, declarations: Declarations) -> ApplyRep
             continue
         _raise_on_error(await _api(nc, target.update, target.update_body), target.label)
         report.add(f"{target.label}: updated ({'; '.join(diffs)})")
+    for target in missing:
+        _raise_on_error(await _api(nc, target.create, target.create_body), target.label)
+        report.add(f"{target.label}: created")
     return report
 
 

@@ -75,12 +75,18 @@ class PlacementCommitted(Event, frozen=True, kw_only=True):
 
 
 class RequestRequeued(Event, frozen=True, kw_only=True):
-    """An attempt failed; the request waits for attempt `attempt` no earlier than `not_before`."""
+    """An attempt failed; the request waits for attempt `attempt` no earlier than `not_before`.
+
+    `level` is the queue level the retry is dispatched at (First after more than K* failures;
+    the fast flag survives retries). `blocked`: nothing could hold it, so it waits for capacity
+    to be freed rather than only for the backoff to pass."""
 
     attempt: int
     reason: str
     not_before: float
     explanation: Explanation | None = None
+    level: QueueLevel = QueueLevel.BASE
+    blocked: bool = False
 
 
 class RequestFailed(Event, frozen=True, kw_only=True):

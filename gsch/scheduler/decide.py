@@ -41,8 +41,14 @@ class RetryPolicy:
         history: list[str],
         now: float,
         explanation: Explanation | None = None,
+        *,
+        fast: bool = False,
+        blocked: bool = False,
     ) -> RequestRequeued | RequestFailed:
-        """Attempt number `attempt` failed: requeue for the next, or give up."""
+        """Attempt number `attempt` failed: requeue for the next, or give up.
+
+        `fast` is the request's flag (it keeps the request at the Fast level until K* promotes
+        it); `blocked` says nothing could hold the request, so it waits for capacity."""
         failures = attempt
         if failures > self.max_failures:
             return RequestFailed(
@@ -57,12 +63,17 @@ class RetryPolicy:
             reason=f"attempt {attempt}: {reason}",
             not_before=now + self.backoff(failures),
             explanation=explanation,
+            level=self.level_of(fast, failures),
+            blocked=blocked,
         )
 
     def level(self, request: Request, failures: int) -> QueueLevel:
+        return self.level_of(request.fast, failures)
+
+    def level_of(self, fast: bool, failures: int) -> QueueLevel:
         if failures > self.first_after_failures:
             return QueueLevel.FIRST
-        return QueueLevel.FAST if request.fast else QueueLevel.BASE
+        return QueueLevel.FAST if fast else QueueLevel.BASE
 
 
 def intake_rules(config: IntakeConfig) -> IntakeRules:

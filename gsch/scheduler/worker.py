@@ -14,26 +14,37 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from functools import partial
 
 from gsch.clusters.snapshot import ClusterSnapshot, NodeView
 from gsch.config import Config
-from gsch.eventstore.consumers import WorkItem, consume
+from gsch.eventstore.consumers import LeaseKeeper, Room, WorkItem, consume, pull
 from gsch.eventstore.ids import new_msg_id
-from gsch.eventstore.store import Append, ConflictError, EventStore, KnownStaleError
+from gsch.eventstore.store import (
+    Append,
+    ConflictError,
+    EventStore,
+    KnownStaleError,
+    StoredEvent,
+)
 from gsch.eventstore.subjects import (
     ALL_CLUSTER_EVENTS,
     EVENTS_STREAM,
     INTAKE_STREAM,
     node_history,
     node_subject,
+    request_events_of_type,
     request_history,
     request_id_of,
     request_subject,
 )
+from gsch.eventstore.watch import Follower
 from gsch.metrics import (
     ATTEMPT_DURATION,
+    CANCELS,
     COMMIT_CONFLICTS,
     DUPLICATE_SUBMISSIONS,
     E2E_DURATION,
@@ -55,17 +66,21 @@ from gsch.model.events import (
     decode_event,
 )
 from gsch.model.intake import Rejection, generated_request_id
-from gsch.model.request import Request
+from gsch.model.request import QueueLevel, Request
 from gsch.model.states import RequestState, State
 from gsch.policies.filters import COMMON_NODE_FILTERS, resource_fit
 from gsch.policies.framework import plan
 from gsch.policies.registry import PROFILES
+from gsch.scheduler.blocked import BlockedRequests, Parked, waits_for_capacity
+from gsch.scheduler.cancel import InvalidCancel, cancel_request, decode_cancel
 from gsch.scheduler.decide import RetryPolicy, admit, intake_rules
+from gsch.scheduler.dispatch import Job, LevelDispatcher
 
 log = logging.getLogger(__name__)
 
 INTAKE_CONSUMER = "gsch-intake"
 RETRY_CONSUMER = "gsch-retries"
+CANCEL_CONSUMER = "gsch-cancels"
 _SCHEDULABLE = (State.QUEUED, State.SCHEDULING)
 
 
@@ -87,6 +102,18 @@ class Worker:
         self._requests_in_commit: dict[str, Request] = {}
         store.precheck = self._revalidate_reservation
         store.catch_up = self._catch_up_snapshot
+        # What this process holds: queued by level, running, or parked as blocked. The room
+        # (queued + running) bounds what the pull loops fetch; parked messages do not count.
+        options = config.worker
+        self.keeper = LeaseKeeper(self.lease)
+        self.room = Room(options.max_in_flight + options.max_queued)
+        self.dispatcher = LevelDispatcher(config.queue.per_level, options.max_in_flight, self.room)
+        self.blocked = BlockedRequests(
+            snapshot, self._dry_plan, self._wake, config.queue.blocked_recheck_seconds
+        )
+        self._recent_cancels: OrderedDict[str, None] = OrderedDict()
+        self._background: set[asyncio.Task[None]] = set()
+        self._stop = asyncio.Event()
 
     async def _catch_up_snapshot(self) -> None:
         """Wait until the snapshot holds every cluster event the log has now."""
@@ -114,25 +141,110 @@ class Worker:
         return replace(item, expect_seq=node.last_seq)
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Take work until `stop`, then drain: queued and parked messages are handed back at
+        once (another worker takes them without waiting for a lease), running attempts finish.
+        """
         options = self.config.worker
-        queues = (
-            (INTAKE_STREAM, INTAKE_CONSUMER, self.on_intake),
-            (EVENTS_STREAM, RETRY_CONSUMER, self.on_retry),
+        self._stop = stop
+        keeping = asyncio.create_task(self.keeper.run())
+        cancels = Follower(self.store, request_events_of_type("RequestCancelled"), self._cancelled)
+        await cancels.start(after_seq=await self.store.last_seq())
+        blocked_stop = asyncio.Event()
+        blocked = asyncio.create_task(self.blocked.run(blocked_stop))
+        batch = options.fetch_batch
+        try:
+            await asyncio.gather(
+                pull(self.store, INTAKE_STREAM, INTAKE_CONSUMER, self._deliver_intake, stop,
+                     room=self.room, batch=batch),
+                pull(self.store, EVENTS_STREAM, RETRY_CONSUMER, self._deliver_retry, stop,
+                     room=self.room, batch=batch),
+                consume(self.store, INTAKE_STREAM, CANCEL_CONSUMER, self.on_cancel, stop,
+                        max_in_flight=64, batch=64, lease_seconds=self.lease),
+                self.dispatcher.run(stop),
+            )  # fmt: skip
+        finally:
+            blocked_stop.set()
+            await blocked
+            await cancels.stop()
+            keeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeping
+
+    def queue_depth(self) -> dict[str, int]:
+        """What this worker holds and has not started, per level, and what it has parked."""
+        depth = {level.value: count for level, count in self.dispatcher.depth().items()}
+        depth["blocked"] = len(self.blocked)
+        return depth
+
+    def _queue(self, item: WorkItem, level: QueueLevel, run: Callable[[], Awaitable[None]]) -> None:
+        self.room.take()
+        self.keeper.hold(item)
+        self.dispatcher.put(Job(item, level, run))
+
+    async def _deliver_intake(self, item: WorkItem) -> None:
+        if self._stop.is_set():
+            await item.nak()
+            return
+        fallback_id = generated_request_id(item.seq, item.published_ns)
+        decoded = admit(item.data, self.rules, fallback_id)
+        level = (
+            self.retry_policy.level(decoded, 0) if isinstance(decoded, Request) else QueueLevel.BASE
         )
-        loops = [
-            consume(
-                self.store,
-                stream,
-                durable,
-                handler,
-                stop,
-                max_in_flight=options.max_in_flight,
-                batch=options.fetch_batch,
-                lease_seconds=self.lease,
-            )
-            for stream, durable, handler in queues
-        ]
-        await asyncio.gather(*loops)
+        self._queue(item, level, partial(self.on_intake, item, decoded))
+
+    async def _deliver_retry(self, item: WorkItem) -> None:
+        try:
+            event = decode_event(item.data)
+        except ValueError:
+            await item.ack()
+            return
+        if not isinstance(event, RequestRequeued):
+            await item.ack()
+            return
+        if self._stop.is_set():
+            await item.nak()
+            return
+        wait = event.not_before - time.time()
+        if wait > 0.001 and not event.blocked:
+            await item.nak(delay=wait)
+            return
+        self._queue(item, event.level, partial(self.on_retry, item, event.blocked))
+
+    def _dry_plan(self, request: Request) -> tuple[Placement, ...]:
+        return plan(PROFILES[request.policy], request, self.snapshot).placements
+
+    def _wake(self, parked: Parked) -> None:
+        if self._stop.is_set():
+            task = asyncio.create_task(parked.item.nak())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return
+        self._queue(parked.item, parked.level, partial(self.on_retry, parked.item, False))
+
+    def _cancelled(self, stored: StoredEvent) -> None:
+        """A request was cancelled: a parked message of it is settled now, not at a wake."""
+        request_id = request_id_of(stored.subject)
+        self._recent_cancels[request_id] = None
+        while len(self._recent_cancels) > 10_000:
+            self._recent_cancels.popitem(last=False)
+        parked = self.blocked.take(request_id)
+        if parked is not None:
+            task = asyncio.create_task(parked.item.ack())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def on_cancel(self, item: WorkItem) -> None:
+        """A cancel command published on `gsch.cancel`."""
+        try:
+            command = decode_cancel(item.data)
+        except InvalidCancel as exc:
+            CANCELS.labels(result="invalid").inc()
+            log.warning("cancel command refused", extra={"seq": item.seq, "reason": str(exc)})
+        else:
+            outcome = await cancel_request(self.store, command.request_id, command.reason)
+            CANCELS.labels(result="cancelled" if outcome.cancelled else "noop").inc()
+            log.info("cancel", extra={"request_id": outcome.request_id, "result": outcome.message})
+        await item.ack()
 
     # --- appends -------------------------------------------------------------------------
 
@@ -150,9 +262,7 @@ class Worker:
 
     # --- intake --------------------------------------------------------------------------
 
-    async def on_intake(self, item: WorkItem) -> None:
-        fallback_id = generated_request_id(item.seq, item.published_ns)
-        decoded = admit(item.data, self.rules, fallback_id)
+    async def on_intake(self, item: WorkItem, decoded: Request | Rejection) -> None:
         if isinstance(decoded, Rejection):
             await self._reject(decoded, item)
         else:
@@ -208,7 +318,13 @@ class Worker:
 
     async def _continue_known(self, known: RequestState, item: WorkItem) -> None:
         """The request's subject was not empty: this very message delivered before (finish
-        what the previous holder left), or a second publication of a known request id."""
+        what the previous holder left), a second publication of a known request id, or a
+        request cancelled before it arrived."""
+        if known.state is State.CANCELLED and not known.accepted_seq:
+            log.info(
+                "request was cancelled before it arrived", extra={"request_id": known.request_id}
+            )
+            return
         if known.intake_seq != item.seq:
             DUPLICATE_SUBMISSIONS.inc()
             log.info("duplicate submission ignored", extra={"request_id": known.request_id})
@@ -218,22 +334,23 @@ class Worker:
 
     # --- retries -------------------------------------------------------------------------
 
-    async def on_retry(self, item: WorkItem) -> None:
-        try:
-            event = decode_event(item.data)
-        except ValueError:
-            await item.ack()
-            return
-        if not isinstance(event, RequestRequeued):
-            await item.ack()
-            return
-        wait = event.not_before - time.time()
-        if wait > 0.001:
-            await item.nak(delay=wait)
-            return
+    async def on_retry(self, item: WorkItem, blocked: bool) -> None:
+        """A retry that is due. A blocked one (nothing could hold it) is tried only if it fits
+        on the snapshot now; otherwise it is parked until capacity it could use appears."""
         state = await self.store.load_request(request_id_of(item.subject))
-        if state.queued_seq == item.seq:
-            await self._schedule(state)
+        if state.queued_seq != item.seq or state.state not in _SCHEDULABLE:
+            await item.ack()  # moved on meanwhile (cancelled, taken over): not ours
+            return
+        request = state.request
+        if blocked and request is not None and not self._dry_plan(request):
+            if request.request_id in self._recent_cancels:
+                await item.ack()
+                return
+            self.blocked.park(
+                Parked(item, request, self.retry_policy.level(request, state.attempt - 1))
+            )
+            return
+        await self._schedule(state)
         await item.ack()
 
     # --- one attempt ---------------------------------------------------------------------
@@ -296,8 +413,9 @@ class Worker:
             if not decision.placed:
                 reason = f"unschedulable: {decision.explanation.summary}"
                 outcome = self.retry_policy.after_failure(
-                    attempt, reason, list(state.reasons), now, decision.explanation
-                )
+                    attempt, reason, list(state.reasons), now, decision.explanation,
+                    fast=request.fast, blocked=waits_for_capacity(decision.explanation),
+                )  # fmt: skip
                 if not await self._append_outcome(state, (*prefix, outcome), "unschedulable"):
                     return False
                 SCHEDULE_ATTEMPTS.labels(result="unschedulable", policy=request.policy).inc()
@@ -347,7 +465,9 @@ class Worker:
             E2E_DURATION.labels(stage="scheduled").observe(max(0.0, now - accepted_at))
             return True
         reason = "gave up after repeated commit conflicts"
-        outcome = self.retry_policy.after_failure(attempt, reason, list(state.reasons), time.time())
+        outcome = self.retry_policy.after_failure(
+            attempt, reason, list(state.reasons), time.time(), fast=request.fast
+        )
         SCHEDULE_ATTEMPTS.labels(result="error", policy=request.policy).inc()
         return await self._append_outcome(state, (*prefix, outcome), "commit_conflicts")
 

@@ -1,0 +1,195 @@
+"""Requests that fit nowhere wait here until capacity they could use appears.
+
+Like Nomad's blocked evaluations: a request whose attempt found no room is parked, holding its
+retry message (the lease is kept alive, so a crash hands it to another worker), and is looked
+at again only when the cluster snapshot reports that capacity may have grown on a cluster it
+could use: a release, a node (re)declared, a cluster ready again. Waking costs a dry plan on
+the snapshot, no event; only a request that now fits is dispatched for a real attempt. A
+slow periodic re-check covers what no event announces. Nothing is polled in a hot loop.
+Parking consumes no attempt: a blocked request waits as long as it takes (or until cancelled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from gsch.clusters.snapshot import ClusterSnapshot
+from gsch.eventstore.consumers import WorkItem
+from gsch.model.events import Explanation, Placement
+from gsch.model.request import QueueLevel, Request, is_selector
+from gsch.scheduler.dispatch import LEVEL_ORDER
+
+log = logging.getLogger(__name__)
+
+# Capacity changes arrive in bursts (a workload finishing releases several nodes): gather a
+# burst before re-planning.
+_SETTLE_SECONDS = 0.02
+
+
+# Rejections that a change of inventory can lift (capacity released, a node or cluster ready
+# again), in the filters' own words. A request refused only for other reasons (a taint it does
+# not tolerate, a selector no node matches, a pinned node that does not exist) is not waiting
+# for capacity: it is retried with backoff and fails after Z* attempts, as GEdge's did.
+CAPACITY_REASONS = ("insufficient ", "not ready")
+
+
+def waits_for_capacity(explanation: Explanation) -> bool:
+    """Whether some candidate was refused for want of capacity or readiness."""
+    return any(
+        marker in reason
+        for level in explanation.levels
+        for reasons in level.rejections.values()
+        for reason in reasons
+        for marker in CAPACITY_REASONS
+    )
+
+
+@dataclass(frozen=True)
+class Parked:
+    item: WorkItem
+    request: Request
+    level: QueueLevel
+
+
+def usable_clusters(request: Request) -> frozenset[str] | None:
+    """The clusters a request could ever be placed on; None when any could (label selectors
+    or no list at all)."""
+    names = [name for level in request.levels for name in level]
+    if not names or any(is_selector(name) for name in names):
+        return None
+    return frozenset(names)
+
+
+class BlockedRequests:
+    def __init__(
+        self,
+        snapshot: ClusterSnapshot,
+        dry_plan: Callable[[Request], tuple[Placement, ...]],
+        wake: Callable[[Parked], None],
+        recheck_seconds: float,
+    ) -> None:
+        self.snapshot = snapshot
+        self._dry_plan = dry_plan
+        self._wake = wake
+        self._recheck_seconds = recheck_seconds
+        self._parked: dict[str, Parked] = {}
+        self._by_cluster: dict[str, set[str]] = {}
+        self._anywhere: set[str] = set()
+        self._dirty: set[str] = set()
+        self._signal = asyncio.Event()
+        snapshot.capacity_listeners.append(self._on_capacity)
+
+    def __len__(self) -> int:
+        return len(self._parked)
+
+    def __contains__(self, request_id: str) -> bool:
+        return request_id in self._parked
+
+    def park(self, parked: Parked) -> None:
+        request_id = parked.request.request_id
+        self.take(request_id)  # a redelivery replaces what was parked before
+        self._parked[request_id] = parked
+        clusters = usable_clusters(parked.request)
+        if clusters is None:
+            self._anywhere.add(request_id)
+        else:
+            for cluster in clusters:
+                self._by_cluster.setdefault(cluster, set()).add(request_id)
+
+    def take(self, request_id: str) -> Parked | None:
+        """Remove a parked request (woken, cancelled) and return it."""
+        parked = self._parked.pop(request_id, None)
+        if parked is None:
+            return None
+        self._anywhere.discard(request_id)
+        self._dirty.discard(request_id)
+        for cluster in usable_clusters(parked.request) or ():
+            ids = self._by_cluster.get(cluster)
+            if ids is not None:
+                ids.discard(request_id)
+                if not ids:
+                    del self._by_cluster[cluster]
+        return parked
+
+    def _on_capacity(self, cluster: str) -> None:
+        before = len(self._dirty)
+        self._dirty.update(self._by_cluster.get(cluster, ()))
+        self._dirty.update(self._anywhere)
+        if len(self._dirty) > before:
+            self._signal.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Wake what fits whenever capacity changes, until `stop`; then hand every parked
+        message back so another worker takes it at once."""
+        try:
+            while not stop.is_set():
+                recheck = False
+                try:
+                    async with asyncio.timeout(self._recheck_seconds):
+                        await _first_of(self._signal.wait(), stop.wait())
+                except TimeoutError:
+                    recheck = True
+                if stop.is_set():
+                    break
+                await asyncio.sleep(_SETTLE_SECONDS)
+                self._signal.clear()
+                candidates = set(self._parked) if recheck else self._dirty
+                self._dirty = set()
+                self.wake_fitting(candidates)
+        finally:
+            for request_id in list(self._parked):
+                parked = self.take(request_id)
+                if parked is not None:
+                    await parked.item.nak()
+
+    def wake_fitting(self, candidates: set[str]) -> int:
+        """Dispatch the candidates that fit now, First level first, oldest first. Within one
+        pass each woken request counts as pending on the nodes it would take, so a release
+        that makes room for one request does not wake ten."""
+        rank = {level: index for index, level in enumerate(LEVEL_ORDER)}
+        order = sorted(
+            (parked for request_id, parked in self._parked.items() if request_id in candidates),
+            key=lambda parked: rank[parked.level],
+        )
+        claimed: list[Placement] = []
+        woken = 0
+        try:
+            for parked in order:
+                placements = self._dry_plan(parked.request)
+                if not placements:
+                    continue
+                for placement in placements:
+                    self._add_pending(placement, +1)
+                    claimed.append(placement)
+                self.take(parked.request.request_id)
+                self._wake(parked)
+                woken += 1
+        finally:
+            for placement in claimed:
+                self._add_pending(placement, -1)
+        if woken:
+            log.debug("blocked requests woken", extra={"woken": woken, "parked": len(self)})
+        return woken
+
+    def _add_pending(self, placement: Placement, sign: int) -> None:
+        node = self.snapshot.clusters[placement.cluster].nodes[placement.node]
+        if sign > 0:
+            node.pending = node.pending + placement.amount
+        else:
+            node.pending = node.pending - placement.amount
+
+
+async def _first_of(*waits: Coroutine[Any, Any, Any]) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

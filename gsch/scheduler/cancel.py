@@ -1,0 +1,129 @@
+"""Cancelling a request: one conditional append, whatever state it had reached.
+
+`RequestCancelled` is conditional on the request's history being what was just read, so it
+and any worker's commit or binder's report exclude each other: whichever lands first wins and
+the other re-reads. Capacity the request held is released in the same atomic batch, and the
+event lists the placements it held so binders remove what they applied. Cancelling a final
+request changes nothing and says so. An id the log does not know yet (still in the intake)
+is cancelled too: the tombstone makes the worker drop it when it arrives.
+"""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+
+from gsch.eventstore.appends import Append, ConflictError
+from gsch.eventstore.ids import new_msg_id
+from gsch.eventstore.store import EventStore
+from gsch.eventstore.subjects import node_subject, request_history, request_subject
+from gsch.metrics import EVENT_APPENDS
+from gsch.model.events import CapacityReleased, RequestCancelled
+from gsch.model.request import REQUEST_ID_PATTERN
+from gsch.model.states import FINAL_STATES, RequestState, State
+
+CANCEL_SUBJECT = "gsch.cancel"
+_HOLDING_CAPACITY = (State.SCHEDULED, State.BOUND)
+
+
+class CancelOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    request_id: str
+    previous_state: str
+    state: str
+    cancelled: bool
+    message: str
+    seq: int = 0  # the RequestCancelled event's stream sequence (0: nothing appended)
+
+
+class CancelCommand(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What a client publishes on `gsch.cancel`."""
+
+    request_id: str
+    reason: str = "cancelled by the user"
+
+
+class InvalidCancel(ValueError):
+    """A cancel command that cannot be acted on (the message says which field and why)."""
+
+
+def decode_cancel(data: bytes) -> CancelCommand:
+    try:
+        command = msgspec.json.decode(data, type=CancelCommand)
+    except msgspec.DecodeError as exc:
+        raise InvalidCancel(f"not a cancel command: {exc}") from None
+    if not REQUEST_ID_PATTERN.match(command.request_id):
+        raise InvalidCancel(f"request_id: {command.request_id[:80]!r} is not a request id")
+    if len(command.reason) > 1024:
+        raise InvalidCancel("reason: longer than 1024 characters")
+    return command
+
+
+def _cancellation(state: RequestState, reason: str) -> list[Append]:
+    now = time.time()
+    holds = state.state in _HOLDING_CAPACITY
+    cancelled = RequestCancelled(
+        at=now,
+        attempt=state.attempt,
+        reason=reason,
+        placements=state.placements if holds else (),
+    )
+    items = [
+        Append(
+            subject=request_subject(state.request_id, "RequestCancelled"),
+            event=cancelled,
+            msg_id=new_msg_id(state.request_id, cancelled),
+            expect_seq=state.last_seq,
+            expect_scope=request_history(state.request_id),
+        )
+    ]
+    if holds and not state.finished:  # a finished workload gave its capacity back already
+        for placement in state.placements:
+            released = CapacityReleased(
+                at=now,
+                cluster=placement.cluster,
+                node=placement.node,
+                request_id=state.request_id,
+                attempt=state.attempt,
+                reason="cancelled",
+            )
+            subject = node_subject(placement.cluster, placement.node, "CapacityReleased")
+            items.append(Append(subject, released, new_msg_id(state.request_id, released)))
+    return items
+
+
+async def cancel_request(
+    store: EventStore, request_id: str, reason: str, *, max_conflicts: int = 50
+) -> CancelOutcome:
+    """Cancel `request_id` unless it is final; retried while its history keeps moving."""
+    for _ in range(max_conflicts):
+        state = await store.load_request(request_id)
+        if state.state in FINAL_STATES:
+            return CancelOutcome(
+                request_id=request_id,
+                previous_state=state.state.value,
+                state=state.state.value,
+                cancelled=False,
+                message=f"already {state.state.value}: nothing to cancel",
+            )
+        items = _cancellation(state, reason)
+        try:
+            sequences = await store.append_batch(items)
+        except ConflictError:
+            continue  # a worker or binder moved it meanwhile: read again
+        for item in items:
+            EVENT_APPENDS.labels(type=type(item.event).__name__).inc()
+        message = (
+            "not known yet: recorded, so it will not be scheduled if it arrives"
+            if state.state is State.NEW
+            else f"cancelled (was {state.state.value})"
+        )
+        return CancelOutcome(
+            request_id=request_id,
+            previous_state=state.state.value,
+            state=State.CANCELLED.value,
+            cancelled=True,
+            message=message,
+            seq=sequences[0],
+        )
+    raise ConflictError(f"{request_id}: its history kept changing; cancel again")
