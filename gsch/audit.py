@@ -16,7 +16,7 @@ from gsch.eventstore.store import EventStore, StoredEvent
 from gsch.eventstore.subjects import ALL_EVENTS, request_id_of
 from gsch.eventstore.watch import Follower
 from gsch.model.events import CapacityReserved, PlacementCommitted, RequestClaimed
-from gsch.model.states import SETTLED_STATES, RequestState, State
+from gsch.model.states import FINAL_STATES, SETTLED_STATES, RequestState, State
 
 
 @dataclass
@@ -26,6 +26,9 @@ class AuditReport:
     double_placements: list[str] = field(default_factory=list)
     overcommits: list[str] = field(default_factory=list)
     duplicate_reservations: list[str] = field(default_factory=list)
+    # Capacity still reserved at the end for requests that are final (failed, cancelled,
+    # rejected) or whose workload finished: released capacity that was never given back.
+    leaked_reservations: list[str] = field(default_factory=list)
     # Workers that claimed or committed each request, in order: a new name after another
     # means a lease was taken over.
     owners: dict[str, list[str]] = field(default_factory=dict)
@@ -45,6 +48,7 @@ class AuditReport:
             or self.double_placements
             or self.overcommits
             or self.duplicate_reservations
+            or self.leaked_reservations
         )
 
     def summary(self) -> str:
@@ -54,6 +58,7 @@ class AuditReport:
             f"double placements={len(self.double_placements)} "
             f"overcommits={len(self.overcommits)} "
             f"duplicate reservations={len(self.duplicate_reservations)} "
+            f"leaked reservations={len(self.leaked_reservations)} "
             f"(log up to seq {self.last_seq})"
         )
 
@@ -91,6 +96,17 @@ class _Auditor:
                 )
         self.snapshot.apply(event, stored.seq)
 
+    def finish(self) -> AuditReport:
+        for cluster in self.snapshot.clusters.values():
+            for node in cluster.nodes.values():
+                for request_id in node.reservations:
+                    state = self.report.requests.get(request_id)
+                    if state is not None and (state.state in FINAL_STATES or state.finished):
+                        self.report.leaked_reservations.append(
+                            f"{request_id} ({state.state.value}) on {cluster.name}/{node.name}"
+                        )
+        return self.report
+
 
 async def audit(store: EventStore, timeout: float = 120.0) -> AuditReport:
     auditor = _Auditor()
@@ -103,4 +119,4 @@ async def audit(store: EventStore, timeout: float = 120.0) -> AuditReport:
                 await asyncio.sleep(0.01)
     finally:
         await follower.stop()
-    return auditor.report
+    return auditor.finish()

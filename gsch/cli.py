@@ -268,6 +268,27 @@ async def _rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _cancel(args: argparse.Namespace) -> int:
+    from gsch.eventstore.store import EventStore
+    from gsch.model.request import REQUEST_ID_PATTERN
+    from gsch.scheduler.cancel import cancel_request
+
+    if not REQUEST_ID_PATTERN.match(args.request_id):
+        print(f"{args.request_id!r} is not a request id", file=sys.stderr)
+        return 2
+    config = _config(args)
+    nc = await _connect_client(config)
+    try:
+        outcome = await cancel_request(EventStore(nc), args.request_id, args.reason)
+    finally:
+        await nc.close()
+    if args.output == "json":
+        print(msgspec.json.encode(outcome).decode())
+    else:
+        print(f"{outcome.request_id}: {outcome.message}")
+    return 0
+
+
 async def _audit(args: argparse.Namespace) -> int:
     from gsch.audit import audit
     from gsch.eventstore.store import EventStore
@@ -283,10 +304,12 @@ async def _audit(args: argparse.Namespace) -> int:
         ("placed twice", report.double_placements),
         ("overcommitted", report.overcommits),
         ("reserved twice", report.duplicate_reservations),
+        ("still reserved", report.leaked_reservations),
     ):
         for item in items[:20]:
             print(f"  {title}: {item}")
-    return 0 if not (report.double_placements or report.overcommits) else 1
+    failed = report.double_placements or report.overcommits or report.leaked_reservations
+    return 0 if not failed else 1
 
 
 # --- parser ------------------------------------------------------------------------------
@@ -343,6 +366,14 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--api", help="API base URL (default from config api.listen)")
     explain.add_argument("-o", "--output", choices=("text", "json"), default="text")
 
+    cancel = sub.add_parser(
+        "cancel", help="cancel a request that is not final (releases capacity, removes workloads)"
+    )
+    _add_connection_flags(cancel)
+    cancel.add_argument("request_id")
+    cancel.add_argument("--reason", default="cancelled by the user")
+    cancel.add_argument("-o", "--output", choices=("text", "json"), default="text")
+
     streams = sub.add_parser("streams", help="stream declarations")
     streams_sub = streams.add_subparsers(dest="action", required=True)
     apply = streams_sub.add_parser("apply", help="create or update streams and consumers")
@@ -398,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
                 return _run(_get(args))
             case "plan":
                 return _run(_plan(args))
+            case "cancel":
+                return _run(_cancel(args))
             case "explain":
                 return _run(_explain(args))
             case "streams":

@@ -50,6 +50,7 @@ class LevelDispatcher:
         self.max_running = max(1, max_running)
         self.room = room
         self.queues: dict[QueueLevel, deque[Job]] = {level: deque() for level in LEVEL_ORDER}
+        self._round: deque[Job] = deque()
         self._running: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
 
@@ -59,7 +60,11 @@ class LevelDispatcher:
         self._changed.set()
 
     def depth(self) -> dict[QueueLevel, int]:
-        return {level: len(queue) for level, queue in self.queues.items()}
+        """Jobs waiting per level (those already drawn into the current round included)."""
+        depth = {level: len(queue) for level, queue in self.queues.items()}
+        for job in self._round:
+            depth[job.level] += 1
+        return depth
 
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch rounds until `stop`; then hand queued items back (another worker takes
@@ -76,7 +81,7 @@ class LevelDispatcher:
                     await asyncio.sleep(0)  # let the jobs just started take their first step
         finally:
             stopping.cancel()
-            for queue in self.queues.values():
+            for queue in (self._round, *self.queues.values()):
                 while queue:
                     job = queue.popleft()
                     await job.item.nak()
@@ -85,19 +90,22 @@ class LevelDispatcher:
                 await asyncio.gather(*self._running, return_exceptions=True)
 
     def _dispatch_round(self) -> bool:
-        """Start one round's jobs within the free running slots; False if none started."""
-        free = self.max_running - len(self._running)
-        if free <= 0:
-            return False
+        """Start jobs of the current round while running slots are free, taking the next
+        round when it is used up; False if none started. The round is a FIFO of its own
+        (GEdge's dispatched queue): a worker that can start one job at a time still serves the
+        Fast and Base shares of a round before the next round's First share."""
         started = 0
-        shares = round_shares(self.depth(), self.per_level)
-        for level in LEVEL_ORDER:
-            queue = self.queues[level]
-            for _ in range(shares[level]):
-                if started == free:
-                    return True
-                self._start(queue.popleft())
-                started += 1
+        while len(self._running) < self.max_running:
+            if not self._round:
+                waiting = {level: len(queue) for level, queue in self.queues.items()}
+                shares = round_shares(waiting, self.per_level)
+                for level in LEVEL_ORDER:
+                    queue = self.queues[level]
+                    self._round.extend(queue.popleft() for _ in range(shares[level]))
+                if not self._round:
+                    break
+            self._start(self._round.popleft())
+            started += 1
         return started > 0
 
     def _start(self, job: Job) -> None:
