@@ -117,6 +117,8 @@ class ClusterDeclared(Event, frozen=True, kw_only=True):
     tier: str
     labels: dict[str, str] = msgspec.field(default_factory=dict)
     ready: bool = True
+    # host:port of the cluster's API server (Kubernetes members): a latency probe target.
+    endpoint: str = ""
 
 
 class Taint(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -134,6 +136,8 @@ class NodeDeclared(Event, frozen=True, kw_only=True):
     ready: bool = True
     # Resources held by pods gsch did not place (system pods, other schedulers).
     foreign: Resources = Resources()
+    # The node's addresses, internal ones first (latency probe targets).
+    addresses: tuple[str, ...] = ()
 
 
 class CapacityReserved(Event, frozen=True, kw_only=True):
