@@ -21,6 +21,7 @@ from gsch.kube.inventory import ClusterInventory
 from gsch.kube.manifest import owned_by, prepare
 from gsch.kube.publisher import Identity, InventoryPublisher
 from gsch.model.request import Request
+from gsch.model.workload import CLUSTER_SCOPED_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,9 @@ class MemberCluster:
         self._tasks = []
 
     def _documents(self, request_id: str, request: Request, node: str) -> list[dict[str, Any]]:
-        refused = sorted({str(d.get("kind")) for d in request.workload} - self.allowed_kinds)
+        kinds = {str(d.get("kind")) for d in request.workload}
+        # Cluster-scoped kinds never, whatever a config allows: gsch places namespaced work.
+        refused = sorted(kinds - self.allowed_kinds | kinds & CLUSTER_SCOPED_KINDS)
         if refused:
             raise ApplyError(f"{self.name} does not accept kind {', '.join(refused)}")
         return prepare(request_id, request, self.inventory.hostname(node), node)

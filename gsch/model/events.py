@@ -157,12 +157,17 @@ class CapacityReleased(Event, frozen=True, kw_only=True):
 
 
 class LatencyReported(Event, frozen=True, kw_only=True):
-    """Round-trip times in milliseconds from one node to clusters and to other nodes."""
+    """Round-trip times in milliseconds from one node to clusters and to other nodes.
+
+    `to_clusters`/`to_nodes` are smoothed (EWMA) where a probe measured them; the `_p95`
+    maps, when present, hold the 95th percentile of the recent samples."""
 
     cluster: str
     node: str
     to_clusters: dict[str, float] = msgspec.field(default_factory=dict)
     to_nodes: dict[str, float] = msgspec.field(default_factory=dict)
+    to_clusters_p95: dict[str, float] = msgspec.field(default_factory=dict)
+    to_nodes_p95: dict[str, float] = msgspec.field(default_factory=dict)
 
 
 class PodsReported(Event, frozen=True, kw_only=True):
