@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 from nats.aio.client import Client
 
 from gsch.client import publish_request
@@ -27,6 +29,7 @@ from gsch.model.events import (
 )
 from gsch.model.resources import Resources
 from gsch.model.states import State
+from gsch.service import Running
 from tests.conftest import NatsServer
 from tests.e2e.harness import wait_inventory
 from tests.fakekube.server import FakeKube, node, pod
@@ -70,6 +73,17 @@ def deployment_request(request_id: str, levels: list[Any], cpu: str = "500m") ->
         ],
     }  # fmt: skip
     return msgspec.json.encode(body)
+
+
+@pytest.fixture
+async def central(
+    tmp_path: Path, nats_server: NatsServer, fakes: dict[str, FakeKube], kubeconfig: Path
+) -> AsyncIterator[tuple[Config, Running]]:
+    """Workers and a binder serving the three fake clusters centrally, inventory known."""
+    config = member_config(tmp_path, nats_server.url, kubeconfig)
+    async with running(config, {"worker", "binder"}) as service:
+        await wait_inventory(service.store, 6)
+        yield config, service
 
 
 async def settled(store: EventStore, request_id: str, timeout: float = 30.0) -> Any:
@@ -131,86 +145,77 @@ async def test_inventory_follows_nodes_and_pods_coalesced(
 
 
 async def test_placement_is_applied_pinned_and_survives_redelivery(
-    tmp_path: Path, nats_server: NatsServer, nc: Client, fakes: dict[str, FakeKube],
-    kubeconfig: Path,
-) -> None:  # fmt: skip
-    config = member_config(tmp_path, nats_server.url, kubeconfig)
-    async with running(config, {"worker", "binder"}) as service:
-        await wait_inventory(service.store, 6)
-        await publish_request(nc, deployment_request("d-1", [["ka", "kb"]]), "d-1")
-        state = await settled(service.store, "d-1")
-        assert state.state is State.BOUND, state.reasons
-        [placement] = state.placements
-        server = fakes[placement.cluster]
-        deployment = server.get("apps/v1", "Deployment", "p1-w1", "web")
-        assert deployment is not None
-        pod_spec = deployment["spec"]["template"]["spec"]
-        assert pod_spec["nodeSelector"] == {"kubernetes.io/hostname": placement.node}
-        assert deployment["metadata"]["labels"]["gsch.io/request-id"] == "d-1"
-        assert deployment["metadata"]["annotations"]["gsch.io/policy"] == "GMostRequestedPriority"
-        assert server.get("v1", "ConfigMap", "p1-w1", "cfg") is not None
-        assert server.get("v1", "Namespace", None, "p1-w1") is not None
-        other = fakes["kb" if placement.cluster == "ka" else "ka"]
-        assert other.get("apps/v1", "Deployment", "p1-w1", "web") is None
+    central: tuple[Config, Running], nc: Client, fakes: dict[str, FakeKube]
+) -> None:
+    config, service = central
+    await publish_request(nc, deployment_request("d-1", [["ka", "kb"]]), "d-1")
+    state = await settled(service.store, "d-1")
+    assert state.state is State.BOUND, state.reasons
+    [placement] = state.placements
+    server = fakes[placement.cluster]
+    deployment = server.get("apps/v1", "Deployment", "p1-w1", "web")
+    assert deployment is not None
+    pod_spec = deployment["spec"]["template"]["spec"]
+    assert pod_spec["nodeSelector"] == {"kubernetes.io/hostname": placement.node}
+    assert deployment["metadata"]["labels"]["gsch.io/request-id"] == "d-1"
+    assert deployment["metadata"]["annotations"]["gsch.io/policy"] == "GMostRequestedPriority"
+    assert server.get("v1", "ConfigMap", "p1-w1", "cfg") is not None
+    assert server.get("v1", "Namespace", None, "p1-w1") is not None
+    other = fakes["kb" if placement.cluster == "ka" else "ka"]
+    assert other.get("apps/v1", "Deployment", "p1-w1", "web") is None
 
-        # A redelivered binding applies the same objects again: nothing new, nothing changed.
-        creations, version = server.creations, server.rv
-        async with running_member(
-            placement.cluster, config.kube.clusters[placement.cluster], config, service.store
-        ) as member:
-            backend = CentralBackend({placement.cluster: member})
-            binding = Binding("d-1", state.attempt, placement.cluster, state.placements,
-                              state.request)  # fmt: skip
-            await backend.bind(binding)
-        assert (server.creations, server.rv) == (creations, version)
+    # A redelivered binding applies the same objects again: nothing new, nothing changed.
+    creations, version = server.creations, server.rv
+    async with running_member(
+        placement.cluster, config.kube.clusters[placement.cluster], config, service.store
+    ) as member:
+        backend = CentralBackend({placement.cluster: member})
+        binding = Binding("d-1", state.attempt, placement.cluster, state.placements,
+                          state.request)  # fmt: skip
+        await backend.bind(binding)
+    assert (server.creations, server.rv) == (creations, version)
 
 
 async def test_refused_apply_rolls_back_and_is_retried(
-    tmp_path: Path, nats_server: NatsServer, nc: Client, fakes: dict[str, FakeKube],
-    kubeconfig: Path,
-) -> None:  # fmt: skip
-    config = member_config(tmp_path, nats_server.url, kubeconfig)
+    central: tuple[Config, Running], nc: Client, fakes: dict[str, FakeKube]
+) -> None:
+    _, service = central
     for server in fakes.values():
         server.inject(403, method="PATCH", path_contains="/deployments/", reason="Forbidden",
                       message='deployments "web" is forbidden: exceeded quota')  # fmt: skip
-    async with running(config, {"worker", "binder"}) as service:
-        await wait_inventory(service.store, 6)
-        await publish_request(nc, deployment_request("q-1", [["ka", "kb", "kc"]]), "q-1")
-        state = await settled(service.store, "q-1")
-        assert state.state is State.BOUND, state.reasons
-        events = [s.event for s in await service.store.read(request_history("q-1"))]
-        requeued = [e for e in events if isinstance(e, RequestRequeued)]
-        assert requeued
-        assert "403 Forbidden" in requeued[0].reason
-        assert "exceeded quota" in requeued[0].reason
-        bound_on = state.placements[0].cluster
-        for name, server in fakes.items():
-            present = server.get("v1", "ConfigMap", "p1-w1", "cfg") is not None
-            # All or none: where the Deployment was refused, the ConfigMap was removed again.
-            assert present == (name == bound_on), name
-        rollback = ("DELETE", "/api/v1/namespaces/p1-w1/configmaps/cfg")
-        assert any(rollback in server.calls for server in fakes.values())
+    await publish_request(nc, deployment_request("q-1", [["ka", "kb", "kc"]]), "q-1")
+    state = await settled(service.store, "q-1")
+    assert state.state is State.BOUND, state.reasons
+    events = [s.event for s in await service.store.read(request_history("q-1"))]
+    requeued = [e for e in events if isinstance(e, RequestRequeued)]
+    assert requeued
+    assert "403 Forbidden" in requeued[0].reason
+    assert "exceeded quota" in requeued[0].reason
+    bound_on = state.placements[0].cluster
+    for name, server in fakes.items():
+        present = server.get("v1", "ConfigMap", "p1-w1", "cfg") is not None
+        # All or none: where the Deployment was refused, the ConfigMap was removed again.
+        assert present == (name == bound_on), name
+    rollback = ("DELETE", "/api/v1/namespaces/p1-w1/configmaps/cfg")
+    assert any(rollback in server.calls for server in fakes.values())
 
 
 async def test_cancel_removes_what_was_applied(
-    tmp_path: Path, nats_server: NatsServer, nc: Client, fakes: dict[str, FakeKube],
-    kubeconfig: Path,
-) -> None:  # fmt: skip
-    config = member_config(tmp_path, nats_server.url, kubeconfig)
-    async with running(config, {"worker", "binder"}) as service:
-        await wait_inventory(service.store, 6)
-        await publish_request(nc, deployment_request("c-1", [["ka"]]), "c-1")
-        state = await settled(service.store, "c-1")
-        assert state.state is State.BOUND, state.reasons
-        server = fakes["ka"]
-        assert server.get("apps/v1", "Deployment", "p1-w1", "web") is not None
-        await cancel(service.store, "c-1")
+    central: tuple[Config, Running], nc: Client, fakes: dict[str, FakeKube]
+) -> None:
+    _, service = central
+    await publish_request(nc, deployment_request("c-1", [["ka"]]), "c-1")
+    state = await settled(service.store, "c-1")
+    assert state.state is State.BOUND, state.reasons
+    server = fakes["ka"]
+    assert server.get("apps/v1", "Deployment", "p1-w1", "web") is not None
+    await cancel(service.store, "c-1")
 
-        async def removed() -> bool:
-            deployment = server.get("apps/v1", "Deployment", "p1-w1", "web")
-            return deployment is None and server.get("v1", "ConfigMap", "p1-w1", "cfg") is None
+    async def removed() -> bool:
+        deployment = server.get("apps/v1", "Deployment", "p1-w1", "web")
+        return deployment is None and server.get("v1", "ConfigMap", "p1-w1", "cfg") is None
 
-        await eventually(removed)
+    await eventually(removed)
 
 
 async def cancel(store: EventStore, request_id: str) -> None:
