@@ -122,8 +122,14 @@ class Informer:
                     self.sink.reset(items)
                     self.reachability.ok()
                     self.synced.set()
+                started = time.monotonic()
                 version = await self._watch(version)
-                delay = self.backoff[0]
+                if time.monotonic() - started < 1.0:
+                    # A server that ends watches at once must not make this loop spin.
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.backoff[1])
+                else:
+                    delay = self.backoff[0]
             except _Gone:
                 log.info("resource version expired: listing again", extra={"path": self.path})
                 version = None
