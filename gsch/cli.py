@@ -88,6 +88,31 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- agent -------------------------------------------------------------------------------
+
+
+async def _agent(args: argparse.Namespace) -> int:
+    import os
+
+    from gsch.eventstore.store import EventStore
+    from gsch.kube.agent import serve_agent
+    from gsch.service import nats_connection
+
+    config = _config(args)
+    setup_logging(config.log_level)
+    stop = asyncio.Event()
+    await _until_signalled(stop)
+    # The node the agent runs on (the downward API's spec.nodeName): the probe's source.
+    node = args.node or os.environ.get("NODE_NAME")
+    async with nats_connection(config, f"gsch-agent-{args.cluster}") as (nc, _, _):
+        store = EventStore(nc, request_timeout=config.nats.request_timeout)
+        try:
+            await serve_agent(config, nc, store, args.cluster, node, stop)
+        finally:
+            await store.close()
+    return 0
+
+
 # --- submit / get ------------------------------------------------------------------------
 
 
@@ -336,6 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--topology", help="topology file of simulated clusters")
     serve.add_argument("--generated-topology", help=argparse.SUPPRESS)  # CxM, for the bench
 
+    agent = sub.add_parser("agent", help="serve one member cluster from inside it, over NATS")
+    _add_connection_flags(agent)
+    agent.add_argument("--cluster", required=True, help="the member cluster's name")
+    agent.add_argument("--node", help="this node's name, the probe's source (default $NODE_NAME)")
+
     submit = sub.add_parser("submit", help="publish a request to gsch.requests")
     _add_connection_flags(submit)
     submit.add_argument("file", help="request file (JSON or YAML), or - for stdin")
@@ -419,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
         match args.command:
             case "serve":
                 return _run(_serve(args))
+            case "agent":
+                return _run(_agent(args))
             case "demo":
                 from gsch.demo import run_demo
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -73,6 +73,46 @@ class SimulatorConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     seed: int | None = None
 
 
+class MemberConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One Kubernetes member cluster (`[kube.clusters.NAME]`)."""
+
+    # "central": gsch reaches the API server through `kubeconfig`/`context`.
+    # "agent": `gsch agent --cluster NAME` runs inside the cluster and talks over NATS only;
+    # in the agent's own config, `kubeconfig` unset means the in-cluster service account.
+    mode: Literal["central", "agent"] = "central"
+    kubeconfig: str | None = None
+    context: str | None = None
+    tier: str = "edge"
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+    # Kinds this cluster accepts; None: the intake's allow-list.
+    allowed_kinds: list[str] | None = None
+
+
+class ProbeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The latency probe: TCP connect round trips, smoothed."""
+
+    enabled: bool = True
+    interval: float = 10.0  # seconds between rounds
+    samples: int = 3  # connects per target per round
+    timeout: float = 1.0  # per connect
+    alpha: float = 0.3  # EWMA weight of a new round
+    window: int = 50  # samples kept per target for the p95
+    stale_after: float = 60.0  # a target not measured for this long leaves the report
+    node_port: int = 10250  # the kubelet's port: open on every node
+
+
+class KubeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    clusters: dict[str, MemberConfig] = msgspec.field(default_factory=dict)
+    unreachable_after: float = 15.0  # seconds of failed calls before a cluster is not ready
+    coalesce_seconds: float = 1.0  # at most one inventory event per node per this window
+    request_timeout: float = 10.0
+    watch_seconds: int = 300  # server-side timeout of one watch request
+    page_size: int = 500  # list page (`limit`)
+    agent_timeout: float = 15.0  # the binder waits this long for an agent's reply
+    field_manager: str = "gsch"
+    probe: ProbeConfig = msgspec.field(default_factory=ProbeConfig)
+
+
 class ApiConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     listen: str = "127.0.0.1:8080"
     database: str | None = None  # default <data_dir>/readmodel.sqlite
@@ -87,6 +127,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     intake: IntakeConfig = msgspec.field(default_factory=IntakeConfig)
     simulator: SimulatorConfig = msgspec.field(default_factory=SimulatorConfig)
     api: ApiConfig = msgspec.field(default_factory=ApiConfig)
+    kube: KubeConfig = msgspec.field(default_factory=KubeConfig)
 
     @property
     def data_path(self) -> Path:

@@ -17,8 +17,10 @@ from aiohttp import web
 from nats.aio.client import Client
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gsch.clusters.binder import Backend, Binder
 from gsch.clusters.feed import SnapshotFeed
 from gsch.clusters.simulator import Simulator
+from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.clusters.topology import Topology, load_topology
 from gsch.config import Config
 from gsch.connection import connect
@@ -130,16 +132,9 @@ async def serve(
         snapshot = await feed.start()
         stack.push_async_callback(feed.stop)
         if "binder" in roles:
-            topology = topology or (
-                load_topology(config.simulator.topology) if config.simulator.topology else None
-            )
-            if topology is not None:
-                simulator = Simulator(config, topology, store, snapshot)
-                appended = await simulator.declare_inventory()
-                log.info("simulated inventory declared", extra={"events": appended})
-                tasks.append(asyncio.create_task(simulator.run(stop)))
-            else:
-                log.warning("binder role without a topology: no simulated clusters")
+            binder = await _binder(config, nc, store, snapshot, stack, topology)
+            if binder is not None:
+                tasks.append(asyncio.create_task(binder.run(stop)))
         if "worker" in roles:
             worker = Worker(config, store, snapshot, name)
             tasks.append(asyncio.create_task(worker.run(stop)))
@@ -177,6 +172,39 @@ async def serve(
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 log.error("role ended with an error", exc_info=result)
                 raise result
+
+
+async def _binder(
+    config: Config,
+    nc: Client,
+    store: EventStore,
+    snapshot: ClusterSnapshot,
+    stack: AsyncExitStack,
+    topology: Topology | None,
+) -> Binder | None:
+    """The binder with a backend per kind of member: simulated clusters from the topology,
+    Kubernetes clusters reached centrally, and clusters served by agents over NATS."""
+    backends: list[Backend] = []
+    topology = topology or (
+        load_topology(config.simulator.topology) if config.simulator.topology else None
+    )
+    if topology is not None:
+        simulator = Simulator(config, topology, store, snapshot)
+        appended = await simulator.declare_inventory()
+        log.info("simulated inventory declared", extra={"events": appended})
+        simulator.start()
+        stack.push_async_callback(simulator.close)
+        backends.append(simulator)
+    if config.kube.clusters:
+        from gsch.kube.agents import AgentBackend
+        from gsch.kube.central import central_backend
+
+        backends.append(await stack.enter_async_context(central_backend(config, store)))
+        backends.append(AgentBackend(nc, config))
+    if not backends:
+        log.warning("binder role without a topology or member clusters: nothing to bind to")
+        return None
+    return Binder(config, store, backends)
 
 
 def default_topology_path() -> Path:

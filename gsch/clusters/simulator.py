@@ -1,8 +1,8 @@
 """The simulator backend: member clusters that exist only as a topology file, but behave like
-clusters. It declares their inventory and latencies as events, binds committed placements after
-a delay (failing a configured share of them, which the queue retries), and, with a workload
-lifetime, finishes bound workloads and releases their capacity so long runs reach a steady
-state. It is the embedded default for the demo and benchmarks, not a test double.
+clusters. It declares their inventory and latencies as events, binds the placements the binder
+routes to it after a delay (failing a configured share of them, which the queue retries), and,
+with a workload lifetime, finishes bound workloads and releases their capacity so long runs
+reach a steady state. It is the embedded default for the demo and benchmarks, not a test double.
 """
 
 from __future__ import annotations
@@ -13,40 +13,30 @@ import logging
 import random
 import time
 
+from gsch.clusters.binder import Binding, BindingRefused, releases
+from gsch.clusters.facts import declare
 from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.clusters.topology import Topology
 from gsch.config import Config
-from gsch.eventstore.consumers import WorkItem, consume
 from gsch.eventstore.ids import new_msg_id
 from gsch.eventstore.store import Append, ConflictError, EventStore
 from gsch.eventstore.subjects import (
-    EVENTS_STREAM,
     cluster_subject,
     latency_subject,
     node_subject,
     request_history,
-    request_id_of,
     request_subject,
 )
-from gsch.metrics import BINDING_DURATION, E2E_DURATION, EVENT_APPENDS, RETRIES
+from gsch.metrics import E2E_DURATION
 from gsch.model.events import (
-    CapacityReleased,
     ClusterDeclared,
-    Event,
     LatencyReported,
     NodeDeclared,
-    Placement,
-    PlacementCommitted,
-    RequestBound,
     WorkloadFinished,
-    decode_event,
 )
 from gsch.model.states import State
-from gsch.scheduler.decide import RetryPolicy
 
 log = logging.getLogger(__name__)
-
-BINDER_CONSUMER = "gsch-binder"
 
 
 class Simulator:
@@ -58,9 +48,11 @@ class Simulator:
         self.topology = topology
         self.store = store
         self.snapshot = snapshot
-        self.retry_policy = RetryPolicy.from_config(config.queue)
         self._random = random.Random(self.options.seed)
         self._clusters = topology.cluster_names()
+        self._specs = {cluster.name: cluster for cluster in topology.clusters}
+        self._unreachable: set[str] = set()
+        self._outages: list[asyncio.TimerHandle] = []
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -81,7 +73,9 @@ class Simulator:
             if view is None or not view.declared or (view.tier, view.labels, view.ready) != (
                 cluster.tier, cluster.labels, cluster.ready,
             ):  # fmt: skip
-                await self._append(cluster_subject(cluster.name, "ClusterDeclared"), declared)
+                await declare(
+                    self.store, cluster_subject(cluster.name, "ClusterDeclared"), declared
+                )
                 appended += 1
             intra = self.topology.intra_cluster_ms
             to_clusters = self.topology.latencies_from(cluster.name)
@@ -98,7 +92,9 @@ class Simulator:
                         allocatable=node.allocatable, labels=node.labels, taints=node.taints,
                         ready=node.ready,
                     )  # fmt: skip
-                    await self._append(node_subject(cluster.name, node.name, "NodeDeclared"), event)
+                    await declare(
+                        self.store, node_subject(cluster.name, node.name, "NodeDeclared"), event
+                    )
                     appended += 1
                 reported = self.snapshot.latency.get((cluster.name, node.name))
                 if reported is None or (reported.to_clusters, reported.to_nodes) != (
@@ -109,126 +105,66 @@ class Simulator:
                         to_clusters=to_clusters, to_nodes=to_nodes,
                     )  # fmt: skip
                     subject = latency_subject(cluster.name, node.name, "LatencyReported")
-                    await self._append(subject, latency)
+                    await declare(self.store, subject, latency)
                     appended += 1
         return appended
 
-    async def _append(self, subject: str, event: Event) -> int:
-        seq = await self.store.append(Append(subject, event, new_msg_id(subject, event)))
-        EVENT_APPENDS.labels(type=type(event).__name__).inc()
-        return seq
+    # --- binding (a Backend of the binder) ----------------------------------------------
 
-    # --- binding -------------------------------------------------------------------------
+    needs_request = False  # a simulated cluster applies nothing, so it needs no workload
 
-    async def run(self, stop: asyncio.Event) -> None:
-        self._rearm_running_workloads()
-        try:
-            await consume(
-                self.store,
-                EVENTS_STREAM,
-                BINDER_CONSUMER,
-                self.on_committed,
-                stop,
-                max_in_flight=self.config.worker.max_in_flight * 4,
-                batch=self.config.worker.fetch_batch,
-                lease_seconds=self.config.queue.lease_seconds,
-            )
-        finally:
-            for timer in self._timers.values():
-                timer.cancel()
-            self._timers.clear()
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+    def serves(self, cluster: str) -> bool:
+        return cluster in self._clusters
 
-    async def on_committed(self, item: WorkItem) -> None:
-        try:
-            event = decode_event(item.data)
-        except ValueError:
-            await item.ack()
-            return
-        if not isinstance(event, PlacementCommitted):
-            await item.ack()
-            return
-        request_id = request_id_of(item.subject)
-        started = time.monotonic()
-        failure = self._bind(event.placements)
+    async def bind(self, binding: Binding) -> None:
         await asyncio.sleep(self.options.bind_delay)
-        cluster = event.placements[0].cluster if event.placements else "none"
-        if failure is None:
-            bound = RequestBound(at=time.time(), attempt=event.attempt, placements=event.placements)
-            try:
-                await self._append_request(request_id, bound, expect=item.seq)
-            except ConflictError:
-                pass  # cancelled or taken over meanwhile: nothing was applied for real
-            else:
-                BINDING_DURATION.labels(member_cluster=cluster, result="bound").observe(
-                    time.monotonic() - started
+        if binding.cluster in self._unreachable:
+            raise BindingRefused(f"binding failed on {binding.cluster}: cluster unreachable")
+        rate = self._specs[binding.cluster].bind_failure_rate
+        if self._random.random() < (self.options.bind_failure_rate if rate is None else rate):
+            raise BindingRefused(f"binding failed on {binding.cluster}: simulated API error")
+        self._arm_lifetime(binding.request_id)
+
+    async def unbind(self, binding: Binding) -> None:
+        timer = self._timers.pop(binding.request_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def start(self) -> None:
+        """Re-arm the lifetimes of workloads that already run on our clusters, and the
+        outages the topology schedules."""
+        self._rearm_running_workloads()
+        loop = asyncio.get_running_loop()
+        for cluster in self.topology.clusters:
+            if cluster.unreachable_after is not None:
+                self._outages.append(
+                    loop.call_later(cluster.unreachable_after, self._spawn_outage, cluster.name)
                 )
-                self._arm_lifetime(request_id)
-        else:
-            await self._fail_binding(request_id, event, item.seq, failure)
-            BINDING_DURATION.labels(member_cluster=cluster, result="failed").observe(
-                time.monotonic() - started
-            )
-        await item.ack()
 
-    def _bind(self, placements: tuple[Placement, ...]) -> str | None:
-        """The reason the binding fails, or None when the clusters accept it."""
-        for placement in placements:
-            if placement.cluster not in self._clusters:
-                return f"no binder serves cluster {placement.cluster}"
-        if self._random.random() < self.options.bind_failure_rate:
-            return f"binding failed on {placements[0].cluster}: simulated API error"
-        return None
+    def _spawn_outage(self, name: str) -> None:
+        task = asyncio.create_task(self._become_unreachable(name))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def _append_request(self, request_id: str, event: Event, expect: int) -> int:
-        seq = await self.store.append(
-            Append(
-                request_subject(request_id, type(event).__name__),
-                event,
-                new_msg_id(request_id, event),
-                expect_seq=expect,
-                expect_scope=request_history(request_id),
-            )
-        )
-        EVENT_APPENDS.labels(type=type(event).__name__).inc()
-        return seq
+    async def _become_unreachable(self, name: str) -> None:
+        """The cluster's API stops answering: bindings are refused from now on, and the
+        cluster is declared not ready, as the Kubernetes inventory does for a silent API."""
+        self._unreachable.add(name)
+        spec = self._specs[name]
+        event = ClusterDeclared(at=time.time(), cluster=name, tier=spec.tier, labels=spec.labels,
+                                ready=False)  # fmt: skip
+        await declare(self.store, cluster_subject(name, "ClusterDeclared"), event)
+        log.warning("simulated cluster unreachable", extra={"cluster": name})
 
-    def _releases(
-        self, request_id: str, attempt: int, placements: tuple[Placement, ...], reason: str
-    ) -> list[Append]:
-        now = time.time()
-        items = []
-        for placement in placements:
-            released = CapacityReleased(
-                at=now, cluster=placement.cluster, node=placement.node, request_id=request_id,
-                attempt=attempt, reason=reason,
-            )  # fmt: skip
-            subject = node_subject(placement.cluster, placement.node, "CapacityReleased")
-            items.append(Append(subject, released, new_msg_id(request_id, released)))
-        return items
-
-    async def _fail_binding(
-        self, request_id: str, committed: PlacementCommitted, seq: int, reason: str
-    ) -> None:
-        state = await self.store.load_request(request_id)
-        if state.last_seq != seq:
-            return  # the request moved on; whoever moved it owns the outcome
-        outcome = self.retry_policy.after_failure(
-            committed.attempt, reason, list(state.reasons), time.time()
-        )
-        head = Append(
-            request_subject(request_id, type(outcome).__name__),
-            outcome,
-            new_msg_id(request_id, outcome),
-            expect_seq=seq,
-            expect_scope=request_history(request_id),
-        )
-        releases = self._releases(request_id, committed.attempt, committed.placements, reason)
-        with contextlib.suppress(ConflictError):
-            await self.store.append_batch([head, *releases])
-            RETRIES.labels(reason="binding_failed").inc()
+    async def close(self) -> None:
+        for outage in self._outages:
+            outage.cancel()
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # --- workload lifetime ---------------------------------------------------------------
 
@@ -273,7 +209,7 @@ class Simulator:
             expect_seq=state.last_seq,
             expect_scope=request_history(request_id),
         )
-        releases = self._releases(request_id, state.attempt, state.placements, "workload finished")
+        items = releases(request_id, state.attempt, state.placements, "workload finished")
         with contextlib.suppress(ConflictError):
-            await self.store.append_batch([head, *releases])
+            await self.store.append_batch([head, *items])
         E2E_DURATION.labels(stage="finished").observe(max(0.0, time.time() - state.accepted_at))

@@ -61,6 +61,8 @@ class ClusterSpec(msgspec.Struct, forbid_unknown_fields=True):
     nodes: list[NodeSpec]
     labels: dict[str, str] = msgspec.field(default_factory=dict)
     ready: bool = True
+    bind_failure_rate: float | None = None
+    unreachable_after: float | None = None
 
 
 class LatencySpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -88,6 +90,8 @@ class SimCluster(msgspec.Struct, frozen=True):
     labels: dict[str, str]
     ready: bool
     nodes: tuple[SimNode, ...]
+    bind_failure_rate: float | None = None
+    unreachable_after: float | None = None
 
 
 class Topology(msgspec.Struct, frozen=True):
@@ -138,7 +142,12 @@ def build_topology(parsed: TopologyFile) -> Topology:
             raise TopologyError(f"cluster {spec.name} is declared twice")
         seen.add(spec.name)
         labels = {"tier": spec.tier, **spec.labels}
-        clusters.append(SimCluster(spec.name, spec.tier, labels, spec.ready, _nodes(spec)))
+        clusters.append(
+            SimCluster(
+                spec.name, spec.tier, labels, spec.ready, _nodes(spec),
+                spec.bind_failure_rate, spec.unreachable_after,
+            )
+        )  # fmt: skip
     latency: dict[str, dict[str, float]] = {}
     for entry in parsed.latency:
         a, b = entry.between

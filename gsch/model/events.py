@@ -87,6 +87,9 @@ class RequestRequeued(Event, frozen=True, kw_only=True):
     explanation: Explanation | None = None
     level: QueueLevel = QueueLevel.BASE
     blocked: bool = False
+    # Clusters that refused this request's binding: the next attempt places it elsewhere
+    # when it can (and on them again only when nothing else fits).
+    avoid_clusters: tuple[str, ...] = ()
 
 
 class RequestFailed(Event, frozen=True, kw_only=True):
@@ -123,6 +126,8 @@ class ClusterDeclared(Event, frozen=True, kw_only=True):
     tier: str
     labels: dict[str, str] = msgspec.field(default_factory=dict)
     ready: bool = True
+    # host:port of the cluster's API server (Kubernetes members): a latency probe target.
+    endpoint: str = ""
 
 
 class Taint(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -140,6 +145,8 @@ class NodeDeclared(Event, frozen=True, kw_only=True):
     ready: bool = True
     # Resources held by pods gsch did not place (system pods, other schedulers).
     foreign: Resources = Resources()
+    # The node's addresses, internal ones first (latency probe targets).
+    addresses: tuple[str, ...] = ()
 
 
 class CapacityReserved(Event, frozen=True, kw_only=True):
@@ -159,12 +166,17 @@ class CapacityReleased(Event, frozen=True, kw_only=True):
 
 
 class LatencyReported(Event, frozen=True, kw_only=True):
-    """Round-trip times in milliseconds from one node to clusters and to other nodes."""
+    """Round-trip times in milliseconds from one node to clusters and to other nodes.
+
+    `to_clusters`/`to_nodes` are smoothed (EWMA) where a probe measured them; the `_p95`
+    maps, when present, hold the 95th percentile of the recent samples."""
 
     cluster: str
     node: str
     to_clusters: dict[str, float] = msgspec.field(default_factory=dict)
     to_nodes: dict[str, float] = msgspec.field(default_factory=dict)
+    to_clusters_p95: dict[str, float] = msgspec.field(default_factory=dict)
+    to_nodes_p95: dict[str, float] = msgspec.field(default_factory=dict)
 
 
 class PodsReported(Event, frozen=True, kw_only=True):

@@ -65,6 +65,7 @@ class RequestState(msgspec.Struct, kw_only=True):
     reasons: list[str] = msgspec.field(default_factory=list)
     explanation: Explanation | None = None
     not_before: float = 0.0
+    avoid_clusters: tuple[str, ...] = ()  # refused the last binding: place elsewhere if possible
     finished: bool = False
     last_seq: int = 0
 
@@ -94,6 +95,7 @@ class RequestState(msgspec.Struct, kw_only=True):
                 self.claimed_by = None
                 self.placements = ()
                 self.not_before = event.not_before
+                self.avoid_clusters = event.avoid_clusters
                 self.reasons.append(event.reason)
                 if event.explanation is not None:
                     self.explanation = event.explanation

@@ -62,6 +62,18 @@ def pod_spec(document: dict[str, Any]) -> dict[str, Any] | None:
     return node if isinstance(node, dict) else None
 
 
+def pod_template(document: dict[str, Any]) -> dict[str, Any] | None:
+    """The pod template (the object holding `metadata` and `spec`) of a controller kind;
+    None for a bare Pod and for kinds that run no pods."""
+    path = _TEMPLATE_PATHS.get(str(document.get("kind")))
+    if path is None or len(path) < 2:
+        return None
+    node: Any = document
+    for key in path[:-1]:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else None
+
+
 # Where each kind keeps the number of pods it runs at once (default 1).
 _COUNT_PATHS: dict[str, tuple[str, ...]] = {
     "Deployment": ("spec", "replicas"),

@@ -44,11 +44,13 @@ class RetryPolicy:
         *,
         fast: bool = False,
         blocked: bool = False,
+        avoid: tuple[str, ...] = (),
     ) -> RequestRequeued | RequestFailed:
         """Attempt number `attempt` failed: requeue for the next, or give up.
 
         `fast` is the request's flag (it keeps the request at the Fast level until K* promotes
-        it); `blocked` says nothing could hold the request, so it waits for capacity."""
+        it); `blocked` says nothing could hold the request, so it waits for capacity; `avoid`
+        names clusters that refused it, for the next attempt to pass over."""
         failures = attempt
         if failures > self.max_failures:
             return RequestFailed(
@@ -65,6 +67,7 @@ class RetryPolicy:
             explanation=explanation,
             level=self.level_of(fast, failures),
             blocked=blocked,
+            avoid_clusters=avoid,
         )
 
     def level(self, request: Request, failures: int) -> QueueLevel:

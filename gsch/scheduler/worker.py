@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from functools import partial
 
+import msgspec
+
 from gsch.clusters.snapshot import ClusterSnapshot, NodeView
 from gsch.config import Config
 from gsch.eventstore.consumers import LeaseKeeper, Room, WorkItem, consume, pull
@@ -69,7 +71,7 @@ from gsch.model.intake import Rejection, generated_request_id
 from gsch.model.request import QueueLevel, Request
 from gsch.model.states import RequestState, State
 from gsch.policies.filters import COMMON_NODE_FILTERS, resource_fit
-from gsch.policies.framework import plan
+from gsch.policies.framework import Decision, Profile, plan
 from gsch.policies.registry import PROFILES
 from gsch.scheduler.blocked import BlockedRequests, Parked, waits_for_capacity
 from gsch.scheduler.cancel import InvalidCancel, cancel_request, decode_cancel
@@ -209,6 +211,25 @@ class Worker:
             await item.nak(delay=wait)
             return
         self._queue(item, event.level, partial(self.on_retry, item, event.blocked))
+
+    def _plan_avoiding(
+        self, profile: Profile, request: Request, avoid: tuple[str, ...]
+    ) -> Decision:
+        """Plan without the clusters that refused the last binding (by name), falling back
+        to all of them when nothing else fits: better the same cluster again than nothing."""
+        if avoid:
+            levels = tuple(
+                kept
+                for level in request.levels
+                if (kept := tuple(c for c in level if c not in avoid))
+            )
+            if levels:  # an empty list would mean "every cluster"
+                decision = plan(
+                    profile, msgspec.structs.replace(request, levels=levels), self.snapshot
+                )
+                if decision.placed:
+                    return decision
+        return plan(profile, request, self.snapshot)
 
     def _dry_plan(self, request: Request) -> tuple[Placement, ...]:
         return plan(PROFILES[request.policy], request, self.snapshot).placements
@@ -408,7 +429,7 @@ class Worker:
         profile = PROFILES[request.policy]
         conflicts = stale = 0
         while conflicts < self.config.worker.max_conflict_retries and stale < 10_000:
-            decision = plan(profile, request, self.snapshot)
+            decision = self._plan_avoiding(profile, request, state.avoid_clusters)
             now = time.time()
             if not decision.placed:
                 reason = f"unschedulable: {decision.explanation.summary}"

@@ -38,9 +38,11 @@ class Fleet:
         args = serve_args(roles, self.nats_url, self.root / name, extra)
         return ChildProcess(args, self.root / f"{name}.log", self.env)
 
-    async def start_binder(self, generated: str = "20x10") -> ChildProcess:
-        binder = self._child("binder", f"binder-{len(self.binders)}",
-                             ["--generated-topology", generated])  # fmt: skip
+    async def start_binder(
+        self, generated: str = "20x10", topology: Path | None = None
+    ) -> ChildProcess:
+        source = ["--topology", str(topology)] if topology else ["--generated-topology", generated]
+        binder = self._child("binder", f"binder-{len(self.binders)}", source)
         await binder.start()
         self.binders.append(binder)
         return binder

@@ -177,3 +177,80 @@ async def test_sigterm_drains_a_worker_and_hands_its_queue_back_at_once(
     finally:
         await nc.close()
         await fleet.stop()
+
+
+FLAKY_FLEET = """
+[[clusters]]
+name = "flaky"
+tier = "edge"
+bind_failure_rate = 0.3
+  [[clusters.nodes]]
+  name = "flaky-w"
+  count = 10
+  cpu = "32"
+  memory = "128Gi"
+
+[[clusters]]
+name = "doomed"
+tier = "edge"
+unreachable_after = 3.0
+  [[clusters.nodes]]
+  name = "doomed-w"
+  count = 10
+  cpu = "32"
+  memory = "128Gi"
+
+[[clusters]]
+name = "steady"
+tier = "cloud"
+  [[clusters.nodes]]
+  name = "steady-w"
+  count = 10
+  cpu = "64"
+  memory = "256Gi"
+"""
+
+
+async def test_flaky_and_unreachable_clusters_bindings_retried_elsewhere(
+    tmp_path: Path, nats_server: NatsServer, store: EventStore
+) -> None:
+    """One cluster fails 30% of its bindings, another stops answering mid-run: failed bindings
+    release their capacity and are retried (on another cluster when one fits), nothing is
+    bound on the unreachable cluster once it is declared not ready."""
+    total = 1500
+    topology = tmp_path / "flaky.toml"
+    topology.write_text(FLAKY_FLEET)
+    fleet = Fleet(tmp_path, nats_server.url)
+    await fleet.start_binder(topology=topology)
+    for _ in range(2):
+        await fleet.start_worker()
+    await wait_inventory(store, 30)
+    nc = await nats.connect(nats_server.url)
+    work = [
+        (f"fl-{i:05d}", pod_request(f"fl-{i:05d}", [["flaky", "doomed"], "steady"]))
+        for i in range(total)
+    ]
+    try:
+        for start in range(0, total, 100):  # spread over ~6 s, across the outage at 3 s
+            await publish_all(nc, work[start : start + 100])
+            await asyncio.sleep(0.4)
+        report = await wait_settled(store, total, timeout=240)
+        assert_sound(report, total, fleet)
+        history = await store.read("gsch.events.cluster.doomed.ClusterDeclared")
+        outage = [s.seq for s in history if not s.event.ready]  # type: ignore[union-attr]
+        assert outage, "the cluster never went unreachable: the test proved nothing"
+        bound_events = await store.read("gsch.events.req.*.RequestBound")
+        late = [
+            s for s in bound_events
+            if s.seq > outage[0] and any(p.cluster == "doomed" for p in s.event.placements)  # type: ignore[union-attr]
+        ]  # fmt: skip
+        assert late == []
+        requeued = [s.event for s in await store.read("gsch.events.req.*.RequestRequeued")]
+        refused = {e.avoid_clusters for e in requeued}  # type: ignore[union-attr]
+        assert ("flaky",) in refused  # 30% of its bindings failed and were retried
+        # Retried, not given up: a request fails only after six failed attempts.
+        failed = [r for r, s in report.requests.items() if s.state.value == "failed"]
+        assert len(failed) <= total // 100, [report.requests[r].reasons for r in failed]
+    finally:
+        await nc.close()
+        await fleet.stop()

@@ -286,3 +286,12 @@ def test_check_documents(documents: tuple[dict[str, Any], ...], field: str, prob
 
 def test_check_documents_accepts_allowed_namespaced_kinds() -> None:
     check_documents((manifest("Deployment", ONE_POD), manifest("CronJob", ONE_POD)), ALLOWED)
+
+
+@pytest.mark.parametrize("kind", ["ClusterRole", "PersistentVolume", "StorageClass"])
+def test_cluster_scoped_kinds_are_rejected_even_when_configured_as_allowed(kind: str) -> None:
+    document = {"kind": kind, "apiVersion": "v1", "metadata": {"name": "x", "namespace": "n"}}
+    with pytest.raises(WorkloadError) as info:
+        check_documents((document,), ALLOWED | {kind})
+    assert info.value.field == "workload[0].kind"
+    assert "cluster-scoped" in info.value.problem

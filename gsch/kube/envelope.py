@@ -1,0 +1,98 @@
+"""The messages between the central binder and cluster agents, in GEdge's envelope.
+
+GEdge's cluster agents exchange `{source, target, hcode, lcode, msg}` (reference/
+gedge-gs-scheduler.md §2.2): `hcode` selects the function, `lcode` 1 is a request and 2 its
+response. gsch keeps the fields and the request/response convention, but sends them with NATS
+request/reply on one subject per cluster and function (no broadcast topic every agent must
+filter, no reply topic per request), so a reply is correlated by NATS itself.
+
+- `gsch.agent.<cluster>.bind`: hcode 400, lcode 1 → 2; msg `BindOrder` → `Outcome`.
+  Apply the workload of a placement.
+- `gsch.agent.<cluster>.remove`: hcode 410, lcode 1 → 2; msg `BindOrder` → `Outcome`.
+  Remove what the request applied (cancel, rollback).
+- any of them: hcode 900, lcode 2; msg `Outcome` with status `error`: the request was not
+  understood (not an envelope, wrong target, unknown hcode).
+
+`Outcome.status`: `success` (applied / removed), `fail` (the cluster refused: the API's status
+and reason in `error_msg`; the binder retries elsewhere), `error` (as hcode 900).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from gsch.eventstore.subjects import token
+from gsch.model.events import Placement
+from gsch.model.request import Request
+
+HCODE_BIND = 400
+HCODE_REMOVE = 410
+HCODE_ERROR = 900
+LCODE_REQUEST = 1
+LCODE_RESPONSE = 2
+
+SUBJECT_OF = {HCODE_BIND: "bind", HCODE_REMOVE: "remove"}
+
+
+def agent_subject(cluster: str, hcode: int) -> str:
+    return f"gsch.agent.{token(cluster)}.{SUBJECT_OF[hcode]}"
+
+
+def agent_subjects(cluster: str) -> str:
+    return f"gsch.agent.{token(cluster)}.*"
+
+
+class Party(msgspec.Struct, frozen=True):
+    type: str  # "cluster" (GEdge also had node and pod)
+    object: str
+
+
+class Envelope(msgspec.Struct, frozen=True, kw_only=True):
+    source: Party
+    target: Party
+    hcode: int
+    lcode: int
+    msg: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class BindOrder(msgspec.Struct, frozen=True, kw_only=True):
+    request_id: str
+    attempt: int
+    placements: tuple[Placement, ...]
+    request: Request
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    request_id: str = ""
+    status: Literal["success", "fail", "error"]
+    error_msg: str = ""
+
+
+_decoder = msgspec.json.Decoder(Envelope)
+
+
+def encode(envelope: Envelope) -> bytes:
+    return msgspec.json.encode(envelope)
+
+
+def decode(data: bytes) -> Envelope:
+    """Raises msgspec.ValidationError / DecodeError on anything that is not an envelope."""
+    return _decoder.decode(data)
+
+
+def payload(struct: msgspec.Struct) -> dict[str, Any]:
+    result: dict[str, Any] = msgspec.to_builtins(struct)
+    return result
+
+
+def reply(request: Envelope, outcome: Outcome, hcode: int | None = None) -> Envelope:
+    """The response to `request`: source and target swapped, lcode 2."""
+    return Envelope(
+        source=request.target,
+        target=request.source,
+        hcode=request.hcode if hcode is None else hcode,
+        lcode=LCODE_RESPONSE,
+        msg=payload(outcome),
+    )

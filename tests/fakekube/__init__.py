@@ -1,0 +1,1 @@
+"""An in-repo fake Kubernetes API server for tests."""
