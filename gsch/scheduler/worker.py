@@ -60,7 +60,7 @@ from gsch.model.states import RequestState, State
 from gsch.policies.filters import COMMON_NODE_FILTERS, resource_fit
 from gsch.policies.framework import plan
 from gsch.policies.registry import PROFILES
-from gsch.scheduler.decide import RetryPolicy, admit, intake_rules
+from gsch.scheduler.decide import RetryPolicy, admit, intake_rules, planner_rules
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ class Worker:
         self.snapshot = snapshot
         self.name = name
         self.rules = intake_rules(config.intake)
+        self.planner = planner_rules(config)
         self.retry_policy = RetryPolicy.from_config(config.queue)
         self.lease = config.queue.lease_seconds
         # One commit at a time per node from this process: concurrent attempts here would
@@ -291,7 +292,7 @@ class Worker:
         profile = PROFILES[request.policy]
         conflicts = stale = 0
         while conflicts < self.config.worker.max_conflict_retries and stale < 10_000:
-            decision = plan(profile, request, self.snapshot)
+            decision = plan(profile, request, self.snapshot, self.planner)
             now = time.time()
             if not decision.placed:
                 reason = f"unschedulable: {decision.explanation.summary}"
