@@ -14,7 +14,7 @@ import random
 import time
 
 from gsch.clusters.snapshot import ClusterSnapshot
-from gsch.clusters.topology import Topology
+from gsch.clusters.topology import SimNode, Topology
 from gsch.config import Config
 from gsch.eventstore.consumers import WorkItem, consume
 from gsch.eventstore.ids import new_msg_id
@@ -24,6 +24,7 @@ from gsch.eventstore.subjects import (
     cluster_subject,
     latency_subject,
     node_subject,
+    pods_subject,
     request_history,
     request_id_of,
     request_subject,
@@ -37,6 +38,7 @@ from gsch.model.events import (
     NodeDeclared,
     Placement,
     PlacementCommitted,
+    PodsReported,
     RequestBound,
     WorkloadFinished,
     decode_event,
@@ -111,7 +113,17 @@ class Simulator:
                     subject = latency_subject(cluster.name, node.name, "LatencyReported")
                     await self._append(subject, latency)
                     appended += 1
+                appended += await self._report_pods(cluster.name, node, now)
         return appended
+
+    async def _report_pods(self, cluster: str, node: SimNode, now: float) -> int:
+        """The pods the topology runs on a node (frompod sources), where the log differs."""
+        reported = self.snapshot.node_pods(cluster, node.name)
+        if reported == node.pods or (reported is None and not node.pods):
+            return 0
+        event = PodsReported(at=now, cluster=cluster, node=node.name, pods=node.pods)
+        await self._append(pods_subject(cluster, node.name, "PodsReported"), event)
+        return 1
 
     async def _append(self, subject: str, event: Event) -> int:
         seq = await self.store.append(Append(subject, event, new_msg_id(subject, event)))

@@ -253,6 +253,11 @@ class ClusterSnapshot:
         for pod in event.pods:
             self._pod_nodes[(event.cluster, pod)] = (event.node, seq)
 
+    def node_pods(self, cluster: str, node: str) -> tuple[str, ...] | None:
+        """The pods last reported on a node; None when it never reported any."""
+        found = self._node_pods.get((cluster, node))
+        return found[0] if found is not None else None
+
     def pod_node(self, cluster: str, pod: str) -> str | None:
         """The node running `pod` ("namespace/name") in `cluster`, as last reported."""
         found = self._pod_nodes.get((cluster, pod))
