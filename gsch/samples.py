@@ -145,10 +145,10 @@ class SampleRequests:
         config: dict[str, Any] = {"type": "global", "targetClusters": bracket}
         if index % 4 == 3 and self._pods:
             # Low latency from a camera pod: resolved to its node through reported pods.
-            cluster, pod = self._pods[index % len(self._pods)]
+            cluster, source_pod = self._pods[index % len(self._pods)]
             config["priority"] = "GLowLatencyPriority"
             config["mode"] = "frompod"
-            config["option"] = {"sourceCluster": cluster, "sourcePod": pod}
+            config["option"] = {"sourceCluster": cluster, "sourcePod": source_pod}
         elif index % 2:
             # Low latency from a camera on a near-edge node: the nearest level-1 cluster wins.
             source = levels[0][0] if isinstance(levels[0], list) else levels[0]

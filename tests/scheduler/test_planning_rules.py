@@ -5,6 +5,7 @@ the dry run and in the worker."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import nats
@@ -16,7 +17,7 @@ from tests.conftest import NatsServer
 from tests.scheduler.test_pipeline import make_config, post_json, running, until
 
 
-def from_camera(request_id: str, levels: list[object], **extra: object) -> bytes:
+def from_camera(request_id: str, levels: list[Any], **extra: object) -> bytes:
     return msgspec.json.encode(
         {
             "request_id": request_id,
@@ -68,7 +69,7 @@ async def test_frompod_and_projects_in_the_dry_run_and_the_worker(
             f"{service.api_url}/v1/plan", from_camera("cam-2", levels, project_name="p1")
         )
         assert status == 200, answer
-        first, second = answer["explanation"]["levels"]  # type: ignore[misc]
+        first, second = answer["explanation"]["levels"]  # type: ignore[index]
         assert first["rejections"] == {
             "cloud-kr": ["not allowed for project p1"],
             "edge-busan": ["not allowed for project p1"],
