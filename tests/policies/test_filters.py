@@ -5,15 +5,30 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from gsch.model.affinity import NodeRequirement, Terms
 from gsch.model.events import AnyEvent
 from gsch.model.intake import Rejection
-from gsch.model.request import Request
+from gsch.model.request import Policy, Request
 from gsch.policies.framework import plan
 from gsch.policies.rules import PlannerRules, ProjectClusters
 from tests.model.test_intake import accepted, native, pod, rejected
-from tests.policies.test_framework import MOST, chosen, cluster, node, request, snapshot_of
+from tests.policies.test_framework import (
+    MOST,
+    chosen,
+    cluster,
+    feasible,
+    feasible_nodes,
+    node,
+    request,
+    requests_for,
+    snapshot_of,
+    topologies,
+)
 
 ZONE_EVENTS: list[AnyEvent] = [
     cluster("c1"),
@@ -146,8 +161,6 @@ def test_a_project_places_only_on_its_clusters() -> None:
 
 
 def msgspec_replace(event: Any, **changes: Any) -> Any:
-    import msgspec
-
     return msgspec.structs.replace(event, **changes)
 
 
@@ -176,3 +189,57 @@ def test_gpu_and_pod_slots_must_fit_and_counts_cover_the_level() -> None:
         "node not ready": "1/5 nodes",
     }
     assert chosen(plan(MOST, request((("c1", "c2"),), gpu=1), snapshot)) == "c1/one-gpu"
+
+
+# --- property: the chosen node passes affinity and project filters -------------------------
+
+ZONE_TERMS = [
+    (),
+    ((NodeRequirement("zone", "In", ("a",)),),),
+    ((NodeRequirement("disk", "NotIn", ("hdd",)),), (NodeRequirement("zone", "Exists"),)),
+]
+
+
+def affinity_holds(terms: Terms, labels: dict[str, str]) -> bool:
+    """The model: only In / NotIn / Exists on labels, as ZONE_TERMS uses them."""
+
+    def holds(r: NodeRequirement) -> bool:
+        value = labels.get(r.key)
+        if r.operator == "In":
+            return value in r.values
+        if r.operator == "NotIn":
+            return value not in r.values
+        return value is not None
+
+    return not terms or any(all(holds(r) for r in term) for term in terms)
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.data())
+def test_a_chosen_node_passes_affinity_and_project_filters(data: st.DataObject) -> None:
+    topology = data.draw(topologies())
+    plain = data.draw(requests_for(topology, Policy.MOST_REQUESTED))
+    terms = data.draw(st.sampled_from(ZONE_TERMS))
+    allowed = data.draw(st.sets(st.sampled_from(["c1", "c2", "c3", "c4", "c5"])))
+    rules = PlannerRules(projects={"p1": ProjectClusters(frozenset(allowed))})
+    wanted = msgspec.structs.replace(plain, node_affinity=terms, project_name="p1")
+    decision = plan(MOST, wanted, snapshot_of(topology.events), rules)
+    eligible = [
+        (name, m)
+        for level in wanted.levels[: decision.level_index + 1 if decision.placed else None]
+        for name in level
+        if name in allowed
+        for m in feasible_nodes(topology, wanted, name)
+        if affinity_holds(terms, m.labels)
+    ]
+    if not decision.placed:
+        assert eligible == []
+        return
+    (placement,) = decision.placements
+    assert placement.cluster in allowed
+    model = next(m for m in topology.nodes[placement.cluster] if m.name == placement.node)
+    assert feasible(wanted, model)
+    assert affinity_holds(terms, model.labels)
+    # Levels are respected: no earlier level had an eligible node.
+    earlier = {name for level in wanted.levels[: decision.level_index] for name in level}
+    assert not [name for name, _ in eligible if name in earlier]
