@@ -77,15 +77,17 @@ class ClusterView:
     declared: bool = False
     nodes: dict[str, NodeView] = field(default_factory=dict)
     # Cluster-level aggregates over ready nodes, kept current on every node event, so a planner
-    # can bound what a cluster could score without visiting its nodes: the largest free share
-    # of cpu and of memory any node has (0..1), and the most free GPUs on one node.
+    # can bound what a cluster could score, and see that nothing fits, without visiting its
+    # nodes: the largest free share of cpu and of memory any node has (0..1), the most free
+    # GPUs on one node, and the most free of each resource on any one node.
     max_free_cpu_share: float = 0.0
     max_free_memory_share: float = 0.0
     max_free_gpus: int = 0
+    max_free: Resources = Resources()
 
     def refresh_aggregates(self) -> None:
         cpu = memory = 0.0
-        gpus = 0
+        most = [0, 0, 0, 0]
         for node in self.nodes.values():
             if not (node.declared and node.ready):
                 continue
@@ -95,8 +97,11 @@ class ClusterView:
                 cpu = max(cpu, free.cpu_m / a.cpu_m)
             if a.memory > 0:
                 memory = max(memory, free.memory / a.memory)
-            gpus = max(gpus, free.gpu)
-        self.max_free_cpu_share, self.max_free_memory_share, self.max_free_gpus = cpu, memory, gpus
+            for index, amount in enumerate((free.cpu_m, free.memory, free.gpu, free.pods)):
+                most[index] = max(most[index], amount)
+        self.max_free_cpu_share, self.max_free_memory_share = cpu, memory
+        self.max_free_gpus = most[2]
+        self.max_free = Resources(*most)
 
     def node(self, name: str) -> NodeView:
         view = self.nodes.get(name)

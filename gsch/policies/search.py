@@ -120,6 +120,13 @@ class LevelScan:
                 cluster = self.admit(name, cluster)
             if cluster is None:
                 continue
+            missing = self.request.demand.shortfalls(cluster.max_free)
+            if missing:
+                # No ready node has that much free (pending commits only lower it): out
+                # without a look at its nodes, so an unplaceable request over a large level
+                # costs a check per cluster, not a scan of every node.
+                self.rejections[name] = [f"insufficient {', '.join(missing)} on every ready node"]
+                continue
             found = self.visit(cluster)
             if found is not None and (
                 best is None or (found.score, _neg(name)) > (best.score, _neg(best.cluster))
