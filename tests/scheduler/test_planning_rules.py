@@ -9,10 +9,12 @@ from typing import Any
 
 import msgspec
 import nats
+import pytest
 
 from gsch.audit import audit
 from gsch.client import publish_request
-from gsch.config import load_config
+from gsch.config import ConfigError, load_config
+from gsch.scheduler.decide import planner_rules
 from tests.conftest import NatsServer
 from tests.scheduler.test_pipeline import make_config, post_json, running, until
 
@@ -97,3 +99,19 @@ async def test_frompod_and_projects_in_the_dry_run_and_the_worker(
         assert [
             {"cluster": placement.cluster, "node": placement.node, "amount": {"pods": 1}}
         ] == dry
+
+
+def test_planner_rules_come_from_the_configuration(tmp_path: Path) -> None:
+    path = tmp_path / "gsch.toml"
+    path.write_text(
+        "[planner]\nmax_latency_age = 90\n"
+        '[projects.p1]\nclusters = ["c1"]\nselectors = ["tier=edge&region=kr"]\n'
+    )
+    rules = planner_rules(load_config(path, environ={}))
+    assert rules.max_latency_age == 90
+    assert rules.projects["p1"].allows("c1", {})
+    assert rules.projects["p1"].allows("e9", {"tier": "edge", "region": "kr", "x": "y"})
+    assert not rules.projects["p1"].allows("e9", {"tier": "edge"})
+    broken = load_config(None, {"projects": {"p1": {"selectors": ["tier"]}}}, environ={})
+    with pytest.raises(ConfigError, match=r"projects\.p1\.selectors: 'tier' is not key=value"):
+        planner_rules(broken)
