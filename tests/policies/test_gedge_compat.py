@@ -217,28 +217,19 @@ def check_low_latency(got: tuple[str, str] | None, expected: tuple[str, str | No
         assert got[1] == expected[1]
 
 
+@pytest.mark.parametrize("by_pod", [False, True])
 @pytest.mark.parametrize(("levels", "source", "cpu", "memory"), LATENCY_CASES)
-def test_low_latency_fromnode(
-    levels: list[list[str]], source: str, cpu: float, memory: float
+def test_low_latency(
+    levels: list[list[str]], source: str, cpu: float, memory: float, by_pod: bool
 ) -> None:
+    """fromnode from `source`; frompod from the pod on c1wnode2, as GEdge resolves a pod to its
+    node (HCode 530) and then measures from that node."""
+    where = Source("c1", None, "yolo/preprocess") if by_pod else Source("c1", source)
     wanted = request(
-        tuples(levels), cpu=cpu, memory_gi=memory, policy=Policy.LOW_LATENCY, mode="fromnode",
-        source=Source("c1", source),
+        tuples(levels), cpu=cpu, memory_gi=memory, policy=Policy.LOW_LATENCY,
+        mode="frompod" if by_pod else "fromnode", source=where,
     )  # fmt: skip
-    expected = low_latency_oracle(levels, source, cpu, memory)
-    check_low_latency(chosen(plan(PROFILES[Policy.LOW_LATENCY], wanted, bed())), expected)
-
-
-@pytest.mark.parametrize(("levels", "source", "cpu", "memory"), LATENCY_CASES)
-def test_low_latency_frompod_is_fromnode_on_the_pods_node(
-    levels: list[list[str]], source: str, cpu: float, memory: float
-) -> None:
-    """GEdge resolves the pod (HCode 530) and then runs fromnode from its node (c1wnode2)."""
-    wanted = request(
-        tuples(levels), cpu=cpu, memory_gi=memory, policy=Policy.LOW_LATENCY, mode="frompod",
-        source=Source("c1", None, "yolo/preprocess"),
-    )  # fmt: skip
-    expected = low_latency_oracle(levels, "c1wnode2", cpu, memory)
+    expected = low_latency_oracle(levels, "c1wnode2" if by_pod else source, cpu, memory)
     check_low_latency(chosen(plan(PROFILES[Policy.LOW_LATENCY], wanted, bed())), expected)
 
 
