@@ -191,8 +191,7 @@ def _search_selection(
     names = []
     for entry in listed:
         if is_selector(entry):
-            matched = snapshot.select(selector_requirements(entry))
-            scan.notes[entry] = _matched_note(matched)
+            _note_match(entry, snapshot.select(selector_requirements(entry)), scan)
             orders.append(snapshot.ranked(selector_requirements(entry), key, bound).order)
         else:
             names.append(entry)
@@ -203,7 +202,8 @@ def _search_selection(
             {n: ["unknown cluster"] for n in names if n not in snapshot.clusters}
         )
     found = scan.walk(heapq.merge(*orders), snapshot.clusters)
-    _note_unvisited(scan, _matched(listed, snapshot))
+    # Clusters two selectors both match count twice here: the count is for reading only.
+    _note_unvisited(scan, sum(len(order) for order in orders))
     return found
 
 
@@ -244,18 +244,20 @@ def _expand(level: tuple[str, ...], snapshot: ClusterSnapshot, scan: LevelScan) 
             names[entry] = None
             continue
         matched = snapshot.select(selector_requirements(entry))
-        scan.notes[entry] = _matched_note(matched)
-        if not matched:
-            scan.rejections[entry] = ["label selector matched no cluster"]
+        _note_match(entry, matched, scan)
         names.update(dict.fromkeys(matched))
     return tuple(names)
 
 
-def _matched_note(matched: list[str]) -> str:
+def _note_match(entry: str, matched: list[str], scan: LevelScan) -> None:
+    """What a selector matched, for the explanation; matching nothing is a rejection."""
     if not matched:
-        return NO_MATCH
+        scan.notes[entry] = NO_MATCH
+        scan.rejections[entry] = ["label selector matched no cluster"]
+        return
     shown = ", ".join(matched[:5])
-    return f"matched {shown}" if len(matched) <= 5 else f"matched {len(matched)}: {shown}, …"
+    many = len(matched) > 5
+    scan.notes[entry] = f"matched {len(matched)}: {shown}, …" if many else f"matched {shown}"
 
 
 def _placements(
