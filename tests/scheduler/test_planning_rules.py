@@ -7,16 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import msgspec
 import nats
 import pytest
 
-from gsch.audit import audit
 from gsch.client import publish_request
 from gsch.config import ConfigError, load_config
 from gsch.scheduler.decide import planner_rules
 from tests.conftest import NatsServer
-from tests.scheduler.test_pipeline import make_config, post_json, running, until
+from tests.scheduler.test_pipeline import get_json, make_config, post_json, running, until
 
 
 def from_camera(request_id: str, levels: list[Any], **extra: object) -> bytes:
@@ -85,20 +85,33 @@ async def test_frompod_and_projects_in_the_dry_run_and_the_worker(
         )
         assert answer["placed"] is False
 
-        # The worker decides what the dry run said.
+        # The worker decides what the dry run said, and the API shows its explanation.
         nc = await nats.connect(nats_server.url)
         await publish_request(nc, from_camera("cam-2", levels, project_name="p1"), "cam-2")
         await nc.close()
+        url = f"{service.api_url}/v1/requests/cam-2"
 
-        async def bound() -> bool:
-            state = (await audit(service.store)).requests.get("cam-2")
-            return state is not None and state.state.value == "bound"
+        async def settled() -> bool:
+            async with aiohttp.ClientSession() as session, session.get(url) as response:
+                # 404 until the projection has the request.
+                return response.status == 200 and (await response.json())["state"] in (
+                    "bound",
+                    "failed",
+                )
 
-        await until(bound)
-        placement = (await audit(service.store)).requests["cam-2"].placements[0]
-        assert [
-            {"cluster": placement.cluster, "node": placement.node, "amount": {"pods": 1}}
-        ] == dry
+        await until(settled)
+        body = await get_json(url)
+        assert body["state"] == "bound"
+        placement = body["placement"]
+        assert isinstance(placement, dict)
+        assert isinstance(dry, list)
+        assert [{"cluster": placement["cluster"], "node": placement["node"]}] == [
+            {"cluster": p["cluster"], "node": p["node"]} for p in dry
+        ]
+        explained = body["explanation"]
+        assert isinstance(explained, dict)
+        # (False is left out of the JSON, like every default.)
+        assert [level.get("used", False) for level in explained["levels"]] == [False, True]
 
 
 def test_planner_rules_come_from_the_configuration(tmp_path: Path) -> None:
