@@ -113,6 +113,19 @@ class KubeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     probe: ProbeConfig = msgspec.field(default_factory=ProbeConfig)
 
 
+class PlannerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    # Seconds a latency report ranks clusters for, judged against the newest event the
+    # cluster snapshot holds (not the worker's clock); unset: reports never expire.
+    max_latency_age: float | None = None
+
+
+class ProjectConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """`[projects.<name>]`: the clusters the project's requests may be placed on."""
+
+    clusters: list[str] = msgspec.field(default_factory=list)
+    selectors: list[str] = msgspec.field(default_factory=list)  # e.g. "tier=edge&region=kr"
+
+
 class ApiConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     listen: str = "127.0.0.1:8080"
     database: str | None = None  # default <data_dir>/readmodel.sqlite
@@ -128,6 +141,9 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     simulator: SimulatorConfig = msgspec.field(default_factory=SimulatorConfig)
     api: ApiConfig = msgspec.field(default_factory=ApiConfig)
     kube: KubeConfig = msgspec.field(default_factory=KubeConfig)
+    planner: PlannerConfig = msgspec.field(default_factory=PlannerConfig)
+    # No projects: requests naming a project are not restricted to any clusters.
+    projects: dict[str, ProjectConfig] = msgspec.field(default_factory=dict)
 
     @property
     def data_path(self) -> Path:

@@ -62,6 +62,8 @@ class SampleRequests:
             self._by_tier.setdefault(cluster.tier, []).append(cluster.name)
         self._nodes = {c.name: [n.name for n in c.nodes] for c in topology.clusters}
         self._all = [c.name for c in topology.clusters]
+        # Pods the topology runs (cluster, "namespace/name"): sources for frompod requests.
+        self._pods = [(c.name, pod) for c in topology.clusters for n in c.nodes for pod in n.pods]
         self.invalid_share = invalid_share
 
     def _pick(self, tier: str, count: int) -> list[str]:
@@ -141,7 +143,13 @@ class SampleRequests:
             + "]"
         )
         config: dict[str, Any] = {"type": "global", "targetClusters": bracket}
-        if index % 2:
+        if index % 4 == 3 and self._pods:
+            # Low latency from a camera pod: resolved to its node through reported pods.
+            cluster, source_pod = self._pods[index % len(self._pods)]
+            config["priority"] = "GLowLatencyPriority"
+            config["mode"] = "frompod"
+            config["option"] = {"sourceCluster": cluster, "sourcePod": source_pod}
+        elif index % 2:
             # Low latency from a camera on a near-edge node: the nearest level-1 cluster wins.
             source = levels[0][0] if isinstance(levels[0], list) else levels[0]
             config["priority"] = "GLowLatencyPriority"

@@ -27,7 +27,7 @@ from gsch.connection import connect
 from gsch.embedded import EmbeddedNats
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import apply_declarations, load_declarations
-from gsch.scheduler.decide import intake_rules
+from gsch.scheduler.decide import intake_rules, planner_rules
 from gsch.scheduler.dryrun import DryRun
 from gsch.scheduler.worker import Worker
 
@@ -151,7 +151,7 @@ async def serve(
             await projector.open()
             stack.push_async_callback(projector.close)
             tasks.append(asyncio.create_task(projector.run(stop)))
-            dry_run = DryRun(snapshot, intake_rules(config.intake))
+            dry_run = DryRun(snapshot, intake_rules(config.intake), planner_rules(config))
             app = make_app(projector, store=store, dry_run=dry_run)
             runner, api_url = await _http_site(app, config.api.listen)
             stack.push_async_callback(runner.cleanup)

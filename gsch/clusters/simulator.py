@@ -16,7 +16,7 @@ import time
 from gsch.clusters.binder import Binding, BindingRefused, releases
 from gsch.clusters.facts import declare
 from gsch.clusters.snapshot import ClusterSnapshot
-from gsch.clusters.topology import Topology
+from gsch.clusters.topology import SimNode, Topology
 from gsch.config import Config
 from gsch.eventstore.ids import new_msg_id
 from gsch.eventstore.store import Append, ConflictError, EventStore
@@ -24,6 +24,7 @@ from gsch.eventstore.subjects import (
     cluster_subject,
     latency_subject,
     node_subject,
+    pods_subject,
     request_history,
     request_subject,
 )
@@ -32,6 +33,7 @@ from gsch.model.events import (
     ClusterDeclared,
     LatencyReported,
     NodeDeclared,
+    PodsReported,
     WorkloadFinished,
 )
 from gsch.model.states import State
@@ -107,7 +109,17 @@ class Simulator:
                     subject = latency_subject(cluster.name, node.name, "LatencyReported")
                     await declare(self.store, subject, latency)
                     appended += 1
+                appended += await self._report_pods(cluster.name, node, now)
         return appended
+
+    async def _report_pods(self, cluster: str, node: SimNode, now: float) -> int:
+        """The pods the topology runs on a node (frompod sources), where the log differs."""
+        reported = self.snapshot.node_pods(cluster, node.name)
+        if reported == node.pods or (reported is None and not node.pods):
+            return 0
+        event = PodsReported(at=now, cluster=cluster, node=node.name, pods=node.pods)
+        await declare(self.store, pods_subject(cluster, node.name, "PodsReported"), event)
+        return 1
 
     # --- binding (a Backend of the binder) ----------------------------------------------
 

@@ -6,7 +6,8 @@ sequence of the node's last event, which is what a conditional reservation is ch
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import bisect
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 from gsch.model.events import (
@@ -16,6 +17,7 @@ from gsch.model.events import (
     ClusterDeclared,
     LatencyReported,
     NodeDeclared,
+    PodsReported,
     Taint,
 )
 from gsch.model.resources import Resources
@@ -75,15 +77,17 @@ class ClusterView:
     declared: bool = False
     nodes: dict[str, NodeView] = field(default_factory=dict)
     # Cluster-level aggregates over ready nodes, kept current on every node event, so a planner
-    # can bound what a cluster could score without visiting its nodes: the largest free share
-    # of cpu and of memory any node has (0..1), and the most free GPUs on one node.
+    # can bound what a cluster could score, and see that nothing fits, without visiting its
+    # nodes: the largest free share of cpu and of memory any node has (0..1), the most free
+    # GPUs on one node, and the most free of each resource on any one node.
     max_free_cpu_share: float = 0.0
     max_free_memory_share: float = 0.0
     max_free_gpus: int = 0
+    max_free: Resources = Resources()
 
     def refresh_aggregates(self) -> None:
         cpu = memory = 0.0
-        gpus = 0
+        most = [0, 0, 0, 0]
         for node in self.nodes.values():
             if not (node.declared and node.ready):
                 continue
@@ -93,14 +97,49 @@ class ClusterView:
                 cpu = max(cpu, free.cpu_m / a.cpu_m)
             if a.memory > 0:
                 memory = max(memory, free.memory / a.memory)
-            gpus = max(gpus, free.gpu)
-        self.max_free_cpu_share, self.max_free_memory_share, self.max_free_gpus = cpu, memory, gpus
+            for index, amount in enumerate((free.cpu_m, free.memory, free.gpu, free.pods)):
+                most[index] = max(most[index], amount)
+        self.max_free_cpu_share, self.max_free_memory_share = cpu, memory
+        self.max_free_gpus = most[2]
+        self.max_free = Resources(*most)
 
     def node(self, name: str) -> NodeView:
         view = self.nodes.get(name)
         if view is None:
             view = self.nodes[name] = NodeView(self.name, name)
         return view
+
+
+class RankedClusters:
+    """The clusters of one selection, in order of an upper bound of what they can score (best
+    first, then by name), kept in order as their aggregates change. A planner walks it from
+    the front and stops once no cluster further on can win: the cost of a request follows the
+    clusters it visits, not the size of the selection."""
+
+    def __init__(self, clusters: list[ClusterView], bound: Callable[[ClusterView], float]):
+        self.bound = bound
+        self.bounds = {c.name: bound(c) for c in clusters}
+        self.order = sorted((-b, name) for name, b in self.bounds.items())
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def update(self, cluster: ClusterView) -> None:
+        old = self.bounds.get(cluster.name)
+        if old is None:
+            return  # not in this selection
+        new = self.bound(cluster)
+        if new != old:
+            # A plain sorted list: a move is a binary search and a memmove, microseconds for
+            # thousands of clusters, and walking it from the front allocates nothing.
+            del self.order[bisect.bisect_left(self.order, (-old, cluster.name))]
+            bisect.insort(self.order, (-new, cluster.name))
+            self.bounds[cluster.name] = new
+
+
+# Rankings kept current at once; beyond this many, the least recently built is dropped (each
+# costs a little on every capacity event, and selectors come from requests).
+MAX_RANKINGS = 32
 
 
 class ClusterSnapshot:
@@ -110,8 +149,17 @@ class ClusterSnapshot:
         # what the fleet holds.
         self._by_label: dict[tuple[str, str], set[str]] = {}
         self._selected: dict[tuple[tuple[str, str], ...], list[str]] = {}  # cleared on relabel
+        self._ranked: dict[Hashable, RankedClusters] = {}  # cleared on relabel too
         self.latency: dict[tuple[str, str], LatencyReported] = {}
+        # (cluster, "namespace/name") -> (node, sequence of the report that placed it there),
+        # and each node's pods as last reported, so a newer report replaces the node's list.
+        self._pod_nodes: dict[tuple[str, str], tuple[str, int]] = {}
+        self._node_pods: dict[tuple[str, str], tuple[tuple[str, ...], int]] = {}
         self.last_seq = 0
+        # The newest `at` of any folded event: the snapshot's own clock. Ages (of latency
+        # reports) are judged against it, so a plan depends on the snapshot alone and a dry
+        # run decides what a worker decides on the same snapshot, whatever its wall clock.
+        self.clock = 0.0
         self._advanced = asyncio.Event()
         # Called with a cluster's name when capacity there may have grown (released, node
         # (re)declared, cluster ready again): blocked requests wait for exactly this.
@@ -128,6 +176,7 @@ class ClusterSnapshot:
         an event at or below the node's last sequence is already in (a worker folds its own
         committed reservation as soon as it is acknowledged, before the feed delivers it)."""
         self.last_seq = max(self.last_seq, seq)
+        self.clock = max(self.clock, event.at)
         # Wake everyone waiting for a sequence; they re-check and wait on a fresh event.
         self._advanced.set()
         self._advanced = asyncio.Event()
@@ -139,6 +188,7 @@ class ClusterSnapshot:
                 for label in event.labels.items():
                     self._by_label.setdefault(label, set()).add(cluster.name)
                 self._selected.clear()
+                self._ranked.clear()
                 cluster.tier, cluster.labels = event.tier, dict(event.labels)
                 cluster.ready, cluster.declared = event.ready, True
                 self._capacity_may_have_grown(event.cluster)
@@ -152,7 +202,7 @@ class ClusterSnapshot:
                 node.labels, node.taints = dict(event.labels), event.taints
                 node.ready, node.declared = event.ready, True
                 node.last_seq = seq
-                self.clusters[event.cluster].refresh_aggregates()
+                self._refresh(event.cluster)
                 self._capacity_may_have_grown(event.cluster)
             case CapacityReserved():
                 node = self.cluster(event.cluster).node(event.node)
@@ -162,24 +212,72 @@ class ClusterSnapshot:
                 node.reservations[event.request_id] = event.amount
                 node.reserved = node.reserved + event.amount
                 node.last_seq = seq
-                self.clusters[event.cluster].refresh_aggregates()
+                self._refresh(event.cluster)
             case CapacityReleased():
                 node = self.cluster(event.cluster).node(event.node)
                 released = node.reservations.pop(event.request_id, None)
                 if released is not None:
                     node.reserved = node.reserved - released
                 node.last_seq = seq
-                self.clusters[event.cluster].refresh_aggregates()
+                self._refresh(event.cluster)
                 if released is not None:
                     self._capacity_may_have_grown(event.cluster)
             case LatencyReported():
                 self.latency[(event.cluster, event.node)] = event
+            case PodsReported():
+                self._fold_pods(event, seq)
             case _:
                 pass
 
     def _capacity_may_have_grown(self, cluster: str) -> None:
         for listener in self.capacity_listeners:
             listener(cluster)
+
+    def _refresh(self, name: str) -> None:
+        cluster = self.clusters[name]
+        cluster.refresh_aggregates()
+        for ranked in self._ranked.values():
+            ranked.update(cluster)
+
+    def ranked(
+        self,
+        requirements: tuple[tuple[str, str], ...],
+        key: Hashable,
+        bound: Callable[[ClusterView], float],
+    ) -> RankedClusters:
+        """The clusters `requirements` select, ordered by `bound` (best first). `key` names
+        the bound: the same key must always come with the same bound."""
+        found = self._ranked.get((requirements, key))
+        if found is None:
+            if len(self._ranked) >= MAX_RANKINGS:
+                del self._ranked[next(iter(self._ranked))]
+            clusters = [self.clusters[name] for name in self.select(requirements)]
+            found = self._ranked[(requirements, key)] = RankedClusters(clusters, bound)
+        return found
+
+    def _fold_pods(self, event: PodsReported, seq: int) -> None:
+        """A node's report replaces its previous one; a pod named by two nodes' reports is
+        where the newer report (higher sequence) says."""
+        where = (event.cluster, event.node)
+        previous, previous_seq = self._node_pods.get(where, ((), 0))
+        if seq <= previous_seq:
+            return  # already folded
+        self._node_pods[where] = (event.pods, seq)
+        for pod in set(previous) - set(event.pods):
+            if self._pod_nodes.get((event.cluster, pod), ("", 0))[0] == event.node:
+                del self._pod_nodes[(event.cluster, pod)]
+        for pod in event.pods:
+            self._pod_nodes[(event.cluster, pod)] = (event.node, seq)
+
+    def node_pods(self, cluster: str, node: str) -> tuple[str, ...] | None:
+        """The pods last reported on a node; None when it never reported any."""
+        found = self._node_pods.get((cluster, node))
+        return found[0] if found is not None else None
+
+    def pod_node(self, cluster: str, pod: str) -> str | None:
+        """The node running `pod` ("namespace/name") in `cluster`, as last reported."""
+        found = self._pod_nodes.get((cluster, pod))
+        return found[0] if found is not None else None
 
     def select(self, requirements: tuple[tuple[str, str], ...]) -> list[str]:
         """Names of the clusters whose labels meet every requirement, in name order (cached

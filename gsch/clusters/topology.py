@@ -20,6 +20,9 @@ File format (TOML; see README "Topology files"):
       labels = { "gpu-model" = "rtx6000" }
       taints = [{ key = "dedicated", value = "ml", effect = "NoSchedule" }]
       ready = true
+      running_pods = ["video/camera-1"] # pods already on the node ("namespace/name", or a
+                                        # bare name in "default"), for frompod sources;
+                                        # only on a node with count = 1
 
     [[latency]]                        # round-trip time between clusters, both directions
     between = ["edge-1", "cloud-1"]
@@ -53,6 +56,7 @@ class NodeSpec(msgspec.Struct, forbid_unknown_fields=True):
     labels: dict[str, str] = msgspec.field(default_factory=dict)
     taints: list[Taint] = msgspec.field(default_factory=list)
     ready: bool = True
+    running_pods: list[str] = msgspec.field(default_factory=list)
 
 
 class ClusterSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -82,6 +86,7 @@ class SimNode(msgspec.Struct, frozen=True):
     labels: dict[str, str]
     taints: tuple[Taint, ...]
     ready: bool
+    pods: tuple[str, ...] = ()  # "namespace/name" of the pods running on it
 
 
 class SimCluster(msgspec.Struct, frozen=True):
@@ -126,9 +131,12 @@ def _nodes(cluster: ClusterSpec) -> tuple[SimNode, ...]:
             if spec.count == 1
             else [f"{spec.name}{i}" for i in range(1, spec.count + 1)]
         )
+        if spec.running_pods and spec.count != 1:
+            raise TopologyError(f"{where}: running_pods needs count = 1 (a pod runs on one node)")
+        pods = tuple(pod if "/" in pod else f"default/{pod}" for pod in spec.running_pods)
         for name in names:
             labels = {"kubernetes.io/hostname": name, **spec.labels}
-            nodes.append(SimNode(name, allocatable, labels, tuple(spec.taints), spec.ready))
+            nodes.append(SimNode(name, allocatable, labels, tuple(spec.taints), spec.ready, pods))
     return tuple(nodes)
 
 

@@ -39,6 +39,12 @@ class LevelTrace(msgspec.Struct, frozen=True, omit_defaults=True):
     chosen: str | None = None
     # Per cluster (or "note N" for the level): what the ranking could not measure.
     notes: dict[str, str] = msgspec.field(default_factory=dict)
+    # Fields below came later; their defaults keep older events decoding.
+    used: bool = False  # this level placed the request
+    # Per score plugin, the best few entries (cluster/node, or cluster for a cluster ranking).
+    plugin_scores: dict[str, dict[str, float]] = msgspec.field(default_factory=dict)
+    # The node filters' rejections over the whole level, by reason: "12/40 nodes".
+    filtered: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class Explanation(msgspec.Struct, frozen=True, omit_defaults=True):

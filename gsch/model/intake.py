@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from gsch.model.affinity import node_affinity_of
 from gsch.model.brackets import BracketError, parse_levels
 from gsch.model.request import (
     MODE_ALIASES,
@@ -403,6 +404,7 @@ def _validate(fields: _Fields, request_id: str, rules: IntakeRules) -> Request:
     try:
         check_documents(fields.workload, rules.allowed_kinds)
         demand = demand_of(fields.workload)
+        affinity = node_affinity_of(fields.workload)
     except WorkloadError as exc:
         raise _Invalid(exc.field, exc.problem) from exc
     if max(demand.cpu_m, demand.memory, demand.gpu, demand.pods) > _INT64_MAX:
@@ -424,6 +426,7 @@ def _validate(fields: _Fields, request_id: str, rules: IntakeRules) -> Request:
         workload=fields.workload,
         demand=demand,
         node_selector=node_selector_of(fields.workload),
+        node_affinity=affinity,
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from gsch.model.affinity import Terms
 from gsch.model.resources import Resources
 
 
@@ -103,3 +104,16 @@ class Request(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     workload: tuple[dict[str, Any], ...] = ()
     demand: Resources = Resources()
     node_selector: dict[str, str] = msgspec.field(default_factory=dict)
+    # Required node affinity: terms ORed, requirements of a term ANDed (see model.affinity).
+    node_affinity: Terms = ()
+
+    def pod_key(self, pod: str) -> str:
+        """A pod the request names, as `namespace/name`: a bare name is taken in the
+        request's own namespace (its `namespace`, else `<project>-<workspace>` where gsch
+        applies it, else "default")."""
+        if "/" in pod:
+            return pod
+        namespace = self.namespace
+        if namespace is None and self.project_name and self.workspace_name:
+            namespace = f"{self.project_name}-{self.workspace_name}"
+        return f"{namespace or 'default'}/{pod}"

@@ -3,18 +3,34 @@
 from __future__ import annotations
 
 from gsch.clusters.snapshot import ClusterView, NodeView
+from gsch.model.affinity import term_matches
 from gsch.model.request import Request
+from gsch.policies.rules import PlannerRules
 
 
-def cluster_known(request: Request, cluster: ClusterView | None) -> str | None:
+def cluster_known(request: Request, cluster: ClusterView | None, rules: PlannerRules) -> str | None:
     if cluster is None or not cluster.declared:
         return "unknown cluster"
     return None
 
 
-def cluster_ready(request: Request, cluster: ClusterView | None) -> str | None:
+def cluster_ready(request: Request, cluster: ClusterView | None, rules: PlannerRules) -> str | None:
     if cluster is not None and not cluster.ready:
         return "cluster not ready"
+    return None
+
+
+def project_allowed(
+    request: Request, cluster: ClusterView | None, rules: PlannerRules
+) -> str | None:
+    """GEdge says a request is "restricted to clusters of the user's project" but never checks
+    it; here the configured projects are enforced (none configured: nothing to enforce)."""
+    project = request.project_name
+    if project is None or not rules.projects or cluster is None:
+        return None
+    allowed = rules.projects.get(project)
+    if allowed is None or not allowed.allows(cluster.name, cluster.labels):
+        return f"not allowed for project {project}"
     return None
 
 
@@ -37,6 +53,13 @@ def node_selector(request: Request, node: NodeView) -> str | None:
         if node.labels.get(key) != value:
             return f"node selector {key}={value} does not match"
     return None
+
+
+def node_affinity(request: Request, node: NodeView) -> str | None:
+    terms = request.node_affinity
+    if not terms or any(term_matches(term, node.name, node.labels) for term in terms):
+        return None
+    return "required node affinity does not match"
 
 
 def untolerated_taint(request: Request, node: NodeView) -> str | None:
@@ -83,5 +106,12 @@ def _tolerates(toleration: dict[str, object], key: str, value: str, effect: str)
     return toleration.get("key") == key and toleration.get("value", "") == value
 
 
-COMMON_CLUSTER_FILTERS = (cluster_known, cluster_ready)
-COMMON_NODE_FILTERS = (node_ready, node_pinned, node_selector, untolerated_taint, resource_fit)
+COMMON_CLUSTER_FILTERS = (cluster_known, cluster_ready, project_allowed)
+COMMON_NODE_FILTERS = (
+    node_ready,
+    node_pinned,
+    node_selector,
+    node_affinity,
+    untolerated_taint,
+    resource_fit,
+)

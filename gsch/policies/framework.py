@@ -1,5 +1,5 @@
 """The placement framework, after kube-scheduler's: filters say why a node or cluster is out,
-scorers rank what is left, a profile composes them, and levels are tried in order.
+score plugins rank what is left, a profile composes them, and levels are tried in order.
 
 Two stages, as in GEdge's competition flow: inside one level, each competing cluster is
 filtered, its nodes filtered and scored; the cluster's best node stands for the cluster; the
@@ -9,19 +9,32 @@ profile ranks the clusters; the best one wins. The first level with a winner is 
 from __future__ import annotations
 
 import heapq
-import zlib
-from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 
-from gsch.clusters.snapshot import ClusterSnapshot, ClusterView, NodeView
+from gsch.clusters.snapshot import ClusterSnapshot, ClusterView
 from gsch.model.events import Explanation, LevelTrace, Placement
 from gsch.model.request import Request, is_selector, selector_requirements
+from gsch.policies.rules import DEFAULT_RULES, PlannerRules
+from gsch.policies.search import (
+    Candidate,
+    ClusterFilter,
+    LevelScan,
+    NodeFilter,
+    NodeScorer,
+    ScorePlugin,
+    combined,
+)
+from gsch.policies.tracing import (
+    MAX_LISTED,
+    TOP,
+    level_trace,
+    node_plugin_scores,
+    unplaced_summary,
+)
 
-# A node filter returns None when the node passes, else the reason it is out.
-NodeFilter = Callable[[Request, NodeView], str | None]
-ClusterFilter = Callable[[Request, ClusterView | None], str | None]
-NodeScorer = Callable[[Request, NodeView], float]
+__all__ = ["ClusterFilter", "NodeFilter", "NodeScorer", "ScorePlugin"]
 
 
 @dataclass(frozen=True)
@@ -29,11 +42,16 @@ class Ranking:
     """Scoring that needs more than one node: prepared once per plan from the snapshot (e.g.
     the latencies measured from the request's source)."""
 
-    node_scorer: NodeScorer
+    scorers: tuple[ScorePlugin, ...]  # how nodes are scored inside a cluster
     # Higher is better; None when there is no measurement: such clusters rank last.
     cluster_rank: Callable[[str], float | None]
+    rank_plugin: str  # what the explanation calls the cluster ranking
     unmeasured: str  # what the explanation says about a cluster without a measurement
     notes: tuple[str, ...] = ()  # said once per level (e.g. a source that could not be found)
+    shown: Callable[[float], float] = float  # a rank as the explanation shows it
+    # When set, nothing can be placed (e.g. the source pod is unknown): every cluster of every
+    # level is rejected with this reason, and the request waits for cluster state to tell more.
+    blocked: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,17 +59,33 @@ class Profile:
     name: str
     cluster_filters: Sequence[ClusterFilter]
     node_filters: Sequence[NodeFilter]
-    node_scorer: NodeScorer
+    scorers: tuple[ScorePlugin, ...]
     # When true, clusters of a level are taken in the order the request lists them instead of
     # by score (GSelectedCluster: the user's order is the preference).
     keep_listed_order: bool = False
     # When set, clusters are ranked by what it prepares instead of by their best node's score.
-    prepare: Callable[[Request, ClusterSnapshot], Ranking] | None = None
+    prepare: Callable[[Request, ClusterSnapshot, PlannerRules], Ranking] | None = None
     # When true, a level places one copy on *every* cluster it names, or nothing (GSetClusters).
     every_cluster: bool = False
-    # An upper bound of what any node of a cluster can score, from cluster aggregates: clusters
-    # are then visited best bound first, and the search stops once no unvisited cluster can win.
-    cluster_bound: Callable[[Request, ClusterView], float] | None = None
+    # An upper bound of what any node of a cluster can score, from cluster aggregates, given
+    # the part of the request it depends on (`bound_variant`): clusters are then visited best
+    # bound first, and the search stops once no unvisited cluster can win.
+    cluster_bound: Callable[[Hashable, ClusterView], float] | None = None
+    bound_variant: Callable[[Request], Hashable] | None = None
+    node_scorer: NodeScorer = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "node_scorer", combined(self.scorers))
+
+    @property
+    def searches_by_bound(self) -> bool:
+        return (
+            self.cluster_bound is not None
+            and self.bound_variant is not None
+            and self.prepare is None
+            and not self.keep_listed_order
+            and not self.every_cluster
+        )
 
 
 @dataclass(frozen=True)
@@ -65,232 +99,178 @@ class Decision:
         return bool(self.placements)
 
 
-@dataclass(frozen=True)
-class _Candidate:
-    cluster: str
-    node: NodeView
-    score: float
+# Levels of up to this many clusters are scanned whole, so every cluster gets its own score
+# or reasons in the explanation; larger ones (label selectors over a big fleet) are searched
+# best bound first and the explanation counts the clusters it did not need to visit.
+BOUND_FROM = MAX_LISTED
 
 
-def _best_node(
-    profile: Profile, request: Request, cluster: ClusterView, scorer: NodeScorer
-) -> tuple[_Candidate | None, list[str]]:
-    # The planner's inner loop: plain loops, and the tie hash only when points are equal.
-    rejected: Counter[str] = Counter()
-    filters = profile.node_filters
-    best: _Candidate | None = None
-    best_points = 0
-    best_tie = 0
-    for node in cluster.nodes.values():
-        reason = None
-        for check in filters:
-            reason = check(request, node)
-            if reason is not None:
-                break
-        if reason is not None:
-            rejected[reason] += 1
-            continue
-        score = scorer(request, node)
-        # Scores are compared as whole points, as kube-scheduler's integer node scores are:
-        # nodes within a point of each other tie. Ties are broken by a hash of request and
-        # node: reproducible for a request (a dry run equals the worker's decision), but
-        # different requests spread over the tied nodes instead of all racing competing
-        # workers for the same one (kube-scheduler picks among ties at random).
-        points = round(score)
-        if best is None or points > best_points:
-            best, best_points, best_tie = _Candidate(cluster.name, node, score), points, -1
-        elif points == best_points:
-            if best_tie < 0:
-                best_tie = _tie(request, best.node.name)
-            tie = _tie(request, node.name)
-            if tie < best_tie:
-                best, best_tie = _Candidate(cluster.name, node, score), tie
-    total = len(cluster.nodes)
-    reasons = [f"{count}/{total} nodes: {reason}" for reason, count in rejected.most_common()]
-    if best is None and total == 0:
-        reasons.append("cluster has no nodes")
-    return best, reasons
-
-
-def _tie(request: Request, name: str) -> int:
-    return zlib.crc32(f"{request.request_id}/{name}".encode())
-
-
-def plan(profile: Profile, request: Request, snapshot: ClusterSnapshot) -> Decision:
-    ranking = profile.prepare(request, snapshot) if profile.prepare is not None else None
-    scorer = ranking.node_scorer if ranking is not None else profile.node_scorer
+def plan(
+    profile: Profile,
+    request: Request,
+    snapshot: ClusterSnapshot,
+    rules: PlannerRules = DEFAULT_RULES,
+) -> Decision:
+    ranking = profile.prepare(request, snapshot, rules) if profile.prepare is not None else None
+    plugins = ranking.scorers if ranking is not None else profile.scorers
+    scorer = combined(plugins) if ranking is not None else profile.node_scorer
     traces: list[LevelTrace] = []
     for index, listed in enumerate(request.levels):
-        level, notes = _expand(listed, snapshot)
-        rejections: dict[str, list[str]] = {
-            entry: ["label selector matched no cluster"]
-            for entry, note in notes.items()
-            if note == NO_MATCH
-        }
-        admitted: list[ClusterView] = []
-        for name in level:
-            cluster = snapshot.clusters.get(name)
-            reason = next((r for f in profile.cluster_filters if (r := f(request, cluster))), None)
-            if reason is not None or cluster is None:
-                rejections[name] = [reason or "unknown cluster"]
-            else:
-                admitted.append(cluster)
-        bounded = (
-            profile.cluster_bound is not None
-            and ranking is None
-            and not profile.keep_listed_order
-            and not profile.every_cluster
-            and len(admitted) > BOUND_FROM
-        )
-        if bounded:
-            candidates, skipped = _best_first(profile, request, admitted, scorer, rejections)
-            if skipped:
-                notes["not visited"] = (
-                    f"{skipped} cluster(s) whose best possible score could not win"
-                )
-        else:
-            candidates = []
-            for cluster in admitted:
-                best, reasons = _best_node(profile, request, cluster, scorer)
-                if best is None:
-                    rejections[cluster.name] = reasons
-                else:
-                    candidates.append(best)
+        scan = LevelScan(request, rules, profile.cluster_filters, profile.node_filters, scorer)
+        shown, candidates = _scan_level(profile, ranking, listed, snapshot, scan)
         if ranking is not None:
             ranks = {c.cluster: ranking.cluster_rank(c.cluster) for c in candidates}
-            notes.update({name: ranking.unmeasured for name, rank in ranks.items() if rank is None})
-            notes.update({f"note {i + 1}": note for i, note in enumerate(ranking.notes)})
+            scan.notes.update({n: ranking.unmeasured for n, rank in ranks.items() if rank is None})
+            scan.notes.update({f"note {i + 1}": note for i, note in enumerate(ranking.notes)})
             candidates.sort(key=lambda c: _ranked(ranks[c.cluster], c.cluster))
             scores = {name: round(rank, 3) for name, rank in ranks.items() if rank is not None}
+            by_plugin = {
+                ranking.rank_plugin: {
+                    c.cluster: round(ranking.shown(rank), 3)
+                    for c in candidates[:TOP]
+                    if (rank := ranks[c.cluster]) is not None
+                }
+            }
         else:
             if not profile.keep_listed_order:
                 candidates.sort(key=lambda c: (-c.score, c.cluster))
             scores = {c.cluster: round(c.score, 3) for c in candidates}
-        winner = candidates[0] if candidates else None
-        traces.append(
-            LevelTrace(
-                index=index,
-                # A level resolved to a large part of the fleet is shown as listed (the notes
-                # say what its selectors matched), so decision events stay small.
-                candidates=level if len(level) <= BOUND_FROM else listed,
-                rejections=_capped(rejections, notes),
-                scores=scores,
-                chosen=_chosen(profile, candidates, rejections),
-                notes=notes,
-            )
-        )
-        if profile.every_cluster:
-            if candidates and not rejections:
-                placements = tuple(
-                    Placement(c.cluster, c.node.name, request.demand) for c in candidates
-                )
-                where = ", ".join(f"{p.cluster}/{p.node}" for p in placements)
-                summary = f"level {index + 1} of {len(request.levels)}: {where} ({profile.name})"
-                return Decision(placements, index, Explanation(tuple(traces), summary))
-            continue  # all or nothing: one cluster that cannot take a copy fails the level
-        if winner is not None:
-            placement = Placement(winner.cluster, winner.node.name, request.demand)
-            summary = (
-                f"level {index + 1} of {len(request.levels)}: {winner.cluster}/{winner.node.name}"
-                f" ({profile.name})"
-            )
-            return Decision((placement,), index, Explanation(tuple(traces), summary))
-    summary = "no level could place the request: " + "; ".join(
-        [
-            f"{cluster}: {', '.join(reasons)}"
-            for trace in traces
-            for cluster, reasons in trace.rejections.items()
-        ][:BOUND_FROM]
-    )
-    return Decision((), -1, Explanation(tuple(traces), summary))
+            by_plugin = {}
+        by_plugin.update(node_plugin_scores(request, candidates, plugins))
+        placements = _placements(profile, request, candidates, scan)
+        where = ", ".join(f"{p.cluster}/{p.node}" for p in placements) or None
+        traces.append(level_trace(index, shown, scan, scores, by_plugin, where))
+        if placements:
+            summary = f"level {index + 1} of {len(request.levels)}: {where} ({profile.name})"
+            return Decision(placements, index, Explanation(tuple(traces), summary))
+    return Decision((), -1, Explanation(tuple(traces), unplaced_summary(traces)))
 
 
-# Levels of up to this many clusters are scanned whole, so every cluster gets its own score
-# or reasons in the explanation; larger ones (label selectors over a big fleet) are searched
-# best bound first and the explanation counts the clusters it did not need to visit.
-BOUND_FROM = 64
-
-
-def _capped(rejections: dict[str, list[str]], notes: dict[str, str]) -> dict[str, list[str]]:
-    """At most BOUND_FROM clusters' reasons in an event; the rest summarised in a note."""
-    if len(rejections) <= BOUND_FROM:
-        return rejections
-    names = list(rejections)
-    kept = {name: rejections[name] for name in names[:BOUND_FROM]}
-    rest = Counter("; ".join(rejections[name]) for name in names[BOUND_FROM:])
-    common = "; ".join(f"{reason} ({count})" for reason, count in rest.most_common(3))
-    notes["more rejected"] = f"{len(names) - BOUND_FROM} more clusters rejected: {common}"
-    return kept
-
-
-def _best_first(
+def _scan_level(
     profile: Profile,
-    request: Request,
-    clusters: list[ClusterView],
-    scorer: NodeScorer,
-    rejections: dict[str, list[str]],
-) -> tuple[list[_Candidate], int]:
-    """Branch and bound over a level's clusters: visit them by bound (then name), and stop when
-    no unvisited cluster could beat the best found, which is then exactly the cluster a full
-    scan ranks first (highest score, then smallest name). Cost follows what is visited, not
-    the size of the level."""
+    ranking: Ranking | None,
+    listed: tuple[str, ...],
+    snapshot: ClusterSnapshot,
+    scan: LevelScan,
+) -> tuple[tuple[str, ...], list[Candidate]]:
+    """The level's candidates (each cluster's best node), and the level as the explanation
+    shows it: a level resolved to a large part of the fleet is shown as listed (the notes say
+    what its selectors matched), so decision events stay small."""
+    if profile.searches_by_bound and ranking is None and _matched(listed, snapshot) > BOUND_FROM:
+        found = _search_selection(profile, listed, snapshot, scan)
+        return listed, [found] if found is not None else []
+    level = _expand(listed, snapshot, scan)
+    shown = level if len(level) <= BOUND_FROM else listed
+    if ranking is not None and ranking.blocked is not None:
+        scan.rejections.update({name: [ranking.blocked] for name in level})
+        return shown, []
+    admitted = [
+        cluster for name in level if (cluster := scan.admit(name, snapshot.clusters.get(name)))
+    ]
+    if profile.searches_by_bound and len(admitted) > BOUND_FROM:
+        bound = _bound(profile, scan.request)
+        heap = [(-bound(c), c.name) for c in admitted]
+        heapq.heapify(heap)
+        ordered = (heapq.heappop(heap) for _ in range(len(heap)))
+        found = scan.walk(ordered, snapshot.clusters, admitted=True)
+        _note_unvisited(scan, len(admitted))
+        return shown, [found] if found is not None else []
+    candidates = [found for cluster in admitted if (found := scan.visit(cluster)) is not None]
+    return shown, candidates
+
+
+def _search_selection(
+    profile: Profile, listed: tuple[str, ...], snapshot: ClusterSnapshot, scan: LevelScan
+) -> Candidate | None:
+    """A level whose selectors match many clusters: walk the snapshot's standing rankings of
+    those clusters by bound (kept current from events), merged, so a request costs what it
+    visits and nothing per cluster of the fleet."""
+    bound = _bound(profile, scan.request)
+    key = (profile.name, bound.args[0])
+    orders = []
+    names = []
+    for entry in listed:
+        if is_selector(entry):
+            _note_match(entry, snapshot.select(selector_requirements(entry)), scan)
+            orders.append(snapshot.ranked(selector_requirements(entry), key, bound).order)
+        else:
+            names.append(entry)
+    if names:  # names listed beside selectors: few, ranked here
+        clusters = [c for name in names if (c := snapshot.clusters.get(name)) is not None]
+        orders.append(sorted((-bound(c), c.name) for c in clusters))
+        scan.rejections.update(
+            {n: ["unknown cluster"] for n in names if n not in snapshot.clusters}
+        )
+    found = scan.walk(heapq.merge(*orders), snapshot.clusters)
+    # Clusters two selectors both match count twice here: the count is for reading only.
+    _note_unvisited(scan, sum(len(order) for order in orders))
+    return found
+
+
+def _bound(profile: Profile, request: Request) -> partial[float]:
+    """The profile's cluster bound for this request (its variant of the request fixed)."""
     assert profile.cluster_bound is not None
-    heap = [(-profile.cluster_bound(request, c), c.name, c) for c in clusters]
-    heapq.heapify(heap)
-    best: _Candidate | None = None
-    while heap:
-        negative_bound, name, cluster = heap[0]
-        if best is not None and (-negative_bound, _neg(name)) < (best.score, _neg(best.cluster)):
-            break
-        heapq.heappop(heap)
-        found, reasons = _best_node(profile, request, cluster, scorer)
-        if found is None:
-            rejections[name] = reasons
-        elif best is None or (found.score, _neg(name)) > (best.score, _neg(best.cluster)):
-            best = found
-    return ([best] if best is not None else []), len(heap)
+    assert profile.bound_variant is not None
+    return partial(profile.cluster_bound, profile.bound_variant(request))
 
 
-def _neg(name: str) -> tuple[int, ...]:
-    # Orders names in reverse, so "higher is better" comparisons prefer the smaller name.
-    return tuple(-ord(char) for char in name)
+def _note_unvisited(scan: LevelScan, total: int) -> None:
+    skipped = total - scan.walked
+    if skipped > 0:
+        scan.notes["not visited"] = f"{skipped} cluster(s) whose best possible score could not win"
+
+
+def _matched(listed: tuple[str, ...], snapshot: ClusterSnapshot) -> int:
+    """How many clusters a level names (selectors counted by what they match; an overlap of
+    two selectors counts twice, which only decides how the level is searched)."""
+    return sum(
+        len(snapshot.select(selector_requirements(entry))) if is_selector(entry) else 1
+        for entry in listed
+    )
 
 
 NO_MATCH = "matched no cluster"
 
 
-def _expand(
-    level: tuple[str, ...], snapshot: ClusterSnapshot
-) -> tuple[tuple[str, ...], dict[str, str]]:
+def _expand(level: tuple[str, ...], snapshot: ClusterSnapshot, scan: LevelScan) -> tuple[str, ...]:
     """The clusters a level names: names as listed, label selectors resolved against the
-    snapshot now (so a cluster that joins the fleet is found), without repeats."""
+    snapshot now (so a cluster that joins the fleet is found), without repeats. A selector
+    that matches nothing is a rejection of its own."""
     if not any(is_selector(entry) for entry in level):
-        return level, {}
+        return level
     names: dict[str, None] = {}  # an ordered set
-    notes: dict[str, str] = {}
     for entry in level:
-        matched = snapshot.select(selector_requirements(entry)) if is_selector(entry) else [entry]
-        if is_selector(entry):
-            notes[entry] = _matched_note(matched)
+        if not is_selector(entry):
+            names[entry] = None
+            continue
+        matched = snapshot.select(selector_requirements(entry))
+        _note_match(entry, matched, scan)
         names.update(dict.fromkeys(matched))
-    return tuple(names), notes
+    return tuple(names)
 
 
-def _matched_note(matched: list[str]) -> str:
+def _note_match(entry: str, matched: list[str], scan: LevelScan) -> None:
+    """What a selector matched, for the explanation; matching nothing is a rejection."""
     if not matched:
-        return NO_MATCH
+        scan.notes[entry] = NO_MATCH
+        scan.rejections[entry] = ["label selector matched no cluster"]
+        return
     shown = ", ".join(matched[:5])
-    return f"matched {shown}" if len(matched) <= 5 else f"matched {len(matched)}: {shown}, …"
+    many = len(matched) > 5
+    scan.notes[entry] = f"matched {len(matched)}: {shown}, …" if many else f"matched {shown}"
 
 
-def _chosen(
-    profile: Profile, candidates: list[_Candidate], rejections: dict[str, list[str]]
-) -> str | None:
+def _placements(
+    profile: Profile, request: Request, candidates: list[Candidate], scan: LevelScan
+) -> tuple[Placement, ...]:
     if profile.every_cluster:
-        if not candidates or rejections:
-            return None
-        return ", ".join(f"{c.cluster}/{c.node.name}" for c in candidates)
-    return f"{candidates[0].cluster}/{candidates[0].node.name}" if candidates else None
+        # All or nothing: one cluster that cannot take a copy fails the level.
+        if not candidates or scan.rejections:
+            return ()
+        return tuple(Placement(c.cluster, c.node.name, request.demand) for c in candidates)
+    if not candidates:
+        return ()
+    return (Placement(candidates[0].cluster, candidates[0].node.name, request.demand),)
 
 
 def _ranked(rank: float | None, cluster: str) -> tuple[int, float, str]:

@@ -6,41 +6,43 @@ while deciding). Clusters without a measurement rank after every measured one, a
 explanation says so. Inside the chosen cluster, the nearest node that fits wins (node-to-node
 RTTs from the source node); where those are unknown, the node with most free capacity.
 
-Mode `frompod` needs the node that runs the source pod; that comes with pod inventory from
-Kubernetes member clusters. Until the snapshot knows pods, such a request is placed on listed
-order and its explanation says the source pod could not be found.
+Mode `fromnode` names the source node; mode `frompod` names a pod, resolved to the node that
+runs it through the pods the cluster reported (PodsReported). A pod the snapshot does not know
+is not guessed at: nothing is placed, every cluster says why, and the request is retried when
+cluster state may have caught up (as GEdge fails a frompod request whose pod is not found).
+
+A report older than the configured maximum age ranks nothing. Age is judged against the
+snapshot's clock (the newest event it folded), so a plan is a function of the snapshot alone.
 """
 
 from __future__ import annotations
 
 from gsch.clusters.snapshot import ClusterSnapshot, NodeView
+from gsch.model.events import LatencyReported
 from gsch.model.request import Request
-from gsch.policies.framework import Ranking
+from gsch.policies.framework import Ranking, ScorePlugin
 from gsch.policies.most_requested import free_capacity_score
+from gsch.policies.rules import PlannerRules
 
 # Node scores compare in whole points: a hundredth of a millisecond is one point.
 POINTS_PER_MS = 100.0
 UNMEASURED_NODE = -1e9  # below any measured node; free capacity breaks ties among these
 
 
-def prepare_low_latency(request: Request, snapshot: ClusterSnapshot) -> Ranking:
+def prepare_low_latency(
+    request: Request, snapshot: ClusterSnapshot, rules: PlannerRules
+) -> Ranking:
     source = request.source
-    notes: tuple[str, ...] = ()
-    report = None
-    if source is not None and source.node is not None:
-        report = snapshot.latency.get((source.cluster, source.node))
-        where = f"{source.cluster}/{source.node}"
-        if report is None:
-            notes = (f"no latency reported from source node {where}",)
-    elif source is not None and source.pod is not None:
-        where = f"pod {source.pod} in {source.cluster}"
-        notes = (f"source {where} not found in cluster state (pods are not inventoried yet)",)
-    else:
-        where = "the source"
-        notes = ("the request names no source node",)
+    source_cluster = source.cluster if source is not None else ""
+    source_node, notes, blocked = _source_node(request, snapshot)
+    where = f"{source_cluster}/{source_node}" if source_node else "the source"
+    report = snapshot.latency.get((source_cluster, source_node)) if source_node else None
+    if source_node and report is None:
+        notes = (*notes, f"no latency reported from source node {where}")
+    elif report is not None and (stale := _staleness(report, snapshot, rules)) is not None:
+        notes, report = (*notes, stale), None
     to_clusters = dict(report.to_clusters) if report is not None else {}
     to_nodes = dict(report.to_nodes) if report is not None else {}
-    source_cluster = source.cluster if source is not None else None
 
     def nearest_node(req: Request, node: NodeView) -> float:
         rtt = to_nodes.get(node.name) if node.cluster == source_cluster else None
@@ -53,8 +55,48 @@ def prepare_low_latency(request: Request, snapshot: ClusterSnapshot) -> Ranking:
         return -rtt if rtt is not None else None
 
     return Ranking(
-        node_scorer=nearest_node,
+        scorers=(ScorePlugin(f"nearest node to {where} (-ms x {POINTS_PER_MS:g})", nearest_node),),
         cluster_rank=cluster_rank,
+        rank_plugin=f"latency from {where} (ms)",
+        shown=_negated,
         unmeasured=f"no latency measured from {where}: ranked after measured clusters",
         notes=notes,
+        blocked=blocked,
     )
+
+
+def _source_node(
+    request: Request, snapshot: ClusterSnapshot
+) -> tuple[str | None, tuple[str, ...], str | None]:
+    """The source node, notes about how it was found, and why nothing can be placed (if so)."""
+    source = request.source
+    if source is None:
+        return None, ("the request names no source",), None
+    if source.node is not None:
+        return source.node, (), None
+    if source.pod is None:
+        return None, ("the request names no source node or pod",), None
+    pod = request.pod_key(source.pod)
+    node = snapshot.pod_node(source.cluster, pod)
+    if node is None:
+        reason = f"source pod {pod} is not among the pods cluster {source.cluster} reported"
+        return None, (reason,), reason
+    return node, (f"source pod {pod} runs on {source.cluster}/{node}",), None
+
+
+def _staleness(
+    report: LatencyReported, snapshot: ClusterSnapshot, rules: PlannerRules
+) -> str | None:
+    if rules.max_latency_age is None:
+        return None
+    age = snapshot.clock - report.at
+    if age <= rules.max_latency_age:
+        return None
+    return (
+        f"latency from {report.cluster}/{report.node} is {age:.0f} s older than the newest"
+        f" cluster event (limit {rules.max_latency_age:g} s): treated as unmeasured"
+    )
+
+
+def _negated(rank: float) -> float:
+    return -rank

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gsch.config import IntakeConfig, QueueConfig
+from gsch.config import Config, ConfigError, IntakeConfig, QueueConfig
 from gsch.model.events import Explanation, RequestFailed, RequestRequeued
 from gsch.model.intake import IntakeRules, Rejection, decode_request
-from gsch.model.request import QueueLevel, Request
+from gsch.model.request import SELECTOR_PATTERN, QueueLevel, Request
 from gsch.policies.registry import PROFILES
+from gsch.policies.rules import PlannerRules, ProjectClusters
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,21 @@ def intake_rules(config: IntakeConfig) -> IntakeRules:
     return IntakeRules(
         max_request_bytes=config.max_request_bytes,
         allowed_kinds=frozenset(config.allowed_kinds),
+    )
+
+
+def planner_rules(config: Config) -> PlannerRules:
+    """The rules every plan of this process follows (workers and the dry run alike)."""
+    for name, project in config.projects.items():
+        for selector in project.selectors:
+            if not SELECTOR_PATTERN.match(selector):
+                raise ConfigError(f"projects.{name}.selectors: {selector!r} is not key=value[&…]")
+    return PlannerRules(
+        max_latency_age=config.planner.max_latency_age,
+        projects={
+            name: ProjectClusters.of(project.clusters, project.selectors)
+            for name, project in config.projects.items()
+        },
     )
 
 

@@ -10,6 +10,7 @@ from gsch.model.events import Explanation, Placement
 from gsch.model.intake import IntakeRules, Rejection
 from gsch.policies.framework import plan
 from gsch.policies.registry import PROFILES
+from gsch.policies.rules import DEFAULT_RULES, PlannerRules
 from gsch.scheduler.decide import admit
 
 DRY_RUN_ID = "dry-run"
@@ -26,16 +27,22 @@ class PlanAnswer(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class DryRun:
-    def __init__(self, snapshot: ClusterSnapshot, rules: IntakeRules) -> None:
+    def __init__(
+        self,
+        snapshot: ClusterSnapshot,
+        rules: IntakeRules,
+        planner: PlannerRules = DEFAULT_RULES,
+    ) -> None:
         self.snapshot = snapshot
         self.rules = rules
+        self.planner = planner
 
     def plan(self, data: bytes) -> PlanAnswer | Rejection:
         admitted = admit(data, self.rules, DRY_RUN_ID)
         if isinstance(admitted, Rejection):
             return admitted
         sequence = self.snapshot.last_seq  # planning does not await: the view cannot move
-        decision = plan(PROFILES[admitted.policy], admitted, self.snapshot)
+        decision = plan(PROFILES[admitted.policy], admitted, self.snapshot, self.planner)
         return PlanAnswer(
             request_id=admitted.request_id,
             policy=admitted.policy.value,

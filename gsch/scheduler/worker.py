@@ -75,7 +75,7 @@ from gsch.policies.framework import Decision, Profile, plan
 from gsch.policies.registry import PROFILES
 from gsch.scheduler.blocked import BlockedRequests, Parked, waits_for_capacity
 from gsch.scheduler.cancel import InvalidCancel, cancel_request, decode_cancel
-from gsch.scheduler.decide import RetryPolicy, admit, intake_rules
+from gsch.scheduler.decide import RetryPolicy, admit, intake_rules, planner_rules
 from gsch.scheduler.dispatch import Job, LevelDispatcher
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,7 @@ class Worker:
         self.snapshot = snapshot
         self.name = name
         self.rules = intake_rules(config.intake)
+        self.planner = planner_rules(config)
         self.retry_policy = RetryPolicy.from_config(config.queue)
         self.lease = config.queue.lease_seconds
         # One commit at a time per node from this process: concurrent attempts here would
@@ -218,21 +219,17 @@ class Worker:
         """Plan without the clusters that refused the last binding (by name), falling back
         to all of them when nothing else fits: better the same cluster again than nothing."""
         if avoid:
-            levels = tuple(
-                kept
-                for level in request.levels
-                if (kept := tuple(c for c in level if c not in avoid))
-            )
+            kept = (tuple(c for c in level if c not in avoid) for level in request.levels)
+            levels = tuple(level for level in kept if level)
             if levels:  # an empty list would mean "every cluster"
-                decision = plan(
-                    profile, msgspec.structs.replace(request, levels=levels), self.snapshot
-                )
+                elsewhere = msgspec.structs.replace(request, levels=levels)
+                decision = plan(profile, elsewhere, self.snapshot, self.planner)
                 if decision.placed:
                     return decision
-        return plan(profile, request, self.snapshot)
+        return plan(profile, request, self.snapshot, self.planner)
 
     def _dry_plan(self, request: Request) -> tuple[Placement, ...]:
-        return plan(PROFILES[request.policy], request, self.snapshot).placements
+        return plan(PROFILES[request.policy], request, self.snapshot, self.planner).placements
 
     def _wake(self, parked: Parked) -> None:
         if self._stop.is_set():

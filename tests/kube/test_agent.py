@@ -64,7 +64,8 @@ async def test_agent_publishes_inventory_and_latency_and_binds_over_nats(
             return (
                 isinstance(event, LatencyReported)
                 and "kb" in event.to_clusters
-                and ("ka-n2" in event.to_nodes)
+                and "kb" in event.to_clusters_p95
+                and {"ka-n1", "ka-n2"} <= set(event.to_nodes)
             )
 
         await eventually(measured)

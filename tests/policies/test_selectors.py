@@ -104,10 +104,14 @@ def test_a_level_over_a_large_fleet_keeps_its_explanation_small() -> None:
 
     fleet = tiered(**{f"near{i:04d}": {"tier": "near-edge"} for i in range(400)})
     decision = plan(MOST, request((("tier=near-edge",),), cpu=64), snapshot_of(fleet))
-    assert not decision.placed  # 2-cpu nodes everywhere: every cluster is visited and rejected
+    # 2-cpu nodes everywhere: every cluster is rejected, on its aggregates alone.
+    assert not decision.placed
     trace = decision.explanation.levels[0]
     assert trace.candidates == ("tier=near-edge",)
     assert len(trace.rejections) == 64
-    assert trace.notes["more rejected"].startswith("336 more clusters rejected: 1/1 nodes:")
+    assert trace.notes["more rejected"] == (
+        "336 more clusters rejected: insufficient cpu on every ready node (336)"
+    )
+    assert trace.filtered == {}  # no node was looked at
     assert "matched 400:" in trace.notes["tier=near-edge"]
     assert len(msgspec.json.encode(decision.explanation)) < 16_000
