@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import aiohttp
 import msgspec
+import nats.errors
+import nats.js.errors
 from nats.aio.client import Client
 
 from gsch.eventstore.subjects import INTAKE_SUBJECT
@@ -15,13 +19,25 @@ class ApiError(Exception):
     """The API answered with an error; the message carries its reason."""
 
 
-async def publish_request(nc: Client, body: bytes, request_id: str | None) -> int:
+async def publish_request(
+    nc: Client, body: bytes, request_id: str | None, *, patience: float = 60.0
+) -> int:
     """Publish one request; JetStream's acknowledgement means it will settle. Returns the
-    intake sequence. The request id doubles as the de-duplication id."""
+    intake sequence. The request id doubles as the de-duplication id, which makes it safe
+    to publish again when no acknowledgement came (a server restarting, a cluster electing
+    a new leader): the stream keeps one copy. Without an id a retry could duplicate the
+    request, so it is not retried."""
     headers = {"Nats-Msg-Id": request_id} if request_id else None
     js = nc.jetstream()
-    ack = await js.publish(INTAKE_SUBJECT, body, headers=headers, timeout=10)
-    return int(ack.seq)
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            ack = await js.publish(INTAKE_SUBJECT, body, headers=headers, timeout=5)
+            return int(ack.seq)
+        except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError):
+            if request_id is None or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
 
 
 async def api_get(base_url: str, path: str, **params: Any) -> Any:
