@@ -4,13 +4,16 @@ placed twice, no node over its allocatable, no capacity left reserved by a final
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import random
+import signal
 from pathlib import Path
 
 import nats
 import pytest
 
-from gsch.audit import AuditReport
+from gsch.audit import AuditReport, audit
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.subjects import request_history
 from gsch.model.events import RequestCancelled
@@ -252,5 +255,41 @@ async def test_flaky_and_unreachable_clusters_bindings_retried_elsewhere(
         failed = [r for r, s in report.requests.items() if s.state.value == "failed"]
         assert len(failed) <= total // 100, [report.requests[r].reasons for r in failed]
     finally:
+        await nc.close()
+        await fleet.stop()
+
+
+async def test_hung_worker_loses_its_lease_and_cannot_commit_over_the_new_owner(
+    tmp_path: Path, nats_server: NatsServer, store: EventStore
+) -> None:
+    """A worker frozen (SIGSTOP) while holding requests stops renewing its leases; another
+    worker takes them over. Thawed, the first worker's pending commits are refused by their
+    conditions: nothing is placed twice."""
+    total = 2000
+    fleet = Fleet(tmp_path, nats_server.url)
+    await fleet.start_binder("20x10")
+    frozen = await fleet.start_worker()
+    await wait_inventory(store, 200)
+    nc = await nats.connect(nats_server.url)
+    pid = frozen.pid
+    assert pid is not None
+    try:
+        await publish_all(nc, bodies("hung", total))
+        async with asyncio.timeout(60):
+            while len((await audit(store)).requests) < 100:  # it is busy placing
+                await asyncio.sleep(0.05)
+        os.kill(pid, signal.SIGSTOP)
+        await fleet.start_worker()
+        report = await wait_settled(store, total, timeout=120)
+        os.kill(pid, signal.SIGCONT)
+        await asyncio.sleep(3.0)  # let the thawed worker try to finish what it held
+        report = await audit(store)
+        assert_sound(report, total, fleet)
+        assert report.states["bound"] == total
+        intake = await store.js.consumer_info("GSCH_INTAKE", "gsch-intake")
+        assert intake.delivered.consumer_seq > total, "the frozen worker held nothing"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
         await nc.close()
         await fleet.stop()
