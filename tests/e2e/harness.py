@@ -64,7 +64,8 @@ class Fleet:
         )
 
 
-def pod_request(request_id: str, levels: list[Any], cpu: str = "100m") -> bytes:
+def pod_request(request_id: str, levels: list[Any], cpu: str = "100m", **fields: Any) -> bytes:
+    """A one-pod request; `fields` add or replace top-level request fields."""
     return msgspec.json.encode(
         {
             "request_id": request_id,
@@ -84,6 +85,7 @@ def pod_request(request_id: str, levels: list[Any], cpu: str = "100m") -> bytes:
                     ]
                 },
             },
+            **fields,
         }
     )
 
@@ -121,6 +123,14 @@ async def wait_inventory(store: EventStore, nodes: int, timeout: float = 60.0) -
 async def publish_all(nc: Client, bodies: list[tuple[str, bytes]]) -> None:
     for request_id, body in bodies:
         await publish_request(nc, body, request_id)
+
+
+def assert_sound(report: AuditReport, expected: int, fleet: Fleet) -> None:
+    """Every request terminal, none placed twice, no node over its allocatable, nothing left
+    reserved by a final request: the invariants, from the log alone."""
+    assert len(report.requests) == expected, fleet.logs()
+    assert report.unsettled == [], (report.summary(), fleet.logs())
+    assert report.ok, report.summary()
 
 
 async def wait_settled(store: EventStore, expected: int, timeout: float) -> AuditReport:

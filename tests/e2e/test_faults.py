@@ -18,6 +18,7 @@ from gsch.model.events import PlacementCommitted
 from tests.conftest import NatsServer
 from tests.e2e.harness import (
     Fleet,
+    assert_sound,
     generated_levels,
     pod_request,
     publish_all,
@@ -26,14 +27,6 @@ from tests.e2e.harness import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-def assert_sound(report, expected: int, fleet: Fleet) -> None:  # type: ignore[no-untyped-def]
-    assert len(report.requests) == expected, fleet.logs()
-    assert report.unsettled == [], (report.summary(), fleet.logs())
-    assert report.double_placements == []
-    assert report.overcommits == []
-    assert report.duplicate_reservations == []
 
 
 async def test_kill_9_one_of_three_workers_mid_run(

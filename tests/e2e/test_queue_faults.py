@@ -13,7 +13,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from gsch.audit import AuditReport, audit
+from gsch.audit import audit
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.subjects import request_history
 from gsch.model.events import RequestCancelled
@@ -22,6 +22,7 @@ from tests.conftest import NatsServer
 from tests.e2e.cluster import NatsCluster
 from tests.e2e.harness import (
     Fleet,
+    assert_sound,
     generated_levels,
     pod_request,
     publish_all,
@@ -30,12 +31,6 @@ from tests.e2e.harness import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-def assert_sound(report: AuditReport, expected: int, fleet: Fleet) -> None:
-    assert len(report.requests) == expected, fleet.logs()
-    assert report.unsettled == [], (report.summary(), fleet.logs())
-    assert report.ok, report.summary()
 
 
 def bodies(prefix: str, total: int) -> list[tuple[str, bytes]]:

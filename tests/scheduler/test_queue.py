@@ -18,6 +18,7 @@ from gsch.eventstore.subjects import request_history
 from gsch.model.events import RequestAccepted, RequestFailed, RequestRequeued
 from gsch.model.states import State
 from gsch.scheduler.cancel import CANCEL_SUBJECT, cancel_request
+from tests.e2e.harness import pod_request
 from tests.scheduler.test_pipeline import running, until
 
 # One cluster with one 2-CPU node: two 1.5-CPU pods cannot both run.
@@ -60,23 +61,7 @@ def small_config(tmp_path: Path, url: str, **queue: object) -> Config:
 
 
 def pod(request_id: str, cpu: str, **fields: Any) -> bytes:
-    body = {
-        "request_id": request_id,
-        "policy": "GMostRequestedPriority",
-        "select_clusters": ["solo"],
-        "workload": {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": request_id},
-            "spec": {
-                "containers": [
-                    {"name": "c", "image": "busybox", "resources": {"requests": {"cpu": cpu}}}
-                ]
-            },
-        },
-        **fields,
-    }
-    return msgspec.json.encode(body)
+    return pod_request(request_id, ["solo"], cpu, **fields)
 
 
 async def publish(url: str, *bodies: tuple[str, bytes]) -> None:
