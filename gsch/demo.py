@@ -28,7 +28,11 @@ from gsch.logs import setup_logging
 from gsch.observe import RequestTracker
 from gsch.procs import ChildProcess, serve_args
 from gsch.samples import SampleRequests, encode, request_id_of
+from gsch.scheduler.cancel import cancel_request
 from gsch.service import Running, default_topology_path, parse_listen, serve
+
+CANCEL_EVERY = 40  # one request in forty is cancelled shortly after it was published
+STATES = ("queued", "scheduling", "scheduled", "bound", "failed", "cancelled", "rejected")
 
 
 def say(text: str) -> None:
@@ -98,6 +102,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     nc = await nats.connect(running.nats_url)
     samples = SampleRequests(topology)
     submitted: set[str] = set()
+    cancelling: list[str] = []
     published = 0
     try:
         begin = time.monotonic()
@@ -110,6 +115,11 @@ async def run_demo(args: argparse.Namespace) -> int:
             published += 1
             if request_id:
                 submitted.add(request_id)
+                cancelling.append(request_id)
+            if published % CANCEL_EVERY == 0 and cancelling:
+                # A user changing their mind about a request published a moment ago,
+                # whatever state it has reached by now.
+                await cancel_request(running.store, cancelling[-3], "demo: cancelled by the user")
             if time.monotonic() >= next_report:
                 _progress(tracker, published, time.monotonic() - begin)
                 next_report += 1.0
@@ -143,10 +153,7 @@ async def run_demo(args: argparse.Namespace) -> int:
 
 def _progress(tracker: RequestTracker, published: int, elapsed: float) -> None:
     counts = tracker.counts()
-    parts = " ".join(
-        f"{state}={counts.get(state, 0)}"
-        for state in ("queued", "scheduling", "scheduled", "bound", "failed", "rejected")
-    )
+    parts = " ".join(f"{state}={counts.get(state, 0)}" for state in STATES)
     say(f"t={elapsed:5.1f}s published={published} {parts}")
 
 
@@ -160,7 +167,7 @@ def _summary(tracker: RequestTracker, published: int, api_url: str | None) -> No
     say("")
     say("summary")
     say(f"  published:  {published} (requests in the log: {len(tracker.requests)})")
-    for state in ("bound", "failed", "rejected", "queued", "scheduling", "scheduled"):
+    for state in ("bound", "failed", "cancelled", "rejected", "queued", "scheduling", "scheduled"):
         if counts.get(state):
             say(f"  {state + ':':11} {counts[state]}")
     by_policy: dict[str, int] = {}
