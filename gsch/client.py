@@ -7,6 +7,8 @@ from typing import Any
 import aiohttp
 import msgspec
 from nats.aio.client import Client
+from nats.js.api import PubAck
+from nats.js.client import JetStreamContext
 
 from gsch.eventstore.subjects import INTAKE_SUBJECT
 
@@ -17,11 +19,15 @@ class ApiError(Exception):
 
 async def publish_request(nc: Client, body: bytes, request_id: str | None) -> int:
     """Publish one request; JetStream's acknowledgement means it will settle. Returns the
-    intake sequence. The request id doubles as the de-duplication id."""
-    headers = {"Nats-Msg-Id": request_id} if request_id else None
-    js = nc.jetstream()
-    ack = await js.publish(INTAKE_SUBJECT, body, headers=headers, timeout=10)
+    intake sequence."""
+    ack = await publish_intake(nc.jetstream(), body, request_id)
     return int(ack.seq)
+
+
+async def publish_intake(js: JetStreamContext, body: bytes, request_id: str | None) -> PubAck:
+    """The request id doubles as the de-duplication id (`ack.duplicate` within the window)."""
+    headers = {"Nats-Msg-Id": request_id} if request_id else None
+    return await js.publish(INTAKE_SUBJECT, body, headers=headers, timeout=10)
 
 
 async def api_get(base_url: str, path: str, **params: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gsch.api.app import make_app
+from gsch.config import ApiConfig
 from gsch.eventstore.store import EventStore
 from gsch.metrics import HTTP_REQUESTS
 from gsch.model.request import Policy
@@ -212,12 +214,21 @@ async def test_min_seq_waits_for_the_projection(api: Api) -> None:
     assert body["sequence"] >= target
 
 
-async def test_min_seq_gives_up_with_504(api: Api) -> None:
+async def test_min_seq_out_of_reach_answers_stale_with_a_flag(api: Api) -> None:
     started = asyncio.get_running_loop().time()
-    body = await api.get(f"/v1/clusters?min_seq={api.last + 100}", status=504)
+    response = await api.client.get(f"/v1/clusters?min_seq={api.last + 100}")
+    body = await response.json()
+    assert response.status == 200, body
     assert 1.9 <= asyncio.get_running_loop().time() - started < 6
-    assert f"did not reach sequence {api.last + 100}" in body["error"]["reason"]
-    assert body["sequence"] == api.last
+    assert response.headers["X-Gsch-Stale"] == "true"
+    assert body["sequence"] == api.last < api.last + 100
+    missing = await api.client.get(f"/v1/requests/later?min_seq={api.last + 100}")
+    reason = (await missing.json())["error"]["reason"]
+    assert missing.status == 404
+    assert missing.headers["X-Gsch-Stale"] == "true"
+    assert f"had not reached min_seq {api.last + 100}" in reason
+    fresh = await api.client.get(f"/v1/clusters?min_seq={api.last}")
+    assert "X-Gsch-Stale" not in fresh.headers
 
 
 @pytest.mark.parametrize(
@@ -263,7 +274,7 @@ async def test_health_and_metrics(api: Api) -> None:
     assert ready == {
         "ready": True, "reason": None, "stream_sequence": api.last, "sequence": api.last
     }  # fmt: skip
-    route = HTTP_REQUESTS.labels(route="/v1/requests/{id}", code="404")
+    route = HTTP_REQUESTS.labels(route="/v1/requests/{id}", method="GET", code="404")
     before = route._value.get()
     await api.get("/v1/requests/a", status=404)
     await api.get("/v1/requests/b", status=404)
@@ -272,7 +283,7 @@ async def test_health_and_metrics(api: Api) -> None:
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/plain; version=")
     text = await response.text()
-    assert 'gsch_http_requests_total{code="404",route="/v1/requests/{id}"}' in text
+    assert 'gsch_http_requests_total{code="404",method="GET",route="/v1/requests/{id}"}' in text
     assert f"gsch_projection_last_applied_sequence {float(api.last)}" in text
     assert "/v1/requests/a" not in text
 
@@ -327,10 +338,15 @@ ENDPOINTS = [
 
 
 async def answers(client: TestClient[Any, Any], paths: list[str]) -> dict[str, Any]:
+    """Status, sequence and body of each path. A continue token carries its expiry time, so
+    only whether there is one is compared (the key it holds is checked by following it)."""
     found: dict[str, Any] = {}
     for path in paths:
         response = await client.get(path)
-        found[path] = (response.status, response.headers[SEQ], await response.read())
+        body = await response.read()
+        if path.startswith("/v1/requests?"):
+            body = re.sub(rb'"continue":"[^"]+"', b'"continue":"..."', body)
+        found[path] = (response.status, response.headers[SEQ], body)
     return found
 
 
@@ -343,16 +359,19 @@ async def test_rebuilt_read_model_answers_byte_for_byte_the_same(
     await log.accept("req-fast", policy=Policy.BIN_PACK, fast=True)
     last = await log.claim("req-fast")
     db_path = tmp_path / "model.sqlite"
+    secret = tmp_path / "continue.secret"
+    secret.write_text("shared by every API replica")
+    config = ApiConfig(continue_secret_file=str(secret))
     async with running(Projector(store, db_path)) as projector:
         assert await projector.wait_for(last, 10)
-        async with serving(make_app(projector)) as client:
+        async with serving(make_app(projector, config=config)) as client:
             paths = [*ENDPOINTS, *await continuation_pages(client)]
             before = await answers(client, paths)
     assert await rebuild(store, db_path) == last
     projector = Projector(store, db_path)
     await projector.open()
     try:
-        async with serving(make_app(projector)) as client:
+        async with serving(make_app(projector, config=config)) as client:
             after = await answers(client, paths)
     finally:
         await projector.close()
