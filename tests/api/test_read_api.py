@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,35 +16,8 @@ from gsch.eventstore.store import EventStore
 from gsch.metrics import HTTP_REQUESTS
 from gsch.model.request import Policy
 from gsch.projections.projector import Projector, rebuild
+from tests.api.conftest import SEQ, Api
 from tests.projections.scenario import GI, Log, running, serving, write_scenario
-
-SEQ = "X-Gsch-Sequence"
-
-
-@dataclass
-class Api:
-    client: TestClient[Any, Any]
-    log: Log
-    projector: Projector
-    last: int
-
-    async def get(self, path: str, status: int = 200) -> Any:
-        response = await self.client.get(path)
-        body = await response.json()
-        assert response.status == status, body
-        assert response.content_type == "application/json"
-        assert int(response.headers[SEQ]) == body["sequence"]
-        return body
-
-
-@pytest.fixture
-async def api(store: EventStore, tmp_path: Path) -> AsyncIterator[Api]:
-    log = Log(store)
-    last = await write_scenario(log)
-    async with running(Projector(store, tmp_path / "model.sqlite")) as projector:
-        assert await projector.wait_for(last, 10)
-        async with serving(make_app(projector, store=store, max_wait=2.0)) as client:
-            yield Api(client, log, projector, last)
 
 
 async def test_a_bound_request(api: Api) -> None:
