@@ -9,6 +9,7 @@ never request ids, node names or raw paths. Member clusters are `member_cluster`
 from __future__ import annotations
 
 import platform
+from collections.abc import Collection, Iterable
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
@@ -101,3 +102,28 @@ CLUSTER_RESERVED = Gauge(
     "Resources of a member cluster reserved by gsch placements (cpu in cores, memory in bytes)",
     ["member_cluster", "tier", "resource", "unit"],
 )
+
+# The closed label sets, so that every series exists (at 0) from the start: a rate over a
+# series that is missing is no data, not zero, and a dashboard cannot tell it from breakage.
+ATTEMPT_RESULTS = ("scheduled", "unschedulable", "error")
+CONFLICT_SCOPES = ("request", "node", "node_seen")
+RETRY_REASONS = ("unschedulable", "commit_conflicts", "binding_failed")
+E2E_STAGES = ("scheduled", "bound", "finished")
+
+
+def initialise_labels(policies: Iterable[str], roles: Collection[str]) -> None:
+    """Create the series of the closed label sets for what a process of `roles` does."""
+    if "worker" in roles:
+        for policy in policies:
+            for result in ATTEMPT_RESULTS:
+                SCHEDULE_ATTEMPTS.labels(result=result, policy=policy)
+            for result in ATTEMPT_RESULTS[:2]:
+                ATTEMPT_DURATION.labels(result, policy)
+        for scope in CONFLICT_SCOPES:
+            COMMIT_CONFLICTS.labels(scope=scope)
+    if {"worker", "binder"} & set(roles):
+        for reason in RETRY_REASONS:
+            RETRIES.labels(reason=reason)
+    if {"worker", "binder", "api"} & set(roles):
+        for stage in E2E_STAGES:
+            E2E_DURATION.labels(stage=stage)

@@ -26,6 +26,8 @@ from gsch.connection import connect
 from gsch.embedded import EmbeddedNats
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import apply_declarations, load_declarations
+from gsch.metrics import initialise_labels
+from gsch.policies.registry import PROFILES
 from gsch.scheduler.decide import intake_rules
 from gsch.scheduler.dryrun import DryRun
 from gsch.scheduler.worker import Worker
@@ -112,6 +114,7 @@ async def serve(
     config.data_path.mkdir(parents=True, exist_ok=True)
     # `_created` series double what Prometheus stores and no dashboard reads them.
     disable_created_metrics()  # type: ignore[no-untyped-call]
+    initialise_labels([policy.value for policy in PROFILES], roles)
     name = f"gsch-{'+'.join(sorted(roles))}-{socket.gethostname()}-{os.getpid()}"
     async with AsyncExitStack() as stack:
         nc, url, embedded = await stack.enter_async_context(nats_connection(config, name))
