@@ -33,7 +33,8 @@ class Panel:
 
 def quantiles(metric: str, by: str, selector: str = "") -> tuple[tuple[str, str], ...]:
     """p50 and p99 of a histogram, per `by`."""
-    rated = f"sum by (le{', ' + by if by else ''}) (rate({metric}_bucket{{{selector}}}{RATE}))"
+    series = f"{metric}_bucket{{{selector}}}" if selector else f"{metric}_bucket"
+    rated = f"sum by (le{', ' + by if by else ''}) (rate({series}{RATE}))"
     legend = f"{{{{{by}}}}} " if by else ""
     return tuple(
         (f"histogram_quantile({q}, {rated})", f"{legend}p{int(q * 100)}") for q in (0.5, 0.99)
