@@ -83,8 +83,9 @@ class ApiConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_body_bytes: int = 1048576  # larger request bodies answer 413
     max_wait: float = 10.0  # the longest a `?min_seq=` read waits for the projection
     submit_wait: float = 5.0  # how long POST /v1/requests waits for the request's first event
-    continue_ttl: float = 3600.0  # seconds a `continue` token stays valid (then 410)
-    continue_secret_file: str | None = None  # shared by API replicas; None: one per process
+    # A `continue` token expires (410) once the log has moved on by this many events.
+    continue_window: int = 1_000_000
+    continue_secret_file: str | None = None  # None: tamper-evident but forgeable tokens
     watch_heartbeat: float = 15.0  # seconds between SSE heartbeats on an idle change feed
     watch_max_seconds: float = 3600.0  # an SSE stream ends after this; clients resume
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)

@@ -78,7 +78,7 @@ HTTP_REQUESTS = Counter(
 )
 HTTP_DURATION = Histogram(
     "gsch_http_request_duration_seconds",
-    "Time to answer an HTTP request (to the start of the body for change feeds)",
+    "Time to answer an HTTP request (change feeds, which stream, are not timed)",
     ["route", "method"],
     buckets=HTTP_BUCKETS,
 )

@@ -42,7 +42,7 @@ def make_app(
     tokens = tokens if tokens is not None else Tokens.from_config(config.auth)
     secret = read_secret(config.continue_secret_file)
     reader = ReadModel(projector.db_path, projector.stream, connections=read_connections)
-    cursors = Cursors(secret.encode() if secret else None, config.continue_ttl)
+    cursors = Cursors(secret.encode() if secret else None, config.continue_window)
     operations: list[Operation] = [
         *ReadRoutes(projector, reader, cursors, store, first_after_failures).operations(),
         *WatchRoutes(

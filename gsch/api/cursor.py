@@ -1,10 +1,12 @@
-"""`continue` tokens: the sort key of the last item of a page, signed and with an expiry.
+"""`continue` tokens: the sort key of the last item of a page, signed, bound to its query, and
+too old (410) once the log has moved on by more than a window of events.
 
 Pages are keyset pages (`submitted_seq > key`), never offsets, so requests that arrive or
-change state between two pages neither repeat nor vanish. The token is opaque to clients but
-not secret: it is tamper-evident (HMAC-SHA256), bound to the query it continues (changing a
-filter between pages is a 400, not a silently different listing) and expires (410), as
-Kubernetes' continue tokens do.
+change state between two pages neither repeat nor vanish. A token is opaque to clients and
+tamper-evident (HMAC-SHA256): changing its key or using it with other filters is a 400, not a
+silently different listing. It ages by the log, as a Kubernetes resourceVersion does, not by
+the clock: the same log gives the same tokens, so a rebuilt read model, or another API replica
+with the same secret, answers byte for byte the same.
 """
 
 from __future__ import annotations
@@ -13,46 +15,42 @@ import base64
 import binascii
 import hashlib
 import hmac
-import secrets
-import time
-from collections.abc import Callable
 
 import msgspec
 
 from gsch.api.http import ApiError
 
 _MAC_BYTES = 16
+# Without `api.continue_secret_file` the key is public: tokens are then tamper-evident but
+# forgeable, which grants nothing (a token only positions a listing the caller may read).
+_DEFAULT_KEY = b"gsch continue tokens"
 
 
 class _Cursor(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
     key: int  # the sort key of the last item returned
     query: str  # digest of the filters and order the token continues
-    expires: float  # unix time
+    issued: int  # the stream sequence of the page that issued it
 
 
 _decoder = msgspec.json.Decoder(_Cursor)
 _NOT_OURS = (
     "query parameter 'continue' is not a token this API issued for this query (altered,"
-    " issued for other filters, or by an API process with another continue secret)"
+    " issued for other filters, or by an API with another continue secret)"
 )
 
 
 class Cursors:
-    def __init__(
-        self, secret: bytes | None, ttl: float, clock: Callable[[], float] = time.time
-    ) -> None:
-        # A per-process secret is fine for one API process; replicas behind one address
-        # must share `api.continue_secret_file`.
-        self._secret = secret or secrets.token_bytes(32)
-        self._ttl = ttl
-        self._clock = clock
+    def __init__(self, secret: bytes | None, window: int) -> None:
+        self._secret = secret or _DEFAULT_KEY
+        self._window = window
 
-    def issue(self, key: int, query: str) -> str:
-        payload = msgspec.json.encode(_Cursor(key, query, round(self._clock() + self._ttl, 3)))
+    def issue(self, key: int, query: str, sequence: int) -> str:
+        payload = msgspec.json.encode(_Cursor(key, query, sequence))
         return f"{_b64(payload)}.{_b64(self._mac(payload))}"
 
-    def open(self, token: str, query: str) -> int:
-        """The key a token continues from; 400 when it is not ours, 410 when it expired."""
+    def open(self, token: str, query: str, sequence: int) -> int:
+        """The key a token continues from, read at `sequence`; 400 when the token is not
+        ours, 410 when the log has moved on by more than the window since it was issued."""
         payload_text, dot, mac_text = token.partition(".")
         try:
             payload, mac = _unb64(payload_text), _unb64(mac_text)
@@ -66,11 +64,12 @@ class Cursors:
             raise ApiError(400, _NOT_OURS) from None
         if cursor.query != query:
             raise ApiError(400, _NOT_OURS)
-        if cursor.expires < self._clock():
+        if sequence - cursor.issued > self._window:
             raise ApiError(
                 410,
-                "the continue token has expired; list again from the first page"
-                f" (tokens are valid for {self._ttl:g} s)",
+                f"the continue token has expired: it was issued at sequence {cursor.issued}"
+                f" and the log has moved on by more than {self._window} events since; list"
+                " again from the first page",
             )
         return cursor.key
 

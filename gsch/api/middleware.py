@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from gsch.api import params
-from gsch.api.http import SEQUENCE_HEADER, STALE_HEADER, ApiError, error_response
+from gsch.api.http import JSON, SEQUENCE_HEADER, STALE_HEADER, ApiError, error_response
 from gsch.metrics import HTTP_DURATION, HTTP_REQUESTS
 from gsch.projections.projector import Projector
 from gsch.projections.reader import ReadModelUnavailableError
@@ -32,7 +32,8 @@ async def count_requests(request: web.Request, handler: Handler) -> web.StreamRe
     route = resource.canonical if resource is not None else UNMATCHED
     method = request.method if request.method in _METHODS else "other"
     HTTP_REQUESTS.labels(route=route, method=method, code=str(response.status)).inc()
-    HTTP_DURATION.labels(route=route, method=method).observe(time.perf_counter() - started)
+    if isinstance(response, web.Response):  # not a change feed, which lasts as long as it likes
+        HTTP_DURATION.labels(route=route, method=method).observe(time.perf_counter() - started)
     return response
 
 
@@ -90,12 +91,14 @@ def read_your_writes(projector: Projector, max_wait: float) -> Middleware:
 
 @web.middleware
 async def etags(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A strong ETag on every complete GET answer; `If-None-Match` with it gives a 304."""
+    """A strong ETag on every complete JSON answer to a GET; `If-None-Match` with it gives
+    a 304 (its sequence header included)."""
     response = await handler(request)
     if (
         request.method not in ("GET", "HEAD")
         or response.status != 200
         or not isinstance(response, web.Response)
+        or response.content_type != JSON
         or response.body is None
         or not isinstance(response.body, bytes)
     ):

@@ -130,12 +130,14 @@ class ReadRoutes:
         limit = params.integer(query, "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
         digest = query_digest(where, order)
         token = params.single(query, "continue")
-        after = self._cursors.open(token, digest) if token else None
         async with self._reader.snapshot() as snapshot:
+            after = self._cursors.open(token, digest, snapshot.sequence) if token else None
             items, next_after = await snapshot.requests(
                 where, after=after, limit=limit, newest_first=order == "newest"
             )
-        following = self._cursors.issue(next_after, digest) if next_after is not None else None
+        following = None
+        if next_after is not None:
+            following = self._cursors.issue(next_after, digest, snapshot.sequence)
         page = RequestPage(items=tuple(items), continue_=following, sequence=snapshot.sequence)
         return json_response(page, snapshot.sequence)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from pathlib import Path
 from typing import Any
 
@@ -309,15 +308,10 @@ ENDPOINTS = [
 
 
 async def answers(client: TestClient[Any, Any], paths: list[str]) -> dict[str, Any]:
-    """Status, sequence and body of each path. A continue token carries its expiry time, so
-    only whether there is one is compared (the key it holds is checked by following it)."""
     found: dict[str, Any] = {}
     for path in paths:
         response = await client.get(path)
-        body = await response.read()
-        if path.startswith("/v1/requests?"):
-            body = re.sub(rb'"continue":"[^"]+"', b'"continue":"..."', body)
-        found[path] = (response.status, response.headers[SEQ], body)
+        found[path] = (response.status, response.headers[SEQ], await response.read())
     return found
 
 
@@ -332,7 +326,7 @@ async def test_rebuilt_read_model_answers_byte_for_byte_the_same(
     db_path = tmp_path / "model.sqlite"
     secret = tmp_path / "continue.secret"
     secret.write_text("shared by every API replica")
-    config = ApiConfig(continue_secret_file=str(secret))
+    config = ApiConfig(continue_secret_file=str(secret))  # continue tokens are the same too
     async with running(Projector(store, db_path)) as projector:
         assert await projector.wait_for(last, 10)
         async with serving(make_app(projector, config=config)) as client:
