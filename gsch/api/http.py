@@ -8,6 +8,7 @@ from aiohttp import web
 SEQUENCE_HEADER = "X-Gsch-Sequence"
 # Set on an answer that had to be given before the read model reached the `min_seq` asked for.
 STALE_HEADER = "X-Gsch-Stale"
+STALE = web.RequestKey("stale", int)  # on such a request: the min_seq it did not reach
 JSON = "application/json"
 
 _encoder = msgspec.json.Encoder()

@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from gsch.api import params
-from gsch.api.http import JSON, SEQUENCE_HEADER, STALE_HEADER, ApiError, error_response
+from gsch.api.http import JSON, SEQUENCE_HEADER, STALE, STALE_HEADER, ApiError, error_response
 from gsch.metrics import HTTP_DURATION, HTTP_REQUESTS
 from gsch.projections.projector import Projector
 from gsch.projections.reader import ReadModelUnavailableError
@@ -18,7 +18,6 @@ from gsch.projections.reader import ReadModelUnavailableError
 log = logging.getLogger(__name__)
 
 UNMATCHED = "unmatched"
-STALE = web.RequestKey("stale", int)  # the min_seq a stale answer did not reach
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -82,7 +81,7 @@ def read_your_writes(projector: Projector, max_wait: float) -> Middleware:
             if not await projector.wait_for(wanted, max_wait):
                 request[STALE] = wanted
         response = await handler(request)
-        if STALE in request:
+        if STALE in request and not response.prepared:  # a stream flagged itself
             response.headers[STALE_HEADER] = "true"
         return response
 

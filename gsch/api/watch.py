@@ -17,7 +17,7 @@ import msgspec
 from aiohttp import web
 
 from gsch.api import params
-from gsch.api.http import SEQUENCE_HEADER, ApiError
+from gsch.api.http import SEQUENCE_HEADER, STALE, STALE_HEADER, ApiError
 from gsch.api.spec import MIN_SEQ, SSE, Operation, Param
 from gsch.model.states import FINAL_STATES, STATE_AFTER
 from gsch.projections.projector import Projector
@@ -105,6 +105,8 @@ class WatchRoutes:
                 SEQUENCE_HEADER: str(self._projector.last_seq),
             }
         )
+        if STALE in request:
+            response.headers[STALE_HEADER] = "true"
         await response.prepare(request)
         closing = request.app[CLOSING]
         loop = asyncio.get_running_loop()

@@ -119,3 +119,15 @@ async def test_watch_errors(api: Api) -> None:
         body = await response.json()
         assert response.status == status, body
         assert words in body["error"]["reason"]
+
+
+async def test_a_feed_asked_for_a_sequence_out_of_reach_says_it_starts_stale(
+    store: EventStore, tmp_path: Path
+) -> None:
+    last = await write_scenario(Log(store))
+    config = ApiConfig(max_wait=0.1, watch_heartbeat=0.1, watch_max_seconds=0.3)
+    async with app_over(store, tmp_path / "m.sqlite", last, config=config) as client:
+        response = await client.get(f"/v1/watch?min_seq={last + 50}")
+        assert response.status == 200
+        assert response.headers["X-Gsch-Stale"] == "true"
+        assert await Feed(response).next() is None
