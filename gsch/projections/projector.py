@@ -199,6 +199,12 @@ class Projector:
                 await self.caught_up()
             except (TimeoutError, nats.errors.Error) as exc:
                 log.warning("projection lag unknown", extra={"error": repr(exc)})
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # Python 3.11's wait_for (inside the NATS request) swallows a cancel that
+                # arrives as its answer does (gh-86296); without this the loop runs on and
+                # whoever cancelled it waits for ever.
+                raise asyncio.CancelledError
             await asyncio.sleep(LAG_INTERVAL)
 
     async def _restart_if_log_is_shorter(self) -> None:
