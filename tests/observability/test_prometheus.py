@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 import msgspec
+import nats
 import pytest
 import yaml
 
@@ -126,8 +127,6 @@ async def until_ok(url: str, timeout: float) -> str:
 
 async def load(nats_server: NatsServer, count: int) -> None:
     """Placeable requests over every cluster, and a few that intake rejects."""
-    import nats
-
     nc = await nats.connect(nats_server.url)
     try:
         for index in range(count):
