@@ -126,9 +126,34 @@ class ProjectConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     selectors: list[str] = msgspec.field(default_factory=list)  # e.g. "tier=edge&region=kr"
 
 
+class AuthConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Bearer tokens, read from files. Without `token_file` every write endpoint answers 403:
+    a deployment that forgot its secret must not accept anonymous writes."""
+
+    token_file: str | None = None  # required on write endpoints (POST /v1/requests, cancel)
+    read_token_file: str | None = None  # when set, reads need it (or the write token)
+
+
 class ApiConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     listen: str = "127.0.0.1:8080"
     database: str | None = None  # default <data_dir>/readmodel.sqlite
+    max_body_bytes: int = 1048576  # larger request bodies answer 413
+    max_wait: float = 10.0  # the longest a `?min_seq=` read waits for the projection
+    submit_wait: float = 5.0  # how long POST /v1/requests waits for the request's first event
+    # A `continue` token expires (410) once the log has moved on by this many events.
+    continue_window: int = 1_000_000
+    continue_secret_file: str | None = None  # None: tamper-evident but forgeable tokens
+    watch_heartbeat: float = 15.0  # seconds between SSE heartbeats on an idle change feed
+    watch_max_seconds: float = 3600.0  # an SSE stream ends after this; clients resume
+    auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+
+
+class MetricsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """/metrics of processes without the api role (the api serves it on its own listener).
+    Port 0 takes a free port, logged at start; an empty string turns the listener off."""
+
+    listen: str = "127.0.0.1:0"
+    refresh_interval: float = 5.0  # how often read-model gauges (queues, capacity) refresh
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -144,6 +169,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     planner: PlannerConfig = msgspec.field(default_factory=PlannerConfig)
     # No projects: requests naming a project are not restricted to any clusters.
     projects: dict[str, ProjectConfig] = msgspec.field(default_factory=dict)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
 
     @property
     def data_path(self) -> Path:

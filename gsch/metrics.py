@@ -1,17 +1,29 @@
-"""Every Prometheus metric of gsch, in one place. Names mirror kube-scheduler's under `gsch_`."""
+"""Every Prometheus metric of gsch, in one place. Names mirror kube-scheduler's under `gsch_`.
+
+Labels take values from closed sets (results, policies, queue levels, event types, route
+templates) or from the fleet (`member_cluster`, bounded by the number of member clusters);
+never request ids, node names or raw paths. Member clusters are `member_cluster`, never
+`cluster`, which Prometheus setups reserve for where gsch itself runs.
+"""
 
 from __future__ import annotations
+
+import platform
+from collections.abc import Collection, Iterable
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 from gsch import __version__
 
-ATTEMPT_BUCKETS = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024,
-                   2.048, 4.096, 8.192, 16.384)  # fmt: skip
-E2E_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+# kube-scheduler's ExponentialBuckets(0.001, 2, 15): 1 ms … 16.384 s.
+ATTEMPT_BUCKETS = tuple(0.001 * 2**i for i in range(15))
+# Submit → scheduled/bound crosses retries with backoff and edge links: 5 ms … 1 h.
+E2E_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
+               1800, 3600)  # fmt: skip
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 BUILD_INFO = Info("gsch_build", "Version of the running gsch")
-BUILD_INFO.info({"version": __version__})
+BUILD_INFO.info({"version": __version__, "python": platform.python_version()})
 
 SCHEDULE_ATTEMPTS = Counter(
     "gsch_schedule_attempts_total",
@@ -21,12 +33,12 @@ SCHEDULE_ATTEMPTS = Counter(
 ATTEMPT_DURATION = Histogram(
     "gsch_scheduling_attempt_duration_seconds",
     "Time from claim to committed placement or to giving up on the attempt",
-    ["result"],
+    ["result", "policy"],
     buckets=ATTEMPT_BUCKETS,
 )
 E2E_DURATION = Histogram(
     "gsch_e2e_scheduling_duration_seconds",
-    "Time from acceptance of a request to a stage (scheduled or bound)",
+    "Time from acceptance of a request to a stage (scheduled, bound, finished)",
     ["stage"],
     buckets=E2E_BUCKETS,
 )
@@ -65,5 +77,61 @@ SNAPSHOT_LAST_SEQ = Gauge(
 )
 NATS_ERRORS = Counter("gsch_nats_errors_total", "Errors reported by the NATS client", ["kind"])
 HTTP_REQUESTS = Counter(
-    "gsch_http_requests_total", "HTTP requests by route template and code", ["route", "code"]
+    "gsch_http_requests_total",
+    "HTTP requests by route template, method and code",
+    ["route", "method", "code"],
 )
+HTTP_DURATION = Histogram(
+    "gsch_http_request_duration_seconds",
+    "Time to answer an HTTP request (change feeds, which stream, are not timed)",
+    ["route", "method"],
+    buckets=HTTP_BUCKETS,
+)
+
+# --- from the read model (API processes) -------------------------------------------------
+PENDING_REQUESTS = Gauge(
+    "gsch_pending_requests",
+    "Requests waiting or being scheduled per queue level (first, fast, base), and those"
+    " parked until capacity appears (blocked)",
+    ["queue"],
+)
+CLUSTER_READY = Gauge(
+    "gsch_cluster_ready", "1 when the member cluster is ready", ["member_cluster", "tier"]
+)
+CLUSTER_ALLOCATABLE = Gauge(
+    "gsch_cluster_allocatable",
+    "Allocatable resources of a member cluster's nodes (cpu in cores, memory in bytes)",
+    ["member_cluster", "tier", "resource", "unit"],
+)
+CLUSTER_RESERVED = Gauge(
+    "gsch_cluster_reserved",
+    "Resources of a member cluster reserved by gsch placements (cpu in cores, memory in bytes)",
+    ["member_cluster", "tier", "resource", "unit"],
+)
+
+# The closed label sets, so that every series exists (at 0) from the start: a rate over a
+# series that is missing is no data, not zero, and a dashboard cannot tell it from breakage.
+ATTEMPT_RESULTS = ("scheduled", "unschedulable", "error")
+CONFLICT_SCOPES = ("request", "node", "node_seen")
+RETRY_REASONS = ("unschedulable", "commit_conflicts", "binding_failed")
+E2E_STAGES = ("scheduled", "bound", "finished")
+
+
+def initialise_labels(policies: Iterable[str], roles: Collection[str]) -> None:
+    """Create the series of the closed label sets for what a process of `roles` does."""
+    if "worker" in roles:
+        for policy in policies:
+            for result in ATTEMPT_RESULTS:
+                SCHEDULE_ATTEMPTS.labels(result=result, policy=policy)
+            for result in ATTEMPT_RESULTS[:2]:
+                ATTEMPT_DURATION.labels(result, policy)
+        for scope in CONFLICT_SCOPES:
+            COMMIT_CONFLICTS.labels(scope=scope)
+        for result in ("cancelled", "noop", "invalid"):
+            CANCELS.labels(result=result)
+    if {"worker", "binder"} & set(roles):
+        for reason in RETRY_REASONS:
+            RETRIES.labels(reason=reason)
+    if {"worker", "binder", "api"} & set(roles):
+        for stage in E2E_STAGES:
+            E2E_DURATION.labels(stage=stage)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 from nats.aio.client import Client
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, disable_created_metrics, generate_latest
 
 from gsch.clusters.binder import Backend, Binder
 from gsch.clusters.feed import SnapshotFeed
@@ -27,6 +27,8 @@ from gsch.connection import connect
 from gsch.embedded import EmbeddedNats
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import apply_declarations, load_declarations
+from gsch.metrics import initialise_labels
+from gsch.policies.registry import PROFILES
 from gsch.scheduler.decide import intake_rules, planner_rules
 from gsch.scheduler.dryrun import DryRun
 from gsch.scheduler.worker import Worker
@@ -111,6 +113,9 @@ async def serve(
     if unknown:
         raise ValueError(f"unknown roles {sorted(unknown)}; roles are {', '.join(ROLES)}")
     config.data_path.mkdir(parents=True, exist_ok=True)
+    # `_created` series double what Prometheus stores and no dashboard reads them.
+    disable_created_metrics()  # type: ignore[no-untyped-call]
+    initialise_labels([policy.value for policy in PROFILES], roles)
     name = f"gsch-{'+'.join(sorted(roles))}-{socket.gethostname()}-{os.getpid()}"
     async with AsyncExitStack() as stack:
         nc, url, embedded = await stack.enter_async_context(nats_connection(config, name))
@@ -144,22 +149,12 @@ async def serve(
             await feed.stop()
 
         if "api" in roles:
-            from gsch.api.app import make_app
-            from gsch.projections.projector import Projector
-
-            projector = Projector(store, config.database_path)
-            await projector.open()
-            stack.push_async_callback(projector.close)
-            tasks.append(asyncio.create_task(projector.run(stop)))
-            dry_run = DryRun(snapshot, intake_rules(config.intake), planner_rules(config))
-            app = make_app(projector, store=store, dry_run=dry_run)
-            runner, api_url = await _http_site(app, config.api.listen)
+            api_url = await _start_api(config, store, snapshot, stack, tasks, stop)
+        listen = config.metrics.listen if metrics_listen is None else metrics_listen
+        if "api" not in roles and listen:
+            runner, metrics_url = await _http_site(metrics_app(), listen)
             stack.push_async_callback(runner.cleanup)
-            log.info("api listening", extra={"url": api_url})
-        elif metrics_listen:
-            runner, metrics_url = await _http_site(metrics_app(), metrics_listen)
-            stack.push_async_callback(runner.cleanup)
-            log.info("metrics listening", extra={"url": metrics_url})
+            log.info("metrics listening", extra={"url": f"{metrics_url}/metrics"})
 
         if started is not None and not started.done():
             started.set_result(Running(url, store, api_url, embedded))
@@ -205,6 +200,41 @@ async def _binder(
         log.warning("binder role without a topology or member clusters: nothing to bind to")
         return None
     return Binder(config, store, backends)
+
+
+async def _start_api(
+    config: Config,
+    store: EventStore,
+    snapshot: ClusterSnapshot,
+    stack: AsyncExitStack,
+    tasks: list[asyncio.Task[None]],
+    stop: asyncio.Event,
+) -> str:
+    """The projector, the read-model gauges and the HTTP API (which serves /metrics too)."""
+    from gsch.api.app import make_app
+    from gsch.projections.gauges import ReadModelGauges
+    from gsch.projections.projector import Projector
+    from gsch.projections.reader import ReadModel
+
+    projector = Projector(store, config.database_path)
+    await projector.open()
+    stack.push_async_callback(projector.close)
+    tasks.append(asyncio.create_task(projector.run(stop)))
+    gauges_reader = ReadModel(projector.db_path, projector.stream, connections=1)
+    stack.push_async_callback(gauges_reader.close)
+    gauges = ReadModelGauges(gauges_reader)
+    tasks.append(asyncio.create_task(gauges.run(stop, config.metrics.refresh_interval)))
+    dry_run = DryRun(snapshot, intake_rules(config.intake), planner_rules(config))
+    app = make_app(
+        projector,
+        store=store,
+        dry_run=dry_run,
+        config=config.api,
+    )
+    runner, api_url = await _http_site(app, config.api.listen)
+    stack.push_async_callback(runner.cleanup)
+    log.info("api listening", extra={"url": api_url})
+    return api_url
 
 
 def default_topology_path() -> Path:

@@ -1,43 +1,82 @@
-"""Assemble the HTTP read API: routes, middlewares, and the read connections it owns."""
+"""Assemble the HTTP API: the route table, its middlewares, and the connections it owns."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
-from gsch.api.middleware import count_requests, json_errors, read_your_writes
+from gsch.api.auth import Guarded, Tokens, bearer_tokens
+from gsch.api.cancel_routes import CancelRoutes
+from gsch.api.cursor import Cursors
+from gsch.api.http import json_response
+from gsch.api.middleware import count_requests, etags, json_errors, read_your_writes
 from gsch.api.plan_routes import PlanRoutes
 from gsch.api.routes import ReadRoutes
+from gsch.api.spec import Operation, openapi, register
+from gsch.api.submit import SubmitRoutes
+from gsch.api.watch import CLOSING, WatchRoutes, close_feeds
+from gsch.config import ApiConfig, read_secret
 from gsch.eventstore.store import EventStore
 from gsch.projections.projector import Projector
 from gsch.projections.reader import ReadModel
 from gsch.scheduler.dryrun import DryRun
-
-MAX_WAIT = 10.0  # the longest a `min_seq` read waits for the projection
 
 
 def make_app(
     projector: Projector,
     *,
     store: EventStore | None = None,
-    max_wait: float = MAX_WAIT,
-    read_connections: int = 4,
     dry_run: DryRun | None = None,
+    config: ApiConfig | None = None,
+    tokens: Tokens | None = None,
+    max_wait: float | None = None,
+    read_connections: int = 4,
 ) -> web.Application:
-    """The read API over `projector`'s database, which `projector.open()` must have created
-    before the first request. `store`, when given, is used for readiness only."""
+    """The API over `projector`'s database, which `projector.open()` must have created
+    before the first request. `store`, when given, serves readiness and submissions.
+    `tokens` default to the files named in `config.auth`."""
+    config = config or ApiConfig()
+    tokens = tokens if tokens is not None else Tokens.from_config(config.auth)
+    secret = read_secret(config.continue_secret_file)
     reader = ReadModel(projector.db_path, projector.stream, connections=read_connections)
-    app = web.Application(
-        middlewares=[
-            count_requests,  # outermost: counts the answers the error handler produced
-            json_errors(projector),
-            read_your_writes(projector, max_wait),
-        ]
-    )
-    ReadRoutes(projector, reader, store).add_to(app.router)
+    cursors = Cursors(secret.encode() if secret else None, config.continue_window)
+    operations: list[Operation] = [
+        *ReadRoutes(projector, reader, cursors, store).operations(),
+        *WatchRoutes(
+            projector, reader, config.watch_heartbeat, config.watch_max_seconds
+        ).operations(),
+    ]
+    if store is not None:
+        operations += SubmitRoutes(store, projector, config.submit_wait).operations()
+        operations += CancelRoutes(store, projector).operations()
     if dry_run is not None:
-        PlanRoutes(dry_run).add_to(app.router)
+        operations += PlanRoutes(dry_run).operations()
+
+    async def spec(_: web.Request) -> web.StreamResponse:
+        return json_response(document, projector.last_seq)
+
+    operations.append(
+        Operation("GET", "/openapi.json", spec, "This document", dict[str, Any], reads=False)
+    )
+    document = openapi(operations, auth=tokens.read is not None)
+    app = web.Application(client_max_size=config.max_body_bytes)
+    routes = register(app.router, operations)
+    guarded = Guarded(
+        writes=frozenset(route for route, op in routes.items() if op.writes),
+        reads=frozenset(route for route, op in routes.items() if op.reads and not op.writes),
+    )
+    app.middlewares.extend([
+        count_requests,  # outermost: counts the answers the error handler produced
+        json_errors(projector),
+        bearer_tokens(tokens, guarded),
+        etags,
+        read_your_writes(projector, config.max_wait if max_wait is None else max_wait),
+    ])  # fmt: skip
+    app[CLOSING] = asyncio.Event()
+    app.on_shutdown.append(close_feeds)
 
     async def close_reader(_: web.Application) -> AsyncIterator[None]:
         yield

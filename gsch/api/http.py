@@ -6,6 +6,9 @@ import msgspec
 from aiohttp import web
 
 SEQUENCE_HEADER = "X-Gsch-Sequence"
+# Set on an answer that had to be given before the read model reached the `min_seq` asked for.
+STALE_HEADER = "X-Gsch-Stale"
+STALE = web.RequestKey("stale", int)  # on such a request: the min_seq it did not reach
 JSON = "application/json"
 
 _encoder = msgspec.json.Encoder()
@@ -14,10 +17,11 @@ _encoder = msgspec.json.Encoder()
 class ApiError(Exception):
     """An answer other than success, with a reason a person can act on."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.headers = headers or {}
 
 
 class ErrorDetail(msgspec.Struct, frozen=True):

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
+import math
 from collections.abc import Collection, Mapping
+from datetime import datetime
 
-import msgspec
 from multidict import MultiMapping
 
 from gsch.api.http import ApiError
 
 MIN_SEQ = "min_seq"
 _MAX_INT = 2**63 - 1
+_MAX_TIME = 253402300800.0  # year 10000
+
 
 Query = MultiMapping[str]
-
-
-class _Cursor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    after: int
-
-
-_cursor_decoder = msgspec.json.Decoder(_Cursor)
 
 
 def only(query: Query, allowed: Collection[str]) -> None:
@@ -77,19 +71,28 @@ def choices(query: Query, name: str, allowed: Mapping[str, str]) -> tuple[str, .
     return tuple(result)
 
 
-def encode_continue(after: int) -> str:
-    """An opaque token for the next page: the sort key of the last item returned."""
-    return base64.urlsafe_b64encode(msgspec.json.encode(_Cursor(after))).decode().rstrip("=")
+def timestamp(query: Query, name: str) -> float | None:
+    """A point in time: unix seconds (`1700000000.5`) or RFC 3339 (`2026-01-02T03:04:05Z`)."""
+    text = single(query, name)
+    if text is None:
+        return None
+    value = _unix_seconds(text)
+    if value is None:
+        raise ApiError(
+            400, f"query parameter {name!r} must be unix seconds or RFC 3339 with a time zone"
+        )
+    if not math.isfinite(value) or not 0 <= value < _MAX_TIME:
+        raise ApiError(400, f"query parameter {name!r} is out of range")
+    return value
 
 
-def decode_continue(token: str | None) -> int:
-    if not token:
-        return 0
+def _unix_seconds(text: str) -> float | None:
     try:
-        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
-        cursor = _cursor_decoder.decode(raw)
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise ApiError(400, "query parameter 'continue' is not a token this API returned") from None
-    if cursor.after < 0:
-        raise ApiError(400, "query parameter 'continue' is not a token this API returned")
-    return cursor.after
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment.timestamp() if moment.tzinfo is not None else None

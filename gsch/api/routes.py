@@ -1,4 +1,4 @@
-"""The read routes: requests, their events, clusters and nodes, health and metrics."""
+"""The read routes: requests, their events, clusters and nodes, queues, health, metrics."""
 
 from __future__ import annotations
 
@@ -11,20 +11,47 @@ import prometheus_client
 from aiohttp import web
 
 from gsch.api import params
-from gsch.api.http import ApiError, json_response
+from gsch.api.cursor import Cursors, query_digest
+from gsch.api.http import SEQUENCE_HEADER, ApiError, json_response
+from gsch.api.spec import MIN_SEQ, TEXT, Operation, Param
 from gsch.eventstore.store import EventStore
 from gsch.model.request import POLICY_ALIASES
 from gsch.model.states import State
 from gsch.projections.projector import Projector
 from gsch.projections.queries import RequestFilter, Snapshot
 from gsch.projections.reader import ReadModel
-from gsch.projections.views import RequestPage
+from gsch.projections.views import (
+    ClusterDetail,
+    ClusterList,
+    NodeList,
+    QueueList,
+    RequestDetail,
+    RequestEvents,
+    RequestPage,
+)
 
 STATES = {state.value: state.value for state in State if state is not State.NEW}
 POLICIES = {name: policy.value for name, policy in POLICY_ALIASES.items()}
-LIST_PARAMETERS = ("state", "policy", "cluster", "project", "limit", "continue")
+ORDERS = {"oldest": "oldest", "newest": "newest"}
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+
+_TEXT_LIST = {"type": "string", "minLength": 1}
+_TIME = {"type": "string", "description": "unix seconds or RFC 3339 with a time zone"}
+LIST_PARAMS = (
+    Param("state", {"type": "array", "items": {"enum": sorted(STATES)}}, "Any of these states"),
+    Param("policy", {"type": "array", "items": {"enum": sorted(POLICIES)}}, "Any of these"),
+    Param("cluster", {"type": "array", "items": _TEXT_LIST}, "Placed on any of these clusters"),
+    Param("project", {"type": "array", "items": _TEXT_LIST}, "In any of these projects"),
+    Param("submitted_after", _TIME, "Submitted at or after this time"),
+    Param("submitted_before", _TIME, "Submitted before this time"),
+    Param("order", {"enum": sorted(ORDERS)}, "By submission: oldest (default) or newest first"),
+    Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "Page size"),
+    Param("continue", {"type": "string"}, "The `continue` of the previous page"),
+    MIN_SEQ,
+)
+REQUEST_ID = Param("id", {"type": "string"}, "Request id", location="path")
+CLUSTER_NAME = Param("name", {"type": "string"}, "Member cluster name", location="path")
 
 
 class _Sequenced(Protocol):
@@ -46,41 +73,70 @@ class Readiness(msgspec.Struct, frozen=True, kw_only=True):
 
 class ReadRoutes:
     def __init__(
-        self, projector: Projector, reader: ReadModel, store: EventStore | None = None
+        self,
+        projector: Projector,
+        reader: ReadModel,
+        cursors: Cursors,
+        store: EventStore | None = None,
     ) -> None:
         self._projector = projector
         self._reader = reader
+        self._cursors = cursors
         self._store = store
         self._was_ready = False
 
-    def add_to(self, router: web.UrlDispatcher) -> None:
-        router.add_get("/v1/requests", self.list_requests)
-        router.add_get("/v1/requests/{id}", self.get_request)
-        router.add_get("/v1/requests/{id}/events", self.request_events)
-        router.add_get("/v1/clusters", self.list_clusters)
-        router.add_get("/v1/clusters/{name}", self.get_cluster)
-        router.add_get("/v1/clusters/{name}/nodes", self.cluster_nodes)
-        router.add_get("/livez", self.livez)
-        router.add_get("/readyz", self.readyz)
-        router.add_get("/metrics", self.metrics)
+    def operations(self) -> list[Operation]:
+        one = (REQUEST_ID, MIN_SEQ)
+        named = (CLUSTER_NAME, MIN_SEQ)
+        return [
+            Operation("GET", "/v1/requests", self.list_requests, "List requests, a page at"
+                      " a time", RequestPage, LIST_PARAMS, errors=(410,)),
+            Operation("GET", "/v1/requests/{id}", self.get_request, "One request",
+                      RequestDetail, one, errors=(404,)),
+            Operation("GET", "/v1/requests/{id}/events", self.request_events,
+                      "The events of one request, in log order", RequestEvents, one,
+                      errors=(404,)),
+            Operation("GET", "/v1/clusters", self.list_clusters, "Member clusters",
+                      ClusterList, (MIN_SEQ,)),
+            Operation("GET", "/v1/clusters/{name}", self.get_cluster, "One member cluster",
+                      ClusterDetail, named, errors=(404,)),
+            Operation("GET", "/v1/clusters/{name}/nodes", self.cluster_nodes,
+                      "The nodes of one member cluster", NodeList, named, errors=(404,)),
+            Operation("GET", "/v1/queues", self.queues, "Unfinished requests per queue"
+                      " level", QueueList, (MIN_SEQ,)),
+            Operation("GET", "/livez", self.livez, "Alive", Health, reads=False),
+            Operation("GET", "/readyz", self.readyz, "Ready: the read model has caught up",
+                      Readiness, reads=False, answers=((503, Readiness),)),
+            Operation("GET", "/metrics", self.metrics, "Prometheus metrics", None,
+                      reads=False, media_type=TEXT),
+        ]  # fmt: skip
 
     # --- requests ------------------------------------------------------------------------
 
     async def list_requests(self, request: web.Request) -> web.StreamResponse:
         query = request.query
-        params.only(query, LIST_PARAMETERS)
+        params.only(query, [p.name for p in LIST_PARAMS])
         where = RequestFilter(
             states=params.choices(query, "state", STATES),
             policies=params.choices(query, "policy", POLICIES),
             clusters=params.values(query, "cluster"),
             projects=params.values(query, "project"),
+            submitted_after=params.timestamp(query, "submitted_after"),
+            submitted_before=params.timestamp(query, "submitted_before"),
         )
+        (order,) = params.choices(query, "order", ORDERS) or ("oldest",)
         limit = params.integer(query, "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
-        after = params.decode_continue(params.single(query, "continue"))
+        digest = query_digest(where, order)
+        token = params.single(query, "continue")
         async with self._reader.snapshot() as snapshot:
-            items, next_after = await snapshot.requests(where, after=after, limit=limit)
-        token = params.encode_continue(next_after) if next_after is not None else None
-        page = RequestPage(items=tuple(items), continue_=token, sequence=snapshot.sequence)
+            after = self._cursors.open(token, digest, snapshot.sequence) if token else None
+            items, next_after = await snapshot.requests(
+                where, after=after, limit=limit, newest_first=order == "newest"
+            )
+        following = None
+        if next_after is not None:
+            following = self._cursors.issue(next_after, digest, snapshot.sequence)
+        page = RequestPage(items=tuple(items), continue_=following, sequence=snapshot.sequence)
         return json_response(page, snapshot.sequence)
 
     async def get_request(self, request: web.Request) -> web.StreamResponse:
@@ -89,7 +145,7 @@ class ReadRoutes:
     async def request_events(self, request: web.Request) -> web.StreamResponse:
         return await self._one(request, "id", "request", Snapshot.request_events)
 
-    # --- clusters ------------------------------------------------------------------------
+    # --- clusters and queues -------------------------------------------------------------
 
     async def list_clusters(self, request: web.Request) -> web.StreamResponse:
         params.only(request.query, ())
@@ -102,6 +158,12 @@ class ReadRoutes:
 
     async def cluster_nodes(self, request: web.Request) -> web.StreamResponse:
         return await self._one(request, "name", "cluster", Snapshot.nodes)
+
+    async def queues(self, request: web.Request) -> web.StreamResponse:
+        params.only(request.query, ())
+        async with self._reader.snapshot() as snapshot:
+            found = await snapshot.queues()
+        return json_response(found, found.sequence)
 
     async def _one(
         self,
@@ -149,7 +211,9 @@ class ReadRoutes:
         return json_response(body, sequence, status=200 if self._was_ready else 503)
 
     async def metrics(self, request: web.Request) -> web.StreamResponse:
-        return web.Response(
+        response = web.Response(
             body=prometheus_client.generate_latest(),
             headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST},
         )
+        response.headers[SEQUENCE_HEADER] = str(self._projector.last_seq)
+        return response

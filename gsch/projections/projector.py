@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from pathlib import Path
 
 import aiosqlite
@@ -20,7 +21,7 @@ import nats.errors
 from gsch.eventstore.store import EventStore, StoredEvent
 from gsch.eventstore.subjects import ALL_EVENTS
 from gsch.eventstore.watch import Follower
-from gsch.metrics import PROJECTION_LAG, PROJECTION_LAST_SEQ
+from gsch.metrics import E2E_DURATION, PROJECTION_LAG, PROJECTION_LAST_SEQ
 from gsch.projections.schema import clear, connect_writer
 from gsch.projections.writer import apply_batch, read_checkpoint
 
@@ -65,6 +66,7 @@ class Projector:
         self._db: aiosqlite.Connection | None = None
         self._last_seq = 0
         self._advanced = asyncio.Event()
+        self._started_at = time.time()
 
     @property
     def stream(self) -> str:
@@ -173,7 +175,11 @@ class Projector:
         if not fresh and checkpoint <= self._last_seq:
             return
         checkpoint = max(checkpoint, self._last_seq)
-        await apply_batch(db, self._store.stream, fresh, checkpoint)
+        bound = await apply_batch(db, self._store.stream, fresh, checkpoint)
+        for binding in bound:
+            # Only what happened while this process runs: a replay is history, not latency.
+            if binding.at >= self._started_at:
+                E2E_DURATION.labels(stage="bound").observe(binding.seconds)
         self._set_last_seq(checkpoint)
 
     def _set_last_seq(self, seq: int) -> None:
@@ -193,6 +199,12 @@ class Projector:
                 await self.caught_up()
             except (TimeoutError, nats.errors.Error) as exc:
                 log.warning("projection lag unknown", extra={"error": repr(exc)})
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # Python 3.11's wait_for (inside the NATS request) swallows a cancel that
+                # arrives as its answer does (gh-86296); without this the loop runs on and
+                # whoever cancelled it waits for ever.
+                raise asyncio.CancelledError
             await asyncio.sleep(LAG_INTERVAL)
 
     async def _restart_if_log_is_shorter(self) -> None:

@@ -13,6 +13,7 @@ import aiosqlite
 import msgspec
 
 from gsch.model.events import Taint
+from gsch.model.request import QueueLevel
 from gsch.projections.request_row import COLUMNS, RequestRow, from_record
 from gsch.projections.views import (
     Amount,
@@ -23,11 +24,14 @@ from gsch.projections.views import (
     NodeList,
     NodeView,
     PlacementView,
+    QueueList,
+    QueueView,
     RequestDetail,
     RequestEvents,
     RequestSummary,
 )
 
+LEVELS = tuple(level.value for level in QueueLevel)  # first, fast, base: dispatch order
 _labels = msgspec.json.Decoder(dict[str, str])
 _taints = msgspec.json.Decoder(tuple[Taint, ...])
 
@@ -39,6 +43,8 @@ class RequestFilter(msgspec.Struct, frozen=True, kw_only=True):
     policies: tuple[str, ...] = ()
     clusters: tuple[str, ...] = ()
     projects: tuple[str, ...] = ()
+    submitted_after: float | None = None  # unix seconds, inclusive
+    submitted_before: float | None = None  # unix seconds, exclusive
 
 
 _REQUEST_COLUMNS = ", ".join(f"r.{c}" for c in COLUMNS)
@@ -90,12 +96,16 @@ class Snapshot:
         return None
 
     async def requests(
-        self, where: RequestFilter, *, after: int, limit: int
+        self, where: RequestFilter, *, after: int | None, limit: int, newest_first: bool = False
     ) -> tuple[list[RequestSummary], int | None]:
-        """Up to `limit` requests submitted after sequence `after`, and the key to continue
-        from (None on the last page)."""
-        conditions = ["r.submitted_seq > ?"]
-        params: list[Any] = [after]
+        """Up to `limit` requests in order of their first event (`submitted_seq`), from just
+        past the key `after` (None: from the start), and the key to continue from (None on
+        the last page). The key is unique and never changes, so pages are stable."""
+        conditions: list[str] = []
+        params: list[Any] = []
+        if after is not None:
+            conditions.append("r.submitted_seq < ?" if newest_first else "r.submitted_seq > ?")
+            params.append(after)
         for column, values in (
             ("r.state", where.states),
             ("r.policy", where.policies),
@@ -110,10 +120,18 @@ class Snapshot:
                 f" AND p.cluster IN ({_marks(where.clusters)}))"
             )
             params.extend(where.clusters)
+        if where.submitted_after is not None:
+            conditions.append("r.submitted_at >= ?")
+            params.append(where.submitted_after)
+        if where.submitted_before is not None:
+            conditions.append("r.submitted_at < ?")
+            params.append(where.submitted_before)
         params.append(limit + 1)
+        where_sql = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        order = "DESC" if newest_first else "ASC"
         records = await self._db.execute_fetchall(
-            f"SELECT {_REQUEST_COLUMNS} FROM requests r WHERE {' AND '.join(conditions)}"
-            " ORDER BY r.submitted_seq LIMIT ?",
+            f"SELECT {_REQUEST_COLUMNS} FROM requests r {where_sql}"
+            f" ORDER BY r.submitted_seq {order} LIMIT ?",
             params,
         )
         items = [_summary(from_record(record)) for record in records]
@@ -122,13 +140,55 @@ class Snapshot:
             return items, items[-1].submitted_seq
         return items, None
 
+    async def changes(
+        self, *, after: int, request_id: str | None = None, limit: int = 500
+    ) -> list[EventRecord]:
+        """Request events after stream sequence `after`, in order (the change feed)."""
+        where = "seq > ?"
+        params: list[Any] = [after]
+        if request_id is not None:
+            where += " AND request_id = ?"
+            params.append(request_id)
+        records = await self._db.execute_fetchall(
+            f"SELECT seq, request_id, type, at, body FROM request_events WHERE {where}"
+            " ORDER BY seq LIMIT ?",
+            [*params, limit],
+        )
+        return [
+            EventRecord(seq=seq, request_id=rid, type=kind, at=at, event=msgspec.Raw(body))
+            for seq, rid, kind, at, body in records
+        ]
+
+    async def queues(self) -> QueueList:
+        """Unfinished requests per queue level, as the log's events set it (the level of the
+        acceptance or of the latest requeue), with the blocked ones counted apart."""
+        records = await self._db.execute_fetchall(
+            "SELECT level, state, blocked, count(*) FROM requests"
+            " WHERE state IN ('queued', 'scheduling', 'scheduled') GROUP BY level, state, blocked",
+        )
+        counts: dict[tuple[str, str], int] = {}
+        for level, state, blocked, count in records:
+            key = (level, "blocked" if blocked else state)
+            counts[key] = counts.get(key, 0) + count
+        items = tuple(
+            QueueView(
+                level=level,
+                queued=counts.get((level, "queued"), 0) + counts.get((level, "blocked"), 0),
+                blocked=counts.get((level, "blocked"), 0),
+                scheduling=counts.get((level, "scheduling"), 0),
+                scheduled=counts.get((level, "scheduled"), 0),
+            )
+            for level in LEVELS
+        )
+        return QueueList(items=items, sequence=self.sequence)
+
     async def request_events(self, request_id: str) -> RequestEvents | None:
         records = await self._db.execute_fetchall(
             "SELECT seq, type, at, body FROM request_events WHERE request_id = ? ORDER BY seq",
             (request_id,),
         )
         items = tuple(
-            EventRecord(seq=seq, type=kind, at=at, event=msgspec.Raw(body))
+            EventRecord(seq=seq, request_id=request_id, type=kind, at=at, event=msgspec.Raw(body))
             for seq, kind, at, body in records
         )
         if not items:

@@ -36,6 +36,7 @@ class RequestRow(msgspec.Struct, kw_only=True):
     mode: str | None = None
     form: str | None = None
     level: str | None = None
+    blocked: bool = False  # requeued with nothing to hold it: parked until capacity appears
     project: str | None = None
     workspace: str | None = None
     user: str | None = None
@@ -62,6 +63,7 @@ def apply_request_event(
     after = STATE_AFTER.get(type(event))
     if after is not None:
         row.state = after.value
+        row.blocked = isinstance(event, RequestRequeued) and event.blocked
     match event:
         case RequestAccepted():
             request = event.request
@@ -84,6 +86,7 @@ def apply_request_event(
             row.explanation = event.explanation
         case RequestRequeued():
             row.attempts = event.attempt
+            row.level = event.level.value  # First after K* failures; the fast flag survives
             row.placements = ()
             row.not_before = event.not_before
             row.reason, row.reason_field = event.reason, None
@@ -112,7 +115,7 @@ def apply_request_event(
 # --- columns of the requests table ------------------------------------------------------
 
 COLUMNS = (
-    "id", "submitted_seq", "state", "finished", "policy", "mode", "form", "level",
+    "id", "submitted_seq", "state", "finished", "policy", "mode", "form", "level", "blocked",
     "project_name", "workspace_name", "user_name", "fast", "attempts", "placements", "reason",
     "reason_field", "explanation", "not_before", "submitted_at", "updated_at", "last_seq",
 )  # fmt: skip
@@ -131,7 +134,7 @@ def to_params(row: RequestRow) -> tuple[Any, ...]:
     """The values of `COLUMNS` for one row."""
     return (
         row.id, row.submitted_seq, row.state, row.finished, row.policy, row.mode, row.form,
-        row.level, row.project, row.workspace, row.user, row.fast, row.attempts,
+        row.level, row.blocked, row.project, row.workspace, row.user, row.fast, row.attempts,
         _json(row.placements), row.reason, row.reason_field,
         _json(row.explanation) if row.explanation is not None else None,
         row.not_before, row.submitted_at, row.updated_at, row.last_seq,
@@ -141,7 +144,7 @@ def to_params(row: RequestRow) -> tuple[Any, ...]:
 def from_record(record: Any) -> RequestRow:
     """A row from the values of `COLUMNS` as SQLite returns them."""
     (
-        request_id, submitted_seq, state, finished, policy, mode, form, level, project,
+        request_id, submitted_seq, state, finished, policy, mode, form, level, blocked, project,
         workspace, user, fast, attempts, placements, reason, reason_field, explanation,
         not_before, submitted_at, updated_at, last_seq,
     ) = record  # fmt: skip
@@ -154,6 +157,7 @@ def from_record(record: Any) -> RequestRow:
         mode=mode,
         form=form,
         level=level,
+        blocked=bool(blocked),
         project=project,
         workspace=workspace,
         user=user,

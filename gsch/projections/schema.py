@@ -14,7 +14,7 @@ import aiosqlite
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Placements, explanations, labels and taints are JSON text (msgspec encodings); amounts are
 # integers in the units of `gsch.model.resources.Resources`.
@@ -34,6 +34,7 @@ TABLES = {
             mode TEXT,
             form TEXT,
             level TEXT,
+            blocked INTEGER NOT NULL,
             project_name TEXT,
             workspace_name TEXT,
             user_name TEXT,

@@ -78,6 +78,7 @@ class RequestPage(msgspec.Struct, frozen=True, kw_only=True):
 
 class EventRecord(msgspec.Struct, frozen=True, kw_only=True):
     seq: int
+    request_id: str
     type: str
     at: float
     event: msgspec.Raw  # the event as stored in the log
@@ -129,4 +130,19 @@ class ClusterList(msgspec.Struct, frozen=True, kw_only=True):
 class NodeList(msgspec.Struct, frozen=True, kw_only=True):
     cluster: str
     items: tuple[NodeView, ...]
+    sequence: int
+
+
+class QueueView(msgspec.Struct, frozen=True, kw_only=True):
+    """Unfinished requests of one queue level, by state."""
+
+    level: str
+    queued: int  # waiting (first attempt, or requeued with backoff), blocked ones included
+    blocked: int  # of those queued: parked until capacity they could use appears
+    scheduling: int  # claimed by a worker
+    scheduled: int  # placement committed, not bound yet
+
+
+class QueueList(msgspec.Struct, frozen=True, kw_only=True):
+    items: tuple[QueueView, ...]
     sequence: int

@@ -23,6 +23,7 @@ from gsch.model.events import (
     CapacityReserved,
     ClusterDeclared,
     NodeDeclared,
+    RequestBound,
     encode_event,
     event_type,
 )
@@ -153,16 +154,24 @@ class _Batch:
         self.ensure_nodes.append((cluster, node))
 
 
+class Bound(msgspec.Struct, frozen=True):
+    """A request reached `bound` in this batch: when, and how long after its submission."""
+
+    at: float
+    seconds: float
+
+
 async def apply_batch(
     db: aiosqlite.Connection, stream: str, events: Iterable[StoredEvent], checkpoint: int
-) -> None:
-    """Apply `events` (in stream order) and move the checkpoint to `checkpoint`, atomically."""
+) -> list[Bound]:
+    """Apply `events` (in stream order) and move the checkpoint to `checkpoint`, atomically.
+    Returns the bindings the batch recorded (for the end-to-end latency metric)."""
     batch = _Batch()
     for stored in events:
         batch.add(stored)
     await db.execute("BEGIN IMMEDIATE")
     try:
-        await _write_requests(db, batch.request_events)
+        bound = await _write_requests(db, batch.request_events)
         await _many(db, _INSERT_EVENT, batch.event_rows)
         await _many(db, _ENSURE_CLUSTER, batch.ensure_clusters)
         await _many(db, _UPSERT_CLUSTER, batch.clusters)
@@ -174,6 +183,7 @@ async def apply_batch(
     except BaseException:
         await db.rollback()
         raise
+    return bound
 
 
 async def read_checkpoint(db: aiosqlite.Connection, stream: str) -> int:
@@ -182,16 +192,23 @@ async def read_checkpoint(db: aiosqlite.Connection, stream: str) -> int:
     return int(row[0]) if row else 0
 
 
-async def _write_requests(db: aiosqlite.Connection, events: dict[str, list[StoredEvent]]) -> None:
+async def _write_requests(
+    db: aiosqlite.Connection, events: dict[str, list[StoredEvent]]
+) -> list[Bound]:
     if not events:
-        return
+        return []
     rows = await _load_requests(db, list(events))
     changed: list[RequestRow] = []
+    bound: list[Bound] = []
     for request_id, stored_events in events.items():
         row = rows.get(request_id)
         before = row.last_seq if row is not None else 0
         for stored in stored_events:
+            was = row.state if row is not None else None
             row = apply_request_event(row, request_id, stored.event, stored.seq)
+            event = stored.event
+            if isinstance(event, RequestBound) and was != row.state and row.submitted_at:
+                bound.append(Bound(event.at, max(0.0, event.at - row.submitted_at)))
         if row is not None and row.last_seq > before:
             changed.append(row)
     await _many(db, _UPSERT_REQUEST, [to_params(row) for row in changed])
@@ -201,6 +218,7 @@ async def _write_requests(db: aiosqlite.Connection, events: dict[str, list[Store
         _INSERT_PLACEMENT,
         [(row.id, p.cluster, p.node) for row in changed for p in row.placements],
     )
+    return bound
 
 
 async def _load_requests(db: aiosqlite.Connection, ids: Sequence[str]) -> dict[str, RequestRow]:

@@ -437,7 +437,9 @@ class Worker:
                 if not await self._append_outcome(state, (*prefix, outcome), "unschedulable"):
                     return False
                 SCHEDULE_ATTEMPTS.labels(result="unschedulable", policy=request.policy).inc()
-                ATTEMPT_DURATION.labels(result="unschedulable").observe(time.monotonic() - started)
+                ATTEMPT_DURATION.labels("unschedulable", request.policy).observe(
+                    time.monotonic() - started
+                )
                 return True
             committed = PlacementCommitted(
                 at=now,
@@ -479,7 +481,7 @@ class Worker:
             for event in (*prefix, committed):
                 EVENT_APPENDS.labels(type=type(event).__name__).inc()
             SCHEDULE_ATTEMPTS.labels(result="scheduled", policy=request.policy).inc()
-            ATTEMPT_DURATION.labels(result="scheduled").observe(time.monotonic() - started)
+            ATTEMPT_DURATION.labels("scheduled", request.policy).observe(time.monotonic() - started)
             E2E_DURATION.labels(stage="scheduled").observe(max(0.0, now - accepted_at))
             return True
         reason = "gave up after repeated commit conflicts"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,39 +10,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gsch.api.app import make_app
+from gsch.config import ApiConfig
 from gsch.eventstore.store import EventStore
 from gsch.metrics import HTTP_REQUESTS
 from gsch.model.request import Policy
 from gsch.projections.projector import Projector, rebuild
+from tests.api.conftest import SEQ, Api
 from tests.projections.scenario import GI, Log, running, serving, write_scenario
-
-SEQ = "X-Gsch-Sequence"
-
-
-@dataclass
-class Api:
-    client: TestClient[Any, Any]
-    log: Log
-    projector: Projector
-    last: int
-
-    async def get(self, path: str, status: int = 200) -> Any:
-        response = await self.client.get(path)
-        body = await response.json()
-        assert response.status == status, body
-        assert response.content_type == "application/json"
-        assert int(response.headers[SEQ]) == body["sequence"]
-        return body
-
-
-@pytest.fixture
-async def api(store: EventStore, tmp_path: Path) -> AsyncIterator[Api]:
-    log = Log(store)
-    last = await write_scenario(log)
-    async with running(Projector(store, tmp_path / "model.sqlite")) as projector:
-        assert await projector.wait_for(last, 10)
-        async with serving(make_app(projector, store=store, max_wait=2.0)) as client:
-            yield Api(client, log, projector, last)
 
 
 async def test_a_bound_request(api: Api) -> None:
@@ -212,12 +184,21 @@ async def test_min_seq_waits_for_the_projection(api: Api) -> None:
     assert body["sequence"] >= target
 
 
-async def test_min_seq_gives_up_with_504(api: Api) -> None:
+async def test_min_seq_out_of_reach_answers_stale_with_a_flag(api: Api) -> None:
     started = asyncio.get_running_loop().time()
-    body = await api.get(f"/v1/clusters?min_seq={api.last + 100}", status=504)
+    response = await api.client.get(f"/v1/clusters?min_seq={api.last + 100}")
+    body = await response.json()
+    assert response.status == 200, body
     assert 1.9 <= asyncio.get_running_loop().time() - started < 6
-    assert f"did not reach sequence {api.last + 100}" in body["error"]["reason"]
-    assert body["sequence"] == api.last
+    assert response.headers["X-Gsch-Stale"] == "true"
+    assert body["sequence"] == api.last < api.last + 100
+    missing = await api.client.get(f"/v1/requests/later?min_seq={api.last + 100}")
+    reason = (await missing.json())["error"]["reason"]
+    assert missing.status == 404
+    assert missing.headers["X-Gsch-Stale"] == "true"
+    assert f"had not reached min_seq {api.last + 100}" in reason
+    fresh = await api.client.get(f"/v1/clusters?min_seq={api.last}")
+    assert "X-Gsch-Stale" not in fresh.headers
 
 
 @pytest.mark.parametrize(
@@ -263,7 +244,7 @@ async def test_health_and_metrics(api: Api) -> None:
     assert ready == {
         "ready": True, "reason": None, "stream_sequence": api.last, "sequence": api.last
     }  # fmt: skip
-    route = HTTP_REQUESTS.labels(route="/v1/requests/{id}", code="404")
+    route = HTTP_REQUESTS.labels(route="/v1/requests/{id}", method="GET", code="404")
     before = route._value.get()
     await api.get("/v1/requests/a", status=404)
     await api.get("/v1/requests/b", status=404)
@@ -272,7 +253,7 @@ async def test_health_and_metrics(api: Api) -> None:
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/plain; version=")
     text = await response.text()
-    assert 'gsch_http_requests_total{code="404",route="/v1/requests/{id}"}' in text
+    assert 'gsch_http_requests_total{code="404",method="GET",route="/v1/requests/{id}"}' in text
     assert f"gsch_projection_last_applied_sequence {float(api.last)}" in text
     assert "/v1/requests/a" not in text
 
@@ -343,16 +324,19 @@ async def test_rebuilt_read_model_answers_byte_for_byte_the_same(
     await log.accept("req-fast", policy=Policy.BIN_PACK, fast=True)
     last = await log.claim("req-fast")
     db_path = tmp_path / "model.sqlite"
+    secret = tmp_path / "continue.secret"
+    secret.write_text("shared by every API replica")
+    config = ApiConfig(continue_secret_file=str(secret))  # continue tokens are the same too
     async with running(Projector(store, db_path)) as projector:
         assert await projector.wait_for(last, 10)
-        async with serving(make_app(projector)) as client:
+        async with serving(make_app(projector, config=config)) as client:
             paths = [*ENDPOINTS, *await continuation_pages(client)]
             before = await answers(client, paths)
     assert await rebuild(store, db_path) == last
     projector = Projector(store, db_path)
     await projector.open()
     try:
-        async with serving(make_app(projector)) as client:
+        async with serving(make_app(projector, config=config)) as client:
             after = await answers(client, paths)
     finally:
         await projector.close()

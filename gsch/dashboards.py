@@ -1,0 +1,197 @@
+"""The Grafana dashboards, as code: `python -m gsch.dashboards` writes them to
+config/grafana/dashboards/ as classic dashboard JSON (Grafana 9 and later load it).
+
+Conventions every dashboard follows (the tests check them): a stable `uid`, a `datasource`
+variable that every panel uses (no `__inputs`, which file provisioning cannot resolve), a
+`member_cluster` variable, and `$__rate_interval` in every range function.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 39
+TAGS = ["gsch"]
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+MC = 'member_cluster=~"$member_cluster"'  # the member-cluster filter of a selector
+RATE = "[$__rate_interval]"
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    description: str
+    targets: tuple[tuple[str, str], ...]  # (PromQL, legend)
+    unit: str = "short"
+    kind: str = "timeseries"
+    width: int = 12
+
+
+def quantiles(metric: str, by: str, selector: str = "") -> tuple[tuple[str, str], ...]:
+    """p50 and p99 of a histogram, per `by`."""
+    series = f"{metric}_bucket{{{selector}}}" if selector else f"{metric}_bucket"
+    rated = f"sum by (le{', ' + by if by else ''}) (rate({series}{RATE}))"
+    legend = f"{{{{{by}}}}} " if by else ""
+    return tuple(
+        (f"histogram_quantile({q}, {rated})", f"{legend}p{int(q * 100)}") for q in (0.5, 0.99)
+    )
+
+
+OVERVIEW = (
+    Panel("Placements per second", "Attempts that committed a placement, by policy",
+          (("sum by (policy) (rate(gsch_schedule_attempts_total{result=\"scheduled\"}"
+            f"{RATE}))", "{{policy}}"),), "reqps"),
+    Panel("Attempts by result", "Scheduling attempts: scheduled, unschedulable, error",
+          ((f"sum by (result) (rate(gsch_schedule_attempts_total{RATE}))", "{{result}}"),),
+          "reqps"),
+    Panel("Attempt latency", "Claim to committed placement (or giving up), p50 and p99",
+          quantiles("gsch_scheduling_attempt_duration_seconds", ""), "s"),
+    Panel("End-to-end latency", "Submission to scheduled, bound and finished, p50 and p99",
+          quantiles("gsch_e2e_scheduling_duration_seconds", "stage"), "s"),
+    Panel("Queue depth per level", "Requests waiting or being scheduled: First, Fast, Base",
+          (("sum by (queue) (gsch_pending_requests)", "{{queue}}"),)),
+    Panel("Commit conflicts", "Conditional appends that lost a race and re-planned, by scope",
+          ((f"sum by (scope) (rate(gsch_placement_conflicts_total{RATE}))", "{{scope}}"),),
+          "ops"),
+    Panel("Retries by reason", "Failed attempts requeued with backoff, by reason",
+          ((f"sum by (reason) (rate(gsch_request_retries_total{RATE}))", "{{reason}}"),),
+          "ops"),
+    Panel("Rejected at intake", "Requests rejected before any work, by field",
+          (("sum by (field) (increase(gsch_requests_rejected_total"
+            f"{RATE}))", "{{field}}"),)),
+    Panel("Bindings per member cluster", "Placements applied per second, by result",
+          ((f"sum by (member_cluster, result) (rate(gsch_binding_duration_seconds_count{{{MC}}}"
+            f"{RATE}))", "{{member_cluster}} {{result}}"),), "ops", width=24),
+)  # fmt: skip
+
+CLUSTERS = (
+    Panel("Ready", "1 when the member cluster is ready", ((
+        f"max by (member_cluster) (gsch_cluster_ready{{{MC}}})", "{{member_cluster}}"),),
+        kind="stat", width=24),
+    Panel("CPU reserved", "Share of allocatable CPU reserved by gsch placements", ((
+        f'sum by (member_cluster) (gsch_cluster_reserved{{resource="cpu", {MC}}})'
+        f' / sum by (member_cluster) (gsch_cluster_allocatable{{resource="cpu", {MC}}})',
+        "{{member_cluster}}"),), "percentunit"),
+    Panel("Memory reserved", "Share of allocatable memory reserved by gsch placements", ((
+        f'sum by (member_cluster) (gsch_cluster_reserved{{resource="memory", {MC}}})'
+        f' / sum by (member_cluster) (gsch_cluster_allocatable{{resource="memory", {MC}}})',
+        "{{member_cluster}}"),), "percentunit"),
+    Panel("Allocatable CPU per tier", "Cores of the nodes per tier (cloud, edge, near-edge)", ((
+        f'sum by (tier) (gsch_cluster_allocatable{{resource="cpu", {MC}}})', "{{tier}}"),)),
+    Panel("Reserved CPU per tier", "Cores reserved by gsch placements per tier", ((
+        f'sum by (tier) (gsch_cluster_reserved{{resource="cpu", {MC}}})', "{{tier}}"),)),
+    Panel("Binding latency", "Time to apply a placement on the member cluster, p50 and p99",
+          quantiles("gsch_binding_duration_seconds", "member_cluster", MC), "s"),
+    Panel("Binding failures", "Failed bindings per second, per member cluster", ((
+        f'sum by (member_cluster) (rate(gsch_binding_duration_seconds_count{{result="failed", '
+        f"{MC}}}{RATE}))", "{{member_cluster}}"),), "ops"),
+)  # fmt: skip
+
+EVENT_STORE = (
+    Panel("Events appended", "Events appended to the log per second, by type", ((
+        f"sum by (type) (rate(gsch_event_appends_total{RATE}))", "{{type}}"),), "ops"),
+    Panel("Projection lag", "Events in the log not yet in each API's read model", ((
+        "max by (instance) (gsch_projection_lag_events)", "{{instance}}"),)),
+    Panel("Last applied sequence", "Read models and worker snapshots: last stream sequence", (
+        ("max by (instance) (gsch_projection_last_applied_sequence)", "read model {{instance}}"),
+        ("max by (instance) (gsch_snapshot_last_applied_sequence)", "snapshot {{instance}}"))),
+    Panel("HTTP requests", "API requests per second by route template and code", ((
+        f"sum by (route, code) (rate(gsch_http_requests_total{RATE}))", "{{route}} {{code}}"),),
+        "reqps"),
+    Panel("HTTP latency", "API answer time by route, p50 and p99",
+          quantiles("gsch_http_request_duration_seconds", "route"), "s", width=24),
+)  # fmt: skip
+
+DASHBOARDS = {
+    "gsch-overview": ("gsch / Overview", OVERVIEW),
+    "gsch-clusters": ("gsch / Member clusters", CLUSTERS),
+    "gsch-event-store": ("gsch / Event store", EVENT_STORE),
+}
+
+
+def dashboard(uid: str) -> dict[str, Any]:
+    title, panels = DASHBOARDS[uid]
+    return {
+        "id": None,
+        "uid": uid,
+        "title": title,
+        "tags": TAGS,
+        "timezone": "utc",
+        "editable": True,
+        "graphTooltip": 1,
+        "refresh": "30s",
+        "schemaVersion": SCHEMA_VERSION,
+        "version": 1,
+        "time": {"from": "now-1h", "to": "now"},
+        "templating": {"list": _variables()},
+        "panels": _layout(panels),
+        "links": [{"title": "gsch", "type": "dashboards", "tags": TAGS, "asDropdown": True}],
+    }
+
+
+def _variables() -> list[dict[str, Any]]:
+    return [
+        {"type": "datasource", "name": "datasource", "label": "Data source",
+         "query": "prometheus", "current": {}, "hide": 0},
+        {"type": "query", "name": "member_cluster", "label": "Member cluster",
+         "datasource": DATASOURCE,
+         "query": {"query": "label_values(gsch_cluster_ready, member_cluster)",
+                   "refId": "member_cluster"},
+         "definition": "label_values(gsch_cluster_ready, member_cluster)",
+         "refresh": 2, "includeAll": True, "multi": True, "allValue": ".*", "sort": 1,
+         "current": {}},
+    ]  # fmt: skip
+
+
+def _layout(panels: tuple[Panel, ...]) -> list[dict[str, Any]]:
+    laid: list[dict[str, Any]] = []
+    x = y = 0
+    for number, panel in enumerate(panels, start=1):
+        if x + panel.width > 24:
+            x, y = 0, y + 8
+        laid.append(_panel(number, panel, {"h": 8, "w": panel.width, "x": x, "y": y}))
+        x += panel.width
+    return laid
+
+
+def _panel(number: int, panel: Panel, grid: dict[str, int]) -> dict[str, Any]:
+    return {
+        "id": number,
+        "type": panel.kind,
+        "title": panel.title,
+        "description": panel.description,
+        "datasource": DATASOURCE,
+        "gridPos": grid,
+        "fieldConfig": {"defaults": {"unit": panel.unit}, "overrides": []},
+        "options": {"legend": {"displayMode": "list", "placement": "bottom"}},
+        "targets": [
+            {
+                "refId": chr(ord("A") + i),
+                "datasource": DATASOURCE,
+                "expr": expr,
+                "legendFormat": legend,
+                "range": True,
+            }
+            for i, (expr, legend) in enumerate(panel.targets)
+        ],
+    }
+
+
+def render(uid: str) -> str:
+    return json.dumps(dashboard(uid), indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    target = Path(argv[0]) if argv else Path("config/grafana/dashboards")
+    target.mkdir(parents=True, exist_ok=True)
+    for uid in DASHBOARDS:
+        (target / f"{uid}.json").write_text(render(uid))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
