@@ -17,6 +17,7 @@ import msgspec
 import nats.errors
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from gsch.aio import reraise_swallowed_cancel
 from gsch.eventstore.store import MSG_ID, EventStore, StoredEvent
 from gsch.model.events import decode_event
 
@@ -98,6 +99,8 @@ class Follower:
                 await self._subscribe()
             except (nats.errors.Error, TimeoutError) as exc:
                 log.warning("follower check failed", extra={"error": repr(exc)})
+            finally:
+                reraise_swallowed_cancel()  # `continue` included
 
     async def _deliver(self, msg: Any) -> None:
         seq = int(msg.metadata.sequence.stream)

@@ -18,6 +18,7 @@ from pathlib import Path
 import aiosqlite
 import nats.errors
 
+from gsch.aio import reraise_swallowed_cancel
 from gsch.eventstore.store import EventStore, StoredEvent
 from gsch.eventstore.subjects import ALL_EVENTS
 from gsch.eventstore.watch import Follower
@@ -199,12 +200,7 @@ class Projector:
                 await self.caught_up()
             except (TimeoutError, nats.errors.Error) as exc:
                 log.warning("projection lag unknown", extra={"error": repr(exc)})
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                # Python 3.11's wait_for (inside the NATS request) swallows a cancel that
-                # arrives as its answer does (gh-86296); without this the loop runs on and
-                # whoever cancelled it waits for ever.
-                raise asyncio.CancelledError
+            reraise_swallowed_cancel()
             await asyncio.sleep(LAG_INTERVAL)
 
     async def _restart_if_log_is_shorter(self) -> None:

@@ -22,6 +22,7 @@ from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.eventstore.consumers import WorkItem
 from gsch.model.events import Explanation, Placement
 from gsch.model.request import QueueLevel, Request, is_selector
+from gsch.model.resources import Resources
 from gsch.scheduler.dispatch import LEVEL_ORDER
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class BlockedRequests:
         self._parked: dict[str, Parked] = {}
         self._by_cluster: dict[str, set[str]] = {}
         self._anywhere: set[str] = set()
-        self._dirty: set[str] = set()
+        self._changed: set[str] = set()  # clusters whose capacity may have grown
         self._signal = asyncio.Event()
         snapshot.capacity_listeners.append(self._on_capacity)
 
@@ -107,7 +108,6 @@ class BlockedRequests:
         if parked is None:
             return None
         self._anywhere.discard(request_id)
-        self._dirty.discard(request_id)
         for cluster in usable_clusters(parked.request) or ():
             ids = self._by_cluster.get(cluster)
             if ids is not None:
@@ -117,11 +117,26 @@ class BlockedRequests:
         return parked
 
     def _on_capacity(self, cluster: str) -> None:
-        before = len(self._dirty)
-        self._dirty.update(self._by_cluster.get(cluster, ()))
-        self._dirty.update(self._anywhere)
-        if len(self._dirty) > before:
+        # Called for every release the snapshot folds: only note the cluster; the parked
+        # requests it concerns are found once per pass.
+        if self._parked:
+            self._changed.add(cluster)
             self._signal.set()
+
+    def _candidates(self, changed: set[str]) -> tuple[set[str], Resources]:
+        """The parked requests that could use a changed cluster, and the most any one node
+        of those clusters could now hold (per resource): a request whose demand exceeds it
+        cannot fit yet, whatever its policy, and is not re-planned."""
+        ids = set(self._anywhere)
+        most = [0, 0, 0, 0]
+        for name in changed:
+            ids.update(self._by_cluster.get(name, ()))
+            view = self.snapshot.clusters.get(name)
+            if view is not None and view.ready:
+                free = view.max_free
+                for index, amount in enumerate((free.cpu_m, free.memory, free.gpu, free.pods)):
+                    most[index] = max(most[index], amount)
+        return ids, Resources(*most)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Wake what fits whenever capacity changes, until `stop`; then hand every parked
@@ -138,23 +153,31 @@ class BlockedRequests:
                     break
                 await asyncio.sleep(_SETTLE_SECONDS)
                 self._signal.clear()
-                candidates = set(self._parked) if recheck else self._dirty
-                self._dirty = set()
-                self.wake_fitting(candidates)
+                changed, self._changed = self._changed, set()
+                if recheck:
+                    self.wake_fitting(set(self._parked), None)
+                else:
+                    self.wake_fitting(*self._candidates(changed))
         finally:
             for request_id in list(self._parked):
                 parked = self.take(request_id)
                 if parked is not None:
                     await parked.item.nak()
 
-    def wake_fitting(self, candidates: set[str]) -> int:
-        """Dispatch the candidates that fit now, First level first, oldest first. Within one
-        pass each woken request counts as pending on the nodes it would take, so a release
-        that makes room for one request does not wake ten."""
+    def wake_fitting(self, candidates: set[str], room: Resources | None) -> int:
+        """Dispatch the candidates that fit now, First level first, oldest first; with
+        `room`, only those whose demand fits in it are planned. Within one pass each woken
+        request counts as pending on the nodes it would take, so a release that makes room
+        for one request does not wake ten."""
         rank = {level: index for index, level in enumerate(LEVEL_ORDER)}
+        found = (self._parked.get(request_id) for request_id in candidates)
         order = sorted(
-            (parked for request_id, parked in self._parked.items() if request_id in candidates),
-            key=lambda parked: rank[parked.level],
+            (
+                parked
+                for parked in found
+                if parked is not None and (room is None or parked.request.demand.fits_in(room))
+            ),
+            key=lambda parked: (rank[parked.level], parked.item.seq),
         )
         claimed: list[Placement] = []
         woken = 0
