@@ -25,6 +25,7 @@ from gsch.clusters.facts import declare
 from gsch.config import ProbeConfig
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.subjects import latency_subject
+from gsch.kube.pause import pause
 from gsch.model.events import LatencyReported
 
 log = logging.getLogger(__name__)
@@ -149,4 +150,4 @@ class LatencyProbe:
         while True:
             await self.measure()
             await self.publish()
-            await asyncio.sleep(self.settings.interval)
+            await pause(self.settings.interval)

@@ -13,7 +13,6 @@ call). A vanished node is declared not ready (its reservations stay until releas
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from gsch.eventstore.store import EventStore
 from gsch.eventstore.subjects import cluster_subject, node_subject, pods_subject
 from gsch.kube.informer import Reachability
 from gsch.kube.inventory import ClusterInventory, NodeFacts
+from gsch.kube.pause import pause
 from gsch.model.events import ClusterDeclared, NodeDeclared, PodsReported
 from gsch.model.resources import Resources
 
@@ -58,18 +58,22 @@ class InventoryPublisher:
         """What was last published (None: nothing yet)."""
         return self._ready
 
-    async def publish(self) -> int:
-        """Append what changed since the last call; return the number of events."""
-        appended = 0
+    def judgement(self) -> bool | None:
+        """Whether the cluster is ready now (None: nothing to say yet)."""
         reachable = self.reachability.reachable
         synced = self.synced()
         # Before the first list completes there is nothing to say, unless the API server has
         # been failing long enough to call the cluster not ready.
-        ready = reachable and synced
-        if (synced or not reachable) and ready != self._ready:
+        return reachable and synced if synced or not reachable else None
+
+    async def publish(self) -> int:
+        """Append what changed since the last call; return the number of events."""
+        appended = 0
+        ready = self.judgement()
+        if ready is not None and ready != self._ready:
             await self._cluster(ready)
             appended += 1
-        if not (reachable and synced):
+        if not ready:
             return appended  # stale knowledge is not news
         facts = self.inventory.facts()
         for name in self._nodes.keys() - facts.keys():
@@ -114,4 +118,4 @@ class InventoryPublisher:
         """Publish every `window` seconds until cancelled."""
         while True:
             await self.publish()
-            await asyncio.sleep(window)
+            await pause(window)
