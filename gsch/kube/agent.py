@@ -105,12 +105,7 @@ class Endpoints:
 
 
 def probe_targets(member: MemberCluster, endpoints: Endpoints, node_port: int) -> Targets:
-    nodes = {
-        name: (facts.addresses[0], node_port)
-        for name, facts in member.inventory.nodes.items()
-        if facts.addresses
-    }
-    return Targets(clusters=dict(endpoints.known), nodes=nodes)
+    return Targets(clusters=dict(endpoints.known), nodes=member.node_addresses(node_port))
 
 
 async def serve_agent(
