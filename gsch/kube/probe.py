@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from gsch.clusters.facts import declare
 from gsch.config import ProbeConfig
-from gsch.eventstore.store import EventStore
+from gsch.eventstore.store import EventStore, StoreError, StoreUnavailableError
 from gsch.eventstore.subjects import latency_subject
 from gsch.kube.pause import pause
 from gsch.model.events import LatencyReported
@@ -149,5 +149,9 @@ class LatencyProbe:
         """Measure and publish every `interval` seconds until cancelled."""
         while True:
             await self.measure()
-            await self.publish()
+            try:
+                await self.publish()
+            except (StoreError, StoreUnavailableError) as exc:  # the next round reports again
+                log.warning("latency not reported", extra={"cluster": self.cluster,
+                                                           "error": str(exc)})  # fmt: skip
             await pause(self.settings.interval)
