@@ -86,6 +86,9 @@ class MemberConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     labels: dict[str, str] = msgspec.field(default_factory=dict)
     # Kinds this cluster accepts; None: the intake's allow-list.
     allowed_kinds: list[str] | None = None
+    # Whether the binder probes this central cluster's latency from gsch's own host; None:
+    # `[kube.probe] central`.
+    probe: bool | None = None
 
 
 class ProbeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -99,6 +102,11 @@ class ProbeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     window: int = 50  # samples kept per target for the p95
     stale_after: float = 60.0  # a target not measured for this long leaves the report
     node_port: int = 10250  # the kubelet's port: open on every node
+    # The binder probes its central clusters too (from gsch's own host), reporting as the
+    # source `central_cluster`/`central_node`: where gsch runs (e.g. the cloud cluster).
+    central: bool = False
+    central_cluster: str = "gsch"
+    central_node: str = "central"
 
 
 class KubeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -109,6 +117,10 @@ class KubeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     watch_seconds: int = 300  # server-side timeout of one watch request
     page_size: int = 500  # list page (`limit`)
     agent_timeout: float = 15.0  # the binder waits this long for an agent's reply
+    # An agent announces itself this often; the binder declares its cluster not ready after
+    # `agent_silence_seconds` without a word (several beats: one lost beat is no outage).
+    agent_heartbeat_seconds: float = 5.0
+    agent_silence_seconds: float = 20.0
     field_manager: str = "gsch"
     probe: ProbeConfig = msgspec.field(default_factory=ProbeConfig)
 

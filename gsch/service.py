@@ -191,11 +191,11 @@ async def _binder(
         stack.push_async_callback(simulator.close)
         backends.append(simulator)
     if config.kube.clusters:
-        from gsch.kube.agents import AgentBackend
+        from gsch.kube.agents import agent_backend
         from gsch.kube.central import central_backend
 
         backends.append(await stack.enter_async_context(central_backend(config, store)))
-        backends.append(AgentBackend(nc, config))
+        backends.append(await stack.enter_async_context(agent_backend(nc, config, store)))
     if not backends:
         log.warning("binder role without a topology or member clusters: nothing to bind to")
         return None

@@ -1,10 +1,11 @@
 """`gsch agent --cluster NAME`: serves one member cluster from inside it, over NATS only.
 
-It publishes the cluster's inventory and its latency measurements to the event log, and
-answers binding and removal requests addressed to it (`gsch.agent.<cluster>.bind|remove`,
-GEdge envelope, see `envelope.py`). Everything goes through one NATS connection, so an edge
-site behind a NATS leaf node works although the centre cannot reach its API server. Several
-agents of one cluster share the work through a queue group.
+It publishes the cluster's inventory and its latency measurements to the event log, answers
+binding and removal requests addressed to it (`gsch.agent.<cluster>.bind|remove`, GEdge
+envelope, see `envelope.py`), and announces itself (`.heartbeat`, see `liveness.py`).
+Everything goes through one NATS connection, so an edge site behind a NATS leaf node works
+although the centre cannot reach its API server. Several agents of one cluster share the
+work through a queue group.
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ from gsch.kube.envelope import (
     HCODE_ERROR,
     HCODE_REMOVE,
     LCODE_REQUEST,
+    SUBJECT_OF,
     BindOrder,
     Envelope,
     Outcome,
     Party,
-    agent_subjects,
+    agent_subject,
     decode,
     encode,
     reply,
 )
+from gsch.kube.liveness import beat
 from gsch.kube.member import MemberCluster, running_member
 from gsch.kube.probe import Address, LatencyProbe, Targets
 from gsch.model.events import ClusterDeclared
@@ -102,12 +105,7 @@ class Endpoints:
 
 
 def probe_targets(member: MemberCluster, endpoints: Endpoints, node_port: int) -> Targets:
-    nodes = {
-        name: (facts.addresses[0], node_port)
-        for name, facts in member.inventory.nodes.items()
-        if facts.addresses
-    }
-    return Targets(clusters=dict(endpoints.known), nodes=nodes)
+    return Targets(clusters=dict(endpoints.known), nodes=member.node_addresses(node_port))
 
 
 async def serve_agent(
@@ -130,8 +128,15 @@ async def serve_agent(
             running.add(task)
             task.add_done_callback(running.discard)
 
-        subscription = await nc.subscribe(
-            agent_subjects(cluster), queue=f"gsch-agent-{token(cluster)}", cb=on_message
+        subscriptions = [
+            await nc.subscribe(
+                agent_subject(cluster, hcode), queue=f"gsch-agent-{token(cluster)}", cb=on_message
+            )
+            for hcode in SUBJECT_OF
+        ]
+        interval = config.kube.agent_heartbeat_seconds
+        tasks.append(
+            asyncio.create_task(beat(nc, cluster, node or "", interval, member.publisher.judgement))
         )
         endpoints = Endpoints(store)
         probe_settings = config.kube.probe
@@ -146,7 +151,8 @@ async def serve_agent(
         try:
             await stop.wait()
         finally:
-            await subscription.unsubscribe()
+            for subscription in subscriptions:
+                await subscription.unsubscribe()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, *running, return_exceptions=True)

@@ -1,8 +1,12 @@
 """The binder backend for clusters served by agents (`mode = "agent"`): each binding and
 removal is a NATS request to the cluster's agent; no answer within `agent_timeout` is a
-failed binding, which the queue retries (elsewhere)."""
+failed binding, which the queue retries (elsewhere). While it runs, it watches the agents'
+heartbeats (`liveness.py`), so a silent agent's cluster is declared not ready."""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
 
 import msgspec
 import nats.errors
@@ -10,6 +14,7 @@ from nats.aio.client import Client
 
 from gsch.clusters.binder import Binding, BindingRefused
 from gsch.config import Config
+from gsch.eventstore.store import EventStore
 from gsch.kube.central import require_request
 from gsch.kube.envelope import (
     HCODE_BIND,
@@ -24,6 +29,7 @@ from gsch.kube.envelope import (
     encode,
     payload,
 )
+from gsch.kube.liveness import AgentLiveness
 
 
 class AgentBackend:
@@ -72,3 +78,21 @@ class AgentBackend:
         outcome = await self._ask(binding, HCODE_REMOVE)
         if outcome.status != "success":
             raise BindingRefused(f"removal failed on {binding.cluster}: {outcome.error_msg}")
+
+
+@contextlib.asynccontextmanager
+async def agent_backend(
+    nc: Client, config: Config, store: EventStore
+) -> AsyncIterator[AgentBackend]:
+    """Bind through the agents, and watch that they are alive, until the block ends."""
+    backend = AgentBackend(nc, config)
+    kube = config.kube
+    liveness = AgentLiveness(
+        nc, store, backend.clusters, kube.agent_heartbeat_seconds, kube.agent_silence_seconds
+    )
+    if backend.clusters:
+        await liveness.start()
+    try:
+        yield backend
+    finally:
+        await liveness.stop()

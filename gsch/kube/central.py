@@ -10,6 +10,7 @@ from gsch.clusters.binder import Binding, BindingRefused
 from gsch.config import Config
 from gsch.eventstore.store import EventStore
 from gsch.kube.applier import ApplyError
+from gsch.kube.central_probe import central_probe
 from gsch.kube.member import MemberCluster, running_member
 from gsch.model.request import Request
 
@@ -48,7 +49,8 @@ class CentralBackend:
 
 @contextlib.asynccontextmanager
 async def central_backend(config: Config, store: EventStore) -> AsyncIterator[CentralBackend]:
-    """Run every central member's inventory; bind through them until the block ends."""
+    """Run every central member's inventory (and latency probe, where configured); bind
+    through them until the block ends."""
     async with contextlib.AsyncExitStack() as stack:
         members = {}
         for name, settings in config.kube.clusters.items():
@@ -56,4 +58,5 @@ async def central_backend(config: Config, store: EventStore) -> AsyncIterator[Ce
                 members[name] = await stack.enter_async_context(
                     running_member(name, settings, config, store)
                 )
+        await stack.enter_async_context(central_probe(config, store, members))
         yield CentralBackend(members)

@@ -10,6 +10,9 @@ filter, no reply topic per request), so a reply is correlated by NATS itself.
   Apply the workload of a placement.
 - `gsch.agent.<cluster>.remove`: hcode 410, lcode 1 → 2; msg `BindOrder` → `Outcome`.
   Remove what the request applied (cancel, rollback).
+- `gsch.agent.<cluster>.heartbeat`: hcode 200, lcode 3 (a notice: nobody answers); msg
+  `Heartbeat`. Every `kube.agent_heartbeat_seconds`, on core NATS: the binder declares the
+  cluster not ready when no agent of it has spoken for `kube.agent_silence_seconds`.
 - any of them: hcode 900, lcode 2; msg `Outcome` with status `error`: the request was not
   understood (not an envelope, wrong target, unknown hcode).
 
@@ -27,11 +30,13 @@ from gsch.eventstore.subjects import token
 from gsch.model.events import Placement
 from gsch.model.request import Request
 
+HCODE_HEARTBEAT = 200
 HCODE_BIND = 400
 HCODE_REMOVE = 410
 HCODE_ERROR = 900
 LCODE_REQUEST = 1
 LCODE_RESPONSE = 2
+LCODE_NOTICE = 3
 
 SUBJECT_OF = {HCODE_BIND: "bind", HCODE_REMOVE: "remove"}
 
@@ -40,8 +45,11 @@ def agent_subject(cluster: str, hcode: int) -> str:
     return f"gsch.agent.{token(cluster)}.{SUBJECT_OF[hcode]}"
 
 
-def agent_subjects(cluster: str) -> str:
-    return f"gsch.agent.{token(cluster)}.*"
+def heartbeat_subject(cluster: str) -> str:
+    return f"gsch.agent.{token(cluster)}.heartbeat"
+
+
+HEARTBEATS = "gsch.agent.*.heartbeat"
 
 
 class Party(msgspec.Struct, frozen=True):
@@ -62,6 +70,13 @@ class BindOrder(msgspec.Struct, frozen=True, kw_only=True):
     attempt: int
     placements: tuple[Placement, ...]
     request: Request
+
+
+class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
+    node: str = ""
+    # What the agent would declare of its cluster now: its API server answers and the first
+    # lists are in (None: not known yet).
+    ready: bool | None = None
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from gsch.kube.client import KubeApiError, KubeClient, KubeError
+from gsch.kube.pause import pause
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class Informer:
                 version = await self._watch(version)
                 if time.monotonic() - started < 1.0:
                     # A server that ends watches at once must not make this loop spin.
-                    await asyncio.sleep(delay)
+                    await pause(delay)
                     delay = min(delay * 2, self.backoff[1])
                 else:
                     delay = self.backoff[0]
@@ -136,5 +137,5 @@ class Informer:
             except KubeError as exc:
                 self.reachability.failed()
                 log.warning("list/watch failed", extra={"path": self.path, "error": str(exc)})
-                await asyncio.sleep(delay)
+                await pause(delay)
                 delay = min(delay * 2, self.backoff[1])

@@ -78,6 +78,14 @@ class MemberCluster:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
+    def node_addresses(self, port: int) -> dict[str, tuple[str, int]]:
+        """Each node's first address (internal first) at `port`: latency probe targets."""
+        return {
+            name: (facts.addresses[0], port)
+            for name, facts in self.inventory.nodes.items()
+            if facts.addresses
+        }
+
     def _documents(self, request_id: str, request: Request, node: str) -> list[dict[str, Any]]:
         kinds = {str(d.get("kind")) for d in request.workload}
         # Cluster-scoped kinds never, whatever a config allows: gsch places namespaced work.

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 
 from gsch.clusters.facts import declare
 from gsch.config import ProbeConfig
-from gsch.eventstore.store import EventStore
+from gsch.eventstore.store import EventStore, StoreError, StoreUnavailableError
 from gsch.eventstore.subjects import latency_subject
+from gsch.kube.pause import pause
 from gsch.model.events import LatencyReported
 
 log = logging.getLogger(__name__)
@@ -148,5 +149,9 @@ class LatencyProbe:
         """Measure and publish every `interval` seconds until cancelled."""
         while True:
             await self.measure()
-            await self.publish()
-            await asyncio.sleep(self.settings.interval)
+            try:
+                await self.publish()
+            except (StoreError, StoreUnavailableError) as exc:  # the next round reports again
+                log.warning("latency not reported", extra={"cluster": self.cluster,
+                                                           "error": str(exc)})  # fmt: skip
+            await pause(self.settings.interval)

@@ -217,9 +217,14 @@ class Worker:
         self, profile: Profile, request: Request, avoid: tuple[str, ...]
     ) -> Decision:
         """Plan without the clusters that refused the last binding (by name), falling back
-        to all of them when nothing else fits: better the same cluster again than nothing."""
+        to all of them when nothing else fits: better the same cluster again than nothing.
+        A level that is a set (GSetClusters places on every cluster it names) is not cut
+        down to a smaller set: it is skipped whole."""
         if avoid:
-            kept = (tuple(c for c in level if c not in avoid) for level in request.levels)
+            if profile.every_cluster:
+                kept = (lvl if not set(lvl) & set(avoid) else () for lvl in request.levels)
+            else:
+                kept = (tuple(c for c in level if c not in avoid) for level in request.levels)
             levels = tuple(level for level in kept if level)
             if levels:  # an empty list would mean "every cluster"
                 elsewhere = msgspec.structs.replace(request, levels=levels)

@@ -146,3 +146,33 @@ async def test_binding_for_an_absent_agent_fails_and_is_retried(
         reason = next(e.reason for e in events if isinstance(e, RequestRequeued))
         assert "agent of ka" in reason
         assert fakes["ka"].get("apps/v1", "Deployment", "p1-w1", "web") is None
+
+
+async def test_a_silent_agent_sends_placements_elsewhere_until_it_is_back(
+    tmp_path: Path, nats_server: NatsServer, nc: Client, store: EventStore,
+    fakes: dict[str, FakeKube], kubeconfig: Path,
+) -> None:  # fmt: skip
+    config = agent_config(tmp_path, nats_server.url, kubeconfig, fakes["ka"].port)
+    config.kube.agent_heartbeat_seconds, config.kube.agent_silence_seconds = 0.2, 1.0
+    for name in ("kb", "kc"):  # served centrally: somewhere else to go
+        config.kube.clusters[name].mode = "central"
+
+    async def ka_ready(wanted: bool) -> bool:
+        last = await store.last(cluster_subject("ka", "ClusterDeclared"))
+        return last is not None and last.event.ready is wanted  # type: ignore[union-attr]
+
+    async with running(config, {"worker", "binder"}) as service:
+        async with agent(config, nc, "ka", "ka-n1"):
+            await wait_inventory(service.store, 6)
+            await eventually(lambda: ka_ready(True))
+        await eventually(lambda: ka_ready(False))  # stopped: silent, not ready
+
+        await publish_request(nc, deployment_request("s-1", ["ka", "kb"]), "s-1")
+        state = await settled(service.store, "s-1")
+        assert state.state is State.BOUND, state.reasons
+        assert [p.cluster for p in state.placements] == ["kb"]
+        events = [s.event for s in await store.read(request_history("s-1"))]
+        assert not any(isinstance(e, RequestRequeued) for e in events)  # ka was never tried
+
+        async with agent(config, nc, "ka", "ka-n1"):
+            await eventually(lambda: ka_ready(True))
