@@ -14,3 +14,9 @@ def reraise_swallowed_cancel() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+async def pause(seconds: float) -> None:
+    """The pause between rounds of a background loop: first honour a swallowed cancel."""
+    reraise_swallowed_cancel()
+    await asyncio.sleep(seconds)

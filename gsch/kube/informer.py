@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from gsch.aio import pause
 from gsch.kube.client import KubeApiError, KubeClient, KubeError
-from gsch.kube.pause import pause
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,7 @@ import msgspec
 import nats.errors
 from nats.aio.client import Client
 
+from gsch.aio import pause
 from gsch.eventstore.ids import new_msg_id
 from gsch.eventstore.store import (
     Append,
@@ -50,7 +51,6 @@ from gsch.kube.envelope import (
     heartbeat_subject,
     payload,
 )
-from gsch.kube.pause import pause
 from gsch.model.events import ClusterDeclared
 
 log = logging.getLogger(__name__)

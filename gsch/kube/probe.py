@@ -21,11 +21,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gsch.aio import pause
 from gsch.clusters.facts import declare
 from gsch.config import ProbeConfig
 from gsch.eventstore.store import EventStore, StoreError, StoreUnavailableError
 from gsch.eventstore.subjects import latency_subject
-from gsch.kube.pause import pause
 from gsch.model.events import LatencyReported
 
 log = logging.getLogger(__name__)

@@ -22,12 +22,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gsch.aio import pause
 from gsch.clusters.facts import declare
 from gsch.eventstore.store import EventStore, StoreError, StoreUnavailableError
 from gsch.eventstore.subjects import cluster_subject, node_subject, pods_subject
 from gsch.kube.informer import Reachability
 from gsch.kube.inventory import ClusterInventory, NodeFacts
-from gsch.kube.pause import pause
 from gsch.model.events import ClusterDeclared, NodeDeclared, PodsReported
 from gsch.model.resources import Resources
 
