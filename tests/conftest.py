@@ -12,11 +12,18 @@ from pathlib import Path
 
 import nats
 import pytest
+from hypothesis import settings
 from nats.aio.client import Client
 
 from gsch.embedded import find_binary, free_port
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import apply_declarations, load_declarations
+
+# Property tests draw the same examples on every run by default, so a run (CI's above all)
+# passes or fails for the code, not for the draw; GSCH_HYPOTHESIS=explore draws new ones.
+settings.register_profile("repeatable", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("GSCH_HYPOTHESIS", "repeatable"))
 
 
 class NatsServer:
