@@ -88,9 +88,6 @@ class BlockedRequests:
     def __len__(self) -> int:
         return len(self._parked)
 
-    def __contains__(self, request_id: str) -> bool:
-        return request_id in self._parked
-
     def park(self, parked: Parked) -> None:
         request_id = parked.request.request_id
         self.take(request_id)  # a redelivery replaces what was parked before

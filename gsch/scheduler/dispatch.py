@@ -59,13 +59,6 @@ class LevelDispatcher:
         self.queues[job.level].append(job)
         self._changed.set()
 
-    def depth(self) -> dict[QueueLevel, int]:
-        """Jobs waiting per level (those already drawn into the current round included)."""
-        depth = {level: len(queue) for level, queue in self.queues.items()}
-        for job in self._round:
-            depth[job.level] += 1
-        return depth
-
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch rounds until `stop`; then hand queued items back (another worker takes
         them at once instead of after the lease) and let running jobs finish."""

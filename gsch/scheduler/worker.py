@@ -173,12 +173,6 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await keeping
 
-    def queue_depth(self) -> dict[str, int]:
-        """What this worker holds and has not started, per level, and what it has parked."""
-        depth = {level.value: count for level, count in self.dispatcher.depth().items()}
-        depth["blocked"] = len(self.blocked)
-        return depth
-
     def _queue(self, item: WorkItem, level: QueueLevel, run: Callable[[], Awaitable[None]]) -> None:
         self.room.take()
         self.keeper.hold(item)
