@@ -139,9 +139,10 @@ async def pull(
     backoff = 0.1
     try:
         while not stop.is_set():
-            await _wait_or_stop(stop, room.wait())
-            if stop.is_set():
-                break
+            if room.free() <= 0:
+                await _wait_or_stop(stop, room.wait())
+                if stop.is_set():
+                    break
             wanted = max(1, min(next_batch, room.free()))
             try:
                 messages = await subscription.fetch(wanted, timeout=1.0)
