@@ -7,9 +7,10 @@ some, so GPU-less fleets are scored on cpu and memory alone.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from statistics import pstdev
 
-from gsch.clusters.snapshot import NodeView
+from gsch.clusters.snapshot import ClusterView, NodeView
 from gsch.model.request import Request
 
 MAX_SCORE = 100.0
@@ -33,6 +34,23 @@ def most_allocated_score(request: Request, node: NodeView) -> float:
 def least_allocated_score(request: Request, node: NodeView) -> float:
     """Spreading: the emptier the node stays, the better."""
     return MAX_SCORE - most_allocated_score(request, node)
+
+
+def least_allocated_variant(_: Request) -> Hashable:
+    """The bound below depends on no part of the request: one ranking serves them all."""
+    return "least allocated"
+
+
+def least_allocated_bound(_: Hashable, cluster: ClusterView) -> float:
+    """No node of `cluster` can score more than this, from its aggregates. A node's score is
+    100 x the mean of what stays free of each resource once the workload is on it, and each
+    share is at most the cluster's best free share of that resource. A GPU node adds a third
+    share (at most 1, and 0 on every GPU node when none has a GPU free), which can only raise
+    the mean to (cpu + memory + 1) / 3."""
+    cpu, memory = cluster.max_free_cpu_share, cluster.max_free_memory_share
+    if cluster.max_free_gpus > 0:
+        return MAX_SCORE * (cpu + memory + 1.0) / 3
+    return MAX_SCORE * (cpu + memory) / 2
 
 
 def balanced_allocation_score(request: Request, node: NodeView) -> float:

@@ -7,7 +7,9 @@ from typing import Any
 from gsch.model.request import Policy
 from gsch.policies.allocation import (
     balanced_allocation_score,
+    least_allocated_bound,
     least_allocated_score,
+    least_allocated_variant,
     most_allocated_score,
 )
 from gsch.policies.filters import COMMON_CLUSTER_FILTERS, COMMON_NODE_FILTERS
@@ -42,7 +44,10 @@ PROFILES: dict[Policy, Profile] = {
     ),
     Policy.BIN_PACK: _profile(Policy.BIN_PACK, ScorePlugin("most allocated", most_allocated_score)),
     Policy.LEAST_REQUESTED: _profile(
-        Policy.LEAST_REQUESTED, ScorePlugin("least allocated", least_allocated_score)
+        Policy.LEAST_REQUESTED,
+        ScorePlugin("least allocated", least_allocated_score),
+        cluster_bound=least_allocated_bound,
+        bound_variant=least_allocated_variant,
     ),
     Policy.BALANCED: _profile(
         Policy.BALANCED, ScorePlugin("balanced allocation", balanced_allocation_score)

@@ -18,11 +18,12 @@ from gsch.model.events import (
 )
 from gsch.model.request import Policy
 from gsch.model.resources import Resources
-from gsch.policies.framework import Decision, plan
+from gsch.policies.framework import Decision, Profile, plan
 from gsch.policies.registry import PROFILES
 from tests.policies.test_framework import GI, node, request, snapshot_of
 
-MOST = PROFILES[Policy.MOST_REQUESTED]
+# The profiles that search large levels best bound first.
+SEARCHING = [PROFILES[Policy.MOST_REQUESTED], PROFILES[Policy.LEAST_REQUESTED]]
 TIERS = ["near-edge", "edge", "cloud"]
 REGIONS = ["kr", "us"]
 
@@ -94,6 +95,7 @@ LEVELS = st.lists(
 
 
 def planned_with(
+    profile: Profile,
     bound_from: int,
     levels: tuple[tuple[str, ...], ...],
     snapshot: ClusterSnapshot,
@@ -105,7 +107,7 @@ def planned_with(
     saved = framework.BOUND_FROM
     framework.BOUND_FROM = bound_from
     try:
-        return plan(MOST, request(levels, cpu=cpu, gpu=gpu), snapshot)
+        return plan(profile, request(levels, cpu=cpu, gpu=gpu), snapshot)
     finally:
         framework.BOUND_FROM = saved
 
@@ -113,6 +115,7 @@ def planned_with(
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.data())
 def test_walking_the_rankings_chooses_what_the_full_scan_chooses(data: st.DataObject) -> None:
+    profile = data.draw(st.sampled_from(SEARCHING))
     events = data.draw(fleets())
     changes = data.draw(capacity_changes(events))
     levels = data.draw(LEVELS)
@@ -120,14 +123,14 @@ def test_walking_the_rankings_chooses_what_the_full_scan_chooses(data: st.DataOb
     gpu = data.draw(st.sampled_from([0, 0, 1]))
     # Rankings built before the capacity events, then kept current by them...
     kept = snapshot_of(events)
-    planned_with(0, levels, kept, cpu, gpu)
+    planned_with(profile, 0, levels, kept, cpu, gpu)
     for seq, change in enumerate(changes, start=len(events) + 1):
         kept.apply(change, seq)
     # ... must order clusters as rankings built from scratch, and choose as the full scan.
     fresh = snapshot_of(events + changes)
-    expected = planned_with(10**9, levels, fresh, cpu, gpu)
+    expected = planned_with(profile, 10**9, levels, fresh, cpu, gpu)
     for snapshot in (kept, fresh):
-        decision = planned_with(0, levels, snapshot, cpu, gpu)
+        decision = planned_with(profile, 0, levels, snapshot, cpu, gpu)
         assert decision.placements == expected.placements
         assert decision.level_index == expected.level_index
     for rankings in kept._ranked.values():
