@@ -15,9 +15,10 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import replace
 from functools import partial
+from typing import Any
 
 import msgspec
 
@@ -205,7 +206,7 @@ class Worker:
         if wait > 0.001 and not event.blocked:
             await item.nak(delay=wait)
             return
-        self._queue(item, event.level, partial(self.on_retry, item, event.blocked))
+        self._queue(item, event.level, partial(self.on_retry, item, event.level, event.blocked))
 
     def _plan_avoiding(
         self, profile: Profile, request: Request, avoid: tuple[str, ...]
@@ -232,11 +233,11 @@ class Worker:
 
     def _wake(self, parked: Parked) -> None:
         if self._stop.is_set():
-            task = asyncio.create_task(parked.item.nak())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._in_background(parked.item.nak())
             return
-        self._queue(parked.item, parked.level, partial(self.on_retry, parked.item, False))
+        self._queue(
+            parked.item, parked.level, partial(self.on_retry, parked.item, parked.level, False)
+        )
 
     def _cancelled(self, stored: StoredEvent) -> None:
         """A request was cancelled: a parked message of it is settled now, not at a wake."""
@@ -246,9 +247,13 @@ class Worker:
             self._recent_cancels.popitem(last=False)
         parked = self.blocked.take(request_id)
         if parked is not None:
-            task = asyncio.create_task(parked.item.ack())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._in_background(parked.item.ack())
+
+    def _in_background(self, settle: Coroutine[Any, Any, None]) -> None:
+        """Settle a message from a synchronous callback (the snapshot's, the follower's)."""
+        task = asyncio.create_task(settle)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def on_cancel(self, item: WorkItem) -> None:
         """A cancel command published on `gsch.cancel`."""
@@ -351,9 +356,10 @@ class Worker:
 
     # --- retries -------------------------------------------------------------------------
 
-    async def on_retry(self, item: WorkItem, blocked: bool) -> None:
-        """A retry that is due. A blocked one (nothing could hold it) is tried only if it fits
-        on the snapshot now; otherwise it is parked until capacity it could use appears."""
+    async def on_retry(self, item: WorkItem, level: QueueLevel, blocked: bool) -> None:
+        """A retry that is due, at the level its requeue event gave it. A blocked one (nothing
+        could hold it) is tried only if it fits on the snapshot now; otherwise it is parked,
+        at that level, until capacity it could use appears."""
         state = await self.store.load_request(request_id_of(item.subject))
         if state.queued_seq != item.seq or state.state not in _SCHEDULABLE:
             await item.ack()  # moved on meanwhile (cancelled, taken over): not ours
@@ -363,9 +369,7 @@ class Worker:
             if request.request_id in self._recent_cancels:
                 await item.ack()
                 return
-            self.blocked.park(
-                Parked(item, request, self.retry_policy.level(request, state.attempt - 1))
-            )
+            self.blocked.park(Parked(item, request, level))
             return
         await self._schedule(state)
         await item.ack()
