@@ -13,9 +13,12 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
-from gsch.clusters.snapshot import ClusterSnapshot, ClusterView
+import msgspec
+
+from gsch.clusters.snapshot import ClusterSnapshot, ClusterView, NodeView
 from gsch.model.events import Explanation, LevelTrace, Placement
 from gsch.model.request import Request, is_selector, selector_requirements
+from gsch.model.resources import Resources
 from gsch.policies.rules import DEFAULT_RULES, PlannerRules
 from gsch.policies.search import (
     Candidate,
@@ -97,6 +100,18 @@ class Decision:
     @property
     def placed(self) -> bool:
         return bool(self.placements)
+
+    @property
+    def waits_for_capacity(self) -> bool:
+        """Whether some candidate was refused for want of capacity or readiness, so the
+        request should wait for cluster state to change rather than be retried blindly."""
+        return any(
+            marker in reason
+            for level in self.explanation.levels
+            for reasons in level.rejections.values()
+            for reason in reasons
+            for marker in ("insufficient ", "not ready")
+        )
 
 
 # Levels of up to this many clusters are scanned whole, so every cluster gets its own score
@@ -276,3 +291,40 @@ def _placements(
 def _ranked(rank: float | None, cluster: str) -> tuple[int, float, str]:
     """Measured clusters first, best rank first; the rest after them in name order."""
     return (0, -rank, cluster) if rank is not None else (1, 0.0, cluster)
+
+
+def plan_avoiding(
+    profile: Profile,
+    request: Request,
+    snapshot: ClusterSnapshot,
+    rules: PlannerRules,
+    avoid: tuple[str, ...],
+) -> Decision:
+    """Plan without the clusters that refused the last binding (by name), falling back
+    to all of them when nothing else fits: better the same cluster again than nothing.
+    A level that is a set (GSetClusters places on every cluster it names) is not cut
+    down to a smaller set: it is skipped whole."""
+    if avoid:
+        if profile.every_cluster:
+            kept = (lvl if not set(lvl) & set(avoid) else () for lvl in request.levels)
+        else:
+            kept = (tuple(c for c in level if c not in avoid) for level in request.levels)
+        levels = tuple(level for level in kept if level)
+        if levels:  # an empty list would mean "every cluster"
+            elsewhere = msgspec.structs.replace(request, levels=levels)
+            decision = plan(profile, elsewhere, snapshot, rules)
+            if decision.placed:
+                return decision
+    return plan(profile, request, snapshot, rules)
+
+
+def fits_now(profile: Profile, request: Request, node: NodeView, amount: Resources) -> bool:
+    """Whether `node` can still take `amount` for `request` on the log's own numbers
+    (confirmed capacity, not what this process has pending): the re-check made just before a
+    commit goes out."""
+    if not amount.fits_in(node.confirmed_free):
+        return False
+    from gsch.policies.filters import resource_fit
+
+    checks = [f for f in profile.node_filters if f is not resource_fit]
+    return all(check(request, node) is None for check in checks)

@@ -20,7 +20,7 @@ from typing import Any
 
 from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.eventstore.consumers import WorkItem
-from gsch.model.events import Explanation, Placement
+from gsch.model.events import Placement
 from gsch.model.request import QueueLevel, Request, is_selector
 from gsch.model.resources import Resources
 from gsch.scheduler.dispatch import LEVEL_ORDER
@@ -30,24 +30,6 @@ log = logging.getLogger(__name__)
 # Capacity changes arrive in bursts (a workload finishing releases several nodes): gather a
 # burst before re-planning.
 _SETTLE_SECONDS = 0.02
-
-
-# Rejections that a change of inventory can lift (capacity released, a node or cluster ready
-# again), in the filters' own words. A request refused only for other reasons (a taint it does
-# not tolerate, a selector no node matches, a pinned node that does not exist) is not waiting
-# for capacity: it is retried with backoff and fails after Z* attempts, as GEdge's did.
-CAPACITY_REASONS = ("insufficient ", "not ready")
-
-
-def waits_for_capacity(explanation: Explanation) -> bool:
-    """Whether some candidate was refused for want of capacity or readiness."""
-    return any(
-        marker in reason
-        for level in explanation.levels
-        for reasons in level.rejections.values()
-        for reason in reasons
-        for marker in CAPACITY_REASONS
-    )
 
 
 @dataclass(frozen=True)

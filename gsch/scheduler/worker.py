@@ -20,9 +20,7 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
-import msgspec
-
-from gsch.clusters.snapshot import ClusterSnapshot, NodeView
+from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.config import Config
 from gsch.eventstore.consumers import LeaseKeeper, Room, WorkItem, consume, pull
 from gsch.eventstore.ids import new_msg_id
@@ -71,10 +69,9 @@ from gsch.model.events import (
 from gsch.model.intake import Rejection, generated_request_id
 from gsch.model.request import QueueLevel, Request
 from gsch.model.states import RequestState, State
-from gsch.policies.filters import COMMON_NODE_FILTERS, resource_fit
-from gsch.policies.framework import Decision, Profile, plan
+from gsch.policies.framework import fits_now, plan, plan_avoiding
 from gsch.policies.registry import PROFILES
-from gsch.scheduler.blocked import BlockedRequests, Parked, waits_for_capacity
+from gsch.scheduler.blocked import BlockedRequests, Parked
 from gsch.scheduler.cancel import InvalidCancel, cancel_request, decode_cancel
 from gsch.scheduler.decide import RetryPolicy, admit, intake_rules, planner_rules
 from gsch.scheduler.dispatch import Job, LevelDispatcher
@@ -140,7 +137,9 @@ class Worker:
             return item
         request = self._requests_in_commit.get(event.request_id)
         placement = Placement(event.cluster, event.node, event.amount)
-        if request is None or not self._still_fits(request, node, placement):
+        if request is None or not fits_now(
+            PROFILES[request.policy], request, node, placement.amount
+        ):
             return None
         return replace(item, expect_seq=node.last_seq)
 
@@ -207,26 +206,6 @@ class Worker:
             await item.nak(delay=wait)
             return
         self._queue(item, event.level, partial(self.on_retry, item, event.level, event.blocked))
-
-    def _plan_avoiding(
-        self, profile: Profile, request: Request, avoid: tuple[str, ...]
-    ) -> Decision:
-        """Plan without the clusters that refused the last binding (by name), falling back
-        to all of them when nothing else fits: better the same cluster again than nothing.
-        A level that is a set (GSetClusters places on every cluster it names) is not cut
-        down to a smaller set: it is skipped whole."""
-        if avoid:
-            if profile.every_cluster:
-                kept = (lvl if not set(lvl) & set(avoid) else () for lvl in request.levels)
-            else:
-                kept = (tuple(c for c in level if c not in avoid) for level in request.levels)
-            levels = tuple(level for level in kept if level)
-            if levels:  # an empty list would mean "every cluster"
-                elsewhere = msgspec.structs.replace(request, levels=levels)
-                decision = plan(profile, elsewhere, self.snapshot, self.planner)
-                if decision.placed:
-                    return decision
-        return plan(profile, request, self.snapshot, self.planner)
 
     def _dry_plan(self, request: Request) -> tuple[Placement, ...]:
         return plan(PROFILES[request.policy], request, self.snapshot, self.planner).placements
@@ -429,13 +408,15 @@ class Worker:
         profile = PROFILES[request.policy]
         conflicts = stale = 0
         while conflicts < self.config.worker.max_conflict_retries and stale < 10_000:
-            decision = self._plan_avoiding(profile, request, state.avoid_clusters)
+            decision = plan_avoiding(
+                profile, request, self.snapshot, self.planner, state.avoid_clusters
+            )
             now = time.time()
             if not decision.placed:
                 reason = f"unschedulable: {decision.explanation.summary}"
                 outcome = self.retry_policy.after_failure(
                     attempt, reason, list(state.reasons), now, decision.explanation,
-                    fast=request.fast, blocked=waits_for_capacity(decision.explanation),
+                    fast=request.fast, blocked=decision.waits_for_capacity,
                 )  # fmt: skip
                 if not await self._append_outcome(state, (*prefix, outcome), "unschedulable"):
                     return False
@@ -536,7 +517,7 @@ class Worker:
                 for item, node, placement in zip(reservations, nodes, placements, strict=True):
                     # Re-check on the log's numbers under the lock: siblings may have committed
                     # to this node since we planned; the expected sequence is the node's now.
-                    if not self._still_fits(request, node, placement):
+                    if not fits_now(PROFILES[request.policy], request, node, placement.amount):
                         return None
                     fenced.append(replace(item, expect_seq=node.last_seq))
                 self._requests_in_commit[request.request_id] = request
@@ -554,13 +535,6 @@ class Worker:
             self._requests_in_commit.pop(request.request_id, None)
             for node, placement in zip(nodes, placements, strict=True):
                 node.pending = node.pending - placement.amount
-
-    @staticmethod
-    def _still_fits(request: Request, node: NodeView, placement: Placement) -> bool:
-        if not placement.amount.fits_in(node.confirmed_free):
-            return False
-        checks = [f for f in COMMON_NODE_FILTERS if f is not resource_fit]
-        return all(check(request, node) is None for check in checks)
 
     async def _catch_up_after_conflict(
         self, state: RequestState, placements: tuple[Placement, ...]
