@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 
 from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.eventstore.store import EventStore, StoredEvent
-from gsch.eventstore.subjects import ALL_EVENTS, request_id_of
-from gsch.eventstore.watch import Follower
+from gsch.eventstore.subjects import ALL_EVENTS
 from gsch.model.events import CapacityReserved, PlacementCommitted, RequestClaimed
 from gsch.model.states import FINAL_STATES, SETTLED_STATES, RequestState, State
 
@@ -71,8 +70,8 @@ class _Auditor:
     def apply(self, stored: StoredEvent) -> None:
         event = stored.event
         self.report.last_seq = stored.seq
-        if stored.subject.startswith("gsch.events.req."):
-            request_id = request_id_of(stored.subject)
+        request_id = stored.request_id
+        if request_id is not None:
             state = self.report.requests.get(request_id)
             if state is None:
                 state = self.report.requests[request_id] = RequestState(request_id=request_id)
@@ -111,7 +110,7 @@ class _Auditor:
 async def audit(store: EventStore, timeout: float = 120.0) -> AuditReport:
     auditor = _Auditor()
     last = await store.last_seq()
-    follower = Follower(store, ALL_EVENTS, auditor.apply)
+    follower = store.follow(ALL_EVENTS, auditor.apply)
     await follower.start()
     try:
         async with asyncio.timeout(timeout):

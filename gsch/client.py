@@ -11,10 +11,8 @@ import msgspec
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
-from nats.js.api import PubAck
-from nats.js.client import JetStreamContext
 
-from gsch.eventstore.subjects import INTAKE_SUBJECT
+from gsch.eventstore.intake import publish_intake
 
 
 class ApiError(Exception):
@@ -29,21 +27,14 @@ async def publish_request(
     to publish again when no acknowledgement came (a server restarting, a cluster electing
     a new leader): the stream keeps one copy. Without an id a retry could duplicate the
     request, so it is not retried."""
-    js = nc.jetstream()
     deadline = time.monotonic() + patience
     while True:
         try:
-            return int((await publish_intake(js, body, request_id)).seq)
+            return (await publish_intake(nc, body, request_id)).seq
         except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError):
             if request_id is None or time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.5)
-
-
-async def publish_intake(js: JetStreamContext, body: bytes, request_id: str | None) -> PubAck:
-    """The request id doubles as the de-duplication id (`ack.duplicate` within the window)."""
-    headers = {"Nats-Msg-Id": request_id} if request_id else None
-    return await js.publish(INTAKE_SUBJECT, body, headers=headers, timeout=10)
 
 
 async def api_get(base_url: str, path: str, **params: Any) -> Any:

@@ -1,13 +1,12 @@
-"""Shared fixtures: a real nats-server per test on a free loopback port with a temporary store."""
+"""Shared fixtures: a real nats-server per test on a free loopback port with a temporary store
+(gsch's own embedded runner), a three-node cluster for fault tests, a client and the store."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-import signal
-import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nats
@@ -15,9 +14,9 @@ import pytest
 from hypothesis import settings
 from nats.aio.client import Client
 
-from gsch.embedded import find_binary, free_port
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import apply_declarations, load_declarations
+from gsch.runtime.embedded import EmbeddedCluster, EmbeddedNats
 
 # Property tests draw the same examples on every run by default, so a run (CI's above all)
 # passes or fails for the code, not for the draw; GSCH_HYPOTHESIS=explore draws new ones.
@@ -26,80 +25,30 @@ settings.register_profile("explore", derandomize=False, print_blob=True)
 settings.load_profile(os.environ.get("GSCH_HYPOTHESIS", "repeatable"))
 
 
-class NatsServer:
-    """A nats-server process this test owns; stop/start keep the store and the port."""
-
-    def __init__(self, store_dir: Path) -> None:
-        self.store_dir = store_dir
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                find_binary(),
-                "--jetstream",
-                "--store_dir",
-                str(self.store_dir),
-                "--addr",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log",
-                str(self.store_dir / "server.log"),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-
-def wait_for_port(port: int, timeout: float = 15.0) -> None:
-    import socket
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            sock.settimeout(0.5)
-            try:
-                sock.connect(("127.0.0.1", port))
-                if sock.recv(5) == b"INFO ":
-                    return
-            except OSError:
-                pass
-        time.sleep(0.05)
-    raise RuntimeError(f"nats-server on port {port} not ready")
-
-
 @pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "nats")
-    server.store_dir.mkdir()
-    server.start()
+async def nats_server(tmp_path: Path) -> AsyncIterator[EmbeddedNats]:
+    """Stopped and started again by a test, it keeps its port and store."""
+    server = EmbeddedNats(tmp_path / "nats-server", name="gsch-test")
     try:
+        await server.start()
         yield server
     finally:
-        server.stop()
+        await server.stop()
 
 
 @pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
+async def nats_cluster(tmp_path: Path) -> AsyncIterator[EmbeddedCluster]:
+    """Three nodes with JetStream; each can be stopped and started again on its own."""
+    cluster = EmbeddedCluster(tmp_path / "nats-cluster", size=3)
+    try:
+        await cluster.start()
+        yield cluster
+    finally:
+        await cluster.stop()
+
+
+@pytest.fixture
+async def nc(nats_server: EmbeddedNats) -> AsyncIterator[Client]:
     client = await nats.connect(nats_server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
     try:
         yield client

@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from gsch.config import load_config
-from gsch.connection import (
+from gsch.runtime.config import load_config
+from gsch.runtime.connection import (
     RECONNECT_FIRST_WAIT,
     RECONNECT_MAX_WAIT,
     NatsConnectError,
     connect,
 )
-from gsch.embedded import EmbeddedNats, find_binary, free_port
-from tests.conftest import NatsServer, wait_for_port
+from gsch.runtime.embedded import EmbeddedNats, free_port
+from tests.support.waits import wait_until
 
 
 def nats_server_pids(store_dir: Path) -> list[int]:
@@ -28,15 +29,6 @@ def nats_server_pids(store_dir: Path) -> list[int]:
         ["pgrep", "-f", f"nats-server.*{store_dir}"], capture_output=True, text=True, check=False
     )
     return [int(pid) for pid in found.stdout.split()]
-
-
-def wait_until(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 async def test_embedded_server_serves_jetstream_and_stops(tmp_path: Path) -> None:
@@ -87,19 +79,18 @@ def test_no_orphan_server_whatever_ends_gsch(tmp_path: Path, how: signal.Signals
             os.kill(pid, signal.SIGKILL)
 
 
-def _server(tmp_path: Path, *auth: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [find_binary(), "--addr", "127.0.0.1", "--port", str(port), *auth],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    wait_for_port(port)
-    return process, f"nats://127.0.0.1:{port}"
+@contextlib.asynccontextmanager
+async def _server(tmp_path: Path, *auth: str) -> AsyncIterator[str]:
+    """A server gsch did not start, as an operator would run it: asking for credentials."""
+    server = EmbeddedNats(tmp_path / "external", extra_args=auth)
+    try:
+        yield await server.start()
+    finally:
+        await server.stop()
 
 
 async def test_external_server_with_user_and_password_file(tmp_path: Path) -> None:
-    process, url = _server(tmp_path, "--user", "gsch", "--pass", "s3cret")
-    try:
+    async with _server(tmp_path, "--user", "gsch", "--pass", "s3cret") as url:
         secret = tmp_path / "password"
         secret.write_text("s3cret\n")
         config = load_config(
@@ -111,38 +102,31 @@ async def test_external_server_with_user_and_password_file(tmp_path: Path) -> No
         secret.write_text("wrong\n")
         with pytest.raises(NatsConnectError, match="refused the credentials"):
             await asyncio.wait_for(connect(config, url, "test"), 10)
-    finally:
-        process.terminate()
-        process.wait()
 
 
 async def test_external_server_with_token_file(tmp_path: Path) -> None:
-    process, url = _server(tmp_path, "--auth", "tok-123")
-    try:
+    async with _server(tmp_path, "--auth", "tok-123") as url:
         token = tmp_path / "token"
         token.write_text("tok-123")
         config = load_config(None, {"nats": {"url": url, "token_file": str(token)}}, environ={})
         nc = await connect(config, url, "test")
         await nc.flush()
         await nc.close()
-    finally:
-        process.terminate()
-        process.wait()
 
 
 async def test_reconnect_waits_longer_after_each_failure_and_recovers(
-    tmp_path: Path, nats_server: NatsServer
+    tmp_path: Path, nats_server: EmbeddedNats
 ) -> None:
     config = load_config(None, {"nats": {"url": nats_server.url}}, environ={})
     nc = await connect(config, nats_server.url, "test")
     try:
         assert nc.options["reconnect_time_wait"] == RECONNECT_FIRST_WAIT
-        nats_server.stop()
+        await nats_server.stop()
         await asyncio.sleep(4.0)
         assert nc.options["reconnect_time_wait"] > RECONNECT_FIRST_WAIT  # backing off
         assert nc.options["reconnect_time_wait"] <= RECONNECT_MAX_WAIT
         assert not nc.is_closed  # and never giving up
-        nats_server.start()
+        await nats_server.start()
         async with asyncio.timeout(15):
             while not nc.is_connected:
                 await asyncio.sleep(0.1)
@@ -153,7 +137,7 @@ async def test_reconnect_waits_longer_after_each_failure_and_recovers(
 
 
 async def test_a_list_of_urls_reaches_the_server_that_is_up(
-    tmp_path: Path, nats_server: NatsServer
+    tmp_path: Path, nats_server: EmbeddedNats
 ) -> None:
     down = f"nats://127.0.0.1:{free_port()}"
     urls = f"{down}, {nats_server.url}"

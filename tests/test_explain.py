@@ -9,7 +9,7 @@ from gsch.model.events import Explanation, LevelTrace
 from gsch.model.request import Policy
 from gsch.policies.framework import plan
 from gsch.policies.registry import PROFILES
-from tests.policies.test_framework import cluster, node, request, snapshot_of
+from tests.support.planning import cluster, node, request, snapshot_of
 
 
 def as_api_json(explanation: Explanation) -> dict[str, object]:

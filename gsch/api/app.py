@@ -18,10 +18,10 @@ from gsch.api.routes import ReadRoutes
 from gsch.api.spec import Operation, openapi, register
 from gsch.api.submit import SubmitRoutes
 from gsch.api.watch import CLOSING, WatchRoutes, close_feeds
-from gsch.config import ApiConfig, read_secret
 from gsch.eventstore.store import EventStore
 from gsch.projections.projector import Projector
 from gsch.projections.reader import ReadModel
+from gsch.runtime.config import ApiConfig, read_secret
 from gsch.scheduler.dryrun import DryRun
 
 

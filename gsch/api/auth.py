@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from gsch.api.http import ApiError
-from gsch.config import AuthConfig, read_secret
+from gsch.runtime.config import AuthConfig, read_secret
 
 
 @dataclass(frozen=True)

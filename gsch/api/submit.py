@@ -13,7 +13,6 @@ request. If no worker took it in time the answer says so (`event_sequence` null)
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import msgspec
@@ -22,15 +21,14 @@ from aiohttp import web
 
 from gsch.api.http import ApiError, json_response
 from gsch.api.spec import Operation
-from gsch.client import publish_intake
 from gsch.eventstore.store import EventStore, StoredEvent
 from gsch.eventstore.subjects import request_history
 from gsch.model.events import RequestRejected
-from gsch.model.intake import detect_form
-from gsch.model.states import STATE_AFTER
+from gsch.model.forms import detect_form
+from gsch.model.ids import REQUEST_ID_KEY, fresh_request_id
+from gsch.model.states import State, step
 from gsch.projections.projector import Projector
 
-ID_ANNOTATION = "gsch.io/request-id"
 _body = msgspec.json.Decoder(dict[str, Any])
 
 
@@ -64,21 +62,21 @@ class SubmitRoutes:
             raise ApiError(400, f"the body must be a JSON object: {exc}") from None
         request_id = _request_id(body)
         try:
-            ack = await publish_intake(self._store.js, msgspec.json.encode(body), request_id)
+            ack = await self._store.publish_intake(msgspec.json.encode(body), request_id)
             first = await self._first_event(request_id)
         except (TimeoutError, nats.errors.Error) as exc:
             raise ApiError(503, f"the event log is unreachable: {exc!r}") from None
         state = reason = None
         if first is not None:
-            after = STATE_AFTER.get(type(first.event))
-            state = after.value if after is not None else None
+            change = step(State.NEW, first.event)
+            state = change.state.value if change is not None else None
             if isinstance(first.event, RequestRejected):
                 reason = first.event.reason
         sequence = first.seq if first is not None else self._projector.last_seq
         answer = Submitted(
             request_id=request_id,
-            intake_sequence=int(ack.seq),
-            duplicate=bool(ack.duplicate)
+            intake_sequence=ack.seq,
+            duplicate=ack.duplicate
             or (first is not None and _intake_seq(first) not in (None, int(ack.seq))),
             state=state,
             reason=reason,
@@ -110,18 +108,14 @@ def _request_id(body: dict[str, Any]) -> str:
         annotations = metadata.setdefault("annotations", {}) if isinstance(metadata, dict) else None
         if not isinstance(annotations, dict):
             raise ApiError(400, "metadata.annotations must be an object")
-        found = annotations.setdefault(ID_ANNOTATION, _new_id())
-        where = f"metadata.annotations[{ID_ANNOTATION!r}]"
+        found = annotations.setdefault(REQUEST_ID_KEY, fresh_request_id("api"))
+        where = f"metadata.annotations[{REQUEST_ID_KEY!r}]"
     else:
-        found = body.setdefault("request_id", _new_id())
+        found = body.setdefault("request_id", fresh_request_id("api"))
         where = "request_id"
     if not isinstance(found, str) or not found:
         raise ApiError(400, f"{where} must be a non-empty string")
     return found
-
-
-def _new_id() -> str:
-    return f"api-{uuid.uuid4().hex}"
 
 
 def _intake_seq(first: StoredEvent) -> int | None:

@@ -19,7 +19,8 @@ from aiohttp import web
 from gsch.api import params
 from gsch.api.http import SEQUENCE_HEADER, STALE, STALE_HEADER, ApiError
 from gsch.api.spec import MIN_SEQ, SSE, Operation, Param
-from gsch.model.states import FINAL_STATES, STATE_AFTER
+from gsch.model.events import WorkloadFinished
+from gsch.model.states import FINAL_STATES, entered_by
 from gsch.projections.projector import Projector
 from gsch.projections.reader import ReadModel
 from gsch.projections.views import EventRecord
@@ -37,7 +38,6 @@ LAST_EVENT_ID = Param(
     location="header",
 )
 CLOSING = web.AppKey("watch_closing", asyncio.Event)
-_STATE_AFTER = {kind.__name__: state.value for kind, state in STATE_AFTER.items()}
 
 
 class Change(msgspec.Struct, frozen=True, kw_only=True):
@@ -144,14 +144,16 @@ class WatchRoutes:
 
 
 def _change(record: EventRecord) -> Change:
-    state = _STATE_AFTER.get(record.type)
-    final = state in FINAL_STATES or record.type == "WorkloadFinished"
+    # Each record alone, without the request's state before it: in a log whose appends are
+    # conditional no event follows a final state, so the state an event enters is the state.
+    state = entered_by(record.type)
+    final = state in FINAL_STATES or record.type == WorkloadFinished.__name__
     return Change(
         seq=record.seq,
         request_id=record.request_id,
         type=record.type,
         at=record.at,
-        state=state,
+        state=state.value if state is not None else None,
         final=final,
         event=record.event,
     )

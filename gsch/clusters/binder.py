@@ -17,29 +17,16 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from gsch.config import Config
 from gsch.eventstore.consumers import WorkItem, consume
-from gsch.eventstore.ids import new_msg_id
-from gsch.eventstore.store import Append, ConflictError, EventStore
-from gsch.eventstore.subjects import (
-    EVENTS_STREAM,
-    node_subject,
-    request_history,
-    request_id_of,
-    request_subject,
-)
-from gsch.metrics import BINDING_DURATION, EVENT_APPENDS, RETRIES
-from gsch.model.events import (
-    CapacityReleased,
-    Placement,
-    PlacementCommitted,
-    RequestBound,
-    RequestCancelled,
-    decode_event,
-)
+from gsch.eventstore.store import ConflictError, EventStore
+from gsch.eventstore.subjects import EVENTS_STREAM
+from gsch.metrics import BINDING_DURATION, RETRIES
+from gsch.model.decisions import binding_failed, bound
+from gsch.model.events import Placement, PlacementCommitted, RequestCancelled, decode_event
 from gsch.model.request import Request
+from gsch.model.retry import RetryPolicy
 from gsch.model.states import State
-from gsch.scheduler.decide import RetryPolicy
+from gsch.runtime.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -78,22 +65,6 @@ class Backend(Protocol):
         cluster could not be asked."""
 
 
-def releases(
-    request_id: str, attempt: int, placements: tuple[Placement, ...], reason: str
-) -> list[Append]:
-    """CapacityReleased for each placement, ready to go in the batch that ends the hold."""
-    now = time.time()
-    items = []
-    for placement in placements:
-        released = CapacityReleased(
-            at=now, cluster=placement.cluster, node=placement.node, request_id=request_id,
-            attempt=attempt, reason=reason,
-        )  # fmt: skip
-        subject = node_subject(placement.cluster, placement.node, "CapacityReleased")
-        items.append(Append(subject, released, new_msg_id(request_id, released)))
-    return items
-
-
 class Binder:
     def __init__(self, config: Config, store: EventStore, backends: list[Backend]) -> None:
         self.config = config
@@ -110,7 +81,6 @@ class Binder:
             stop,
             max_in_flight=self.config.worker.max_in_flight * 4,
             batch=self.config.worker.fetch_batch,
-            lease_seconds=self.config.queue.lease_seconds,
         )
 
     async def handle(self, item: WorkItem) -> None:
@@ -119,9 +89,15 @@ class Binder:
         except ValueError:
             await item.ack()
             return
+        request_id = item.request_id
+        if request_id is None:
+            await item.ack()
+            return
         if isinstance(event, PlacementCommitted):
-            await self._bind(item, event)
-        elif isinstance(event, RequestCancelled) and not await self._cancel(item, event):
+            await self._bind(item, request_id, event)
+        elif isinstance(event, RequestCancelled) and not await self._cancel(
+            item, request_id, event
+        ):
             await item.nak(delay=CANCEL_RETRY_SECONDS)
             return
         await item.ack()
@@ -157,8 +133,7 @@ class Binder:
             for backend, b in routed
         ]
 
-    async def _bind(self, item: WorkItem, event: PlacementCommitted) -> None:
-        request_id = request_id_of(item.subject)
+    async def _bind(self, item: WorkItem, request_id: str, event: PlacementCommitted) -> None:
         started = time.monotonic()
         routed, missing = self._route(request_id, event.attempt, event.placements)
         applied: list[tuple[Backend, Binding]] = []
@@ -185,9 +160,8 @@ class Binder:
             result = "failed"
         else:
             result = "bound"
-            bound = RequestBound(at=time.time(), attempt=event.attempt, placements=event.placements)
             try:
-                await self._append_request(request_id, bound, expect=item.seq)
+                await self.store.append_change(bound(request_id, event, item.seq, time.time()))
             except ConflictError:
                 state = await self.store.load_request(request_id)
                 if not (state.state is State.BOUND and state.attempt == event.attempt):
@@ -208,9 +182,8 @@ class Binder:
                            "error": str(exc)},
                 )  # fmt: skip
 
-    async def _cancel(self, item: WorkItem, event: RequestCancelled) -> bool:
+    async def _cancel(self, item: WorkItem, request_id: str, event: RequestCancelled) -> bool:
         """Remove what was applied for a cancelled request; False to try again later."""
-        request_id = request_id_of(item.subject)
         routed, _ = self._route(request_id, event.attempt, event.placements)
         parts = await self._with_request(request_id, routed, None) if routed else []
         retry = False
@@ -226,19 +199,6 @@ class Binder:
                 )  # fmt: skip
         return not retry
 
-    async def _append_request(self, request_id: str, event: RequestBound, expect: int) -> int:
-        seq = await self.store.append(
-            Append(
-                request_subject(request_id, type(event).__name__),
-                event,
-                new_msg_id(request_id, event),
-                expect_seq=expect,
-                expect_scope=request_history(request_id),
-            )
-        )
-        EVENT_APPENDS.labels(type=type(event).__name__).inc()
-        return seq
-
     async def _fail_binding(
         self,
         request_id: str,
@@ -248,20 +208,11 @@ class Binder:
         refused: tuple[str, ...],
     ) -> None:
         state = await self.store.load_request(request_id)
-        if state.last_seq != seq:
+        change = binding_failed(
+            state, committed, seq, reason, refused, self.retry_policy, time.time()
+        )
+        if change is None:
             return  # the request moved on; whoever moved it owns the outcome
-        fast = state.request.fast if state.request is not None else False
-        outcome = self.retry_policy.after_failure(
-            committed.attempt, reason, list(state.reasons), time.time(), fast=fast, avoid=refused
-        )
-        head = Append(
-            request_subject(request_id, type(outcome).__name__),
-            outcome,
-            new_msg_id(request_id, outcome),
-            expect_seq=seq,
-            expect_scope=request_history(request_id),
-        )
-        items = releases(request_id, committed.attempt, committed.placements, reason)
         with contextlib.suppress(ConflictError):
-            await self.store.append_batch([head, *items])
+            await self.store.append_change(change)
             RETRIES.labels(reason="binding_failed").inc()

@@ -7,13 +7,10 @@ therefore publish a fact only when it changed."""
 
 from __future__ import annotations
 
-from gsch.eventstore.ids import new_msg_id
-from gsch.eventstore.store import Append, EventStore
-from gsch.metrics import EVENT_APPENDS
+from gsch.eventstore.store import EventStore, Write
+from gsch.eventstore.subjects import EntityKey
 from gsch.model.events import Event
 
 
-async def declare(store: EventStore, subject: str, event: Event) -> int:
-    seq = await store.append(Append(subject, event, new_msg_id(subject, event)))
-    EVENT_APPENDS.labels(type=type(event).__name__).inc()
-    return seq
+async def declare(store: EventStore, key: EntityKey, event: Event) -> int:
+    return (await store.append(Write(key, (event,))))[0]

@@ -7,7 +7,6 @@ import logging
 from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.eventstore.store import EventStore, StoredEvent
 from gsch.eventstore.subjects import ALL_CLUSTER_EVENTS
-from gsch.eventstore.watch import Follower
 from gsch.metrics import SNAPSHOT_LAST_SEQ
 
 log = logging.getLogger(__name__)
@@ -17,7 +16,7 @@ class SnapshotFeed:
     def __init__(self, store: EventStore) -> None:
         self.store = store
         self.snapshot = ClusterSnapshot()
-        self._follower = Follower(store, ALL_CLUSTER_EVENTS, self._apply)
+        self._follower = store.follow(ALL_CLUSTER_EVENTS, self._apply)
 
     def _apply(self, stored: StoredEvent) -> None:
         self.snapshot.apply(stored.event, stored.seq)

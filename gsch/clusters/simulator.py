@@ -13,30 +13,17 @@ import logging
 import random
 import time
 
-from gsch.clusters.binder import Binding, BindingRefused, releases
+from gsch.clusters.binder import Binding, BindingRefused
 from gsch.clusters.facts import declare
 from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.clusters.topology import SimNode, Topology
-from gsch.config import Config
-from gsch.eventstore.ids import new_msg_id
-from gsch.eventstore.store import Append, ConflictError, EventStore
-from gsch.eventstore.subjects import (
-    cluster_subject,
-    latency_subject,
-    node_subject,
-    pods_subject,
-    request_history,
-    request_subject,
-)
+from gsch.eventstore.store import ConflictError, EventStore
+from gsch.eventstore.subjects import ClusterKey, LatencyKey, NodeKey, PodsKey
 from gsch.metrics import E2E_DURATION
-from gsch.model.events import (
-    ClusterDeclared,
-    LatencyReported,
-    NodeDeclared,
-    PodsReported,
-    WorkloadFinished,
-)
+from gsch.model.decisions import finish
+from gsch.model.events import ClusterDeclared, LatencyReported, NodeDeclared, PodsReported
 from gsch.model.states import State
+from gsch.runtime.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +62,7 @@ class Simulator:
             if view is None or not view.declared or (view.tier, view.labels, view.ready) != (
                 cluster.tier, cluster.labels, cluster.ready,
             ):  # fmt: skip
-                await declare(
-                    self.store, cluster_subject(cluster.name, "ClusterDeclared"), declared
-                )
+                await declare(self.store, ClusterKey(cluster.name), declared)
                 appended += 1
             intra = self.topology.intra_cluster_ms
             to_clusters = self.topology.latencies_from(cluster.name)
@@ -94,9 +79,7 @@ class Simulator:
                         allocatable=node.allocatable, labels=node.labels, taints=node.taints,
                         ready=node.ready,
                     )  # fmt: skip
-                    await declare(
-                        self.store, node_subject(cluster.name, node.name, "NodeDeclared"), event
-                    )
+                    await declare(self.store, NodeKey(cluster.name, node.name), event)
                     appended += 1
                 reported = self.snapshot.latency.get((cluster.name, node.name))
                 if reported is None or (reported.to_clusters, reported.to_nodes) != (
@@ -106,8 +89,7 @@ class Simulator:
                         at=now, cluster=cluster.name, node=node.name,
                         to_clusters=to_clusters, to_nodes=to_nodes,
                     )  # fmt: skip
-                    subject = latency_subject(cluster.name, node.name, "LatencyReported")
-                    await declare(self.store, subject, latency)
+                    await declare(self.store, LatencyKey(cluster.name, node.name), latency)
                     appended += 1
                 appended += await self._report_pods(cluster.name, node, now)
         return appended
@@ -118,7 +100,7 @@ class Simulator:
         if reported == node.pods or (reported is None and not node.pods):
             return 0
         event = PodsReported(at=now, cluster=cluster, node=node.name, pods=node.pods)
-        await declare(self.store, pods_subject(cluster, node.name, "PodsReported"), event)
+        await declare(self.store, PodsKey(cluster, node.name), event)
         return 1
 
     # --- binding (a Backend of the binder) ----------------------------------------------
@@ -165,7 +147,7 @@ class Simulator:
         spec = self._specs[name]
         event = ClusterDeclared(at=time.time(), cluster=name, tier=spec.tier, labels=spec.labels,
                                 ready=False)  # fmt: skip
-        await declare(self.store, cluster_subject(name, "ClusterDeclared"), event)
+        await declare(self.store, ClusterKey(name), event)
         log.warning("simulated cluster unreachable", extra={"cluster": name})
 
     async def close(self) -> None:
@@ -211,17 +193,9 @@ class Simulator:
         if state.state is State.SCHEDULED:
             self._arm_lifetime(request_id, 1.0)  # not bound yet: look again shortly
             return
-        if state.state is not State.BOUND or state.finished:
+        change = finish(state, time.time())
+        if change is None:
             return
-        finished = WorkloadFinished(at=time.time(), attempt=state.attempt)
-        head = Append(
-            request_subject(request_id, "WorkloadFinished"),
-            finished,
-            new_msg_id(request_id, finished),
-            expect_seq=state.last_seq,
-            expect_scope=request_history(request_id),
-        )
-        items = releases(request_id, state.attempt, state.placements, "workload finished")
         with contextlib.suppress(ConflictError):
-            await self.store.append_batch([head, *items])
+            await self.store.append_change(change)
         E2E_DURATION.labels(stage="finished").observe(max(0.0, time.time() - state.accepted_at))

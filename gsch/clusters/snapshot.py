@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
 from gsch.model.events import (
@@ -17,6 +17,7 @@ from gsch.model.events import (
     ClusterDeclared,
     LatencyReported,
     NodeDeclared,
+    Placement,
     PodsReported,
     Taint,
 )
@@ -293,6 +294,24 @@ class ClusterSnapshot:
                 break
         result = self._selected[requirements] = sorted(matched or ())
         return result
+
+    # --- placements this process is about to commit ------------------------------------
+
+    def assume(self, placements: Iterable[Placement]) -> None:
+        """Count placements as pending on their nodes until `forget`, as kube-scheduler's
+        cache assumes a pod before it is bound: a commit of this process on its way (or a
+        blocked request being woken) is planned around by every other plan here, instead of
+        racing it for the same room. Pending amounts are this process's own, never the log's.
+        """
+        for placement in placements:
+            node = self.clusters[placement.cluster].nodes[placement.node]
+            node.pending = node.pending + placement.amount
+
+    def forget(self, placements: Iterable[Placement]) -> None:
+        """Undo `assume` (committed: the reservation is folded from the log instead; or lost)."""
+        for placement in placements:
+            node = self.clusters[placement.cluster].nodes[placement.node]
+            node.pending = node.pending - placement.amount
 
     async def wait_for(self, seq: int, timeout: float) -> bool:
         """Wait until events up to `seq` are folded; False on timeout."""

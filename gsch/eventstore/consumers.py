@@ -21,6 +21,7 @@ import nats.js.errors
 
 from gsch.eventstore.store import MSG_ID, EventStore
 from gsch.eventstore.streams import StreamsError, apply_declarations
+from gsch.eventstore.subjects import request_key_of
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,12 @@ class WorkItem:
         self.subject: str = msg.subject
         self.data: bytes = msg.data
         self.msg_id: str | None = (msg.headers or {}).get(MSG_ID)
+
+    @property
+    def request_id(self) -> str | None:
+        """The request an event-log message belongs to (None: not a request's event)."""
+        key = request_key_of(self.subject)
+        return key.request_id if key is not None else None
 
     def _settled(self) -> None:
         if self._keeper is not None:
@@ -179,16 +186,15 @@ async def consume(
     *,
     max_in_flight: int,
     batch: int,
-    lease_seconds: float,
 ) -> None:
     """Pull from a durable consumer and run `handler` on each message until `stop` is set.
 
     While a handler runs, its message's lease is kept alive; a process that dies or hangs
-    stops renewing it and the message goes to another worker after `lease_seconds`.
+    stops renewing it and the message goes to another worker after the store's lease.
     In-flight handlers are awaited before returning (graceful drain).
     """
     room = Room(max_in_flight)
-    keeper = LeaseKeeper(lease_seconds)
+    keeper = LeaseKeeper(store.lease_seconds)
     running: set[asyncio.Task[None]] = set()
 
     async def run(item: WorkItem) -> None:

@@ -15,9 +15,9 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from gsch.eventstore.appends import (
     BATCH_DUPLICATE_MSG_ID,
@@ -28,12 +28,25 @@ from gsch.eventstore.appends import (
     ConflictError,
     KnownStaleError,
     Rejected,
+    Revalidator,
     StoreError,
     StoreUnavailableError,
 )
+from gsch.eventstore.subjects import SubjectError, parse_subject
 
-if TYPE_CHECKING:
-    from gsch.eventstore.store import EventStore
+
+class BatchLog(Protocol):
+    """What the committer needs of the log: send one atomic batch, and tell whether a
+    member's messages landed (the event store provides both; the committer never calls
+    anything else, so persistence has no cycle)."""
+
+    @property
+    def give_up_after(self) -> float: ...
+
+    async def publish_batch(self, items: Sequence[Append]) -> list[int]: ...
+
+    async def member_status(self, items: Sequence[Append]) -> list[int] | None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +54,14 @@ MAX_GROUP_MESSAGES = 500  # the server takes up to 1000 per batch
 
 
 def scope_of(item: Append) -> str:
-    """The consistency scope an append touches: its expected scope, or its aggregate's."""
+    """The consistency scope an append touches: its expected scope, or its entity's history."""
     if item.expect_scope is not None:
         return item.expect_scope
-    tokens = item.subject.split(".")
-    if tokens[:3] == ["gsch", "events", "req"] and len(tokens) == 5:
-        return ".".join(tokens[:4]) + ".>"
-    if tokens[:3] == ["gsch", "events", "cluster"] and len(tokens) == 7 and tokens[4] == "node":
-        return ".".join(tokens[:6]) + ".>"
-    return item.subject
+    try:
+        key, _ = parse_subject(item.subject)
+    except SubjectError:
+        return item.subject
+    return key.history
 
 
 @dataclass(eq=False)
@@ -58,6 +70,7 @@ class _Member:
     future: asyncio.Future[list[int]]
     scopes: frozenset[str]
     deadline: float
+    revalidator: Revalidator | None = None  # the writer's own view, if it offered one
     refusals: int = 0  # times resent after a refusal on local knowledge alone
     size: int = field(init=False)
 
@@ -66,7 +79,7 @@ class _Member:
 
 
 class GroupCommitter:
-    def __init__(self, store: EventStore, max_groups_in_flight: int) -> None:
+    def __init__(self, store: BatchLog, max_groups_in_flight: int) -> None:
         self._store = store
         self._queue: deque[_Member] = deque()
         self._busy_scopes: set[str] = set()
@@ -75,7 +88,9 @@ class GroupCommitter:
         self._pump: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
 
-    async def submit(self, items: list[Append]) -> list[int]:
+    async def submit(
+        self, items: list[Append], revalidator: Revalidator | None = None
+    ) -> list[int]:
         if len(items) > MAX_GROUP_MESSAGES:
             raise StoreError(f"{len(items)} events in one decision; at most {MAX_GROUP_MESSAGES}")
         loop = asyncio.get_running_loop()
@@ -84,6 +99,7 @@ class GroupCommitter:
             future=loop.create_future(),
             scopes=frozenset(scope_of(item) for item in items),
             deadline=time.monotonic() + self._store.give_up_after,
+            revalidator=revalidator,
         )
         self._queue.append(member)
         self._wake.set()
@@ -105,12 +121,11 @@ class GroupCommitter:
         messages = 0
         taken: set[str] = set()
         kept: deque[_Member] = deque()
-        precheck = self._store.precheck
         while self._queue:
             member = self._queue.popleft()
             if member.future.done():
                 continue
-            if precheck is not None and not _rebase(member, precheck):
+            if not _rebase(member):
                 # Already known to be stale: sending it would only get the group refused.
                 _fail(member, KnownStaleError("an expected scope moved on before sending"))
                 continue
@@ -187,23 +202,22 @@ class GroupCommitter:
     async def _settle(self, group: list[_Member], retry_reason: str | None, unknown: bool) -> None:
         """After a refused or unanswered group: resolve each member.
 
-        A refused group stored nothing. When the writer can bring its own view up to date
-        (`catch_up`) and re-validate (`precheck`), that is done first for everyone at the cost
-        of one read, and a member refused for the first time is simply sent again. Members
-        refused again, and every member of a group whose outcome is unknown (a timeout), are
-        checked against the log one by one."""
-        precheck = self._store.precheck
-        catch_up = self._store.catch_up
-        local = not unknown and precheck is not None and catch_up is not None
-        if local and catch_up is not None:
-            with contextlib.suppress(*TRANSIENT):
-                await catch_up()
+        A refused group stored nothing. Members whose writer offered its own view (a
+        revalidator) have that view brought up to date first (once per writer, at the cost of
+        one read) and re-validated, and a member refused for the first time is simply sent
+        again. Members refused again, and every member of a group whose outcome is unknown (a
+        timeout), are checked against the log one by one."""
+        if not unknown:
+            writers = {id(m.revalidator): m.revalidator for m in group if m.revalidator}
+            for writer in writers.values():
+                with contextlib.suppress(*TRANSIENT):
+                    await writer.catch_up()
 
         async def check(member: _Member) -> _Member | None:
-            if precheck is not None and not _rebase(member, precheck):
+            if not _rebase(member):
                 _fail(member, KnownStaleError("an expected scope moved on"))
                 return None
-            if local and member.refusals == 0:
+            if not unknown and member.revalidator is not None and member.refusals == 0:
                 member.refusals += 1
                 return member
             try:
@@ -233,9 +247,11 @@ class GroupCommitter:
         self._wake.set()
 
 
-def _rebase(member: _Member, precheck: Callable[[Append], Append | None]) -> bool:
+def _rebase(member: _Member) -> bool:
     """Let the writer re-validate its appends on what it knows now; False if one is lost."""
-    rebased = [precheck(item) for item in member.items]
+    if member.revalidator is None:
+        return True
+    rebased = [member.revalidator.rebase(item) for item in member.items]
     if any(item is None for item in rebased):
         return False
     member.items = [item for item in rebased if item is not None]

@@ -1,7 +1,10 @@
 """Append to and read from the event log, with optimistic concurrency.
 
-The four verbs everything else uses: `append`, `append_batch` (ADR-50 atomic batch, for one
-decision that writes several subjects), `last`/`read` (direct gets), and `load_request`.
+The verbs everything else uses: `append` (writes about one or more entities, atomically, each
+with its expectation), `load_request` / `last` / `read` (direct gets), `follow` (an ordered
+feed of a scope) and `publish_intake` (a request onto the intake queue); the work queues are
+consumed through `consumers.py`. Nothing outside this package builds a subject, a header or a
+message id, or touches the JetStream context.
 
 An append carries a `Nats-Msg-Id` and, when it is conditional, the stream sequence of the last
 event its writer folded within a subject scope. After a timeout or a "wrong last sequence" the
@@ -17,8 +20,9 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import nats.errors
 import nats.js.errors
@@ -38,14 +42,23 @@ from gsch.eventstore.appends import (
     ConflictError,
     KnownStaleError,
     Rejected,
+    Revalidator,
     StoreError,
     StoreUnavailableError,
+    Write,
+    writes_of,
 )
 from gsch.eventstore.group import GroupCommitter
+from gsch.eventstore.intake import IntakeAck, publish_intake
 from gsch.eventstore.streams import Declarations
-from gsch.eventstore.subjects import EVENTS_STREAM, request_history
+from gsch.eventstore.subjects import EVENTS_STREAM, EntityKey, request_history, request_key_of
+from gsch.metrics import EVENT_APPENDS
+from gsch.model.decisions import Change
 from gsch.model.events import AnyEvent, decode_event, encode_event
 from gsch.model.states import RequestState
+
+if TYPE_CHECKING:
+    from gsch.eventstore.watch import Follower
 
 __all__ = [
     "MSG_ID",
@@ -53,9 +66,11 @@ __all__ = [
     "ConflictError",
     "EventStore",
     "KnownStaleError",
+    "Revalidator",
     "StoreError",
     "StoreUnavailableError",
     "StoredEvent",
+    "Write",
 ]
 
 log = logging.getLogger(__name__)
@@ -68,6 +83,12 @@ class StoredEvent:
     msg_id: str | None
     event: AnyEvent
 
+    @property
+    def request_id(self) -> str | None:
+        """The request this event belongs to, or None for a cluster event."""
+        key = request_key_of(self.subject)
+        return key.request_id if key is not None else None
+
 
 class EventStore:
     def __init__(
@@ -75,6 +96,7 @@ class EventStore:
         nc: Client,
         *,
         stream: str = EVENTS_STREAM,
+        declarations: Declarations | None = None,
         request_timeout: float = 5.0,
         give_up_after: float = 120.0,
         max_inflight_batches: int = 1,
@@ -89,15 +111,9 @@ class EventStore:
         # refused one is settled, the next may go) keeps groups large.
         self._max_inflight_batches = max_inflight_batches
         self._grouper: GroupCommitter | None = None
-        # Optional local knowledge, applied just before a grouped append is sent: returns the
-        # append as it should go out (possibly conditional on a newer sequence the writer has
-        # re-validated), or None when it is known to lose, so it is not sent at all.
-        self.precheck: Callable[[Append], Append | None] | None = None
-        # Optional: bring the writer's own view (the one `precheck` uses) up to the log.
-        self.catch_up: Callable[[], Awaitable[None]] | None = None
         # The streams and consumers this process declared at start: re-applied when one of
-        # them is found deleted under a running consumer.
-        self.declarations: Declarations | None = None
+        # them is found deleted under a running consumer. They own the lease too.
+        self.declarations = declarations
 
     @property
     def js(self) -> JetStreamContext:
@@ -108,30 +124,47 @@ class EventStore:
         return self._nc
 
     @property
+    def lease_seconds(self) -> float:
+        """How long a work-queue message stays with its holder without a renewal."""
+        return self.declarations.lease_seconds if self.declarations else Declarations.lease_seconds
+
+    @property
     def give_up_after(self) -> float:
         """Seconds an append keeps retrying before StoreUnavailableError."""
         return self._give_up_after
 
     # --- writing -------------------------------------------------------------------------
 
-    async def append(self, item: Append) -> int:
-        """Append one event and return its stream sequence."""
-        return (await self.append_batch([item]))[-1]
-
-    async def append_batch(self, items: Sequence[Append]) -> list[int]:
-        """Append events atomically (all or none) and return their stream sequences.
+    async def append(self, *writes: Write, revalidator: Revalidator | None = None) -> list[int]:
+        """Append the writes atomically (all or none) and return the stream sequence of every
+        event, in order. Raises ConflictError when an expectation no longer holds.
 
         Several events go out as an ADR-50 atomic batch. Concurrent batches of this process
         are grouped into one atomic batch (see `group.py`): on an R1 file stream each batch
         costs the server a staging store on disk, so one batch per decision would cap the
-        scheduler at about a hundred decisions per second here."""
+        scheduler at about a hundred decisions per second here. `revalidator` is the writer's
+        own view, consulted before a grouped batch goes out and after one was refused."""
+        items = [item for write in writes for item in write.appends()]
         if not items:
             raise ValueError("nothing to append")
         if len(items) == 1:
-            return [await self._append_single(items[0])]
-        if self._grouper is None:
-            self._grouper = GroupCommitter(self, self._max_inflight_batches)
-        return await self._grouper.submit(list(items))
+            sequences = [await self._append_single(items[0])]
+        else:
+            if self._grouper is None:
+                self._grouper = GroupCommitter(self, self._max_inflight_batches)
+            sequences = await self._grouper.submit(items, revalidator)
+        for item in items:
+            EVENT_APPENDS.labels(type=type(item.event).__name__).inc()
+        return sequences
+
+    async def append_change(
+        self,
+        change: Change,
+        node_seqs: Mapping[tuple[str, str], int] | None = None,
+        revalidator: Revalidator | None = None,
+    ) -> list[int]:
+        """Append one decision (see `writes_of`); ConflictError when it lost a race."""
+        return await self.append(*writes_of(change, node_seqs), revalidator=revalidator)
 
     async def _append_single(self, item: Append) -> int:
         deadline = time.monotonic() + self._give_up_after
@@ -222,8 +255,10 @@ class EventStore:
 
     # --- reading -------------------------------------------------------------------------
 
-    async def last(self, scope: str) -> StoredEvent | None:
-        """The last event on a subject or wildcard scope, or None when there is none."""
+    async def last(self, scope: str | EntityKey) -> StoredEvent | None:
+        """The last event on a subject, a wildcard scope or an entity's history, or None."""
+        if not isinstance(scope, str):
+            scope = scope.history
         try:
             raw = await self._js.get_last_msg(self.stream, scope, direct=True)
         except nats.js.errors.NotFoundError:
@@ -259,6 +294,24 @@ class EventStore:
     async def last_seq(self) -> int:
         info = await self._js.stream_info(self.stream)
         return int(info.state.last_seq)
+
+    def follow(
+        self,
+        scope: str,
+        handler: Callable[[StoredEvent], None],
+        *,
+        on_skip: Callable[[int], None] | None = None,
+    ) -> Follower:
+        """An ordered feed of the events in `scope`, each once, in order (`start(after_seq)`)."""
+        from gsch.eventstore.watch import Follower
+
+        return Follower(self, scope, handler, on_skip=on_skip)
+
+    # --- the intake queue ----------------------------------------------------------------
+
+    async def publish_intake(self, body: bytes, request_id: str | None) -> IntakeAck:
+        """Put a request on the intake queue (de-duplicated by its id)."""
+        return await publish_intake(self._nc, body, request_id)
 
 
 def _headers(item: Append) -> dict[str, str]:

@@ -38,13 +38,18 @@ class ApplyReport:
 class Declarations:
     streams: list[dict[str, Any]]
     consumers: list[dict[str, Any]]
+    # The lease of every work queue: the consumers' ack wait on the server, and what the
+    # processes that hold messages renew (a third of it at a time). One value, owned here:
+    # every consumer and every lease keeper of a process reads it from its store.
+    lease_seconds: float = 30.0
 
 
 def load_declarations(
     folder: Path | None = None, replicas: int = 1, lease_seconds: float | None = None
 ) -> Declarations:
     """Read the declarations; `replicas` and the lease (the consumers' ack wait) come from
-    configuration so one set of files serves R1 and R3 deployments."""
+    configuration so one set of files serves R1 and R3 deployments. Without a lease, the
+    files' own ack wait is the lease (they must agree)."""
     root = folder or shipped("streams")
     streams = []
     for path in sorted(root.glob("*.json")):
@@ -60,7 +65,13 @@ def load_declarations(
         consumers.append(declaration)
     if not streams:
         raise StreamsError(f"no stream declarations in {root}")
-    return Declarations(streams, consumers)
+    waits = {c["config"].get("ack_wait") for c in consumers}
+    if len(waits) > 1:
+        raise StreamsError(f"the consumers in {root} disagree on their ack wait (the lease)")
+    lease = lease_seconds
+    if lease is None:
+        lease = (waits.pop() or 30_000_000_000) / 1e9 if waits else 30.0
+    return Declarations(streams, consumers, lease)
 
 
 async def _api(nc: Client, subject: str, body: dict[str, Any] | None = None) -> dict[str, Any]:

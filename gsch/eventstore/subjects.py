@@ -7,6 +7,7 @@ tokens through `token()`, a reversible escape, so no name can reach into another
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 EVENTS_STREAM = "GSCH_EVENTS"
 INTAKE_STREAM = "GSCH_INTAKE"
@@ -57,6 +58,11 @@ def request_events_of_type(event_type: str) -> str:
     return f"gsch.events.req.*.{event_type}"
 
 
+def cluster_events_of_type(event_type: str) -> str:
+    """One type of every cluster's own events (not its nodes')."""
+    return f"gsch.events.cluster.*.{event_type}"
+
+
 ALL_REQUEST_EVENTS = "gsch.events.req.>"
 ALL_CLUSTER_EVENTS = "gsch.events.cluster.>"
 ALL_EVENTS = "gsch.events.>"
@@ -86,6 +92,114 @@ def pods_subject(cluster: str, node: str, event_type: str) -> str:
     return f"gsch.events.cluster.{token(cluster)}.pods.{token(node)}.{event_type}"
 
 
-def request_id_of(subject: str) -> str:
-    """The request id of a `gsch.events.req.<id>.<type>` subject."""
-    return untoken(subject.split(".")[3])
+# --- entities: what an event is about, and its subjects -----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestKey:
+    """A scheduling request: `gsch.events.req.<id>.<type>`."""
+
+    request_id: str
+
+    def subject(self, event_type: str) -> str:
+        return request_subject(self.request_id, event_type)
+
+    @property
+    def history(self) -> str:
+        return request_history(self.request_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterKey:
+    """A member cluster's own declaration: `gsch.events.cluster.<cluster>.<type>`."""
+
+    cluster: str
+
+    def subject(self, event_type: str) -> str:
+        return cluster_subject(self.cluster, event_type)
+
+    @property
+    def history(self) -> str:
+        # Only the cluster's own events, not its nodes' (those are under `.node.`).
+        return f"gsch.events.cluster.{token(self.cluster)}.*"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeKey:
+    """A node: inventory and reservations, one optimistic-concurrency scope."""
+
+    cluster: str
+    node: str
+
+    def subject(self, event_type: str) -> str:
+        return node_subject(self.cluster, self.node, event_type)
+
+    @property
+    def history(self) -> str:
+        return node_history(self.cluster, self.node)
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyKey:
+    """Latency measured from a node (outside the node's scope: never conflicts with it)."""
+
+    cluster: str
+    node: str
+
+    def subject(self, event_type: str) -> str:
+        return latency_subject(self.cluster, self.node, event_type)
+
+    @property
+    def history(self) -> str:
+        return f"gsch.events.cluster.{token(self.cluster)}.latency.{token(self.node)}.*"
+
+
+@dataclass(frozen=True, slots=True)
+class PodsKey:
+    """The pods a node runs (outside the node's scope too)."""
+
+    cluster: str
+    node: str
+
+    def subject(self, event_type: str) -> str:
+        return pods_subject(self.cluster, self.node, event_type)
+
+    @property
+    def history(self) -> str:
+        return f"gsch.events.cluster.{token(self.cluster)}.pods.{token(self.node)}.*"
+
+
+EntityKey = RequestKey | ClusterKey | NodeKey | LatencyKey | PodsKey
+
+_NODE_PARTS: dict[str, type[NodeKey | LatencyKey | PodsKey]] = {
+    "node": NodeKey,
+    "latency": LatencyKey,
+    "pods": PodsKey,
+}
+
+
+class SubjectError(ValueError):
+    """A subject that is not one of the event log's layouts."""
+
+
+def parse_subject(subject: str) -> tuple[EntityKey, str]:
+    """The entity and the event type of an event-log subject (the inverse of `subject()`)."""
+    tokens = subject.split(".")
+    if tokens[:2] == ["gsch", "events"]:
+        match tokens[2:]:
+            case ["req", request_id, event_type]:
+                return RequestKey(untoken(request_id)), event_type
+            case ["cluster", cluster, event_type]:
+                return ClusterKey(untoken(cluster)), event_type
+            case ["cluster", cluster, part, node, event_type] if part in _NODE_PARTS:
+                return _NODE_PARTS[part](untoken(cluster), untoken(node)), event_type
+    raise SubjectError(f"not an event-log subject: {subject[:200]!r}")
+
+
+def request_key_of(subject: str) -> RequestKey | None:
+    """The request a subject belongs to, or None when it is not a request's."""
+    try:
+        key, _ = parse_subject(subject)
+    except SubjectError:
+        return None
+    return key if isinstance(key, RequestKey) else None

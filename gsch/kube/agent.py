@@ -16,10 +16,8 @@ from typing import Any
 
 import msgspec
 
-from gsch.config import Config, MemberConfig
 from gsch.eventstore.store import EventStore, StoredEvent
-from gsch.eventstore.subjects import token
-from gsch.eventstore.watch import Follower
+from gsch.eventstore.subjects import cluster_events_of_type, token
 from gsch.kube.applier import ApplyError
 from gsch.kube.envelope import (
     HCODE_BIND,
@@ -40,6 +38,7 @@ from gsch.kube.liveness import beat
 from gsch.kube.member import MemberCluster, running_member
 from gsch.kube.probe import Address, LatencyProbe, Targets
 from gsch.model.events import ClusterDeclared
+from gsch.runtime.config import Config, MemberConfig
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +93,7 @@ class Endpoints:
 
     def __init__(self, store: EventStore) -> None:
         self.known: dict[str, Address] = {}
-        self.follower = Follower(store, "gsch.events.cluster.*.ClusterDeclared", self._apply)
+        self.follower = store.follow(cluster_events_of_type("ClusterDeclared"), self._apply)
 
     def _apply(self, stored: StoredEvent) -> None:
         event = stored.event

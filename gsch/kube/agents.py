@@ -13,7 +13,6 @@ import nats.errors
 from nats.aio.client import Client
 
 from gsch.clusters.binder import Binding, BindingRefused
-from gsch.config import Config
 from gsch.eventstore.store import EventStore
 from gsch.kube.central import require_request
 from gsch.kube.envelope import (
@@ -30,6 +29,7 @@ from gsch.kube.envelope import (
     payload,
 )
 from gsch.kube.liveness import AgentLiveness
+from gsch.runtime.config import Config
 
 
 class AgentBackend:

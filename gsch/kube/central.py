@@ -7,12 +7,12 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from gsch.clusters.binder import Binding, BindingRefused
-from gsch.config import Config
 from gsch.eventstore.store import EventStore
 from gsch.kube.applier import ApplyError
 from gsch.kube.central_probe import central_probe
 from gsch.kube.member import MemberCluster, running_member
 from gsch.model.request import Request
+from gsch.runtime.config import Config
 
 
 def require_request(binding: Binding) -> Request:

@@ -17,10 +17,10 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from gsch.config import Config
 from gsch.eventstore.store import EventStore
 from gsch.kube.member import MemberCluster
 from gsch.kube.probe import Address, LatencyProbe, Targets
+from gsch.runtime.config import Config
 
 
 def probed(config: Config, members: dict[str, MemberCluster]) -> dict[str, MemberCluster]:

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gsch.model.events import Taint
+from gsch.model.ids import REQUEST_ID_KEY
 from gsch.model.resources import QuantityError, Resources
 from gsch.model.workload import WorkloadError, per_pod_amount
 
 log = logging.getLogger(__name__)
 
-REQUEST_ID_LABEL = "gsch.io/request-id"
+REQUEST_ID_LABEL = REQUEST_ID_KEY  # marks the pods gsch placed (not counted as foreign)
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 _TERMINATED = frozenset({"Succeeded", "Failed"})
 

@@ -29,16 +29,15 @@ import nats.errors
 from nats.aio.client import Client
 
 from gsch.aio import pause
-from gsch.eventstore.ids import new_msg_id
 from gsch.eventstore.store import (
-    Append,
     ConflictError,
     EventStore,
     StoredEvent,
     StoreError,
     StoreUnavailableError,
+    Write,
 )
-from gsch.eventstore.subjects import cluster_subject
+from gsch.eventstore.subjects import ClusterKey
 from gsch.kube.envelope import (
     HCODE_HEARTBEAT,
     HEARTBEATS,
@@ -148,18 +147,18 @@ class AgentLiveness:
 
     async def settle(self, cluster: str) -> bool | None:
         """Declare `cluster`'s readiness if it changed; return what was declared."""
-        subject = cluster_subject(cluster, "ClusterDeclared")
-        current = await self.store.last(subject)
+        key = ClusterKey(cluster)
+        current = await self.store.last(key.subject("ClusterDeclared"))
         if current is None or not isinstance(current.event, ClusterDeclared):
             return None  # never declared: no tier or labels to keep, nothing to withdraw
         ready = self.wanted(cluster, current)
         if ready is None:
             return None
         event = msgspec.structs.replace(current.event, at=time.time(), ready=ready)
-        item = Append(subject, event, new_msg_id(_silence_key(cluster), event),
-                      expect_seq=current.seq)  # fmt: skip
+        # Conditional on the declaration it judged; signed, so the watch knows its own.
+        write = Write(key, (event,), expect=current.seq, origin=_silence_key(cluster))
         try:
-            await self.store.append(item)
+            await self.store.append(write)
         except ConflictError:
             return None  # another binder (or the agent) declared first; judged again next round
         log.warning(

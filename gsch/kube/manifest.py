@@ -2,9 +2,9 @@
 
 - Namespace: `<project>-<workspace>` when the request names a project (just `<project>`
   without a workspace), else the request's own namespace, else `default`.
-- Every object carries the label `gsch.io/request-id` (pods through their template too, so
-  inventory recognises gsch's pods and does not count them twice) and the annotations
-  `gsch.io/request-id`, `gsch.io/policy` and `gsch.io/node`.
+- Every object carries the request id label (`gsch.model.ids.REQUEST_ID_KEY`; pods through
+  their template too, so inventory recognises gsch's pods and does not count them twice) and
+  the annotations `REQUEST_ID_KEY`, `gsch.io/policy` and `gsch.io/node`.
 - Pinning: the pod spec (`spec` of a Pod, `spec.template.spec` of a controller,
   `spec.jobTemplate.spec.template.spec` of a CronJob) gets
   `nodeSelector: {kubernetes.io/hostname: <node>}`. Not `nodeName`: that bypasses
@@ -20,7 +20,8 @@ import hashlib
 import re
 from typing import Any
 
-from gsch.kube.inventory import HOSTNAME_LABEL, REQUEST_ID_LABEL
+from gsch.kube.inventory import HOSTNAME_LABEL
+from gsch.model.ids import REQUEST_ID_KEY
 from gsch.model.request import Request
 from gsch.model.workload import pod_spec, pod_template
 
@@ -48,7 +49,7 @@ def target_namespace(request: Request) -> str:
 def _mark(metadata: dict[str, Any], request_id: str) -> None:
     labels = metadata.get("labels")
     metadata["labels"] = {**(labels if isinstance(labels, dict) else {}),
-                          REQUEST_ID_LABEL: label_value(request_id)}  # fmt: skip
+                          REQUEST_ID_KEY: label_value(request_id)}  # fmt: skip
 
 
 def prepare(request_id: str, request: Request, hostname: str, node: str) -> list[dict[str, Any]]:
@@ -63,7 +64,7 @@ def prepare(request_id: str, request: Request, hostname: str, node: str) -> list
         annotations = metadata.get("annotations")
         metadata["annotations"] = {
             **(annotations if isinstance(annotations, dict) else {}),
-            REQUEST_ID_LABEL: request_id,
+            REQUEST_ID_KEY: request_id,
             POLICY_ANNOTATION: str(request.policy),
             NODE_ANNOTATION: node,
         }
@@ -83,4 +84,4 @@ def prepare(request_id: str, request: Request, hostname: str, node: str) -> list
 
 def owned_by(obj: dict[str, Any], request_id: str) -> bool:
     labels = (obj.get("metadata") or {}).get("labels") or {}
-    return bool(labels.get(REQUEST_ID_LABEL) == label_value(request_id))
+    return bool(labels.get(REQUEST_ID_KEY) == label_value(request_id))

@@ -12,7 +12,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from gsch.config import Config, MemberConfig
 from gsch.eventstore.store import EventStore
 from gsch.kube.applier import ApplyError, apply_all, remove_all
 from gsch.kube.client import KubeClient
@@ -22,6 +21,7 @@ from gsch.kube.manifest import owned_by, prepare
 from gsch.kube.publisher import Identity, InventoryPublisher
 from gsch.model.request import Request
 from gsch.model.workload import CLUSTER_SCOPED_KINDS
+from gsch.runtime.config import Config, MemberConfig
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 
 from gsch.aio import pause
 from gsch.clusters.facts import declare
-from gsch.config import ProbeConfig
 from gsch.eventstore.store import EventStore, StoreError, StoreUnavailableError
-from gsch.eventstore.subjects import latency_subject
+from gsch.eventstore.subjects import LatencyKey
 from gsch.model.events import LatencyReported
+from gsch.runtime.config import ProbeConfig
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +142,7 @@ class LatencyProbe:
         )  # fmt: skip
 
     async def publish(self) -> None:
-        subject = latency_subject(self.cluster, self.node, "LatencyReported")
-        await declare(self.store, subject, self.report())
+        await declare(self.store, LatencyKey(self.cluster, self.node), self.report())
 
     async def run(self) -> None:
         """Measure and publish every `interval` seconds until cancelled."""

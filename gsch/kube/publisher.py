@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from gsch.aio import pause
 from gsch.clusters.facts import declare
 from gsch.eventstore.store import EventStore, StoreError, StoreUnavailableError
-from gsch.eventstore.subjects import cluster_subject, node_subject, pods_subject
+from gsch.eventstore.subjects import ClusterKey, NodeKey, PodsKey
 from gsch.kube.informer import Reachability
 from gsch.kube.inventory import ClusterInventory, NodeFacts
 from gsch.model.events import ClusterDeclared, NodeDeclared, PodsReported
@@ -101,8 +101,7 @@ class InventoryPublisher:
             if self._pods.get(name) != listed:
                 event = PodsReported(at=time.time(), cluster=self.identity.cluster, node=name,
                                      pods=listed)  # fmt: skip
-                subject = pods_subject(self.identity.cluster, name, "PodsReported")
-                await declare(self.store, subject, event)
+                await declare(self.store, PodsKey(self.identity.cluster, name), event)
                 self._pods[name] = listed
                 appended += 1
         return appended
@@ -110,7 +109,7 @@ class InventoryPublisher:
     async def _recall_cluster(self) -> None:
         """Take the log's readiness as published when it declares this same identity."""
         identity = self.identity
-        last = await self.store.last(cluster_subject(identity.cluster, "ClusterDeclared"))
+        last = await self.store.last(ClusterKey(identity.cluster).subject("ClusterDeclared"))
         event = last.event if last else None
         if isinstance(event, ClusterDeclared) and (event.tier, event.labels, event.endpoint) == (
             identity.tier, identity.labels, identity.endpoint,
@@ -120,14 +119,14 @@ class InventoryPublisher:
     async def _recall_nodes(self, names: set[str]) -> None:
         cluster = self.identity.cluster
         for name in sorted(names - self._recalled):
-            node = await self.store.last(node_subject(cluster, name, "NodeDeclared"))
+            node = await self.store.last(NodeKey(cluster, name).subject("NodeDeclared"))
             if node is not None and isinstance(node.event, NodeDeclared):
                 declared = node.event
                 self._nodes.setdefault(name, NodeFacts(
                     declared.allocatable, dict(declared.labels), declared.taints, declared.ready,
                     declared.addresses, declared.foreign,
                 ))  # fmt: skip
-            pods = await self.store.last(pods_subject(cluster, name, "PodsReported"))
+            pods = await self.store.last(PodsKey(cluster, name).subject("PodsReported"))
             if pods is not None and isinstance(pods.event, PodsReported):
                 self._pods.setdefault(name, pods.event.pods)
             self._recalled.add(name)
@@ -138,7 +137,7 @@ class InventoryPublisher:
             at=time.time(), cluster=identity.cluster, tier=identity.tier,
             labels=identity.labels, ready=ready, endpoint=identity.endpoint,
         )  # fmt: skip
-        await declare(self.store, cluster_subject(identity.cluster, "ClusterDeclared"), event)
+        await declare(self.store, ClusterKey(identity.cluster), event)
         self._ready = ready
 
     async def _node(self, name: str, node: NodeFacts) -> None:
@@ -147,7 +146,7 @@ class InventoryPublisher:
             allocatable=node.allocatable, labels=node.labels, taints=node.taints,
             ready=node.ready, foreign=node.foreign, addresses=node.addresses,
         )  # fmt: skip
-        await declare(self.store, node_subject(self.identity.cluster, name, "NodeDeclared"), event)
+        await declare(self.store, NodeKey(self.identity.cluster, name), event)
         self._nodes[name] = node
 
     async def run(self, window: float) -> None:

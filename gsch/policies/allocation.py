@@ -12,6 +12,7 @@ from statistics import pstdev
 
 from gsch.clusters.snapshot import ClusterView, NodeView
 from gsch.model.request import Request
+from gsch.policies.framework import ClusterBound, ScorePlugin
 
 MAX_SCORE = 100.0
 
@@ -57,3 +58,13 @@ def balanced_allocation_score(request: Request, node: NodeView) -> float:
     """Spreading that keeps a node's resources in step: 100 when every resource would be used
     in the same proportion, less as their shares drift apart."""
     return MAX_SCORE * (1.0 - pstdev(_fractions_after(request, node)))
+
+
+# Each scores 0..100 already: the framework's default scale.
+MOST_ALLOCATED = ScorePlugin("most allocated", most_allocated_score)
+LEAST_ALLOCATED = ScorePlugin(
+    "least allocated",
+    least_allocated_score,
+    bound=ClusterBound(least_allocated_variant, least_allocated_bound),
+)
+BALANCED_ALLOCATION = ScorePlugin("balanced allocation", balanced_allocation_score)

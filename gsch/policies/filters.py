@@ -1,28 +1,41 @@
-"""Filters shared by every profile. Each returns None to pass, or the reason to reject."""
+"""Filters shared by every profile. Each returns None to pass, or the status that rejects:
+UNSCHEDULABLE for capacity and readiness (cluster state may change it), UNRESOLVABLE for the
+rest. Statuses whose text never varies are made once."""
 
 from __future__ import annotations
 
 from gsch.clusters.snapshot import ClusterView, NodeView
 from gsch.model.affinity import term_matches
 from gsch.model.request import Request
+from gsch.policies.framework import Status, unresolvable, unschedulable
 from gsch.policies.rules import PlannerRules
 
+UNKNOWN_CLUSTER = unresolvable("unknown cluster", "ClusterKnown")
+CLUSTER_NOT_READY = unschedulable("cluster not ready", "ClusterReady")
+NODE_NOT_DECLARED = unresolvable("node not in inventory", "NodeReady")
+NODE_NOT_READY = unschedulable("node not ready", "NodeReady")
+AFFINITY_MISMATCH = unresolvable("required node affinity does not match", "NodeAffinity")
 
-def cluster_known(request: Request, cluster: ClusterView | None, rules: PlannerRules) -> str | None:
+
+def cluster_known(
+    request: Request, cluster: ClusterView | None, rules: PlannerRules
+) -> Status | None:
     if cluster is None or not cluster.declared:
-        return "unknown cluster"
+        return UNKNOWN_CLUSTER
     return None
 
 
-def cluster_ready(request: Request, cluster: ClusterView | None, rules: PlannerRules) -> str | None:
+def cluster_ready(
+    request: Request, cluster: ClusterView | None, rules: PlannerRules
+) -> Status | None:
     if cluster is not None and not cluster.ready:
-        return "cluster not ready"
+        return CLUSTER_NOT_READY
     return None
 
 
 def project_allowed(
     request: Request, cluster: ClusterView | None, rules: PlannerRules
-) -> str | None:
+) -> Status | None:
     """GEdge says a request is "restricted to clusters of the user's project" but never checks
     it; here the configured projects are enforced (none configured: nothing to enforce)."""
     project = request.project_name
@@ -30,39 +43,39 @@ def project_allowed(
         return None
     allowed = rules.projects.get(project)
     if allowed is None or not allowed.allows(cluster.name, cluster.labels):
-        return f"not allowed for project {project}"
+        return unresolvable(f"not allowed for project {project}", "ProjectClusters")
     return None
 
 
-def node_ready(request: Request, node: NodeView) -> str | None:
+def node_ready(request: Request, node: NodeView) -> Status | None:
     if not node.declared:
-        return "node not in inventory"
+        return NODE_NOT_DECLARED
     if not node.ready:
-        return "node not ready"
+        return NODE_NOT_READY
     return None
 
 
-def node_pinned(request: Request, node: NodeView) -> str | None:
+def node_pinned(request: Request, node: NodeView) -> Status | None:
     if request.select_node is not None and node.name != request.select_node:
-        return f"not the selected node {request.select_node}"
+        return unresolvable(f"not the selected node {request.select_node}", "NodeName")
     return None
 
 
-def node_selector(request: Request, node: NodeView) -> str | None:
+def node_selector(request: Request, node: NodeView) -> Status | None:
     for key, value in request.node_selector.items():
         if node.labels.get(key) != value:
-            return f"node selector {key}={value} does not match"
+            return unresolvable(f"node selector {key}={value} does not match", "NodeSelector")
     return None
 
 
-def node_affinity(request: Request, node: NodeView) -> str | None:
+def node_affinity(request: Request, node: NodeView) -> Status | None:
     terms = request.node_affinity
     if not terms or any(term_matches(term, node.name, node.labels) for term in terms):
         return None
-    return "required node affinity does not match"
+    return AFFINITY_MISMATCH
 
 
-def untolerated_taint(request: Request, node: NodeView) -> str | None:
+def untolerated_taint(request: Request, node: NodeView) -> Status | None:
     if not node.taints:
         return None  # the common case, and the workload's tolerations need not be read
     tolerations = _tolerations(request)
@@ -70,11 +83,11 @@ def untolerated_taint(request: Request, node: NodeView) -> str | None:
         if taint.effect not in ("NoSchedule", "NoExecute"):
             continue
         if not any(_tolerates(t, taint.key, taint.value, taint.effect) for t in tolerations):
-            return f"untolerated taint {taint.key}:{taint.effect}"
+            return unresolvable(f"untolerated taint {taint.key}:{taint.effect}", "TaintToleration")
     return None
 
 
-def resource_fit(request: Request, node: NodeView) -> str | None:
+def resource_fit(request: Request, node: NodeView) -> Status | None:
     # Integer arithmetic on the hot path; the Resources objects only for the explanation.
     d, a, f, r, p = request.demand, node.allocatable, node.foreign, node.reserved, node.pending
     if (
@@ -84,7 +97,7 @@ def resource_fit(request: Request, node: NodeView) -> str | None:
         and d.pods <= a.pods - f.pods - r.pods - p.pods
     ):
         return None
-    return "insufficient " + ", ".join(d.shortfalls(node.free))
+    return unschedulable("insufficient " + ", ".join(d.shortfalls(node.free)), "NodeResourcesFit")
 
 
 def _tolerations(request: Request) -> list[dict[str, object]]:

@@ -1,60 +1,235 @@
-"""The placement framework, after kube-scheduler's: filters say why a node or cluster is out,
-score plugins rank what is left, a profile composes them, and levels are tried in order.
+"""The placement framework, after kube-scheduler's (`framework/interface.go`): what a plugin
+is, what a profile composes, and the loop over a request's levels.
 
-Two stages, as in GEdge's competition flow: inside one level, each competing cluster is
+- Filters (`NodeFilter`, `ClusterFilter`) return None to pass or a `Status`: the reason a
+  person reads, the plugin that said it, and a code: `UNSCHEDULABLE` when a change of cluster
+  state could lift it (capacity, readiness) or `UNRESOLVABLE` when it could not (taints,
+  selectors, names). What a request does next is decided from the codes, never the text.
+- Score plugins (`ScorePlugin`) rank the nodes that pass; each declares how its scores map
+  onto a common 0..100 scale (`Scale`), so a profile can weigh plugins of different ranges.
+- PreScore: the state one plan needs beyond single nodes (`PlanState`: the per-request
+  cluster bound, low latency's measurements from the source) is computed once per plan, in
+  `Profile.pre_score`, and read by everything after it.
+- A `Strategy` turns one level into placements: which clusters it scans, how it orders the
+  candidates (each cluster's best node) and which of them it places on.
+
+Two stages, as in GEdge's competition flow: inside one level each competing cluster is
 filtered, its nodes filtered and scored; the cluster's best node stands for the cluster; the
-profile ranks the clusters; the best one wins. The first level with a winner is used.
+strategy ranks the clusters and places. The first level that places is used.
 """
 
 from __future__ import annotations
 
-import heapq
+import enum
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 
 from gsch.clusters.snapshot import ClusterSnapshot, ClusterView, NodeView
 from gsch.model.events import Explanation, LevelTrace, Placement
-from gsch.model.request import Request, is_selector, selector_requirements
+from gsch.model.request import Request
 from gsch.model.resources import Resources
 from gsch.policies.rules import DEFAULT_RULES, PlannerRules
-from gsch.policies.search import (
-    Candidate,
-    ClusterFilter,
-    LevelScan,
-    NodeFilter,
-    NodeScorer,
-    ScorePlugin,
-    combined,
-)
-from gsch.policies.tracing import (
-    MAX_LISTED,
-    TOP,
-    level_trace,
-    node_plugin_scores,
-    unplaced_summary,
-)
 
-__all__ = ["ClusterFilter", "NodeFilter", "NodeScorer", "ScorePlugin"]
+# --- filters --------------------------------------------------------------------------------
+
+
+class Code(enum.Enum):
+    # Could pass once cluster state changes (capacity freed, a node or cluster ready again):
+    # a request refused only for such reasons waits for capacity instead of being retried.
+    UNSCHEDULABLE = "unschedulable"
+    # Nothing the clusters report can lift it (a taint, a selector, a name that is not there).
+    UNRESOLVABLE = "unresolvable"
+
+
+class Status(msgspec.Struct, frozen=True):
+    """Why a filter rejected a node or a cluster. `reason` is what explanations show."""
+
+    code: Code
+    reason: str
+    plugin: str
+
+    @property
+    def unschedulable(self) -> bool:
+        return self.code is Code.UNSCHEDULABLE
+
+
+def unschedulable(reason: str, plugin: str) -> Status:
+    return Status(Code.UNSCHEDULABLE, reason, plugin)
+
+
+def unresolvable(reason: str, plugin: str) -> Status:
+    return Status(Code.UNRESOLVABLE, reason, plugin)
+
+
+NodeFilter = Callable[[Request, NodeView], Status | None]
+ClusterFilter = Callable[[Request, ClusterView | None, PlannerRules], Status | None]
+
+# --- scores ---------------------------------------------------------------------------------
+
+NodeScorer = Callable[[Request, NodeView], float]
+Variant = TypeVar("Variant", bound=Hashable)
 
 
 @dataclass(frozen=True)
-class Ranking:
-    """Scoring that needs more than one node: prepared once per plan from the snapshot (e.g.
-    the latencies measured from the request's source)."""
+class Scale:
+    """Where a plugin's own scores fall: `low` maps to 0 and `high` to 100 on the common
+    scale, linearly; scores outside are clamped (the map never reverses an order)."""
 
-    scorers: tuple[ScorePlugin, ...]  # how nodes are scored inside a cluster
+    low: float
+    high: float
+
+    def normalised(self, raw: float) -> float:
+        share = (raw - self.low) / (self.high - self.low)
+        return 100.0 * min(1.0, max(0.0, share))
+
+
+PERCENT = Scale(0.0, 100.0)
+
+
+@dataclass(frozen=True)
+class ClusterBound(Generic[Variant]):
+    """An upper bound of what any node of a cluster can score, from the cluster's aggregates,
+    given the part of the request it depends on (its variant): requests alike there share
+    one standing ranking of clusters in the snapshot."""
+
+    variant: Callable[[Request], Variant]
+    bound: Callable[[Variant, ClusterView], float]
+
+
+@dataclass(frozen=True)
+class ScorePlugin:
+    """A named node scorer, with its scale and, when it has one, a cluster bound."""
+
+    name: str
+    score: NodeScorer
+    weight: float = 1.0
+    scale: Scale = PERCENT
+    bound: ClusterBound[Any] | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name if self.weight == 1.0 else f"{self.name} x{self.weight:g}"
+
+
+def combined(plugins: Sequence[ScorePlugin]) -> NodeScorer:
+    """A profile's node score: the weighted sum of its plugins' normalised scores.
+
+    Normalisation is needed only to add scores of different ranges; a plugin alone is
+    scored in its own units. That is deliberate: the planner compares node scores in whole
+    points (ties broken by a hash, see `search`), and a plugin's point is the resolution its
+    author chose (1% free capacity, 0.01 ms of latency). Rescaling a lone plugin to 0..100
+    would merge or split ties and choose other nodes than before, while any increasing map
+    of one score ranks alike. So: one plugin -> its raw score (and the explanation shows
+    it); several -> sum of weight x normalised, compared in whole points of the 0..100 scale.
+    """
+    if len(plugins) == 1:
+        return plugins[0].score
+    parts = tuple((p.weight, p.scale.normalised, p.score) for p in plugins)
+
+    def total(request: Request, node: NodeView) -> float:
+        return sum(weight * norm(score(request, node)) for weight, norm, score in parts)
+
+    return total
+
+
+def tiered(
+    measured: Callable[[Request, NodeView], float | None], fallback: NodeScorer
+) -> NodeScorer:
+    """Nodes `measured` can score rank above every node it cannot (it returns None: e.g. no
+    latency known); those rank among themselves by `fallback`. Encoded as one float, so the
+    inner loop compares plain numbers: the lower tier sits LOWER_TIER below zero, far below
+    any measured score and wider apart than any fallback score can span."""
+
+    def score(request: Request, node: NodeView) -> float:
+        found = measured(request, node)
+        return found if found is not None else LOWER_TIER + fallback(request, node)
+
+    return score
+
+
+LOWER_TIER = -1e9
+
+
+class Candidate(msgspec.Struct, frozen=True):
+    cluster: str
+    node: NodeView
+    score: float
+
+
+# --- pre-score: the state of one plan -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClusterRanking:
+    """Clusters ranked by a per-plan measurement instead of their best node's score."""
+
     # Higher is better; None when there is no measurement: such clusters rank last.
-    cluster_rank: Callable[[str], float | None]
-    rank_plugin: str  # what the explanation calls the cluster ranking
+    rank: Callable[[str], float | None]
+    plugin: str  # what the explanation calls the ranking
     unmeasured: str  # what the explanation says about a cluster without a measurement
-    notes: tuple[str, ...] = ()  # said once per level (e.g. a source that could not be found)
     shown: Callable[[float], float] = float  # a rank as the explanation shows it
+
+
+class PlanState(msgspec.Struct, frozen=True):
+    """What PreScore computed once for a plan (kube's CycleState): every level reads it."""
+
+    plugins: tuple[ScorePlugin, ...]  # how nodes are scored
+    scorer: NodeScorer  # the same, as one function for the inner loop
+    # The node score's cluster bound, its request variant fixed, and the key its standing
+    # rankings are kept under in the snapshot; None when the plugins have no bound.
+    bound: Callable[[ClusterView], float] | None = None
+    bound_key: Hashable = None
+    ranking: ClusterRanking | None = None
+    notes: tuple[str, ...] = ()  # said once per level (e.g. a source that could not be found)
     # When set, nothing can be placed (e.g. the source pod is unknown): every cluster of every
-    # level is rejected with this reason, and the request waits for cluster state to tell more.
+    # level is rejected with this reason (UNRESOLVABLE: no capacity change lifts it; the
+    # request is retried, not parked for capacity).
     blocked: str | None = None
+
+
+# A profile's own PreScore step, for state beyond what its plugins declare.
+PreScore = Callable[[Request, ClusterSnapshot, PlannerRules], PlanState]
+
+
+# --- strategies -----------------------------------------------------------------------------
+
+
+class LevelResult(msgspec.Struct, frozen=True):
+    placements: tuple[Placement, ...]
+    trace: LevelTrace
+    unschedulable: bool  # some cluster of the level was refused for capacity or readiness
+
+
+class LevelContext(msgspec.Struct, frozen=True):
+    profile: Profile
+    state: PlanState
+    request: Request
+    snapshot: ClusterSnapshot
+    rules: PlannerRules
+    index: int
+
+
+class Strategy(Protocol):
+    """How a level becomes placements (kube has one; GEdge's policies differ right here)."""
+
+    @property
+    def keeps_listed_order(self) -> bool:
+        """The request's order of clusters is the preference (not their scores)."""
+        ...
+
+    @property
+    def level_is_a_set(self) -> bool:
+        """A level places on every cluster it names or on none: it cannot be cut down."""
+        ...
+
+    def place(self, context: LevelContext, listed: tuple[str, ...]) -> LevelResult: ...
+
+
+# --- profiles and the plan ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -63,39 +238,75 @@ class Profile:
     cluster_filters: Sequence[ClusterFilter]
     node_filters: Sequence[NodeFilter]
     scorers: tuple[ScorePlugin, ...]
-    # When true, clusters of a level are taken in the order the request lists them instead of
-    # by score (GSelectedCluster: the user's order is the preference).
-    keep_listed_order: bool = False
-    # When set, clusters are ranked by what it prepares instead of by their best node's score.
-    prepare: Callable[[Request, ClusterSnapshot, PlannerRules], Ranking] | None = None
-    # When true, a level places one copy on *every* cluster it names, or nothing (GSetClusters).
-    every_cluster: bool = False
-    # An upper bound of what any node of a cluster can score, from cluster aggregates, given
-    # the part of the request it depends on (`bound_variant`): clusters are then visited best
-    # bound first, and the search stops once no unvisited cluster can win.
-    cluster_bound: Callable[[Hashable, ClusterView], float] | None = None
-    bound_variant: Callable[[Request], Hashable] | None = None
+    strategy: Strategy
+    # Replaces the default PreScore (the profile's plugins and their bound) when set.
+    prepare: PreScore | None = None
     node_scorer: NodeScorer = field(init=False)
+    # The node score's cluster bound as a function of the request (None: no bound).
+    bound_for: RequestBound | None = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "node_scorer", combined(self.scorers))
+        object.__setattr__(self, "bound_for", combined_bound(self.name, self.scorers))
 
     @property
-    def searches_by_bound(self) -> bool:
-        return (
-            self.cluster_bound is not None
-            and self.bound_variant is not None
-            and self.prepare is None
-            and not self.keep_listed_order
-            and not self.every_cluster
-        )
+    def keep_listed_order(self) -> bool:
+        return self.strategy.keeps_listed_order
+
+    def pre_score(
+        self, request: Request, snapshot: ClusterSnapshot, rules: PlannerRules
+    ) -> PlanState:
+        """PreScore, the one place per-plan state is computed."""
+        if self.prepare is not None:
+            return self.prepare(request, snapshot, rules)
+        if self.bound_for is None:
+            return PlanState(self.scorers, self.node_scorer)
+        bound, key = self.bound_for(request)
+        return PlanState(self.scorers, self.node_scorer, bound, key)
 
 
-@dataclass(frozen=True)
-class Decision:
+# A cluster bound with the request's variant fixed, and the key of its standing rankings.
+RequestBound = Callable[[Request], tuple[Callable[[ClusterView], float], Hashable]]
+
+
+def combined_bound(name: str, plugins: Sequence[ScorePlugin]) -> RequestBound | None:
+    """The node score's cluster bound (see `combined`): the plugin's own when it is alone;
+    for several, the weighted sum of their normalised bounds (normalising never reverses an
+    order, so it is still a bound). None when some plugin has none."""
+    bounds = [p.bound for p in plugins if p.bound is not None]
+    if not bounds or len(bounds) < len(plugins):
+        return None
+    if len(bounds) == 1:
+        (only,) = bounds
+
+        def alone(request: Request) -> tuple[Callable[[ClusterView], float], Hashable]:
+            variant = only.variant(request)
+            return partial(only.bound, variant), (name, variant)
+
+        return alone
+    weighed = [(p.weight, p.scale.normalised, b) for p, b in zip(plugins, bounds, strict=True)]
+
+    def several(request: Request) -> tuple[Callable[[ClusterView], float], Hashable]:
+        variants = tuple(b.variant(request) for _, _, b in weighed)
+        parts = [
+            (w, norm, partial(b.bound, v))
+            for (w, norm, b), v in zip(weighed, variants, strict=True)
+        ]
+
+        def total(cluster: ClusterView) -> float:
+            return sum(weight * norm(bound(cluster)) for weight, norm, bound in parts)
+
+        return total, (name, variants)
+
+    return several
+
+
+class Decision(msgspec.Struct, frozen=True):
     placements: tuple[Placement, ...]
     level_index: int
     explanation: Explanation
+    # Collected from the filters' codes while the levels were scanned.
+    unschedulable: bool = False
 
     @property
     def placed(self) -> bool:
@@ -103,21 +314,10 @@ class Decision:
 
     @property
     def waits_for_capacity(self) -> bool:
-        """Whether some candidate was refused for want of capacity or readiness, so the
-        request should wait for cluster state to change rather than be retried blindly."""
-        return any(
-            marker in reason
-            for level in self.explanation.levels
-            for reasons in level.rejections.values()
-            for reason in reasons
-            for marker in ("insufficient ", "not ready")
-        )
-
-
-# Levels of up to this many clusters are scanned whole, so every cluster gets its own score
-# or reasons in the explanation; larger ones (label selectors over a big fleet) are searched
-# best bound first and the explanation counts the clusters it did not need to visit.
-BOUND_FROM = MAX_LISTED
+        """Whether some candidate was refused for want of capacity or readiness (a filter
+        said UNSCHEDULABLE), so the request should wait for cluster state to change rather
+        than be retried blindly."""
+        return self.unschedulable
 
 
 def plan(
@@ -126,171 +326,34 @@ def plan(
     snapshot: ClusterSnapshot,
     rules: PlannerRules = DEFAULT_RULES,
 ) -> Decision:
-    ranking = profile.prepare(request, snapshot, rules) if profile.prepare is not None else None
-    plugins = ranking.scorers if ranking is not None else profile.scorers
-    scorer = combined(plugins) if ranking is not None else profile.node_scorer
+    state = profile.pre_score(request, snapshot, rules)
     traces: list[LevelTrace] = []
+    unschedulable = False
     for index, listed in enumerate(request.levels):
-        scan = LevelScan(request, rules, profile.cluster_filters, profile.node_filters, scorer)
-        shown, candidates = _scan_level(profile, ranking, listed, snapshot, scan)
-        if ranking is not None:
-            ranks = {c.cluster: ranking.cluster_rank(c.cluster) for c in candidates}
-            scan.notes.update({n: ranking.unmeasured for n, rank in ranks.items() if rank is None})
-            scan.notes.update({f"note {i + 1}": note for i, note in enumerate(ranking.notes)})
-            candidates.sort(key=lambda c: _ranked(ranks[c.cluster], c.cluster))
-            scores = {name: round(rank, 3) for name, rank in ranks.items() if rank is not None}
-            by_plugin = {
-                ranking.rank_plugin: {
-                    c.cluster: round(ranking.shown(rank), 3)
-                    for c in candidates[:TOP]
-                    if (rank := ranks[c.cluster]) is not None
-                }
-            }
-        else:
-            if not profile.keep_listed_order:
-                candidates.sort(key=lambda c: (-c.score, c.cluster))
-            scores = {c.cluster: round(c.score, 3) for c in candidates}
-            by_plugin = {}
-        by_plugin.update(node_plugin_scores(request, candidates, plugins))
-        placements = _placements(profile, request, candidates, scan)
-        where = ", ".join(f"{p.cluster}/{p.node}" for p in placements) or None
-        traces.append(level_trace(index, shown, scan, scores, by_plugin, where))
-        if placements:
-            summary = f"level {index + 1} of {len(request.levels)}: {where} ({profile.name})"
-            return Decision(placements, index, Explanation(tuple(traces), summary))
-    return Decision((), -1, Explanation(tuple(traces), unplaced_summary(traces)))
+        context = LevelContext(profile, state, request, snapshot, rules, index)
+        level = profile.strategy.place(context, listed)
+        traces.append(level.trace)
+        unschedulable = unschedulable or level.unschedulable
+        if level.placements:
+            summary = f"level {index + 1} of {len(request.levels)}: {level.trace.chosen}"
+            explanation = Explanation(tuple(traces), f"{summary} ({profile.name})")
+            return Decision(level.placements, index, explanation, unschedulable)
+    explanation = Explanation(tuple(traces), unplaced_summary(traces))
+    return Decision((), -1, explanation, unschedulable)
 
 
-def _scan_level(
-    profile: Profile,
-    ranking: Ranking | None,
-    listed: tuple[str, ...],
-    snapshot: ClusterSnapshot,
-    scan: LevelScan,
-) -> tuple[tuple[str, ...], list[Candidate]]:
-    """The level's candidates (each cluster's best node), and the level as the explanation
-    shows it: a level resolved to a large part of the fleet is shown as listed (the notes say
-    what its selectors matched), so decision events stay small."""
-    if profile.searches_by_bound and ranking is None and _matched(listed, snapshot) > BOUND_FROM:
-        found = _search_selection(profile, listed, snapshot, scan)
-        return listed, [found] if found is not None else []
-    level = _expand(listed, snapshot, scan)
-    shown = level if len(level) <= BOUND_FROM else listed
-    if ranking is not None and ranking.blocked is not None:
-        scan.rejections.update({name: [ranking.blocked] for name in level})
-        return shown, []
-    admitted = [
-        cluster for name in level if (cluster := scan.admit(name, snapshot.clusters.get(name)))
+# Levels of up to this many clusters list every cluster's reasons; beyond, the rest is counted.
+MAX_LISTED = 64
+
+
+def unplaced_summary(traces: Sequence[LevelTrace]) -> str:
+    """Why nothing was placed: each cluster's reasons, level by level (bounded)."""
+    reasons = [
+        f"{cluster}: {', '.join(why)}"
+        for trace in traces
+        for cluster, why in trace.rejections.items()
     ]
-    if profile.searches_by_bound and len(admitted) > BOUND_FROM:
-        bound = _bound(profile, scan.request)
-        heap = [(-bound(c), c.name) for c in admitted]
-        heapq.heapify(heap)
-        ordered = (heapq.heappop(heap) for _ in range(len(heap)))
-        found = scan.walk(ordered, snapshot.clusters, admitted=True)
-        _note_unvisited(scan, len(admitted))
-        return shown, [found] if found is not None else []
-    candidates = [found for cluster in admitted if (found := scan.visit(cluster)) is not None]
-    return shown, candidates
-
-
-def _search_selection(
-    profile: Profile, listed: tuple[str, ...], snapshot: ClusterSnapshot, scan: LevelScan
-) -> Candidate | None:
-    """A level whose selectors match many clusters: walk the snapshot's standing rankings of
-    those clusters by bound (kept current from events), merged, so a request costs what it
-    visits and nothing per cluster of the fleet."""
-    bound = _bound(profile, scan.request)
-    key = (profile.name, bound.args[0])
-    orders = []
-    names = []
-    for entry in listed:
-        if is_selector(entry):
-            _note_match(entry, snapshot.select(selector_requirements(entry)), scan)
-            orders.append(snapshot.ranked(selector_requirements(entry), key, bound).order)
-        else:
-            names.append(entry)
-    if names:  # names listed beside selectors: few, ranked here
-        clusters = [c for name in names if (c := snapshot.clusters.get(name)) is not None]
-        orders.append(sorted((-bound(c), c.name) for c in clusters))
-        scan.rejections.update(
-            {n: ["unknown cluster"] for n in names if n not in snapshot.clusters}
-        )
-    found = scan.walk(heapq.merge(*orders), snapshot.clusters)
-    # Clusters two selectors both match count twice here: the count is for reading only.
-    _note_unvisited(scan, sum(len(order) for order in orders))
-    return found
-
-
-def _bound(profile: Profile, request: Request) -> partial[float]:
-    """The profile's cluster bound for this request (its variant of the request fixed)."""
-    assert profile.cluster_bound is not None
-    assert profile.bound_variant is not None
-    return partial(profile.cluster_bound, profile.bound_variant(request))
-
-
-def _note_unvisited(scan: LevelScan, total: int) -> None:
-    skipped = total - scan.walked
-    if skipped > 0:
-        scan.notes["not visited"] = f"{skipped} cluster(s) whose best possible score could not win"
-
-
-def _matched(listed: tuple[str, ...], snapshot: ClusterSnapshot) -> int:
-    """How many clusters a level names (selectors counted by what they match; an overlap of
-    two selectors counts twice, which only decides how the level is searched)."""
-    return sum(
-        len(snapshot.select(selector_requirements(entry))) if is_selector(entry) else 1
-        for entry in listed
-    )
-
-
-NO_MATCH = "matched no cluster"
-
-
-def _expand(level: tuple[str, ...], snapshot: ClusterSnapshot, scan: LevelScan) -> tuple[str, ...]:
-    """The clusters a level names: names as listed, label selectors resolved against the
-    snapshot now (so a cluster that joins the fleet is found), without repeats. A selector
-    that matches nothing is a rejection of its own."""
-    if not any(is_selector(entry) for entry in level):
-        return level
-    names: dict[str, None] = {}  # an ordered set
-    for entry in level:
-        if not is_selector(entry):
-            names[entry] = None
-            continue
-        matched = snapshot.select(selector_requirements(entry))
-        _note_match(entry, matched, scan)
-        names.update(dict.fromkeys(matched))
-    return tuple(names)
-
-
-def _note_match(entry: str, matched: list[str], scan: LevelScan) -> None:
-    """What a selector matched, for the explanation; matching nothing is a rejection."""
-    if not matched:
-        scan.notes[entry] = NO_MATCH
-        scan.rejections[entry] = ["label selector matched no cluster"]
-        return
-    shown = ", ".join(matched[:5])
-    many = len(matched) > 5
-    scan.notes[entry] = f"matched {len(matched)}: {shown}, …" if many else f"matched {shown}"
-
-
-def _placements(
-    profile: Profile, request: Request, candidates: list[Candidate], scan: LevelScan
-) -> tuple[Placement, ...]:
-    if profile.every_cluster:
-        # All or nothing: one cluster that cannot take a copy fails the level.
-        if not candidates or scan.rejections:
-            return ()
-        return tuple(Placement(c.cluster, c.node.name, request.demand) for c in candidates)
-    if not candidates:
-        return ()
-    return (Placement(candidates[0].cluster, candidates[0].node.name, request.demand),)
-
-
-def _ranked(rank: float | None, cluster: str) -> tuple[int, float, str]:
-    """Measured clusters first, best rank first; the rest after them in name order."""
-    return (0, -rank, cluster) if rank is not None else (1, 0.0, cluster)
+    return "no level could place the request: " + "; ".join(reasons[:MAX_LISTED])
 
 
 def plan_avoiding(
@@ -305,7 +368,7 @@ def plan_avoiding(
     A level that is a set (GSetClusters places on every cluster it names) is not cut
     down to a smaller set: it is skipped whole."""
     if avoid:
-        if profile.every_cluster:
+        if profile.strategy.level_is_a_set:
             kept = (lvl if not set(lvl) & set(avoid) else () for lvl in request.levels)
         else:
             kept = (tuple(c for c in level if c not in avoid) for level in request.levels)
@@ -324,7 +387,7 @@ def fits_now(profile: Profile, request: Request, node: NodeView, amount: Resourc
     commit goes out."""
     if not amount.fits_in(node.confirmed_free):
         return False
-    from gsch.policies.filters import resource_fit
+    from gsch.policies.filters import resource_fit  # the filters import this module
 
     checks = [f for f in profile.node_filters if f is not resource_fit]
     return all(check(request, node) is None for check in checks)

@@ -20,18 +20,21 @@ from __future__ import annotations
 from gsch.clusters.snapshot import ClusterSnapshot, NodeView
 from gsch.model.events import LatencyReported
 from gsch.model.request import Request
-from gsch.policies.framework import Ranking, ScorePlugin
+from gsch.policies.framework import ClusterRanking, PlanState, Scale, ScorePlugin, tiered
 from gsch.policies.most_requested import free_capacity_score
 from gsch.policies.rules import PlannerRules
 
 # Node scores compare in whole points: a hundredth of a millisecond is one point.
 POINTS_PER_MS = 100.0
-UNMEASURED_NODE = -1e9  # below any measured node; free capacity breaks ties among these
+# Only ever scored alone (so compared raw, see `framework.combined`); for a profile that
+# would weigh it with others: 0 ms is the top, a second or more (and unmeasured) the bottom.
+NEAREST_SCALE = Scale(-1000.0 * POINTS_PER_MS, 0.0)
 
 
 def prepare_low_latency(
     request: Request, snapshot: ClusterSnapshot, rules: PlannerRules
-) -> Ranking:
+) -> PlanState:
+    """PreScore: the latencies measured from the request's source, read once per plan."""
     source = request.source
     source_cluster = source.cluster if source is not None else ""
     source_node, notes, blocked = _source_node(request, snapshot)
@@ -44,25 +47,28 @@ def prepare_low_latency(
     to_clusters = dict(report.to_clusters) if report is not None else {}
     to_nodes = dict(report.to_nodes) if report is not None else {}
 
-    def nearest_node(req: Request, node: NodeView) -> float:
+    def measured_node(req: Request, node: NodeView) -> float | None:
         rtt = to_nodes.get(node.name) if node.cluster == source_cluster else None
-        if rtt is None:
-            return UNMEASURED_NODE + free_capacity_score(req, node)
-        return -rtt * POINTS_PER_MS
+        return -rtt * POINTS_PER_MS if rtt is not None else None
 
     def cluster_rank(name: str) -> float | None:
         rtt = to_clusters.get(name)
         return -rtt if rtt is not None else None
 
-    return Ranking(
-        scorers=(ScorePlugin(f"nearest node to {where} (-ms x {POINTS_PER_MS:g})", nearest_node),),
-        cluster_rank=cluster_rank,
-        rank_plugin=f"latency from {where} (ms)",
-        shown=_negated,
-        unmeasured=f"no latency measured from {where}: ranked after measured clusters",
-        notes=notes,
-        blocked=blocked,
+    # Measured nodes first, nearest first; unmeasured ones after, most free capacity first.
+    nearest = ScorePlugin(
+        f"nearest node to {where} (-ms x {POINTS_PER_MS:g})",
+        tiered(measured_node, free_capacity_score),
+        scale=NEAREST_SCALE,
     )
+    ranking = ClusterRanking(
+        rank=cluster_rank,
+        plugin=f"latency from {where} (ms)",
+        unmeasured=f"no latency measured from {where}: ranked after measured clusters",
+        shown=_negated,
+    )
+    plugins = (nearest,)
+    return PlanState(plugins, nearest.score, ranking=ranking, notes=notes, blocked=blocked)
 
 
 def _source_node(

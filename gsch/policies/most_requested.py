@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from gsch.clusters.snapshot import ClusterView, NodeView
 from gsch.model.request import Request
+from gsch.policies.framework import ClusterBound, Scale, ScorePlugin
 
 GPU_WEIGHT = 200.0
 
@@ -56,3 +57,13 @@ def free_capacity_bound(variant: tuple[str, bool], cluster: ClusterView) -> floa
         100.0 * cluster.max_free_memory_share,
         cluster.max_free_gpus,
     )
+
+
+FREE_CAPACITY = ScorePlugin(
+    "free capacity (GEdge)",
+    free_capacity_score,
+    # cpu% + memory% free: 0..200 (modes cpu and memory reach 100). Free GPUs, counted for
+    # GPU requests, go beyond and are clamped when weighed against another plugin.
+    scale=Scale(0.0, 200.0),
+    bound=ClusterBound(free_capacity_variant, free_capacity_bound),
+)

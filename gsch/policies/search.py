@@ -1,57 +1,36 @@
-"""The work inside one level: filter clusters, filter and score their nodes, keep each
-cluster's best node, and for large levels visit clusters best bound first.
+"""The work inside one level: resolve the clusters it names, filter clusters, filter and score
+their nodes, keep each cluster's best node, and for large levels visit clusters best bound
+first.
 
 Everything the explanation needs is collected on the way (rejections per cluster, the node
-filters' reasons counted over the level), so nothing is visited twice to explain a decision.
+filters' reasons counted over the level, whether any rejection was UNSCHEDULABLE), so
+nothing is visited twice to explain a decision.
 """
 
 from __future__ import annotations
 
+import heapq
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from gsch.clusters.snapshot import ClusterView, NodeView
-from gsch.model.request import Request
+from gsch.clusters.snapshot import ClusterSnapshot, ClusterView
+from gsch.model.request import Request, is_selector, selector_requirements
+from gsch.policies.framework import (
+    Candidate,
+    ClusterFilter,
+    Code,
+    NodeFilter,
+    NodeScorer,
+    Status,
+    unresolvable,
+)
 from gsch.policies.rules import PlannerRules
 
-# A node filter returns None when the node passes, else the reason it is out.
-NodeFilter = Callable[[Request, NodeView], str | None]
-ClusterFilter = Callable[[Request, ClusterView | None, PlannerRules], str | None]
-NodeScorer = Callable[[Request, NodeView], float]
-
-
-@dataclass(frozen=True)
-class ScorePlugin:
-    """A named node scorer; a profile's node score is the weighted sum of its plugins'."""
-
-    name: str
-    score: NodeScorer
-    weight: float = 1.0
-
-    @property
-    def label(self) -> str:
-        return self.name if self.weight == 1.0 else f"{self.name} x{self.weight:g}"
-
-
-def combined(plugins: Sequence[ScorePlugin]) -> NodeScorer:
-    """One scorer for the inner loop: the plugin itself when it is alone with weight 1."""
-    if len(plugins) == 1 and plugins[0].weight == 1.0:
-        return plugins[0].score
-    parts = tuple((p.weight, p.score) for p in plugins)
-
-    def total(request: Request, node: NodeView) -> float:
-        return sum(weight * score(request, node) for weight, score in parts)
-
-    return total
-
-
-@dataclass(frozen=True)
-class Candidate:
-    cluster: str
-    node: NodeView
-    score: float
+UNSCHEDULABLE = Code.UNSCHEDULABLE
+UNKNOWN_CLUSTER = unresolvable("unknown cluster", "ClusterKnown")
+NO_NODES = unresolvable("cluster has no nodes", "ClusterNodes")
 
 
 @dataclass
@@ -62,36 +41,52 @@ class LevelScan:
     node_filters: Sequence[NodeFilter]
     scorer: NodeScorer
     rejections: dict[str, list[str]] = field(default_factory=dict)
+    unschedulable: bool = False  # some rejection could be lifted by a change of cluster state
     notes: dict[str, str] = field(default_factory=dict)
     filtered: Counter[str] = field(default_factory=Counter)  # node reasons over the level
     nodes: int = 0  # nodes the filters looked at
     visited: int = 0  # clusters whose nodes were looked at
     walked: int = 0  # clusters a best-first walk took up (visited or rejected by a filter)
 
+    def reject(self, name: str, reasons: list[str], unschedulable: bool) -> None:
+        self.rejections[name] = reasons
+        self.unschedulable = self.unschedulable or unschedulable
+
+    def reject_status(self, name: str, status: Status) -> None:
+        self.reject(name, [status.reason], status.unschedulable)
+
     def admit(self, name: str, cluster: ClusterView | None) -> ClusterView | None:
         """The cluster when every cluster filter passes it; else None, with the reason kept."""
         for check in self.cluster_filters:
-            reason = check(self.request, cluster, self.rules)
-            if reason is not None:
-                self.rejections[name] = [reason]
+            status = check(self.request, cluster, self.rules)
+            if status is not None:
+                self.reject_status(name, status)
                 return None
         if cluster is None:
-            self.rejections[name] = ["unknown cluster"]
+            self.reject_status(name, UNKNOWN_CLUSTER)
         return cluster
 
     def visit(self, cluster: ClusterView) -> Candidate | None:
         """The cluster's best node, or None with the reasons its nodes were rejected."""
-        best, rejected = _best_node(self.request, cluster, self.node_filters, self.scorer)
+        best, rejected, unschedulable = _best_node(
+            self.request, cluster, self.node_filters, self.scorer
+        )
         total = len(cluster.nodes)
         self.visited += 1
         self.nodes += total
         self.filtered.update(rejected)
         if best is None:
+            if not rejected:
+                self.reject_status(cluster.name, NO_NODES)
+                return None
             reasons = [
                 f"{count}/{total} nodes: {reason}" for reason, count in rejected.most_common()
             ]
-            self.rejections[cluster.name] = reasons or ["cluster has no nodes"]
+            self.reject(cluster.name, reasons, unschedulable)
         return best
+
+    def visit_all(self, clusters: Iterable[ClusterView]) -> list[Candidate]:
+        return [found for cluster in clusters if (found := self.visit(cluster)) is not None]
 
     def walk(
         self,
@@ -125,7 +120,8 @@ class LevelScan:
                 # No ready node has that much free (pending commits only lower it): out
                 # without a look at its nodes, so an unplaceable request over a large level
                 # costs a check per cluster, not a scan of every node.
-                self.rejections[name] = [f"insufficient {', '.join(missing)} on every ready node"]
+                reason = f"insufficient {', '.join(missing)} on every ready node"
+                self.reject(name, [reason], unschedulable=True)
                 continue
             found = self.visit(cluster)
             if found is not None and (
@@ -134,23 +130,117 @@ class LevelScan:
                 best = found
         return best
 
+    def walk_by_bound(
+        self,
+        admitted: list[ClusterView],
+        clusters: Mapping[str, ClusterView],
+        bound: Callable[[ClusterView], float],
+    ) -> Candidate | None:
+        """A large level already resolved and filtered: walk it best bound first."""
+        heap = [(-bound(c), c.name) for c in admitted]
+        heapq.heapify(heap)
+        ordered = (heapq.heappop(heap) for _ in range(len(heap)))
+        found = self.walk(ordered, clusters, admitted=True)
+        self.note_unvisited(len(admitted))
+        return found
+
+    def walk_rankings(
+        self,
+        listed: tuple[str, ...],
+        snapshot: ClusterSnapshot,
+        bound: Callable[[ClusterView], float],
+        key: Hashable,
+    ) -> Candidate | None:
+        """A level whose selectors match many clusters: walk the snapshot's standing rankings
+        of those clusters by bound (kept current from events), merged, so a request costs what
+        it visits and nothing per cluster of the fleet."""
+        orders = []
+        names = []
+        for entry in listed:
+            if is_selector(entry):
+                self.note_match(entry, snapshot.select(selector_requirements(entry)))
+                orders.append(snapshot.ranked(selector_requirements(entry), key, bound).order)
+            else:
+                names.append(entry)
+        if names:  # names listed beside selectors: few, ranked here
+            clusters = [c for name in names if (c := snapshot.clusters.get(name)) is not None]
+            orders.append(sorted((-bound(c), c.name) for c in clusters))
+            for name in names:
+                if name not in snapshot.clusters:
+                    self.reject_status(name, UNKNOWN_CLUSTER)
+        found = self.walk(heapq.merge(*orders), snapshot.clusters)
+        # Clusters two selectors both match count twice here: the count is for reading only.
+        self.note_unvisited(sum(len(order) for order in orders))
+        return found
+
+    def note_unvisited(self, total: int) -> None:
+        skipped = total - self.walked
+        if skipped > 0:
+            self.notes["not visited"] = (
+                f"{skipped} cluster(s) whose best possible score could not win"
+            )
+
+    def expand(self, level: tuple[str, ...], snapshot: ClusterSnapshot) -> tuple[str, ...]:
+        """The clusters a level names: names as listed, label selectors resolved against the
+        snapshot now (so a cluster that joins the fleet is found), without repeats. A selector
+        that matches nothing is a rejection of its own."""
+        if not any(is_selector(entry) for entry in level):
+            return level
+        names: dict[str, None] = {}  # an ordered set
+        for entry in level:
+            if not is_selector(entry):
+                names[entry] = None
+                continue
+            matched = snapshot.select(selector_requirements(entry))
+            self.note_match(entry, matched)
+            names.update(dict.fromkeys(matched))
+        return tuple(names)
+
+    def note_match(self, entry: str, matched: list[str]) -> None:
+        """What a selector matched, for the explanation; matching nothing is a rejection."""
+        if not matched:
+            self.notes[entry] = NO_MATCH
+            self.reject_status(entry, SELECTOR_UNMATCHED)
+            return
+        shown = ", ".join(matched[:5])
+        many = len(matched) > 5
+        self.notes[entry] = f"matched {len(matched)}: {shown}, …" if many else f"matched {shown}"
+
+
+NO_MATCH = "matched no cluster"
+SELECTOR_UNMATCHED = unresolvable("label selector matched no cluster", "ClusterSelector")
+
+
+def matched(listed: tuple[str, ...], snapshot: ClusterSnapshot) -> int:
+    """How many clusters a level names (selectors counted by what they match; an overlap of
+    two selectors counts twice, which only decides how the level is searched)."""
+    return sum(
+        len(snapshot.select(selector_requirements(entry))) if is_selector(entry) else 1
+        for entry in listed
+    )
+
 
 def _best_node(
     request: Request, cluster: ClusterView, filters: Sequence[NodeFilter], scorer: NodeScorer
-) -> tuple[Candidate | None, Counter[str]]:
+) -> tuple[Candidate | None, Counter[str], bool]:
+    """The best node, the nodes rejected by reason, and whether any rejection was
+    UNSCHEDULABLE."""
     # The planner's inner loop: plain loops, and the tie hash only when points are equal.
+    # Rejections are counted by their text (one text, one filter, one code).
     rejected: Counter[str] = Counter()
+    unschedulable = False
     best: Candidate | None = None
     best_points = 0
     best_tie = 0
     for node in cluster.nodes.values():
-        reason = None
+        status = None
         for check in filters:
-            reason = check(request, node)
-            if reason is not None:
+            status = check(request, node)
+            if status is not None:
                 break
-        if reason is not None:
-            rejected[reason] += 1
+        if status is not None:
+            rejected[status.reason] += 1
+            unschedulable = unschedulable or status.code is UNSCHEDULABLE
             continue
         score = scorer(request, node)
         # Scores are compared as whole points, as kube-scheduler's integer node scores are:
@@ -167,7 +257,7 @@ def _best_node(
             tie = _tie(request, node.name)
             if tie < best_tie:
                 best, best_tie = Candidate(cluster.name, node, score), tie
-    return best, rejected
+    return best, rejected, unschedulable
 
 
 def _tie(request: Request, name: str) -> int:

@@ -9,10 +9,9 @@ from collections.abc import Sequence
 
 from gsch.model.events import LevelTrace
 from gsch.model.request import Request
-from gsch.policies.search import Candidate, LevelScan, ScorePlugin
+from gsch.policies.framework import MAX_LISTED, Candidate, ScorePlugin
+from gsch.policies.search import LevelScan
 
-# Levels of up to this many clusters list every cluster's reasons; beyond, the rest is counted.
-MAX_LISTED = 64
 TOP = 5  # entries shown per score plugin
 
 
@@ -62,13 +61,3 @@ def _capped(rejections: dict[str, list[str]], notes: dict[str, str]) -> dict[str
     common = "; ".join(f"{reason} ({count})" for reason, count in rest.most_common(3))
     notes["more rejected"] = f"{len(names) - MAX_LISTED} more clusters rejected: {common}"
     return kept
-
-
-def unplaced_summary(traces: Sequence[LevelTrace]) -> str:
-    """Why nothing was placed: each cluster's reasons, level by level (bounded)."""
-    reasons = [
-        f"{cluster}: {', '.join(why)}"
-        for trace in traces
-        for cluster, why in trace.rejections.items()
-    ]
-    return "no level could place the request: " + "; ".join(reasons[:MAX_LISTED])

@@ -14,6 +14,7 @@ import msgspec
 
 from gsch.model.events import Taint
 from gsch.model.request import QueueLevel
+from gsch.model.states import State
 from gsch.projections.request_row import COLUMNS, RequestRow, from_record
 from gsch.projections.views import (
     Amount,
@@ -32,6 +33,7 @@ from gsch.projections.views import (
 )
 
 LEVELS = tuple(level.value for level in QueueLevel)  # first, fast, base: dispatch order
+BLOCKED = "blocked"  # a queued request waiting for capacity (counted apart, and as queued)
 _labels = msgspec.json.Decoder(dict[str, str])
 _taints = msgspec.json.Decoder(tuple[Taint, ...])
 
@@ -168,15 +170,15 @@ class Snapshot:
         )
         counts: dict[tuple[str, str], int] = {}
         for level, state, blocked, count in records:
-            key = (level, "blocked" if blocked else state)
+            key = (level, BLOCKED if blocked else state)
             counts[key] = counts.get(key, 0) + count
         items = tuple(
             QueueView(
                 level=level,
-                queued=counts.get((level, "queued"), 0) + counts.get((level, "blocked"), 0),
-                blocked=counts.get((level, "blocked"), 0),
-                scheduling=counts.get((level, "scheduling"), 0),
-                scheduled=counts.get((level, "scheduled"), 0),
+                queued=counts.get((level, State.QUEUED.value), 0) + counts.get((level, BLOCKED), 0),
+                blocked=counts.get((level, BLOCKED), 0),
+                scheduling=counts.get((level, State.SCHEDULING.value), 0),
+                scheduled=counts.get((level, State.SCHEDULED.value), 0),
             )
             for level in LEVELS
         )

@@ -1,7 +1,9 @@
 """The request row of the read model: folded from the request's events, and its columns.
 
-The fold follows `gsch.model.states.RequestState.apply` transition for transition, and keeps
-what the API shows: who asked, where it runs, and the last reason and explanation. No I/O.
+The row takes its state and the facts every fold shares (attempts, placements, the last
+reason, explanation, backoff, blocked, finished) from `gsch.model.states.step`, the rule the
+aggregate folds by too, so the API and `gsch audit` agree by construction. It adds only what
+the API shows besides: who asked, how, at which queue level, and when. No I/O.
 """
 
 from __future__ import annotations
@@ -11,20 +13,15 @@ from typing import Any
 import msgspec
 
 from gsch.model.events import (
+    REQUEST_EVENTS,
     AnyEvent,
     Explanation,
     Placement,
-    PlacementCommitted,
     RequestAccepted,
-    RequestBound,
-    RequestCancelled,
-    RequestClaimed,
-    RequestFailed,
     RequestRejected,
     RequestRequeued,
-    WorkloadFinished,
 )
-from gsch.model.states import STATE_AFTER, State
+from gsch.model.states import State, step
 
 
 class RequestRow(msgspec.Struct, kw_only=True):
@@ -60,10 +57,31 @@ def apply_request_event(
         row = RequestRow(id=request_id, submitted_seq=seq)
     elif seq <= row.last_seq:
         return row
-    after = STATE_AFTER.get(type(event))
-    if after is not None:
-        row.state = after.value
-        row.blocked = isinstance(event, RequestRequeued) and event.blocked
+    if not isinstance(event, REQUEST_EVENTS):
+        return row  # a cluster event on a request subject is not part of its history
+    change = step(State(row.state), event)
+    if change is not None:
+        row.state = change.state.value
+        row.blocked = change.blocked
+        if change.attempt is not None:
+            row.attempts = change.attempt
+        if change.placements is not None:
+            row.placements = change.placements
+        if change.reason is not None:
+            row.reason, row.reason_field = change.reason, change.reason_field
+        if change.explanation is not None:
+            row.explanation = change.explanation
+        if change.not_before is not None:
+            row.not_before = change.not_before
+        row.finished = row.finished or change.finished
+        _apply_own_columns(row, event)
+    row.updated_at = event.at
+    row.last_seq = seq
+    return row
+
+
+def _apply_own_columns(row: RequestRow, event: AnyEvent) -> None:
+    """The columns only the API shows: who asked, how, at which level, and when."""
     match event:
         case RequestAccepted():
             request = event.request
@@ -71,45 +89,16 @@ def apply_request_event(
             row.level = event.level.value
             row.project, row.workspace = request.project_name, request.workspace_name
             row.user, row.fast = request.user_name, request.fast
-            row.attempts = 1
             row.submitted_at = event.at
         case RequestRejected():
-            row.reason, row.reason_field = event.reason, event.field
             if event.form is not None:
                 row.form = event.form
             if row.submitted_at is None:
                 row.submitted_at = event.at
-        case RequestClaimed():
-            row.attempts = event.attempt
-        case PlacementCommitted():
-            row.placements = event.placements
-            row.explanation = event.explanation
         case RequestRequeued():
-            row.attempts = event.attempt
             row.level = event.level.value  # First after K* failures; the fast flag survives
-            row.placements = ()
-            row.not_before = event.not_before
-            row.reason, row.reason_field = event.reason, None
-            if event.explanation is not None:
-                row.explanation = event.explanation
-        case RequestFailed():
-            row.reason = event.reasons[-1] if event.reasons else "failed"
-            row.reason_field = None
-            if event.explanation is not None:
-                row.explanation = event.explanation
-        case RequestBound():
-            row.placements = event.placements
-        case WorkloadFinished():
-            row.finished = True
-        case RequestCancelled():
-            row.placements = ()
-            row.reason, row.reason_field = event.reason, None
         case _:
-            # A cluster event on a request subject is not a request transition.
-            return row
-    row.updated_at = event.at
-    row.last_seq = seq
-    return row
+            pass
 
 
 # --- columns of the requests table ------------------------------------------------------

@@ -16,7 +16,6 @@ import aiosqlite
 import msgspec
 
 from gsch.eventstore.store import StoredEvent
-from gsch.eventstore.subjects import request_id_of
 from gsch.model.events import (
     REQUEST_EVENTS,
     CapacityReleased,
@@ -34,8 +33,6 @@ from gsch.projections.request_row import (
     from_record,
     to_params,
 )
-
-REQUEST_PREFIX = "gsch.events.req."
 
 _encoder = msgspec.json.Encoder()
 
@@ -111,9 +108,9 @@ class _Batch:
     def add(self, stored: StoredEvent) -> None:
         event, seq = stored.event, stored.seq
         if isinstance(event, REQUEST_EVENTS):
-            if not stored.subject.startswith(REQUEST_PREFIX):
+            request_id = stored.request_id
+            if request_id is None:
                 return  # not in a request's history: nothing to fold it into
-            request_id = request_id_of(stored.subject)
             self.request_events.setdefault(request_id, []).append(stored)
             self.event_rows.append(
                 (seq, request_id, event_type(event), event.at, encode_event(event))

@@ -165,25 +165,16 @@ class BlockedRequests:
                 placements = self._dry_plan(parked.request)
                 if not placements:
                     continue
-                for placement in placements:
-                    self._add_pending(placement, +1)
-                    claimed.append(placement)
+                self.snapshot.assume(placements)
+                claimed.extend(placements)
                 self.take(parked.request.request_id)
                 self._wake(parked)
                 woken += 1
         finally:
-            for placement in claimed:
-                self._add_pending(placement, -1)
+            self.snapshot.forget(claimed)
         if woken:
             log.debug("blocked requests woken", extra={"woken": woken, "parked": len(self)})
         return woken
-
-    def _add_pending(self, placement: Placement, sign: int) -> None:
-        node = self.snapshot.clusters[placement.cluster].nodes[placement.node]
-        if sign > 0:
-            node.pending = node.pending + placement.amount
-        else:
-            node.pending = node.pending - placement.amount
 
 
 async def _first_of(*waits: Coroutine[Any, Any, Any]) -> None:

@@ -14,17 +14,13 @@ import time
 
 import msgspec
 
-from gsch.eventstore.appends import Append, ConflictError
-from gsch.eventstore.ids import new_msg_id
+from gsch.eventstore.appends import ConflictError
 from gsch.eventstore.store import EventStore
-from gsch.eventstore.subjects import node_subject, request_history, request_subject
-from gsch.metrics import EVENT_APPENDS
-from gsch.model.events import CapacityReleased, RequestCancelled
+from gsch.model.decisions import cancel
 from gsch.model.request import REQUEST_ID_PATTERN
-from gsch.model.states import FINAL_STATES, RequestState, State
+from gsch.model.states import State
 
 CANCEL_SUBJECT = "gsch.cancel"
-_HOLDING_CAPACITY = (State.SCHEDULED, State.BOUND)
 
 
 class CancelOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,46 +55,14 @@ def decode_cancel(data: bytes) -> CancelCommand:
     return command
 
 
-def _cancellation(state: RequestState, reason: str) -> list[Append]:
-    now = time.time()
-    holds = state.state in _HOLDING_CAPACITY
-    cancelled = RequestCancelled(
-        at=now,
-        attempt=state.attempt,
-        reason=reason,
-        placements=state.placements if holds else (),
-    )
-    items = [
-        Append(
-            subject=request_subject(state.request_id, "RequestCancelled"),
-            event=cancelled,
-            msg_id=new_msg_id(state.request_id, cancelled),
-            expect_seq=state.last_seq,
-            expect_scope=request_history(state.request_id),
-        )
-    ]
-    if holds and not state.finished:  # a finished workload gave its capacity back already
-        for placement in state.placements:
-            released = CapacityReleased(
-                at=now,
-                cluster=placement.cluster,
-                node=placement.node,
-                request_id=state.request_id,
-                attempt=state.attempt,
-                reason="cancelled",
-            )
-            subject = node_subject(placement.cluster, placement.node, "CapacityReleased")
-            items.append(Append(subject, released, new_msg_id(state.request_id, released)))
-    return items
-
-
 async def cancel_request(
     store: EventStore, request_id: str, reason: str, *, max_conflicts: int = 50
 ) -> CancelOutcome:
     """Cancel `request_id` unless it is final; retried while its history keeps moving."""
     for _ in range(max_conflicts):
         state = await store.load_request(request_id)
-        if state.state in FINAL_STATES:
+        change = cancel(state, reason, time.time())
+        if change is None:
             return CancelOutcome(
                 request_id=request_id,
                 previous_state=state.state.value,
@@ -106,13 +70,10 @@ async def cancel_request(
                 cancelled=False,
                 message=f"already {state.state.value}: nothing to cancel",
             )
-        items = _cancellation(state, reason)
         try:
-            sequences = await store.append_batch(items)
+            sequences = await store.append_change(change)
         except ConflictError:
             continue  # a worker or binder moved it meanwhile: read again
-        for item in items:
-            EVENT_APPENDS.labels(type=type(item.event).__name__).inc()
         message = (
             "not known yet: recorded, so it will not be scheduled if it arrives"
             if state.state is State.NEW

@@ -11,7 +11,7 @@ from gsch.model.intake import IntakeRules, Rejection
 from gsch.policies.framework import plan
 from gsch.policies.registry import PROFILES
 from gsch.policies.rules import DEFAULT_RULES, PlannerRules
-from gsch.scheduler.decide import admit
+from gsch.scheduler.rules import admit
 
 DRY_RUN_ID = "dry-run"
 

@@ -12,10 +12,10 @@ import pytest
 from gsch.api.auth import Tokens
 from gsch.api.cursor import Cursors
 from gsch.api.http import ApiError
-from gsch.config import ApiConfig
 from gsch.eventstore.store import EventStore
-from tests.api.conftest import SEQ, WRITE_TOKEN, Api, app_over
-from tests.projections.scenario import Log, write_scenario
+from gsch.runtime.config import ApiConfig
+from tests.support.api import SEQ, WRITE_TOKEN, Api, app_over
+from tests.support.scenario import Log, write_scenario
 
 
 async def test_newest_first_pages(api: Api) -> None:

@@ -14,10 +14,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gsch.config import load_config
-from gsch.service import Running, default_topology_path, serve
-from tests.conftest import NatsServer
-from tests.e2e.harness import pod_request
+from gsch.runtime.config import load_config
+from gsch.runtime.embedded import EmbeddedNats
+from gsch.runtime.service import default_topology_path
+from tests.support.pipeline import pod_request, running
 
 TOKEN = "live-token"
 
@@ -37,7 +37,7 @@ class Live:
 
 
 @pytest.fixture
-async def live(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[Live]:
+async def live(nats_server: EmbeddedNats, tmp_path: Path) -> AsyncIterator[Live]:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     config = load_config(
@@ -53,20 +53,10 @@ async def live(nats_server: NatsServer, tmp_path: Path) -> AsyncIterator[Live]:
         },
         environ={},
     )  # fmt: skip
-    stop = asyncio.Event()
-    started: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
-    server = asyncio.create_task(serve(config, {"api", "worker", "binder"}, stop, started=started))
-    await asyncio.wait([server, started], return_when=asyncio.FIRST_COMPLETED)
-    if server.done():
-        server.result()
-    running = started.result()
-    assert running.api_url is not None
-    try:
+    async with running(config, {"api", "worker", "binder"}) as service:
+        assert service.api_url is not None
         async with aiohttp.ClientSession() as session:
-            yield Live(running.api_url, session, token_file)
-    finally:
-        stop.set()
-        await asyncio.wait_for(server, 30)
+            yield Live(service.api_url, session, token_file)
 
 
 async def test_submit_then_read_your_write_and_follow_it(live: Live) -> None:

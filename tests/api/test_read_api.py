@@ -10,13 +10,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gsch.api.app import make_app
-from gsch.config import ApiConfig
 from gsch.eventstore.store import EventStore
 from gsch.metrics import HTTP_REQUESTS
 from gsch.model.request import Policy
 from gsch.projections.projector import Projector, rebuild
-from tests.api.conftest import SEQ, Api
-from tests.projections.scenario import GI, Log, running, serving, write_scenario
+from gsch.runtime.config import ApiConfig
+from tests.support.api import SEQ, Api
+from tests.support.scenario import GI, Log, running, serving, write_scenario
 
 
 async def test_a_bound_request(api: Api) -> None:

@@ -9,10 +9,10 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from gsch.config import ApiConfig
 from gsch.eventstore.store import EventStore
-from tests.api.conftest import Api, app_over
-from tests.projections.scenario import Log, write_scenario
+from gsch.runtime.config import ApiConfig
+from tests.support.api import Api, app_over
+from tests.support.scenario import Log, write_scenario
 
 
 class Feed:
@@ -88,6 +88,7 @@ async def test_watch_everything_and_resume(api: Api) -> None:
         ("RequestClaimed", "req-queued"), ("RequestAccepted", "new-one")
     ]  # fmt: skip
     feed.response.close()
+    assert messages[0] is not None
     # Reconnect as EventSource does: after the last id seen, nothing is lost or repeated.
     resumed = Feed(await api.client.get("/v1/watch", headers={"Last-Event-ID": messages[0]["id"]}))
     again = await resumed.next()

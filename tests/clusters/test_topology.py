@@ -14,7 +14,7 @@ from gsch.clusters.topology import (
     load_topology,
 )
 from gsch.model.events import PodsReported
-from gsch.service import default_topology_path
+from gsch.runtime.service import default_topology_path
 
 
 def one_node(**node: object) -> TopologyFile:

@@ -9,28 +9,21 @@ import nats
 import pytest
 
 from gsch.audit import audit
-from gsch.embedded import EmbeddedNats
 from gsch.eventstore.store import EventStore, StoredEvent
 from gsch.eventstore.streams import apply_declarations, load_declarations
 from gsch.eventstore.subjects import request_events_of_type
 from gsch.eventstore.watch import Follower
 from gsch.model.events import PlacementCommitted
-from tests.conftest import NatsServer
-from tests.e2e.harness import (
-    Fleet,
-    assert_sound,
-    generated_levels,
-    pod_request,
-    publish_all,
-    wait_inventory,
-    wait_settled,
-)
+from gsch.runtime.embedded import EmbeddedNats
+from tests.support.fleet import Fleet, assert_sound, wait_settled
+from tests.support.pipeline import generated_levels, pod_request, publish_all, wait_inventory
+from tests.support.waits import eventually
 
 pytestmark = pytest.mark.slow
 
 
 async def test_kill_9_one_of_three_workers_mid_run(
-    tmp_path: Path, nats_server: NatsServer, store: EventStore
+    tmp_path: Path, nats_server: EmbeddedNats, store: EventStore
 ) -> None:
     total = 3000
     fleet = Fleet(tmp_path, nats_server.url)
@@ -56,9 +49,8 @@ async def test_kill_9_one_of_three_workers_mid_run(
         await watcher.start(await store.last_seq())
         # Everything is queued first, so the victim certainly holds requests when it dies.
         await publish_all(nc, bodies)
-        async with asyncio.timeout(60):
-            while victim_commits < 20:  # kill it without warning once it is busy placing
-                await asyncio.sleep(0.01)
+        # Kill it without warning once it is busy placing.
+        await eventually(lambda: victim_commits >= 20, 60, interval=0.01)
         victim.kill()
         await watcher.stop()
         report = await wait_settled(store, total, timeout=240)
@@ -115,7 +107,7 @@ async def test_embedded_nats_restarted_twice_mid_run_loses_nothing(tmp_path: Pat
 
 
 async def test_binder_killed_and_restarted_binds_each_placement_once(
-    tmp_path: Path, nats_server: NatsServer, store: EventStore
+    tmp_path: Path, nats_server: EmbeddedNats, store: EventStore
 ) -> None:
     """Re-delivered bindings are harmless: a binder killed with SIGKILL mid-run and started
     again leaves every request bound exactly once."""

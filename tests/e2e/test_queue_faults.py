@@ -17,18 +17,11 @@ from gsch.audit import audit
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.subjects import request_history
 from gsch.model.events import RequestCancelled
+from gsch.runtime.embedded import EmbeddedCluster, EmbeddedNats
 from gsch.scheduler.cancel import CANCEL_SUBJECT, cancel_request
-from tests.conftest import NatsServer
-from tests.e2e.cluster import NatsCluster
-from tests.e2e.harness import (
-    Fleet,
-    assert_sound,
-    generated_levels,
-    pod_request,
-    publish_all,
-    wait_inventory,
-    wait_settled,
-)
+from tests.support.fleet import Fleet, assert_sound, declare_r3, wait_settled
+from tests.support.pipeline import generated_levels, pod_request, publish_all, wait_inventory
+from tests.support.waits import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +34,7 @@ def bodies(prefix: str, total: int) -> list[tuple[str, bytes]]:
 
 
 async def test_four_workers_10000_requests_one_killed_every_few_seconds(
-    tmp_path: Path, nats_server: NatsServer, store: EventStore
+    tmp_path: Path, nats_server: EmbeddedNats, store: EventStore
 ) -> None:
     total = 10_000
     fleet = Fleet(tmp_path, nats_server.url)
@@ -77,16 +70,16 @@ async def test_four_workers_10000_requests_one_killed_every_few_seconds(
         await fleet.stop()
 
 
-async def test_three_node_nats_cluster_r3_loses_a_node_mid_run(tmp_path: Path) -> None:
+async def test_three_node_nats_cluster_r3_loses_a_node_mid_run(
+    tmp_path: Path, nats_cluster: EmbeddedCluster
+) -> None:
     total = 1500
-    cluster = NatsCluster(tmp_path / "nats")
-    cluster.start()
-    fleet = Fleet(tmp_path, cluster.urls, {"GSCH_NATS__REPLICAS": "3"})
+    fleet = Fleet(tmp_path, nats_cluster.urls, {"GSCH_NATS__REPLICAS": "3"})
     nc = None
     try:
-        await cluster.declare_r3(lease_seconds=3)
+        await declare_r3(nats_cluster.urls, lease_seconds=3)
         nc = await nats.connect(
-            cluster.urls.split(","), max_reconnect_attempts=-1, reconnect_time_wait=0.2
+            nats_cluster.urls.split(","), max_reconnect_attempts=-1, reconnect_time_wait=0.2
         )
         store = EventStore(nc, request_timeout=2.0, give_up_after=60.0)
         await fleet.start_binder("20x10")
@@ -95,11 +88,11 @@ async def test_three_node_nats_cluster_r3_loses_a_node_mid_run(tmp_path: Path) -
         await wait_inventory(store, 200)
         work = bodies("r3", total)
         await publish_all(nc, work[:700])
-        victim = cluster.nodes[1]
-        victim.stop()  # quorum (2 of 3) remains; leaders on it move
+        victim = nats_cluster.nodes[1]
+        await victim.stop()  # quorum (2 of 3) remains; leaders on it move
         await publish_all(nc, work[700:1200])
         await asyncio.sleep(2.0)
-        cluster.restart(victim)
+        await victim.start()  # on its own port and store
         await publish_all(nc, work[1200:])
         report = await wait_settled(store, total, timeout=240)
         assert_sound(report, total, fleet)
@@ -110,11 +103,10 @@ async def test_three_node_nats_cluster_r3_loses_a_node_mid_run(tmp_path: Path) -
         if nc is not None:
             await nc.close()
         await fleet.stop()
-        cluster.stop()
 
 
 async def test_cancels_racing_with_scheduling_all_end_cancelled_with_nothing_held(
-    tmp_path: Path, nats_server: NatsServer, store: EventStore
+    tmp_path: Path, nats_server: EmbeddedNats, store: EventStore
 ) -> None:
     total = 1200
     fleet = Fleet(tmp_path, nats_server.url, {"GSCH_SIMULATOR__BIND_DELAY": "0.02"})
@@ -152,7 +144,7 @@ async def test_cancels_racing_with_scheduling_all_end_cancelled_with_nothing_hel
 
 
 async def test_sigterm_drains_a_worker_and_hands_its_queue_back_at_once(
-    tmp_path: Path, nats_server: NatsServer, store: EventStore
+    tmp_path: Path, nats_server: EmbeddedNats, store: EventStore
 ) -> None:
     """With a 60 s lease, messages a stopped worker kept would come back only after a minute;
     settling within 40 s shows the draining worker handed back what it held."""
@@ -210,7 +202,7 @@ tier = "cloud"
 
 
 async def test_flaky_and_unreachable_clusters_bindings_retried_elsewhere(
-    tmp_path: Path, nats_server: NatsServer, store: EventStore
+    tmp_path: Path, nats_server: EmbeddedNats, store: EventStore
 ) -> None:
     """One cluster fails 30% of its bindings, another stops answering mid-run: failed bindings
     release their capacity and are retried (on another cluster when one fits), nothing is
@@ -255,7 +247,7 @@ async def test_flaky_and_unreachable_clusters_bindings_retried_elsewhere(
 
 
 async def test_hung_worker_loses_its_lease_and_cannot_commit_over_the_new_owner(
-    tmp_path: Path, nats_server: NatsServer, store: EventStore
+    tmp_path: Path, nats_server: EmbeddedNats, store: EventStore
 ) -> None:
     """A worker frozen (SIGSTOP) while holding requests stops renewing its leases; another
     worker takes them over. Thawed, the first worker's pending commits are refused by their
@@ -270,9 +262,11 @@ async def test_hung_worker_loses_its_lease_and_cannot_commit_over_the_new_owner(
     assert pid is not None
     try:
         await publish_all(nc, bodies("hung", total))
-        async with asyncio.timeout(60):
-            while len((await audit(store)).requests) < 100:  # it is busy placing
-                await asyncio.sleep(0.05)
+
+        async def busy() -> bool:  # it is placing
+            return len((await audit(store)).requests) >= 100
+
+        await eventually(busy, 60)
         os.kill(pid, signal.SIGSTOP)
         await fleet.start_worker()
         report = await wait_settled(store, total, timeout=120)

@@ -8,13 +8,13 @@ from dataclasses import replace
 
 import pytest
 
-from gsch.eventstore.store import Append, ConflictError, EventStore
-from gsch.eventstore.subjects import node_history, node_subject, request_history, request_subject
+from gsch.eventstore.store import Append, ConflictError, EventStore, Write
+from gsch.eventstore.subjects import NodeKey, RequestKey, node_history, request_history
 from gsch.model.events import CapacityReserved, Explanation, PlacementCommitted
 from gsch.model.resources import Resources
 
 
-def decision(request_id: str, node: str, node_seq: int) -> list[Append]:
+def decision(request_id: str, node: str, node_seq: int) -> list[Write]:
     committed = PlacementCommitted(
         at=1.0, attempt=1, placements=(), level_index=0,
         explanation=Explanation(),
@@ -25,16 +25,14 @@ def decision(request_id: str, node: str, node_seq: int) -> list[Append]:
         amount=Resources(cpu_m=100),
     )  # fmt: skip
     return [
-        Append(request_subject(request_id, "PlacementCommitted"), committed, f"{request_id}-c",
-               expect_seq=0, expect_scope=request_history(request_id)),
-        Append(node_subject("c1", node, "CapacityReserved"), reserved, f"{request_id}-r",
-               expect_seq=node_seq, expect_scope=node_history("c1", node)),
-    ]  # fmt: skip
+        Write(RequestKey(request_id), (committed,), expect=0, msg_ids=(f"{request_id}-c",)),
+        Write(NodeKey("c1", node), (reserved,), expect=node_seq, msg_ids=(f"{request_id}-r",)),
+    ]
 
 
 async def test_concurrent_decisions_all_land_with_consecutive_sequences(store: EventStore) -> None:
     results = await asyncio.gather(
-        *(store.append_batch(decision(f"r{i}", f"n{i}", 0)) for i in range(50))
+        *(store.append(*decision(f"r{i}", f"n{i}", 0)) for i in range(50))
     )
     for sequences in results:
         assert sequences[1] == sequences[0] + 1  # each decision's events stay together
@@ -45,11 +43,11 @@ async def test_concurrent_decisions_all_land_with_consecutive_sequences(store: E
 
 async def test_a_stale_member_fails_alone(store: EventStore) -> None:
     # n-stale already has an event: a decision expecting it empty must lose, the others not.
-    await store.append_batch(decision("first", "n-stale", 0))
+    await store.append(*decision("first", "n-stale", 0))
     outcomes = await asyncio.gather(
-        store.append_batch(decision("ok-1", "n-a", 0)),
-        store.append_batch(decision("loser", "n-stale", 0)),
-        store.append_batch(decision("ok-2", "n-b", 0)),
+        store.append(*decision("ok-1", "n-a", 0)),
+        store.append(*decision("loser", "n-stale", 0)),
+        store.append(*decision("ok-2", "n-b", 0)),
         return_exceptions=True,
     )
     assert isinstance(outcomes[1], ConflictError)
@@ -62,8 +60,8 @@ async def test_a_stale_member_fails_alone(store: EventStore) -> None:
 
 async def test_two_decisions_on_one_node_never_both_win(store: EventStore) -> None:
     outcomes = await asyncio.gather(
-        store.append_batch(decision("a", "n-hot", 0)),
-        store.append_batch(decision("b", "n-hot", 0)),
+        store.append(*decision("a", "n-hot", 0)),
+        store.append(*decision("b", "n-hot", 0)),
         return_exceptions=True,
     )
     winners = [o for o in outcomes if isinstance(o, list)]
@@ -73,20 +71,43 @@ async def test_two_decisions_on_one_node_never_both_win(store: EventStore) -> No
     assert len(await store.read(node_history("c1", "n-hot"))) == 1
 
 
-async def test_precheck_can_drop_or_rebase_before_sending(store: EventStore) -> None:
-    first = await store.append_batch(decision("base", "n-r", 0))
-    node_seq = first[1]
+class Rebasing:
+    """A writer's view that knows node n-r moved on to `node_seq` and that drop-me lost."""
 
-    def rebase(item: Append) -> Append | None:
+    def __init__(self, node_seq: int) -> None:
+        self.node_seq = node_seq
+
+    async def catch_up(self) -> None:
+        pass
+
+    def rebase(self, item: Append) -> Append | None:
         if isinstance(item.event, CapacityReserved) and item.expect_seq == 0:
             if item.event.request_id == "drop-me":
                 return None
-            return replace(item, expect_seq=node_seq)  # the writer re-validated on newer state
+            return replace(item, expect_seq=self.node_seq)  # re-validated on newer state
         return item
 
-    store.precheck = rebase
-    rebased = await store.append_batch(decision("rebased", "n-r", 0))
+
+async def test_a_revalidator_can_drop_or_rebase_before_sending(store: EventStore) -> None:
+    first = await store.append(*decision("base", "n-r", 0))
+    view = Rebasing(node_seq=first[1])
+    rebased = await store.append(*decision("rebased", "n-r", 0), revalidator=view)
     assert rebased[1] == rebased[0] + 1
     with pytest.raises(ConflictError):
-        await store.append_batch(decision("drop-me", "n-other", 0))
+        await store.append(*decision("drop-me", "n-other", 0), revalidator=view)
     assert await store.last(request_history("drop-me")) is None
+
+
+async def test_a_writer_that_offered_no_view_is_not_consulted(store: EventStore) -> None:
+    """Persistence never calls up into a writer that did not offer its view for this append
+    (in an all-roles process the binder's appends must not pass through the worker's): the
+    stale expectation goes to the server as it was written, and loses."""
+    first = await store.append(*decision("base-2", "n-s", 0))
+    view = Rebasing(node_seq=first[1])
+    outcomes = await asyncio.gather(
+        store.append(*decision("mine", "n-s", 0), revalidator=view),
+        store.append(*decision("theirs", "n-s", 0)),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[0], list)
+    assert isinstance(outcomes[1], ConflictError)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY
 
-from gsch.eventstore.store import Append, ConflictError, EventStore
-from gsch.eventstore.subjects import node_history, node_subject, request_history, request_subject
+from gsch.eventstore.store import ConflictError, EventStore, Write
+from gsch.eventstore.subjects import NodeKey, RequestKey, node_history, request_history
 from gsch.model.events import CapacityReserved, RequestClaimed
 from gsch.model.resources import Resources
 
@@ -14,18 +15,12 @@ def claim(worker: str) -> RequestClaimed:
     return RequestClaimed(at=1.0, attempt=1, worker=worker)
 
 
-def conditional(rid: str, expect: int, worker: str, msg_id: str) -> Append:
-    return Append(
-        request_subject(rid, "RequestClaimed"),
-        claim(worker),
-        msg_id,
-        expect_seq=expect,
-        expect_scope=request_history(rid),
-    )
+def conditional(rid: str, expect: int, worker: str, msg_id: str) -> Write:
+    return Write(RequestKey(rid), (claim(worker),), expect=expect, msg_ids=(msg_id,))
 
 
 async def test_only_one_of_two_creates_wins(store: EventStore) -> None:
-    first = await store.append(conditional("r1", 0, "a", "m-a"))
+    (first,) = await store.append(conditional("r1", 0, "a", "m-a"))
     with pytest.raises(ConflictError):
         await store.append(conditional("r1", 0, "b", "m-b"))
     state = await store.load_request("r1")
@@ -42,26 +37,40 @@ async def test_retry_of_a_stored_append_resolves_to_its_sequence(store: EventSto
 
 
 async def test_batch_is_all_or_nothing(store: EventStore) -> None:
-    node = Append(
-        node_subject("c.1", "n1", "CapacityReserved"),
-        CapacityReserved(
-            at=1.0,
-            cluster="c.1",
-            node="n1",
-            request_id="r3",
-            attempt=1,
-            amount=Resources(cpu_m=100),
-        ),
-        "res-1",
-        expect_seq=0,
-        expect_scope=node_history("c.1", "n1"),
+    reserved = CapacityReserved(
+        at=1.0,
+        cluster="c.1",
+        node="n1",
+        request_id="r3",
+        attempt=1,
+        amount=Resources(cpu_m=100),
     )
-    seqs = await store.append_batch([conditional("r3", 0, "a", "c-1"), node])
+    node = Write(NodeKey("c.1", "n1"), (reserved,), expect=0, msg_ids=("res-1",))
+    seqs = await store.append(conditional("r3", 0, "a", "c-1"), node)
     assert seqs[1] == seqs[0] + 1
-    stale_node = Append(
-        node.subject, node.event, "res-2", expect_seq=0, expect_scope=node.expect_scope
-    )
+    assert [e.seq for e in await store.read(node_history("c.1", "n1"))] == [seqs[1]]
+    stale_node = Write(NodeKey("c.1", "n1"), (reserved,), expect=0, msg_ids=("res-2",))
     with pytest.raises(ConflictError):
-        await store.append_batch([conditional("r4", 0, "a", "c-2"), stale_node])
+        await store.append(conditional("r4", 0, "a", "c-2"), stale_node)
     # The request half of the refused batch was not stored either.
     assert await store.last(request_history("r4")) is None
+
+
+async def test_every_appended_event_is_counted_once_by_type(store: EventStore) -> None:
+    """The metric is counted where every append goes through, so no writer can miss it."""
+
+    def count(kind: str) -> float:
+        return REGISTRY.get_sample_value("gsch_event_appends_total", {"type": kind}) or 0.0
+
+    before = {kind: count(kind) for kind in ("RequestClaimed", "CapacityReserved")}
+    reserved = CapacityReserved(
+        at=1.0, cluster="c9", node="n9", request_id="r9", attempt=1, amount=Resources(cpu_m=1)
+    )
+    await store.append(
+        conditional("r9", 0, "a", "m-9"), Write(NodeKey("c9", "n9"), (reserved,), expect=0)
+    )
+    assert count("RequestClaimed") == before["RequestClaimed"] + 1
+    assert count("CapacityReserved") == before["CapacityReserved"] + 1
+    with pytest.raises(ConflictError):
+        await store.append(conditional("r9", 0, "b", "m-10"))
+    assert count("RequestClaimed") == before["RequestClaimed"] + 1  # a refused append is not

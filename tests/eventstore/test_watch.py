@@ -6,40 +6,35 @@ import asyncio
 
 from nats.aio.client import Client
 
-from gsch.eventstore.store import Append, EventStore, StoredEvent
-from gsch.eventstore.subjects import cluster_subject
+from gsch.eventstore.store import EventStore, StoredEvent, Write
+from gsch.eventstore.subjects import ClusterKey
 from gsch.eventstore.watch import Follower
 from gsch.model.events import ClusterDeclared
-from tests.conftest import NatsServer
+from gsch.runtime.embedded import EmbeddedNats
+from tests.support.waits import eventually
 
 
-def declared(name: str) -> Append:
+def declared(name: str) -> Write:
     event = ClusterDeclared(at=1.0, cluster=name, tier="edge")
-    return Append(cluster_subject(name, "ClusterDeclared"), event, f"m-{name}")
-
-
-async def until(predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.05)
+    return Write(ClusterKey(name), (event,))
 
 
 async def test_follower_survives_a_server_restart(
-    nats_server: NatsServer, nc: Client, store: EventStore
+    nats_server: EmbeddedNats, nc: Client, store: EventStore
 ) -> None:
     seen: list[int] = []
     follower = Follower(store, "gsch.events.cluster.>", lambda e: seen.append(e.seq))
     await follower.start()
     try:
         await store.append(declared("c1"))
-        await until(lambda: len(seen) == 1, 10)
-        nats_server.stop()
+        await eventually(lambda: len(seen) == 1, 10)
+        await nats_server.stop()
         await asyncio.sleep(1.0)
-        nats_server.start()
-        await until(lambda: nc.is_connected, 15)
+        await nats_server.start()
+        await eventually(lambda: nc.is_connected, 15)
         for name in ("c2", "c3"):
             await store.append(declared(name))
-        await until(lambda: len(seen) == 3, 20)
+        await eventually(lambda: len(seen) == 3, 20)
         assert seen == sorted(seen)
         assert len(set(seen)) == 3
     finally:
@@ -54,7 +49,7 @@ async def test_follower_skips_what_it_cannot_decode_and_says_so(store: EventStor
     try:
         ack = await store.js.publish("gsch.events.cluster.x.Junk", b"\x00junk")
         await store.append(declared("c9"))
-        await until(lambda: len(seen) == 1, 10)
+        await eventually(lambda: len(seen) == 1, 10)
         assert skipped == [ack.seq]
         assert follower.last_seq == seen[0].seq
     finally:

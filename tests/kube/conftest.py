@@ -3,16 +3,18 @@ them, so kubernetes-asyncio reaches them as it would reach real clusters."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from gsch.kube.client import KubeClient
+from gsch.runtime.config import Config
+from gsch.runtime.embedded import EmbeddedNats
+from gsch.runtime.service import Running
 from tests.fakekube.server import FakeKube, node, write_kubeconfig
-
-CLUSTERS = ("ka", "kb", "kc")
+from tests.support.kube import CLUSTERS, member_config
+from tests.support.pipeline import running, wait_inventory
 
 
 @pytest.fixture
@@ -44,8 +46,12 @@ async def kube_client(kubeconfig: Path) -> AsyncIterator[KubeClient]:
         await client.close()
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
-    """Wait until `check()` holds (bounded)."""
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.05)
+@pytest.fixture
+async def central(
+    tmp_path: Path, nats_server: EmbeddedNats, fakes: dict[str, FakeKube], kubeconfig: Path
+) -> AsyncIterator[tuple[Config, Running]]:
+    """Workers and a binder serving the three fake clusters centrally, inventory known."""
+    config = member_config(tmp_path, nats_server.url, kubeconfig)
+    async with running(config, {"worker", "binder"}) as service:
+        await wait_inventory(service.store, 6)
+        yield config, service

@@ -14,19 +14,18 @@ from nats.aio.client import Client
 
 from gsch.client import publish_request
 from gsch.clusters.facts import declare
-from gsch.config import Config
 from gsch.eventstore.store import EventStore
-from gsch.eventstore.subjects import cluster_subject, latency_subject, request_history
+from gsch.eventstore.subjects import ClusterKey, cluster_subject, latency_subject, request_history
 from gsch.kube.agent import serve_agent
 from gsch.kube.envelope import HCODE_BIND, HCODE_ERROR, Envelope, Party, agent_subject, decode
 from gsch.model.events import ClusterDeclared, LatencyReported, RequestRequeued
 from gsch.model.states import State
-from tests.conftest import NatsServer
-from tests.e2e.harness import wait_inventory
+from gsch.runtime.config import Config
+from gsch.runtime.embedded import EmbeddedNats
 from tests.fakekube.server import FakeKube
-from tests.kube.conftest import eventually
-from tests.kube.test_central import cancel, deployment_request, member_config, settled
-from tests.scheduler.test_pipeline import running
+from tests.support.kube import cancel, deployment_request, member_config, settled
+from tests.support.pipeline import running, wait_inventory
+from tests.support.waits import eventually
 
 
 def agent_config(tmp_path: Path, nats_url: str, kubeconfig: Path, node_port: int) -> Config:
@@ -47,14 +46,14 @@ async def agent(config: Config, nc: Client, cluster: str, node: str) -> AsyncIte
 
 
 async def test_agent_publishes_inventory_and_latency_and_binds_over_nats(
-    tmp_path: Path, nats_server: NatsServer, nc: Client, store: EventStore,
+    tmp_path: Path, nats_server: EmbeddedNats, nc: Client, store: EventStore,
     fakes: dict[str, FakeKube], kubeconfig: Path,
 ) -> None:  # fmt: skip
     config = agent_config(tmp_path, nats_server.url, kubeconfig, fakes["ka"].port)
     # Another cluster, declared by whoever serves it: a probe target through its endpoint.
     kb = ClusterDeclared(at=time.time(), cluster="kb", tier="edge",
                          endpoint=f"127.0.0.1:{fakes['kb'].port}")  # fmt: skip
-    await declare(store, cluster_subject("kb", "ClusterDeclared"), kb)
+    await declare(store, ClusterKey("kb"), kb)
     async with running(config, {"worker", "binder"}) as service, agent(config, nc, "ka", "ka-n1"):
         await wait_inventory(service.store, 2)
 
@@ -94,7 +93,7 @@ async def test_agent_publishes_inventory_and_latency_and_binds_over_nats(
 
 
 async def test_agent_answers_bad_envelopes_with_an_error_code(
-    tmp_path: Path, nats_server: NatsServer, nc: Client, fakes: dict[str, FakeKube],
+    tmp_path: Path, nats_server: EmbeddedNats, nc: Client, fakes: dict[str, FakeKube],
     kubeconfig: Path,
 ) -> None:  # fmt: skip
     config = agent_config(tmp_path, nats_server.url, kubeconfig, fakes["ka"].port)
@@ -127,7 +126,7 @@ async def _streams(nc: Client) -> None:
 
 
 async def test_binding_for_an_absent_agent_fails_and_is_retried(
-    tmp_path: Path, nats_server: NatsServer, nc: Client, store: EventStore,
+    tmp_path: Path, nats_server: EmbeddedNats, nc: Client, store: EventStore,
     fakes: dict[str, FakeKube], kubeconfig: Path,
 ) -> None:  # fmt: skip
     config = agent_config(tmp_path, nats_server.url, kubeconfig, fakes["ka"].port)
@@ -149,7 +148,7 @@ async def test_binding_for_an_absent_agent_fails_and_is_retried(
 
 
 async def test_a_silent_agent_sends_placements_elsewhere_until_it_is_back(
-    tmp_path: Path, nats_server: NatsServer, nc: Client, store: EventStore,
+    tmp_path: Path, nats_server: EmbeddedNats, nc: Client, store: EventStore,
     fakes: dict[str, FakeKube], kubeconfig: Path,
 ) -> None:  # fmt: skip
     config = agent_config(tmp_path, nats_server.url, kubeconfig, fakes["ka"].port)

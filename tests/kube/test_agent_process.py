@@ -11,12 +11,11 @@ from nats.aio.client import Client
 
 from gsch.client import publish_request
 from gsch.model.states import State
-from gsch.procs import ChildProcess
-from tests.conftest import NatsServer
-from tests.e2e.harness import wait_inventory
+from gsch.runtime.embedded import EmbeddedNats
+from gsch.runtime.procs import ChildProcess
 from tests.fakekube.server import FakeKube
-from tests.kube.test_central import deployment_request, member_config, settled
-from tests.scheduler.test_pipeline import running
+from tests.support.kube import deployment_request, member_config, settled
+from tests.support.pipeline import running, wait_inventory
 
 
 def agent_toml(path: Path, kubeconfig: Path) -> Path:
@@ -36,7 +35,7 @@ def agent_toml(path: Path, kubeconfig: Path) -> Path:
 
 
 async def test_agent_process_binds_and_stops_cleanly_on_sigterm(
-    tmp_path: Path, nats_server: NatsServer, nc: Client, fakes: dict[str, FakeKube],
+    tmp_path: Path, nats_server: EmbeddedNats, nc: Client, fakes: dict[str, FakeKube],
     kubeconfig: Path,
 ) -> None:  # fmt: skip
     config = member_config(tmp_path, nats_server.url, kubeconfig, mode="agent")

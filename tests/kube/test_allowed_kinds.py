@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from kubernetes_asyncio import client as k8s_client
 
-from gsch.config import Config, MemberConfig
 from gsch.kube.applier import ApplyError
 from gsch.kube.client import KubeClient
 from gsch.kube.member import MemberCluster
 from gsch.model.request import Policy, Request
+from gsch.runtime.config import Config, MemberConfig
 
 
 def member(allowed: list[str] | None) -> MemberCluster:

@@ -4,99 +4,34 @@ HTTP through kubernetes-asyncio) and a real nats-server."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
-import pytest
 from nats.aio.client import Client
 
 from gsch.client import publish_request
-from gsch.clusters.binder import Binding, releases
-from gsch.config import Config, load_config
-from gsch.eventstore.ids import new_msg_id
-from gsch.eventstore.store import Append, EventStore
-from gsch.eventstore.subjects import cluster_subject, request_history, request_subject
+from gsch.clusters.binder import Binding
+from gsch.eventstore.store import EventStore
+from gsch.eventstore.subjects import cluster_subject, request_history
 from gsch.kube.central import CentralBackend
 from gsch.kube.member import running_member
 from gsch.model.events import (
-    CapacityReleased,
     ClusterDeclared,
-    RequestCancelled,
     RequestRequeued,
 )
 from gsch.model.resources import Resources
 from gsch.model.states import State
-from gsch.service import Running
-from tests.conftest import NatsServer
-from tests.e2e.harness import wait_inventory
+from gsch.runtime.config import Config
+from gsch.runtime.embedded import EmbeddedNats
+from gsch.runtime.service import Running
 from tests.fakekube.server import FakeKube, node, pod
-from tests.kube.conftest import CLUSTERS, eventually
-from tests.scheduler.test_pipeline import running
-
-
-def member_config(
-    tmp_path: Path, nats_url: str, kubeconfig: Path, mode: str = "central", **kube: Any
-) -> Config:
-    clusters = {
-        name: {"mode": mode, "kubeconfig": str(kubeconfig), "context": name, "tier": "edge"}
-        for name in CLUSTERS
-    }
-    settings = {"unreachable_after": 1.0, "coalesce_seconds": 0.05, "request_timeout": 2,
-                "watch_seconds": 5, "agent_timeout": 3, "clusters": clusters, **kube}  # fmt: skip
-    overrides = {
-        "data_dir": str(tmp_path / "data"),
-        "nats": {"url": nats_url},
-        "queue": {"backoff_base": 0.05, "backoff_max": 0.2, "lease_seconds": 5},
-        "kube": settings,
-    }
-    return load_config(None, overrides, environ={})
-
-
-def deployment_request(request_id: str, levels: list[Any], cpu: str = "500m") -> bytes:
-    container = {"name": "c", "image": "nginx", "resources": {"requests": {"cpu": cpu}}}
-    body = {
-        "request_id": request_id,
-        "policy": "GMostRequestedPriority",
-        "select_clusters": levels,
-        "project_name": "p1",
-        "workspace_name": "w1",
-        "workload": [
-            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
-             "data": {"k": "v"}},
-            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
-                      "template": {"metadata": {"labels": {"app": "web"}},
-                                   "spec": {"containers": [container]}}}},
-        ],
-    }  # fmt: skip
-    return msgspec.json.encode(body)
-
-
-@pytest.fixture
-async def central(
-    tmp_path: Path, nats_server: NatsServer, fakes: dict[str, FakeKube], kubeconfig: Path
-) -> AsyncIterator[tuple[Config, Running]]:
-    """Workers and a binder serving the three fake clusters centrally, inventory known."""
-    config = member_config(tmp_path, nats_server.url, kubeconfig)
-    async with running(config, {"worker", "binder"}) as service:
-        await wait_inventory(service.store, 6)
-        yield config, service
-
-
-async def settled(store: EventStore, request_id: str, timeout: float = 30.0) -> Any:
-    async def done() -> bool:
-        state = await store.load_request(request_id)
-        return state.state in (State.BOUND, State.FAILED, State.CANCELLED, State.REJECTED)
-
-    await eventually(done, timeout)
-    return await store.load_request(request_id)
+from tests.support.kube import cancel, deployment_request, member_config, settled
+from tests.support.pipeline import running, wait_inventory
+from tests.support.waits import eventually
 
 
 async def test_inventory_follows_nodes_and_pods_coalesced(
-    tmp_path: Path, nats_server: NatsServer, store: EventStore, fakes: dict[str, FakeKube],
+    tmp_path: Path, nats_server: EmbeddedNats, store: EventStore, fakes: dict[str, FakeKube],
     kubeconfig: Path,
 ) -> None:  # fmt: skip
     config = member_config(tmp_path, nats_server.url, kubeconfig, coalesce_seconds=0.3)
@@ -234,22 +169,8 @@ async def test_cancel_removes_what_was_applied(
     await eventually(removed)
 
 
-async def cancel(store: EventStore, request_id: str) -> None:
-    """Append a cancellation the way the scheduler does: conditional on the request's history,
-    with the capacity released in the same batch."""
-    state = await store.load_request(request_id)
-    event = RequestCancelled(at=time.time(), attempt=state.attempt, reason="cancelled by test",
-                             placements=state.placements)  # fmt: skip
-    head = Append(request_subject(request_id, "RequestCancelled"), event,
-                  new_msg_id(request_id, event), expect_seq=state.last_seq,
-                  expect_scope=request_history(request_id))  # fmt: skip
-    items = releases(request_id, state.attempt, state.placements, "cancelled")
-    await store.append_batch([head, *items])
-    assert all(isinstance(i.event, CapacityReleased) for i in items)
-
-
 async def test_vanished_api_server_makes_its_cluster_not_ready(
-    tmp_path: Path, nats_server: NatsServer, nc: Client, fakes: dict[str, FakeKube],
+    tmp_path: Path, nats_server: EmbeddedNats, nc: Client, fakes: dict[str, FakeKube],
     kubeconfig: Path,
 ) -> None:  # fmt: skip
     config = member_config(tmp_path, nats_server.url, kubeconfig)

@@ -7,17 +7,17 @@ from pathlib import Path
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.subjects import latency_subject
 from gsch.model.events import LatencyReported
-from tests.conftest import NatsServer
+from gsch.runtime.embedded import EmbeddedNats
 from tests.fakekube.server import FakeKube
-from tests.kube.conftest import eventually
-from tests.kube.test_central import member_config
-from tests.scheduler.test_pipeline import running
+from tests.support.kube import member_config
+from tests.support.pipeline import running
+from tests.support.waits import eventually
 
 SOURCE = latency_subject("hub", "gsch-1", "LatencyReported")
 
 
 async def test_the_binder_probes_its_central_clusters_from_its_own_host(
-    tmp_path: Path, nats_server: NatsServer, store: EventStore, fakes: dict[str, FakeKube],
+    tmp_path: Path, nats_server: EmbeddedNats, store: EventStore, fakes: dict[str, FakeKube],
     kubeconfig: Path,
 ) -> None:  # fmt: skip
     port = fakes["ka"].port  # the fake nodes' address is loopback: any listening port
@@ -47,7 +47,7 @@ async def test_the_binder_probes_its_central_clusters_from_its_own_host(
 
 
 async def test_no_central_probe_unless_configured(
-    tmp_path: Path, nats_server: NatsServer, store: EventStore, fakes: dict[str, FakeKube],
+    tmp_path: Path, nats_server: EmbeddedNats, store: EventStore, fakes: dict[str, FakeKube],
     kubeconfig: Path,
 ) -> None:  # fmt: skip
     probe = {"central_cluster": "hub", "central_node": "gsch-1", "interval": 0.1}

@@ -11,7 +11,7 @@ from gsch.kube.client import KubeApiError, KubeClient
 from gsch.kube.informer import Informer, Reachability
 from gsch.kube.inventory import ClusterInventory
 from tests.fakekube.server import FakeKube, node
-from tests.kube.conftest import eventually
+from tests.support.waits import eventually
 
 
 class NodeSink:

@@ -11,7 +11,7 @@ from nats.aio.client import Client
 
 from gsch.clusters.facts import declare
 from gsch.eventstore.store import EventStore
-from gsch.eventstore.subjects import cluster_subject
+from gsch.eventstore.subjects import ClusterKey, cluster_subject
 from gsch.kube.envelope import (
     HCODE_HEARTBEAT,
     LCODE_NOTICE,
@@ -24,7 +24,7 @@ from gsch.kube.envelope import (
 )
 from gsch.kube.liveness import AgentLiveness
 from gsch.model.events import ClusterDeclared
-from tests.kube.conftest import eventually
+from tests.support.waits import eventually
 
 SUBJECT = cluster_subject("ka", "ClusterDeclared")
 
@@ -71,7 +71,7 @@ async def test_a_silent_agent_makes_its_cluster_not_ready_once_and_ready_again(
 ) -> None:
     first = ClusterDeclared(at=time.time(), cluster="ka", tier="near-edge",
                             labels={"region": "kr"}, endpoint="10.0.0.1:6443")  # fmt: skip
-    await declare(store, SUBJECT, first)
+    await declare(store, ClusterKey("ka"), first)
     async with watchers(nc, store, 3):
         async with beating(nc, ready=True):
             await asyncio.sleep(1.0)  # longer than the silence period: beats keep it ready
@@ -99,7 +99,7 @@ async def test_a_not_ready_the_agent_declared_itself_is_not_undone(
     # The agent's API server is unreachable: it said so itself. A beat claiming ready (sent
     # just before) must not overrule that; only the watch's own declarations are undone.
     own = ClusterDeclared(at=time.time(), cluster="ka", tier="edge", ready=False)
-    await declare(store, SUBJECT, own)
+    await declare(store, ClusterKey("ka"), own)
     async with watchers(nc, store, 1), beating(nc, ready=True):
         await asyncio.sleep(0.8)
     assert [d.ready for d in await declarations(store)] == [False]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from gsch.config import ProbeConfig
 from gsch.kube.probe import LatencyProbe, Series, Targets, connect_rtt
+from gsch.runtime.config import ProbeConfig
 
 
 def test_ewma_and_p95() -> None:

@@ -7,14 +7,14 @@ from pathlib import Path
 
 from gsch.eventstore.store import EventStore
 from gsch.kube.member import running_member
-from tests.conftest import NatsServer
+from gsch.runtime.embedded import EmbeddedNats
 from tests.fakekube.server import FakeKube, node, pod
-from tests.kube.conftest import eventually
-from tests.kube.test_central import member_config
+from tests.support.kube import member_config
+from tests.support.waits import eventually
 
 
 async def test_a_restarted_publisher_appends_nothing_when_nothing_changed(
-    tmp_path: Path, nats_server: NatsServer, store: EventStore, fakes: dict[str, FakeKube],
+    tmp_path: Path, nats_server: EmbeddedNats, store: EventStore, fakes: dict[str, FakeKube],
     kubeconfig: Path,
 ) -> None:  # fmt: skip
     config = member_config(tmp_path, nats_server.url, kubeconfig)

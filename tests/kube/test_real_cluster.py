@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from gsch.config import Config, MemberConfig
 from gsch.kube.client import KubeClient, KubeError
 from gsch.kube.inventory import ClusterInventory
 from gsch.kube.member import MemberCluster
 from gsch.model.request import Policy, Request
+from gsch.runtime.config import Config, MemberConfig
 
 pytestmark = pytest.mark.realcluster
 

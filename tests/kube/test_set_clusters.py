@@ -6,15 +6,13 @@ import msgspec
 from nats.aio.client import Client
 
 from gsch.client import publish_request
-from gsch.config import Config
 from gsch.eventstore.subjects import request_history
 from gsch.model.events import RequestRequeued
 from gsch.model.states import State
-from gsch.service import Running
+from gsch.runtime.config import Config
+from gsch.runtime.service import Running
 from tests.fakekube.server import FakeKube
-from tests.kube.test_central import central, deployment_request, settled
-
-__all__ = ["central"]  # the fixture, shared with test_central
+from tests.support.kube import deployment_request, settled
 
 DEPLOYMENTS = "/apis/apps/v1/namespaces/p1-w1/deployments/web"
 

@@ -12,35 +12,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gsch.config import DEFAULT_ALLOWED_KINDS
-from gsch.model.intake import IntakeRules, Rejection, decode_request, detect_form
+from gsch.model.forms import detect_form
+from gsch.model.intake import IntakeRules, Rejection, decode_request
 from gsch.model.request import POLICY_MODES, Policy, Request, Source
 from gsch.model.resources import Resources
+from tests.support.intake import FALLBACK, RULES, accepted, decode, native, pod, rejected
 
-RULES = IntakeRules(max_request_bytes=64 * 1024, allowed_kinds=frozenset(DEFAULT_ALLOWED_KINDS))
-FALLBACK = "req-fallback"
 MI = 2**20
 
 LEVELS_LIST: list[Any] = ["c1", ["c2", "c3"], "c4"]
 LEVELS_TEXT = "[c1,[c2,c3],c4]"
 LEVELS = (("c1",), ("c2", "c3"), ("c4",))
-
-
-def decode(body: Any, rules: IntakeRules = RULES) -> Request | Rejection:
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return decode_request(data, rules, FALLBACK)
-
-
-def accepted(body: Any) -> Request:
-    result = decode(body)
-    assert isinstance(result, Request), result
-    return result
-
-
-def rejected(body: Any, rules: IntakeRules = RULES) -> Rejection:
-    result = decode(body, rules)
-    assert isinstance(result, Rejection), result
-    return result
 
 
 def deployment(
@@ -80,26 +62,6 @@ def deployment(
             },
         },
     }
-
-
-def pod(name: str = "p", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name},
-        "spec": {"containers": [{"name": "c", "image": "busybox"}], **spec},
-    }
-
-
-def native(**fields: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "request_id": "req-1",
-        "policy": "GMostRequestedPriority",
-        "select_clusters": ["c1", ["c2", "c3"]],
-        "workload": pod(),
-    }
-    body.update(fields)
-    return {k: v for k, v in body.items() if v is not None}
 
 
 # --- three forms, one request ------------------------------------------------------------

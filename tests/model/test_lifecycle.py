@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gsch.config import QueueConfig
 from gsch.model.events import (
+    AnyEvent,
+    CapacityReserved,
     Explanation,
     Placement,
     PlacementCommitted,
     RequestAccepted,
     RequestBound,
+    RequestCancelled,
     RequestClaimed,
     RequestFailed,
     RequestRejected,
@@ -20,11 +23,20 @@ from gsch.model.events import (
     WorkloadFinished,
     decode_event,
     encode_event,
+    event_type,
 )
 from gsch.model.request import Policy, QueueLevel, Request
 from gsch.model.resources import Resources
-from gsch.model.states import FINAL_STATES, SETTLED_STATES, RequestState, State
-from gsch.scheduler.decide import RetryPolicy
+from gsch.model.retry import RetryPolicy
+from gsch.model.states import (
+    FINAL_STATES,
+    SETTLED_STATES,
+    RequestState,
+    State,
+    entered_by,
+    step,
+)
+from gsch.runtime.config import QueueConfig
 
 REQUEST = Request(
     request_id="req-1",
@@ -50,7 +62,7 @@ def test_defaults_are_gedge_system_values() -> None:
 
 def test_happy_path() -> None:
     state = RequestState(request_id="req-1")
-    assert state.state is State.NEW
+    assert state == RequestState(request_id="req-1", state=State.NEW)
     state.apply(accepted(), 10)
     assert (state.state, state.request, state.attempt) == (State.QUEUED, REQUEST, 1)
     assert (state.intake_seq, state.accepted_seq, state.queued_seq) == (7, 10, 10)
@@ -160,6 +172,68 @@ def test_requeue_resets_the_claim_and_placements() -> None:
     assert (state.claimed_by, state.placements, state.attempt) == (None, (), 2)
     assert (state.queued_seq, state.not_before, state.explanation) == (4, 9.5, explanation)
     assert state.accepted_seq == 1
+
+
+# One event of each request type, as a worker, binder or cancel would append it.
+ONE_OF_EACH: tuple[AnyEvent, ...] = (
+    accepted(),
+    RequestRejected(at=1, request_id="req-1", reason="policy: unknown", field="policy"),
+    RequestClaimed(at=2, attempt=2, worker="w2"),
+    PlacementCommitted(
+        at=3, attempt=2, placements=(PLACEMENT,), level_index=1, explanation=Explanation(),
+        worker="w2",
+    ),
+    RequestRequeued(at=4, attempt=3, reason="bind failed", not_before=9.0, blocked=True),
+    RequestFailed(at=5, attempt=6, reasons=("attempt 6: no room",)),
+    RequestBound(at=6, attempt=2, placements=(PLACEMENT,)),
+    WorkloadFinished(at=7, attempt=2),
+    RequestCancelled(at=8, attempt=2, reason="by the user", placements=(PLACEMENT,)),
+)  # fmt: skip
+
+
+def bound() -> RequestState:
+    state = RequestState(request_id="req-1")
+    for seq, event in enumerate(ONE_OF_EACH[:1] + ONE_OF_EACH[2:4] + ONE_OF_EACH[6:7], 1):
+        state.apply(event, seq)
+    assert state.state is State.BOUND
+    return state
+
+
+def test_a_bound_request_can_still_be_cancelled() -> None:
+    state = bound()
+    state.apply(RequestCancelled(at=9, attempt=2, reason="by the user", placements=(PLACEMENT,)), 5)
+    assert (state.state, state.placements, state.reasons) == (State.CANCELLED, (), ["by the user"])
+    assert state.state in FINAL_STATES
+
+
+@pytest.mark.parametrize("final", sorted(FINAL_STATES))
+@pytest.mark.parametrize("event", ONE_OF_EACH, ids=event_type)
+def test_nothing_leaves_a_final_state(final: State, event: AnyEvent) -> None:
+    assert step(final, event) is None
+    state = RequestState(request_id="req-1", state=final, attempt=1, last_seq=3)
+    before = msgspec.structs.replace(state, reasons=list(state.reasons))
+    state.apply(event, 4)
+    # The event is still the history's last one (conditional appends expect it), no more.
+    assert state == msgspec.structs.replace(before, last_seq=4)
+
+
+@pytest.mark.parametrize("live", [s for s in State if s not in FINAL_STATES])
+@pytest.mark.parametrize("event", ONE_OF_EACH, ids=event_type)
+def test_a_live_request_enters_the_state_its_event_names(live: State, event: AnyEvent) -> None:
+    change = step(live, event)
+    assert change is not None
+    assert change.state is (entered_by(event_type(event)) or live)
+
+
+def test_a_cluster_event_on_a_request_subject_changes_no_state() -> None:
+    reserved = CapacityReserved(
+        at=1, cluster="c2", node="c2-w1", request_id="req-1", attempt=1, amount=REQUEST.demand
+    )
+    assert step(State.QUEUED, reserved) is None
+    assert entered_by(event_type(reserved)) is None
+    state = bound()
+    state.apply(reserved, 9)
+    assert (state.state, state.last_seq) == (State.BOUND, 9)
 
 
 def test_backoff_doubles_and_is_capped() -> None:

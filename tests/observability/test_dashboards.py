@@ -4,28 +4,18 @@ The live check of every query against a real Prometheus is in test_prometheus.py
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from gsch import dashboards
-from gsch.service import ROLES
+from gsch.runtime.service import ROLES
+from gsch.tools import dashboards
+from tests.support.dashboards import exprs, shipped
 
 RANGE_FUNCTIONS = re.compile(r"\b(rate|irate|increase|delta|deriv|[a-z]+_over_time)\(")
 WINDOW = re.compile(r"\[([^\]]*)\]")
-
-
-def shipped(repo_root: Path) -> dict[str, dict[str, Any]]:
-    folder = repo_root / "config" / "grafana" / "dashboards"
-    return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
-
-
-def exprs(board: dict[str, Any]) -> list[str]:
-    return [target["expr"] for panel in board["panels"] for target in panel["targets"]]
 
 
 def test_the_committed_json_is_what_the_code_generates(repo_root: Path) -> None:
@@ -33,7 +23,7 @@ def test_the_committed_json_is_what_the_code_generates(repo_root: Path) -> None:
     assert {p.stem for p in folder.glob("*.json")} == set(dashboards.DASHBOARDS)
     for uid in dashboards.DASHBOARDS:
         assert (folder / f"{uid}.json").read_text() == dashboards.render(uid), (
-            f"{uid}.json is stale: run python -m gsch.dashboards"
+            f"{uid}.json is stale: run python -m gsch.tools.dashboards"
         )
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import aiohttp
 
 from gsch.eventstore.store import EventStore
-from gsch.procs import ChildProcess, serve_args
-from tests.conftest import NatsServer
-from tests.e2e.harness import FAST_ENV
+from gsch.runtime.embedded import EmbeddedNats
+from gsch.runtime.procs import ChildProcess, serve_args
+from tests.support.fleet import FAST_ENV
 
 
 async def logged_metrics_url(log: Path, timeout: float = 60) -> str:
@@ -31,7 +31,7 @@ def _read(path: Path) -> str:
 
 
 async def test_workers_and_binders_expose_metrics_on_a_logged_port(
-    nats_server: NatsServer, store: EventStore, tmp_path: Path
+    nats_server: EmbeddedNats, store: EventStore, tmp_path: Path
 ) -> None:
     env = {**FAST_ENV, "GSCH_LOG_LEVEL": "INFO"}
     children = {

@@ -24,12 +24,12 @@ import pytest
 import yaml
 
 from gsch.client import publish_request
-from gsch.embedded import die_with_parent, free_port, terminate
 from gsch.eventstore.store import EventStore
-from gsch.procs import ChildProcess, serve_args
-from tests.conftest import NatsServer
-from tests.e2e.harness import FAST_ENV, generated_levels, pod_request, wait_inventory
-from tests.observability.test_dashboards import exprs, shipped
+from gsch.runtime.embedded import EmbeddedNats, free_port
+from gsch.runtime.procs import ChildProcess, die_with_parent, serve_args, terminate
+from tests.support.dashboards import exprs, shipped
+from tests.support.fleet import FAST_ENV
+from tests.support.pipeline import generated_levels, pod_request, wait_inventory
 
 CLUSTERS, NODES = 10, 4
 # Stand-ins for what Grafana substitutes: a window of several 1 s scrapes, every member.
@@ -60,7 +60,7 @@ class Exported:
 
 @pytest.fixture
 async def fleet(
-    nats_server: NatsServer, store: EventStore, tmp_path: Path
+    nats_server: EmbeddedNats, store: EventStore, tmp_path: Path
 ) -> AsyncIterator[dict[str, str]]:
     """API, worker and binder processes; their /metrics addresses by role."""
     env = {**FAST_ENV, "GSCH_SIMULATOR__BIND_FAILURE_RATE": "0.2",
@@ -125,7 +125,7 @@ async def until_ok(url: str, timeout: float) -> str:
             await asyncio.sleep(0.2)
 
 
-async def load(nats_server: NatsServer, count: int) -> None:
+async def load(nats_server: EmbeddedNats, count: int) -> None:
     """Placeable requests over every cluster, and a few that intake rejects."""
     nc = await nats.connect(nats_server.url)
     try:
@@ -153,7 +153,7 @@ async def query(session: aiohttp.ClientSession, url: str, expr: str) -> list[Any
 
 
 async def test_every_panel_query_returns_series(
-    nats_server: NatsServer, fleet: dict[str, str], prometheus: str, repo_root: Path
+    nats_server: EmbeddedNats, fleet: dict[str, str], prometheus: str, repo_root: Path
 ) -> None:
     await load(nats_server, 120)
     boards = shipped(repo_root)

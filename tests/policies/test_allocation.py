@@ -15,7 +15,7 @@ from gsch.policies.allocation import (
 )
 from gsch.policies.framework import plan
 from gsch.policies.registry import PROFILES
-from tests.policies.test_framework import chosen, cluster, node, request, snapshot_of
+from tests.support.planning import chosen, cluster, node, request, snapshot_of
 
 
 def fleet(used: list[float]) -> list[AnyEvent]:
@@ -44,7 +44,7 @@ def test_least_requested_picks_the_emptiest_node() -> None:
 
 
 def test_balanced_prefers_the_node_whose_resources_stay_in_step() -> None:
-    events = [
+    events: list[AnyEvent] = [
         cluster("c1"),
         # n0: cpu nearly full, memory empty; n1: both half used.
         node("c1", "n0", cpu=8, memory_gi=16, used_cpu=7, used_memory_gi=0),

@@ -15,10 +15,10 @@ from gsch.model.events import AnyEvent
 from gsch.model.intake import Rejection
 from gsch.model.request import Policy, Request
 from gsch.policies.framework import plan
+from gsch.policies.registry import PROFILES
 from gsch.policies.rules import PlannerRules, ProjectClusters
-from tests.model.test_intake import accepted, native, pod, rejected
-from tests.policies.test_framework import (
-    MOST,
+from tests.support.intake import accepted, native, pod, rejected
+from tests.support.planning import (
     chosen,
     cluster,
     feasible,
@@ -30,6 +30,7 @@ from tests.policies.test_framework import (
     topologies,
 )
 
+MOST = PROFILES[Policy.MOST_REQUESTED]
 ZONE_EVENTS: list[AnyEvent] = [
     cluster("c1"),
     node("c1", "a1", labels={"zone": "a", "gen": "3"}),

@@ -29,7 +29,7 @@ from gsch.model.request import Policy, Request, Source
 from gsch.model.resources import Resources
 from gsch.policies.framework import Decision, plan
 from gsch.policies.registry import PROFILES
-from tests.policies.test_framework import request, snapshot_of
+from tests.support.planning import request, snapshot_of
 
 GI = 2**30
 
@@ -269,7 +269,7 @@ def test_most_requested(
 def test_most_requested_counts_gpus_asked_by_a_pod_template() -> None:
     """GEdge looks for GPU limits in bare Pods only; a Deployment asking for a GPU must get
     the GPU term too (demand is read from the pod template at intake)."""
-    from tests.model.test_intake import accepted, native
+    from tests.support.intake import accepted, native
 
     template = {
         "metadata": {"labels": {"app": "infer"}},

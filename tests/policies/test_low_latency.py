@@ -11,7 +11,7 @@ from gsch.model.request import Policy, Request, Source
 from gsch.policies.framework import plan
 from gsch.policies.registry import PROFILES
 from gsch.policies.rules import PlannerRules
-from tests.policies.test_framework import chosen, cluster, node, request, snapshot_of
+from tests.support.planning import chosen, cluster, node, request, snapshot_of
 
 LOW = PROFILES[Policy.LOW_LATENCY]
 

@@ -4,10 +4,11 @@ whatever order capacity events came in, and however the selectors of a level ove
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import gsch.policies.framework as framework
 from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.model.events import (
     AnyEvent,
@@ -18,12 +19,21 @@ from gsch.model.events import (
 )
 from gsch.model.request import Policy
 from gsch.model.resources import Resources
+from gsch.policies.allocation import LEAST_ALLOCATED
 from gsch.policies.framework import Decision, Profile, plan
+from gsch.policies.most_requested import FREE_CAPACITY
 from gsch.policies.registry import PROFILES
-from tests.policies.test_framework import GI, node, request, snapshot_of
+from tests.support.planning import GI, node, request, searching_from, snapshot_of
 
+# Two plugins with bounds, weighed: the profile's bound is the weighted sum of their
+# normalised bounds, which must still never cut off the cluster a full scan would choose.
+WEIGHED = dataclasses.replace(
+    PROFILES[Policy.MOST_REQUESTED],
+    name="free capacity + least allocated x2",
+    scorers=(FREE_CAPACITY, dataclasses.replace(LEAST_ALLOCATED, weight=2.0)),
+)
 # The profiles that search large levels best bound first.
-SEARCHING = [PROFILES[Policy.MOST_REQUESTED], PROFILES[Policy.LEAST_REQUESTED]]
+SEARCHING = [PROFILES[Policy.MOST_REQUESTED], PROFILES[Policy.LEAST_REQUESTED], WEIGHED]
 TIERS = ["near-edge", "edge", "cloud"]
 REGIONS = ["kr", "us"]
 
@@ -104,12 +114,7 @@ def planned_with(
 ) -> Decision:
     """Plan with levels searched by bound from `bound_from` clusters on (0: every selector
     level walks the rankings; huge: every level is scanned whole)."""
-    saved = framework.BOUND_FROM
-    framework.BOUND_FROM = bound_from
-    try:
-        return plan(profile, request(levels, cpu=cpu, gpu=gpu), snapshot)
-    finally:
-        framework.BOUND_FROM = saved
+    return plan(searching_from(profile, bound_from), request(levels, cpu=cpu, gpu=gpu), snapshot)
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)

@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from gsch.config import DEFAULT_ALLOWED_KINDS
 from gsch.model.events import AnyEvent, ClusterDeclared
 from gsch.model.intake import IntakeRules, Rejection, decode_request
 from gsch.model.request import Policy, Request
 from gsch.policies.framework import plan
 from gsch.policies.registry import PROFILES
-from tests.policies.test_framework import chosen, node, request, snapshot_of
+from gsch.runtime.config import DEFAULT_ALLOWED_KINDS
+from tests.support.planning import chosen, node, request, snapshot_of
 
 MOST = PROFILES[Policy.MOST_REQUESTED]
 TIERED = (("tier=near-edge",), ("tier=edge",), ("tier=cloud",))

@@ -7,13 +7,13 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gsch.config import DEFAULT_ALLOWED_KINDS
 from gsch.model.events import AnyEvent
 from gsch.model.intake import IntakeRules, decode_request
 from gsch.model.request import Policy, Request
 from gsch.policies.framework import plan
 from gsch.policies.registry import PROFILES
-from tests.policies.test_framework import cluster, node, request, snapshot_of
+from gsch.runtime.config import DEFAULT_ALLOWED_KINDS
+from tests.support.planning import cluster, node, request, snapshot_of
 
 SET = PROFILES[Policy.SET_CLUSTERS]
 

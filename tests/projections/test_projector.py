@@ -20,7 +20,7 @@ from gsch.projections.reader import ReadModel
 from gsch.projections.schema import SCHEMA_VERSION
 from gsch.projections.views import Amount
 from gsch.projections.writer import apply_batch
-from tests.projections.scenario import Log, dump, running, write_scenario
+from tests.support.scenario import Log, dump, running, write_scenario
 
 GI = 2**30
 

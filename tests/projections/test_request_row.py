@@ -13,6 +13,7 @@ from gsch.model.events import (
     PlacementCommitted,
     RequestAccepted,
     RequestBound,
+    RequestCancelled,
     RequestClaimed,
     RequestFailed,
     RequestRejected,
@@ -52,6 +53,8 @@ events: st.SearchStrategy[AnyEvent] = st.one_of(
               explanation=st.none() | explanations),
     st.builds(RequestBound, at=st.just(7.0), attempt=attempts, placements=placements),
     st.builds(WorkloadFinished, at=st.just(8.0), attempt=attempts),
+    st.builds(RequestCancelled, at=st.just(9.0), attempt=attempts, reason=reasons,
+              placements=st.just(()) | placements),
 )  # fmt: skip
 
 
@@ -74,6 +77,7 @@ def test_the_row_follows_the_domain_state(history: list[AnyEvent]) -> None:
     assert row.explanation == domain.explanation
     assert row.finished == domain.finished
     assert row.reason == (domain.reasons[-1] if domain.reasons else None)
+    assert row.not_before == (domain.not_before or None)
     assert (row.submitted_seq, row.last_seq) == (1, len(history))
 
 
@@ -108,3 +112,20 @@ def test_a_requeue_clears_the_placement_and_keeps_the_explanation() -> None:
     assert (row.policy, row.project, row.submitted_at, row.updated_at) == (
         "GBinPackPriority", "p", 1.0, 4.0
     )  # fmt: skip
+
+
+def test_a_bound_request_cancelled_is_cancelled_and_stays_so() -> None:
+    placed = (Placement("c1", "n1", AMOUNT),)
+    row = fold([
+        RequestAccepted(at=1.0, request=REQUEST, intake_seq=1, level=QueueLevel.BASE),
+        RequestClaimed(at=2.0, attempt=1, worker="w"),
+        PlacementCommitted(at=3.0, attempt=1, placements=placed, level_index=0,
+                           explanation=Explanation(), worker="w"),
+        RequestBound(at=4.0, attempt=1, placements=placed),
+        RequestCancelled(at=5.0, attempt=1, reason="by the user", placements=placed),
+        # A binding that raced the cancel: nothing leaves a final state.
+        RequestBound(at=6.0, attempt=1, placements=placed),
+    ])  # fmt: skip
+    assert row is not None
+    assert (row.state, row.placements, row.reason) == ("cancelled", (), "by the user")
+    assert (row.updated_at, row.last_seq) == (6.0, 6)

@@ -16,6 +16,7 @@ from gsch.model.events import (
 from gsch.model.request import Policy, QueueLevel, Request
 from gsch.model.resources import Resources
 from gsch.scheduler.blocked import BlockedRequests, Parked, usable_clusters
+from tests.support.waits import eventually
 
 
 class _Item:
@@ -84,9 +85,7 @@ async def test_a_release_re_plans_only_requests_that_could_fit_what_was_freed() 
     snapshot.apply(released, 100)
     snapshot.apply(CapacityReserved(at=0, cluster="small", node="small-n", request_id="other",
                                     attempt=1, amount=Resources(1200, 0, 0, 1)), 101)  # fmt: skip
-    async with asyncio.timeout(5):
-        while not woken:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: bool(woken), 5, interval=0.01)
     await asyncio.sleep(0.1)
     stop.set()
     await asyncio.wait_for(running, 5)
@@ -98,6 +97,6 @@ async def test_a_release_re_plans_only_requests_that_could_fit_what_was_freed() 
 
 
 def test_requests_naming_selectors_could_use_any_cluster() -> None:
-    assert usable_clusters(request("r", 1, (("a", "b"), ("c",)))) == {"a", "b", "c"}
+    assert usable_clusters(request("r", 1, (("a", "b"), ("c",)))) == frozenset({"a", "b", "c"})
     assert usable_clusters(request("r", 1, (("a",), ("tier=edge",)))) is None
     assert usable_clusters(request("r", 1, ())) is None

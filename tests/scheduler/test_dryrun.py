@@ -10,15 +10,15 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gsch.config import load_config
 from gsch.model.events import AnyEvent, LatencyReported, PodsReported
 from gsch.model.intake import Rejection
 from gsch.model.request import Policy
 from gsch.policies.framework import plan
 from gsch.policies.registry import PROFILES
-from gsch.scheduler.decide import admit, intake_rules, planner_rules
+from gsch.runtime.config import load_config
 from gsch.scheduler.dryrun import DryRun, PlanAnswer
-from tests.policies.test_framework import TOLERATIONS, Topology, snapshot_of, topologies
+from gsch.scheduler.rules import admit, intake_rules, planner_rules
+from tests.support.planning import TOLERATIONS, Topology, snapshot_of, topologies
 
 CONFIG = load_config(
     None,

@@ -4,76 +4,25 @@ bind, project, and read through the HTTP API."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import msgspec
 import nats
 
 from gsch.audit import audit
 from gsch.client import publish_request
-from gsch.config import Config, load_config
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.subjects import INTAKE_SUBJECT, request_history
 from gsch.model.events import RequestAccepted
-from gsch.service import Running, default_topology_path, serve
-from tests.conftest import NatsServer
-from tests.e2e.harness import pod_request
-
-
-def make_config(tmp_path: Path, url: str, **simulator: object) -> Config:
-    return load_config(
-        None,
-        {
-            "data_dir": str(tmp_path / "data"),
-            "nats": {"url": url},
-            "api": {"listen": "127.0.0.1:0"},
-            "queue": {"backoff_base": 0.05, "backoff_max": 0.2, "lease_seconds": 5},
-            "simulator": {
-                "topology": str(default_topology_path()),
-                "bind_delay": 0.001,
-                **simulator,
-            },
-        },
-        environ={},
-    )
-
-
-@contextlib.asynccontextmanager
-async def running(config: Config, roles: set[str]) -> AsyncIterator[Running]:
-    stop = asyncio.Event()
-    started: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(serve(config, roles, stop, started=started))
-    done, _ = await asyncio.wait([task, started], return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        task.result()
-    try:
-        yield started.result()
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
-
-
-async def get_json(url: str) -> dict[str, object]:
-    async with aiohttp.ClientSession() as session, session.get(url) as response:
-        assert response.status == 200, await response.text()
-        result: dict[str, object] = await response.json()
-        return result
-
-
-async def until(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not await predicate():
-            await asyncio.sleep(0.05)
-
+from gsch.runtime.embedded import EmbeddedNats
+from tests.support.pipeline import get_json, make_config, pod_request, post_json, running
+from tests.support.waits import eventually
 
 LEVELS = [["near-daejeon-1", "near-daejeon-2"], "edge-daejeon", "cloud-kr"]
 
 
 async def test_request_goes_from_publish_to_bound_and_is_readable(
-    tmp_path: Path, nats_server: NatsServer
+    tmp_path: Path, nats_server: EmbeddedNats
 ) -> None:
     config = make_config(tmp_path, nats_server.url)
     async with running(config, {"worker", "binder", "api"}) as service:
@@ -85,7 +34,7 @@ async def test_request_goes_from_publish_to_bound_and_is_readable(
             report = await audit(service.store)
             return report.states.get("bound") == 1
 
-        await until(bound)
+        await eventually(bound)
         # Read your writes: wait until the projection holds everything the audit saw.
         last = await service.store.last_seq()
         body = await get_json(f"{service.api_url}/v1/requests/p-1?min_seq={last}")
@@ -98,7 +47,7 @@ async def test_request_goes_from_publish_to_bound_and_is_readable(
 
 
 async def test_same_request_id_published_twice_is_one_request(
-    tmp_path: Path, nats_server: NatsServer
+    tmp_path: Path, nats_server: EmbeddedNats
 ) -> None:
     config = make_config(tmp_path, nats_server.url)
     async with running(config, {"worker", "binder"}) as service:
@@ -118,7 +67,7 @@ async def test_same_request_id_published_twice_is_one_request(
             report = await audit(store)
             return report.states.get("bound") == 1 and not report.unsettled
 
-        await until(settled)
+        await eventually(settled)
         await asyncio.sleep(0.5)  # give any wrongful second acceptance time to show
         events = await store.read(request_history("dup-1"))
         accepted = [e for e in events if isinstance(e.event, RequestAccepted)]
@@ -130,7 +79,7 @@ async def test_same_request_id_published_twice_is_one_request(
 
 
 async def test_invalid_request_is_rejected_with_reason_visible_in_api(
-    tmp_path: Path, nats_server: NatsServer
+    tmp_path: Path, nats_server: EmbeddedNats
 ) -> None:
     config = make_config(tmp_path, nats_server.url)
     async with running(config, {"worker", "api"}) as service:
@@ -149,7 +98,7 @@ async def test_invalid_request_is_rejected_with_reason_visible_in_api(
             report = await audit(service.store)
             return report.states.get("rejected") == 2
 
-        await until(two_rejected)
+        await eventually(two_rejected)
         last = await service.store.last_seq()
         body = await get_json(f"{service.api_url}/v1/requests/bad-1?min_seq={last}")
         assert body["state"] == "rejected"
@@ -157,7 +106,7 @@ async def test_invalid_request_is_rejected_with_reason_visible_in_api(
 
 
 async def test_deleting_the_read_model_and_rebuilding_gives_identical_answers(
-    tmp_path: Path, nats_server: NatsServer
+    tmp_path: Path, nats_server: EmbeddedNats
 ) -> None:
     from gsch.projections.projector import rebuild
 
@@ -185,7 +134,7 @@ async def test_deleting_the_read_model_and_rebuilding_gives_identical_answers(
             report = await audit(service.store)
             return len(report.requests) == 40 and not report.unsettled
 
-        await until(settled, 60)
+        await eventually(settled, 60)
         last = await service.store.last_seq()
         assert service.api_url is not None
         live = await answers(service.api_url, last)
@@ -202,7 +151,7 @@ async def test_deleting_the_read_model_and_rebuilding_gives_identical_answers(
     assert {item["state"] for item in items} <= {"bound", "failed"}
 
 
-async def test_garbage_in_the_log_stops_nothing(tmp_path: Path, nats_server: NatsServer) -> None:
+async def test_garbage_in_the_log_stops_nothing(tmp_path: Path, nats_server: EmbeddedNats) -> None:
     """Junk published straight onto event subjects (not through gsch) is skipped by every
     reader: the binder, the retry queue, the snapshots, the projection."""
     config = make_config(tmp_path, nats_server.url)
@@ -224,7 +173,7 @@ async def test_garbage_in_the_log_stops_nothing(tmp_path: Path, nats_server: Nat
                 report.requests["after-junk"].state.value == "bound"
             )
 
-        await until(bound)
+        await eventually(bound)
         last = await service.store.last_seq()
         body = await get_json(f"{service.api_url}/v1/requests/after-junk?min_seq={last}")
         assert body["state"] == "bound"
@@ -233,7 +182,7 @@ async def test_garbage_in_the_log_stops_nothing(tmp_path: Path, nats_server: Nat
 
 
 async def test_low_latency_lands_next_to_its_source(
-    tmp_path: Path, nats_server: NatsServer
+    tmp_path: Path, nats_server: EmbeddedNats
 ) -> None:
     """End to end with the simulator's latency reports: of a competing group, the cluster
     holding the source wins, and inside it the source node itself (0 ms)."""
@@ -254,14 +203,14 @@ async def test_low_latency_lands_next_to_its_source(
             state = report.requests.get("ll-1")
             return state is not None and state.state.value == "bound"
 
-        await until(bound)
+        await eventually(bound)
         report = await audit(service.store)
         placement = report.requests["ll-1"].placements[0]
         assert (placement.cluster, placement.node) == ("near-daejeon-1", "near-daejeon-1-w2")
 
 
 async def test_set_clusters_binds_a_copy_on_every_cluster(
-    tmp_path: Path, nats_server: NatsServer
+    tmp_path: Path, nats_server: EmbeddedNats
 ) -> None:
     config = make_config(tmp_path, nats_server.url)
     edges = ["edge-daejeon", "edge-seoul", "edge-busan"]
@@ -276,23 +225,18 @@ async def test_set_clusters_binds_a_copy_on_every_cluster(
             state = (await audit(service.store)).requests.get("set-1")
             return state is not None and state.state.value == "bound"
 
-        await until(bound)
+        await eventually(bound)
         report = await audit(service.store)
         assert sorted(p.cluster for p in report.requests["set-1"].placements) == sorted(edges)
         last = await service.store.last_seq()
         for edge in edges:
             nodes = await get_json(f"{service.api_url}/v1/clusters/{edge}/nodes?min_seq={last}")
-            reserved = [n for n in nodes["items"] if n["reservations"]]  # type: ignore[union-attr]
+            reserved = [n for n in nodes["items"] if n["reservations"]]  # type: ignore[attr-defined]
             assert len(reserved) == 1  # one copy per cluster, reserved on one node
 
 
-async def post_json(url: str, body: bytes) -> tuple[int, dict[str, object]]:
-    async with aiohttp.ClientSession() as session, session.post(url, data=body) as response:
-        return response.status, await response.json()
-
-
 async def test_dry_run_answers_what_the_worker_then_does_and_commits_nothing(
-    tmp_path: Path, nats_server: NatsServer
+    tmp_path: Path, nats_server: EmbeddedNats
 ) -> None:
     config = make_config(tmp_path, nats_server.url)
     levels = [["tier=near-edge"], "tier=edge", "tier=cloud"]
@@ -323,6 +267,6 @@ async def test_dry_run_answers_what_the_worker_then_does_and_commits_nothing(
             state = (await audit(service.store)).requests.get("dry-0")
             return state is not None and state.state.value == "bound"
 
-        await until(bound)
+        await eventually(bound)
         placement = (await audit(service.store)).requests["dry-0"].placements[0]
         assert (placement.cluster, placement.node) == dry[0]

@@ -13,10 +13,11 @@ import nats
 import pytest
 
 from gsch.client import publish_request
-from gsch.config import ConfigError, load_config
-from gsch.scheduler.decide import planner_rules
-from tests.conftest import NatsServer
-from tests.scheduler.test_pipeline import get_json, make_config, post_json, running, until
+from gsch.runtime.config import ConfigError, load_config
+from gsch.runtime.embedded import EmbeddedNats
+from gsch.scheduler.rules import planner_rules
+from tests.support.pipeline import get_json, make_config, post_json, running
+from tests.support.waits import eventually
 
 
 def from_camera(request_id: str, levels: list[Any], **extra: object) -> bytes:
@@ -39,7 +40,7 @@ def from_camera(request_id: str, levels: list[Any], **extra: object) -> bytes:
 
 
 async def test_frompod_and_projects_in_the_dry_run_and_the_worker(
-    tmp_path: Path, nats_server: NatsServer
+    tmp_path: Path, nats_server: EmbeddedNats
 ) -> None:
     base = make_config(tmp_path, nats_server.url)
     config = load_config(
@@ -99,7 +100,7 @@ async def test_frompod_and_projects_in_the_dry_run_and_the_worker(
                     "failed",
                 )
 
-        await until(settled)
+        await eventually(settled)
         body = await get_json(url)
         assert body["state"] == "bound"
         placement = body["placement"]

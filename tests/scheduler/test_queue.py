@@ -12,14 +12,14 @@ import nats
 
 from gsch.audit import audit
 from gsch.client import publish_request
-from gsch.config import Config, load_config
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.subjects import request_history
 from gsch.model.events import RequestAccepted, RequestFailed, RequestRequeued
 from gsch.model.states import State
+from gsch.runtime.config import Config, load_config
 from gsch.scheduler.cancel import CANCEL_SUBJECT, cancel_request
-from tests.e2e.harness import pod_request
-from tests.scheduler.test_pipeline import running, until
+from tests.support.pipeline import pod_request, running
+from tests.support.waits import eventually
 
 # One cluster with one 2-CPU node: two 1.5-CPU pods cannot both run.
 SMALL_FLEET = """
@@ -77,7 +77,7 @@ async def wait_state(store: EventStore, request_id: str, *states: State) -> None
     async def reached() -> bool:
         return (await store.load_request(request_id)).state in states
 
-    await until(reached)
+    await eventually(reached)
 
 
 async def test_fast_flag_survives_retries_until_k_star_promotes_to_first(
@@ -121,7 +121,7 @@ async def test_blocked_request_waits_without_polling_and_runs_when_capacity_is_f
             events = await store.read(request_history("big-2"))
             return any(isinstance(s.event, RequestRequeued) for s in events)
 
-        await until(parked)
+        await eventually(parked)
         history = await store.read(request_history("big-2"))
         requeued = history[-1].event
         assert isinstance(requeued, RequestRequeued)
@@ -162,7 +162,7 @@ async def test_cancel_in_every_state_and_through_the_nats_subject(
             state = await store.load_request("waits-1")
             return state.state is State.QUEUED and state.attempt == 2
 
-        await until(waits_parked)
+        await eventually(waits_parked)
         # A parked (blocked) request, cancelled through the NATS subject.
         nc = await nats.connect(nats_server.url)
         js = nc.jetstream()

@@ -25,13 +25,15 @@ from nats.js.api import StorageType, StreamConfig
 from gsch.audit import audit
 from gsch.clusters.feed import SnapshotFeed
 from gsch.clusters.topology import generated_topology
-from gsch.embedded import EmbeddedNats, free_port
+from gsch.eventstore.intake import intake_headers
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import apply_declarations, load_declarations
 from gsch.eventstore.subjects import INTAKE_SUBJECT, request_events_of_type
 from gsch.logs import setup_logging
-from gsch.observe import RequestTracker
-from gsch.procs import ChildProcess, serve_args
+from gsch.model.ids import numbered_request_id
+from gsch.runtime.embedded import EmbeddedNats, free_port
+from gsch.runtime.procs import ChildProcess, serve_args
+from gsch.tools.observe import RequestTracker
 
 WINDOW = 500
 
@@ -67,7 +69,7 @@ def _requests(args: argparse.Namespace, clusters: list[str]) -> list[tuple[str, 
     for index in range(args.requests):
         picked = chooser.sample(clusters, min(len(clusters), 2 * args.levels))
         levels: list[Any] = [picked[i : i + 2] for i in range(0, len(picked) - 1, 2)]
-        request_id = f"bench-{index:08d}"
+        request_id = numbered_request_id("bench", index, digits=8)
         body = {
             "request_id": request_id,
             "policy": args.policy,
@@ -174,9 +176,7 @@ async def run_bench(args: argparse.Namespace) -> int:
             for request_id, body in requests[offset : offset + WINDOW]:
                 published_at[request_id] = time.time()
                 futures.append(
-                    await js.publish_async(
-                        INTAKE_SUBJECT, body, headers={"Nats-Msg-Id": request_id}
-                    )
+                    await js.publish_async(INTAKE_SUBJECT, body, headers=intake_headers(request_id))
                 )
             await asyncio.wait_for(asyncio.gather(*futures), 60)
         publish_seconds = time.time() - first_publish

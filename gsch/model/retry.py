@@ -1,23 +1,26 @@
-"""Pure decisions of the worker: which events an outcome turns into. No I/O."""
+"""GEdge's queue values as a policy: which level a request waits at, and when a failure ends it.
+
+K* failures promote a request to the First level, more than Z* end it as failed, and the
+backoff between attempts doubles up to a bound. Pure: the worker, the binder and the
+simulator all decide their failures with it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from gsch.config import Config, ConfigError, IntakeConfig, QueueConfig
 from gsch.model.events import Explanation, RequestFailed, RequestRequeued
-from gsch.model.intake import IntakeRules, Rejection, decode_request
-from gsch.model.request import SELECTOR_PATTERN, QueueLevel, Request
-from gsch.policies.registry import PROFILES
-from gsch.policies.rules import PlannerRules, ProjectClusters
+from gsch.model.request import QueueLevel, Request
+
+if TYPE_CHECKING:
+    from gsch.runtime.config import QueueConfig
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """GEdge's system values: K* failures promote to the First level, more than Z* end it."""
-
-    first_after_failures: int
-    max_failures: int
+    first_after_failures: int  # K*
+    max_failures: int  # Z*
     backoff_base: float
     backoff_max: float
 
@@ -78,40 +81,3 @@ class RetryPolicy:
         if failures > self.first_after_failures:
             return QueueLevel.FIRST
         return QueueLevel.FAST if fast else QueueLevel.BASE
-
-
-def intake_rules(config: IntakeConfig) -> IntakeRules:
-    return IntakeRules(
-        max_request_bytes=config.max_request_bytes,
-        allowed_kinds=frozenset(config.allowed_kinds),
-    )
-
-
-def planner_rules(config: Config) -> PlannerRules:
-    """The rules every plan of this process follows (workers and the dry run alike)."""
-    for name, project in config.projects.items():
-        for selector in project.selectors:
-            if not SELECTOR_PATTERN.match(selector):
-                raise ConfigError(f"projects.{name}.selectors: {selector!r} is not key=value[&…]")
-    return PlannerRules(
-        max_latency_age=config.planner.max_latency_age,
-        projects={
-            name: ProjectClusters.of(project.clusters, project.selectors)
-            for name, project in config.projects.items()
-        },
-    )
-
-
-def admit(data: bytes, rules: IntakeRules, fallback_id: str) -> Request | Rejection:
-    """Decode a request as a worker takes it: any accepted form, then a policy this version
-    can place. The dry run calls exactly this, so it answers what a worker would."""
-    decoded = decode_request(data, rules, fallback_id)
-    if isinstance(decoded, Request) and decoded.policy not in PROFILES:
-        available = ", ".join(p.value for p in PROFILES)
-        return Rejection(
-            decoded.request_id,
-            "policy",
-            f"{decoded.policy} is recognised but not available yet (available: {available})",
-            decoded.form,
-        )
-    return decoded

@@ -16,8 +16,8 @@ import aiosqlite
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gsch.eventstore.store import Append, EventStore
-from gsch.eventstore.subjects import cluster_subject, node_subject, request_subject
+from gsch.eventstore.store import EventStore, Write
+from gsch.eventstore.subjects import cluster_subject, node_subject, parse_subject, request_subject
 from gsch.model.events import (
     CapacityReleased,
     CapacityReserved,
@@ -58,12 +58,16 @@ class Log:
     def at(self) -> float:
         return float(next(self._clock))
 
+    def _write(self, subject: str, event: Event) -> Write:
+        key, _ = parse_subject(subject)
+        return Write(key, (event,), msg_ids=(f"test-{next(self._ids)}",))
+
     async def append(self, subject: str, event: Event) -> int:
-        return await self.store.append(Append(subject, event, f"test-{next(self._ids)}"))
+        (seq,) = await self.store.append(self._write(subject, event))
+        return seq
 
     async def batch(self, *items: tuple[str, Event]) -> int:
-        appends = [Append(s, e, f"test-{next(self._ids)}") for s, e in items]
-        return (await self.store.append_batch(appends))[-1]
+        return (await self.store.append(*(self._write(s, e) for s, e in items)))[-1]
 
     async def accept(
         self,

@@ -1,13 +1,47 @@
-"""Child gsch processes (competing workers, binders) for the demo and the benchmark."""
+"""Child processes gsch starts (the embedded nats-server, competing workers, binders): each dies
+with its parent and is stopped by whoever started it, SIGTERM first."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import os
+import signal
 import sys
 from pathlib import Path
 
-from gsch.embedded import die_with_parent, terminate
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """For a child's preexec_fn: the kernel sends it SIGTERM when its parent dies, even by
+    SIGKILL, so nothing gsch starts outlives it."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+async def terminate(process: asyncio.subprocess.Process | None, grace: float) -> None:
+    """SIGTERM a child we started, SIGKILL it if it has not gone after `grace` seconds."""
+    if process is None or process.returncode is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), grace)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+
+
+async def kill(process: asyncio.subprocess.Process | None) -> None:
+    """SIGKILL a child we started, as a crash would, and reap it."""
+    if process is None or process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    await process.wait()
 
 
 class ChildProcess:

@@ -1,20 +1,18 @@
-"""Processes for end-to-end tests: gsch workers and binders as real child processes."""
+"""gsch workers and binders as real child processes, and the checks of a run from the log
+alone, for end-to-end and fault tests."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
 
-import msgspec
-from nats.aio.client import Client
+import nats
 
 from gsch.audit import AuditReport, audit
-from gsch.client import publish_request
-from gsch.clusters.feed import SnapshotFeed
 from gsch.eventstore.store import EventStore
-from gsch.procs import ChildProcess, serve_args
+from gsch.eventstore.streams import StreamsError, apply_declarations, load_declarations
+from gsch.runtime.procs import ChildProcess, serve_args
 
 # Short leases so a killed worker's requests come back within seconds.
 FAST_ENV = {
@@ -64,67 +62,6 @@ class Fleet:
         )
 
 
-def pod_request(request_id: str, levels: list[Any], cpu: str = "100m", **fields: Any) -> bytes:
-    """A one-pod request; `fields` add or replace top-level request fields."""
-    return msgspec.json.encode(
-        {
-            "request_id": request_id,
-            "policy": "GMostRequestedPriority",
-            "select_clusters": levels,
-            "workload": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": request_id},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "c",
-                            "image": "busybox",
-                            "resources": {"requests": {"cpu": cpu, "memory": "64Mi"}},
-                        }
-                    ]
-                },
-            },
-            **fields,
-        }
-    )
-
-
-def generated_levels(index: int, clusters: int = 20) -> list[Any]:
-    """Levels over the clusters of `generated_topology(clusters, ...)`, varying per request."""
-    names = [f"{tier}-{i:05d}" for i, tier in enumerate(_tiers(clusters))]
-    first = names[index % clusters]
-    second = names[(index * 7 + 3) % clusters]
-    third = names[(index * 13 + 5) % clusters]
-    return [[first, second], third] if third not in (first, second) else [[first, second]]
-
-
-def _tiers(clusters: int) -> list[str]:
-    out = []
-    for index in range(clusters):
-        share = index / clusters
-        out.append("cloud" if share < 0.1 else "edge" if share < 0.4 else "near-edge")
-    return out
-
-
-async def wait_inventory(store: EventStore, nodes: int, timeout: float = 60.0) -> None:
-    """Wait until the binder has declared `nodes` nodes (requests naming undeclared clusters
-    are retried and then fail, as they should, so tests start once the fleet is known)."""
-    feed = SnapshotFeed(store)
-    snapshot = await feed.start()
-    try:
-        async with asyncio.timeout(timeout):
-            while sum(len(c.nodes) for c in snapshot.clusters.values()) < nodes:
-                await asyncio.sleep(0.05)
-    finally:
-        await feed.stop()
-
-
-async def publish_all(nc: Client, bodies: list[tuple[str, bytes]]) -> None:
-    for request_id, body in bodies:
-        await publish_request(nc, body, request_id)
-
-
 def assert_sound(report: AuditReport, expected: int, fleet: Fleet) -> None:
     """Every request terminal, none placed twice, no node over its allocatable, nothing left
     reserved by a final request: the invariants, from the log alone."""
@@ -143,3 +80,19 @@ async def wait_settled(store: EventStore, expected: int, timeout: float) -> Audi
         await asyncio.sleep(1.0)
         report = await audit(store)
     return report
+
+
+async def declare_r3(urls: str, lease_seconds: float, timeout: float = 60.0) -> None:
+    """Apply the declarations with three replicas once JetStream has a meta leader."""
+    nc = await nats.connect(urls.split(","))
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                try:
+                    declarations = load_declarations(replicas=3, lease_seconds=lease_seconds)
+                    await apply_declarations(nc, declarations)
+                    return
+                except (StreamsError, nats.errors.Error):
+                    await asyncio.sleep(0.5)  # no meta leader elected yet
+    finally:
+        await nc.close()

@@ -12,6 +12,7 @@ import time
 from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.clusters.topology import generated_topology
 from gsch.model.events import CapacityReserved, ClusterDeclared, NodeDeclared
+from gsch.model.ids import numbered_request_id
 from gsch.model.request import Policy, Request
 from gsch.model.resources import Resources
 from gsch.policies.framework import plan
@@ -45,7 +46,7 @@ def _snapshot(clusters: int, nodes_per_cluster: int, load: float, seed: int) -> 
                 at=0,
                 cluster=cluster.name,
                 node=node.name,
-                request_id=f"load-{seq}",
+                request_id=numbered_request_id("load", seq),
                 attempt=1,
                 amount=Resources(cpu_m=used),
             )
@@ -68,7 +69,7 @@ def _requests(shape: str, count: int, names: list[str], policy: Policy) -> list[
             levels = (("tier=near-edge",), ("tier=edge",), ("tier=cloud",))
         made.append(
             Request(
-                request_id=f"plan-{index}",
+                request_id=numbered_request_id("plan", index),
                 policy=policy,
                 mode="default",
                 levels=levels,

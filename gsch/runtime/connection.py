@@ -13,9 +13,9 @@ import nats
 import nats.errors
 from nats.aio.client import Client
 
-from gsch.config import Config, read_secret
-from gsch.embedded import url_file
 from gsch.metrics import NATS_ERRORS
+from gsch.runtime.config import Config, read_secret
+from gsch.runtime.embedded import url_file
 
 log = logging.getLogger(__name__)
 

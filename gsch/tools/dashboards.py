@@ -1,4 +1,4 @@
-"""The Grafana dashboards, as code: `python -m gsch.dashboards` writes them to
+"""The Grafana dashboards, as code: `python -m gsch.tools.dashboards` writes them to
 config/grafana/dashboards/ as classic dashboard JSON (Grafana 9 and later load it).
 
 Conventions every dashboard follows (the tests check them): a stable `uid`, a `datasource`

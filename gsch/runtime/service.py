@@ -22,15 +22,15 @@ from gsch.clusters.feed import SnapshotFeed
 from gsch.clusters.simulator import Simulator
 from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.clusters.topology import Topology, load_topology
-from gsch.config import Config
-from gsch.connection import connect
-from gsch.embedded import EmbeddedNats
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import apply_declarations, load_declarations
 from gsch.metrics import initialise_labels
 from gsch.policies.registry import PROFILES
-from gsch.scheduler.decide import intake_rules, planner_rules
+from gsch.runtime.config import Config
+from gsch.runtime.connection import connect
+from gsch.runtime.embedded import EmbeddedNats
 from gsch.scheduler.dryrun import DryRun
+from gsch.scheduler.rules import intake_rules, planner_rules
 from gsch.scheduler.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -125,8 +125,9 @@ async def serve(
         report = await apply_declarations(nc, declarations)
         for line in report.lines:
             log.info("streams: %s", line)
-        store = EventStore(nc, request_timeout=config.nats.request_timeout)
-        store.declarations = declarations
+        store = EventStore(
+            nc, declarations=declarations, request_timeout=config.nats.request_timeout
+        )
         stack.push_async_callback(store.close)
         tasks: list[asyncio.Task[None]] = []
         api_url = None

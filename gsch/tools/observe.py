@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from gsch.eventstore.store import EventStore, StoredEvent
-from gsch.eventstore.subjects import ALL_REQUEST_EVENTS, request_id_of
+from gsch.eventstore.subjects import ALL_REQUEST_EVENTS
 from gsch.eventstore.watch import Follower
 from gsch.model.events import (
     PlacementCommitted,
@@ -14,14 +14,12 @@ from gsch.model.events import (
     RequestBound,
     RequestRejected,
 )
-from gsch.model.states import STATE_AFTER
-
-SETTLED = frozenset({"bound", "failed", "rejected", "cancelled"})
+from gsch.model.states import SETTLED_STATES, State, step
 
 
 @dataclass
 class Progress:
-    state: str
+    state: State
     scheduled_at: float | None = None
     bound_at: float | None = None
     policy: str | None = None
@@ -37,18 +35,18 @@ class RequestTracker:
 
     def _apply(self, stored: StoredEvent) -> None:
         event = stored.event
-        after = STATE_AFTER.get(type(event))
-        if after is None:
+        request_id = stored.request_id
+        if request_id is None:
             return
-        state = after.value
-        request_id = request_id_of(stored.subject)
         progress = self.requests.get(request_id)
-        if progress is None:
-            progress = self.requests[request_id] = Progress(state)
-        if progress.state in SETTLED and state not in ("bound",):
-            # Finals stay final; a late binding event cannot un-fail a request.
+        # The rule the aggregate folds by, so these counts are `gsch audit`'s: a request bound
+        # and then cancelled counts as cancelled, and nothing leaves a final state.
+        change = step(progress.state if progress is not None else State.NEW, event)
+        if change is None:
             return
-        progress.state = state
+        if progress is None:
+            progress = self.requests[request_id] = Progress(change.state)
+        progress.state = change.state
         if isinstance(event, RequestAccepted):
             progress.policy, progress.form = event.request.policy.value, event.request.form
         elif isinstance(event, RequestRejected):
@@ -58,16 +56,23 @@ class RequestTracker:
         elif isinstance(event, RequestBound):
             progress.bound_at = event.at
 
+    @property
+    def last_seq(self) -> int:
+        """The stream sequence of the last event the tracker has read."""
+        return self._follower.last_seq
+
     async def start(self, after_seq: int = 0) -> None:
         await self._follower.start(after_seq)
 
     async def stop(self) -> None:
         await self._follower.stop()
 
-    def counts(self) -> Counter[str]:
+    def counts(self) -> Counter[State]:
         return Counter(p.state for p in self.requests.values())
 
     def settled(self, request_ids: set[str]) -> int:
         return sum(
-            1 for r in request_ids if (p := self.requests.get(r)) is not None and p.state in SETTLED
+            1
+            for r in request_ids
+            if (p := self.requests.get(r)) is not None and p.state in SETTLED_STATES
         )

@@ -23,16 +23,23 @@ import nats
 
 from gsch.client import publish_request
 from gsch.clusters.topology import load_topology
-from gsch.config import load_config
 from gsch.logs import setup_logging
-from gsch.observe import RequestTracker
-from gsch.procs import ChildProcess, serve_args
-from gsch.samples import SampleRequests, encode, request_id_of
+from gsch.model.states import SETTLED_STATES, State
+from gsch.runtime.config import load_config
+from gsch.runtime.procs import ChildProcess, serve_args
+from gsch.runtime.service import Running, default_topology_path, parse_listen, serve
 from gsch.scheduler.cancel import cancel_request
-from gsch.service import Running, default_topology_path, parse_listen, serve
+from gsch.tools.observe import RequestTracker
+from gsch.tools.samples import SampleRequests, declared_request_id, encode
 
 CANCEL_EVERY = 40  # one request in forty is cancelled shortly after it was published
-STATES = ("queued", "scheduling", "scheduled", "bound", "failed", "cancelled", "rejected")
+# Progress lines: every state a published request can be in, in lifecycle order. The summary
+# leads with the settled states (the outcome), then whatever has not settled.
+STATES = tuple(state for state in State if state is not State.NEW)
+SUMMARY_ORDER = (
+    *(state for state in STATES if state in SETTLED_STATES),
+    *(state for state in STATES if state not in SETTLED_STATES),
+)
 
 
 def say(text: str) -> None:
@@ -110,7 +117,7 @@ async def run_demo(args: argparse.Namespace) -> int:
         interval = 1.0 / max(args.rate, 0.1)
         while not stop.is_set() and time.monotonic() - begin < args.duration:
             request = samples.make(published)
-            request_id = request_id_of(request)
+            request_id = declared_request_id(request)
             await publish_request(nc, encode(request), request_id)
             published += 1
             if request_id:
@@ -167,7 +174,7 @@ def _summary(tracker: RequestTracker, published: int, api_url: str | None) -> No
     say("")
     say("summary")
     say(f"  published:  {published} (requests in the log: {len(tracker.requests)})")
-    for state in ("bound", "failed", "cancelled", "rejected", "queued", "scheduling", "scheduled"):
+    for state in SUMMARY_ORDER:
         if counts.get(state):
             say(f"  {state + ':':11} {counts[state]}")
     by_policy: dict[str, int] = {}

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from gsch.clusters.topology import Topology
+from gsch.model.ids import REQUEST_ID_KEY, numbered_request_id
 
 
 def _deployment(
@@ -78,7 +79,7 @@ class SampleRequests:
 
     def make(self, index: int) -> dict[str, Any] | bytes:
         """Request number `index`: a dict for valid forms, raw bytes for some invalid ones."""
-        rid = f"demo-{index:07d}"
+        rid = numbered_request_id("demo", index, digits=7)
         roll = self._random.random()
         if roll < self.invalid_share:
             return self._invalid(rid)
@@ -159,7 +160,7 @@ class SampleRequests:
         pod = _pod(
             f"v2-{index}", cpu, memory, [{"name": "gschConfig", "value": json.dumps(config)}]
         )
-        pod["metadata"]["annotations"] = {"gsch.io/request-id": rid}
+        pod["metadata"]["annotations"] = {REQUEST_ID_KEY: rid}
         return pod
 
     def _invalid(self, rid: str) -> dict[str, Any] | bytes:
@@ -187,11 +188,13 @@ def encode(request: dict[str, Any] | bytes) -> bytes:
     return request if isinstance(request, bytes) else msgspec.json.encode(request)
 
 
-def request_id_of(request: dict[str, Any] | bytes) -> str | None:
+def declared_request_id(request: dict[str, Any] | bytes) -> str | None:
+    """The id a request body declares (native and v4 forms: `request_id`; the v2 form: its
+    annotation), or None when it declares none and gsch will mint one."""
     if isinstance(request, bytes):
         return None
     if "request_id" in request:
         return str(request["request_id"])
     annotations = (request.get("metadata") or {}).get("annotations") or {}
-    found = annotations.get("gsch.io/request-id")
+    found = annotations.get(REQUEST_ID_KEY)
     return str(found) if found else None

@@ -1,0 +1,199 @@
+"""How a level becomes placements: the part GEdge's policies differ in beyond their scores.
+
+- `RankedByScore`: clusters compete on their best node's score; the best is placed. With a
+  cluster bound (from PreScore), large levels are searched best bound first.
+- `ListedOrder` (GSelectedCluster): the first cluster the request lists that can take it.
+- `EveryCluster` (GSetClusters): a copy on every cluster of the level, or nothing.
+- `RankedByClusterRank` (GLowLatencyPriority): clusters ranked by a per-plan measurement
+  (PreScore's `ClusterRanking`), measured ones first.
+
+All of them resolve and scan a level alike (`_resolve`) and explain it alike (`_finish`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gsch.clusters.snapshot import ClusterView
+from gsch.model.events import Placement
+from gsch.model.request import Request
+from gsch.policies.framework import (
+    MAX_LISTED,
+    Candidate,
+    LevelContext,
+    LevelResult,
+    unresolvable,
+)
+from gsch.policies.search import LevelScan, matched
+from gsch.policies.tracing import TOP, level_trace, node_plugin_scores
+
+# Levels of up to this many clusters are scanned whole, so every cluster gets its own score
+# or reasons in the explanation; larger ones (label selectors over a big fleet) are searched
+# best bound first and the explanation counts the clusters it did not need to visit.
+BOUND_FROM = MAX_LISTED
+
+# Which of the ranked candidates a level places on.
+_Placing = Callable[[Request, list[Candidate]], tuple[Placement, ...]]
+
+
+class _Defaults:
+    @property
+    def keeps_listed_order(self) -> bool:
+        return False
+
+    @property
+    def level_is_a_set(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class RankedByScore(_Defaults):
+    """Highest best-node score first, then the smallest name; the first is placed."""
+
+    # From how many clusters a level is searched best bound first (when there is a bound).
+    search_from: int = BOUND_FROM
+
+    def place(self, context: LevelContext, listed: tuple[str, ...]) -> LevelResult:
+        scan = _scan(context)
+        state, snapshot = context.state, context.snapshot
+        candidates: list[Candidate]
+        if state.bound is not None and matched(listed, snapshot) > self.search_from:
+            found = scan.walk_rankings(listed, snapshot, state.bound, state.bound_key)
+            shown, candidates = listed, [found] if found is not None else []
+        else:
+            shown, admitted = _resolve(context, scan, listed)
+            if state.bound is not None and len(admitted) > self.search_from:
+                found = scan.walk_by_bound(admitted, snapshot.clusters, state.bound)
+                candidates = [found] if found is not None else []
+            else:
+                candidates = scan.visit_all(admitted)
+        candidates.sort(key=lambda c: (-c.score, c.cluster))
+        return _finish(context, scan, shown, candidates, _scores(candidates), {}, _first)
+
+
+@dataclass(frozen=True)
+class ListedOrder(_Defaults):
+    """The request's order is the preference: the first listed cluster that can take it."""
+
+    @property
+    def keeps_listed_order(self) -> bool:
+        return True
+
+    def place(self, context: LevelContext, listed: tuple[str, ...]) -> LevelResult:
+        scan = _scan(context)
+        shown, admitted = _resolve(context, scan, listed)
+        candidates = scan.visit_all(admitted)
+        return _finish(context, scan, shown, candidates, _scores(candidates), {}, _first)
+
+
+@dataclass(frozen=True)
+class EveryCluster(ListedOrder):
+    """A copy on every cluster of the level, or none: one cluster that cannot take its copy
+    fails the level (and the next level is tried)."""
+
+    @property
+    def level_is_a_set(self) -> bool:
+        return True
+
+    def place(self, context: LevelContext, listed: tuple[str, ...]) -> LevelResult:
+        scan = _scan(context)
+        shown, admitted = _resolve(context, scan, listed)
+        candidates = scan.visit_all(admitted)
+
+        def every(request: Request, ranked: list[Candidate]) -> tuple[Placement, ...]:
+            if not ranked or scan.rejections:
+                return ()
+            return tuple(Placement(c.cluster, c.node.name, request.demand) for c in ranked)
+
+        return _finish(context, scan, shown, candidates, _scores(candidates), {}, every)
+
+
+@dataclass(frozen=True)
+class RankedByClusterRank(_Defaults):
+    """Clusters by PreScore's ranking (higher first), measured before unmeasured (those in
+    name order); the first is placed on its best node by the profile's node score."""
+
+    def place(self, context: LevelContext, listed: tuple[str, ...]) -> LevelResult:
+        ranking = context.state.ranking
+        if ranking is None:
+            raise ValueError(f"{context.profile.name}: its PreScore ranks no clusters")
+        scan = _scan(context)
+        shown, admitted = _resolve(context, scan, listed)
+        candidates = scan.visit_all(admitted)
+        ranks = {c.cluster: ranking.rank(c.cluster) for c in candidates}
+        scan.notes.update({n: ranking.unmeasured for n, rank in ranks.items() if rank is None})
+        candidates.sort(key=lambda c: _ranked(ranks[c.cluster], c.cluster))
+        scores = {name: round(rank, 3) for name, rank in ranks.items() if rank is not None}
+        by_plugin = {
+            ranking.plugin: {
+                c.cluster: round(ranking.shown(rank), 3)
+                for c in candidates[:TOP]
+                if (rank := ranks[c.cluster]) is not None
+            }
+        }
+        return _finish(context, scan, shown, candidates, scores, by_plugin, _first)
+
+
+def _scan(context: LevelContext) -> LevelScan:
+    profile = context.profile
+    return LevelScan(
+        context.request,
+        context.rules,
+        profile.cluster_filters,
+        profile.node_filters,
+        context.state.scorer,
+    )
+
+
+def _resolve(
+    context: LevelContext, scan: LevelScan, listed: tuple[str, ...]
+) -> tuple[tuple[str, ...], list[ClusterView]]:
+    """The level as the explanation shows it, and its clusters that pass the cluster
+    filters. A level resolved to a large part of the fleet is shown as listed (the notes say
+    what its selectors matched), so decision events stay small."""
+    level = scan.expand(listed, context.snapshot)
+    shown = level if len(level) <= MAX_LISTED else listed
+    blocked = context.state.blocked
+    if blocked is not None:
+        status = unresolvable(blocked, "PreScore")
+        for name in level:
+            scan.reject_status(name, status)
+        return shown, []
+    clusters = context.snapshot.clusters
+    return shown, [c for name in level if (c := scan.admit(name, clusters.get(name)))]
+
+
+def _scores(candidates: list[Candidate]) -> dict[str, float]:
+    return {c.cluster: round(c.score, 3) for c in candidates}
+
+
+def _first(request: Request, ranked: list[Candidate]) -> tuple[Placement, ...]:
+    if not ranked:
+        return ()
+    return (Placement(ranked[0].cluster, ranked[0].node.name, request.demand),)
+
+
+def _finish(
+    context: LevelContext,
+    scan: LevelScan,
+    shown: tuple[str, ...],
+    ranked: list[Candidate],
+    scores: dict[str, float],
+    by_plugin: dict[str, dict[str, float]],
+    placing: _Placing,
+) -> LevelResult:
+    """Place on the ranked candidates and explain the level."""
+    request, state = context.request, context.state
+    if state.notes:
+        scan.notes.update({f"note {i + 1}": note for i, note in enumerate(state.notes)})
+    by_plugin.update(node_plugin_scores(request, ranked, state.plugins))
+    placements = placing(request, ranked)
+    where = ", ".join(f"{p.cluster}/{p.node}" for p in placements) or None
+    trace = level_trace(context.index, shown, scan, scores, by_plugin, where)
+    return LevelResult(placements, trace, scan.unschedulable)
+
+
+def _ranked(rank: float | None, cluster: str) -> tuple[int, float, str]:
+    """Measured clusters first, best rank first; the rest after them in name order."""
+    return (0, -rank, cluster) if rank is not None else (1, 0.0, cluster)

@@ -1,0 +1,48 @@
+"""What a scheduling process takes from its configuration: the intake's rules and the
+planner's rules, and `admit`, the intake's decode as every process applies it (workers, the
+dry run and the API answer alike)."""
+
+from __future__ import annotations
+
+from gsch.model.intake import IntakeRules, Rejection, decode_request
+from gsch.model.request import SELECTOR_PATTERN, Request
+from gsch.policies.registry import PROFILES
+from gsch.policies.rules import PlannerRules, ProjectClusters
+from gsch.runtime.config import Config, ConfigError, IntakeConfig
+
+
+def intake_rules(config: IntakeConfig) -> IntakeRules:
+    return IntakeRules(
+        max_request_bytes=config.max_request_bytes,
+        allowed_kinds=frozenset(config.allowed_kinds),
+    )
+
+
+def planner_rules(config: Config) -> PlannerRules:
+    """The rules every plan of this process follows (workers and the dry run alike)."""
+    for name, project in config.projects.items():
+        for selector in project.selectors:
+            if not SELECTOR_PATTERN.match(selector):
+                raise ConfigError(f"projects.{name}.selectors: {selector!r} is not key=value[&…]")
+    return PlannerRules(
+        max_latency_age=config.planner.max_latency_age,
+        projects={
+            name: ProjectClusters.of(project.clusters, project.selectors)
+            for name, project in config.projects.items()
+        },
+    )
+
+
+def admit(data: bytes, rules: IntakeRules, fallback_id: str) -> Request | Rejection:
+    """Decode a request as a worker takes it: any accepted form, then a policy this version
+    can place. The dry run calls exactly this, so it answers what a worker would."""
+    decoded = decode_request(data, rules, fallback_id)
+    if isinstance(decoded, Request) and decoded.policy not in PROFILES:
+        available = ", ".join(p.value for p in PROFILES)
+        return Rejection(
+            decoded.request_id,
+            "policy",
+            f"{decoded.policy} is recognised but not available yet (available: {available})",
+            decoded.form,
+        )
+    return decoded
