@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import nats.errors
 import nats.js.errors
@@ -111,6 +111,7 @@ class EventStore:
         # refused one is settled, the next may go) keeps groups large.
         self._max_inflight_batches = max_inflight_batches
         self._grouper: GroupCommitter | None = None
+        self._counters: dict[type, Any] = {}
         # The streams and consumers this process declared at start: re-applied when one of
         # them is found deleted under a running consumer. They own the lease too.
         self.declarations = declarations
@@ -154,8 +155,15 @@ class EventStore:
                 self._grouper = GroupCommitter(self, self._max_inflight_batches)
             sequences = await self._grouper.submit(items, revalidator)
         for item in items:
-            EVENT_APPENDS.labels(type=type(item.event).__name__).inc()
+            self._appended(type(item.event)).inc()
         return sequences
+
+    def _appended(self, kind: type) -> Any:
+        """The append counter of one event type (label lookups cost a lock each: keep them)."""
+        counter = self._counters.get(kind)
+        if counter is None:
+            counter = self._counters[kind] = EVENT_APPENDS.labels(type=kind.__name__)
+        return counter
 
     async def append_change(
         self,
