@@ -46,7 +46,8 @@ def test_no_cluster_wide_binding_grants_workload_verbs() -> None:
             writes = set(rule["verbs"]) & WORKLOAD_VERBS
             # Cluster-wide writes: creating namespaces and RoleBindings, nothing else.
             assert not writes or resources <= {"namespaces", "rolebindings"}, rule
-            assert "*" not in rule["verbs"] and "*" not in resources, rule
+            assert "*" not in rule["verbs"], rule
+            assert "*" not in resources, rule
             if "bind" in rule["verbs"]:
                 assert rule["resourceNames"] == [WORKLOADS_ROLE], rule
             assert not {"escalate", "impersonate"} & set(rule["verbs"]), rule

@@ -164,7 +164,7 @@ def test_allowed_values_pass_baseline() -> None:
                 "ports": [{"containerPort": 80, "hostPort": 0}],
                 "readinessProbe": {"httpGet": {"port": 80, "host": ""}},
             }
-        ],  # fmt: skip
+        ],
         "volumes": [{"name": "cache", "emptyDir": {}}],
     }
     annotations = {"container.apparmor.security.beta.kubernetes.io/c": "runtime/default"}
@@ -184,8 +184,8 @@ def test_apparmor_annotation_unconfined_is_refused() -> None:
 
 
 def test_a_malformed_security_context_cannot_hide_a_field() -> None:
-    got = reason(manifest("Pod", {"containers": [{"name": "c", "image": "x",
-                                                  "securityContext": ["privileged"]}]}))  # fmt: skip
+    malformed = {"name": "c", "image": "x", "securityContext": ["privileged"]}
+    got = reason(manifest("Pod", {"containers": [malformed]}))
     assert got == "workload[0].spec.containers[0].securityContext: must be an object"
 
 
@@ -234,12 +234,13 @@ RESTRICTED_VIOLATIONS: list[tuple[str, dict[str, Any], str, str]] = [
 )
 def test_restricted_refuses_each_control(change: dict[str, Any], field: str, control: str) -> None:
     security = {**RESTRICTED_CONTAINER["securityContext"], **change}
-    spec = {"containers": [{"name": "c", "image": "x",
-                            "securityContext": {k: v for k, v in security.items() if v is not None}}]}  # fmt: skip
+    context = {k: v for k, v in security.items() if v is not None}
+    spec = {"containers": [{"name": "c", "image": "x", "securityContext": context}]}
     rules = at_level(PodSecurityLevel.RESTRICTED)
     got = reason(manifest("StatefulSet", spec), rules, project_name="p1", workspace_name="w")
     assert got.startswith(f"workload[0].spec.template.spec.{field}: "), got
-    assert '"restricted"' in got and f"({control})" in got, got
+    assert '"restricted"' in got, got
+    assert f"({control})" in got, got
     # The same pod is fine for a baseline project.
     assert reason(manifest("StatefulSet", spec), project_name="p2", workspace_name="w") == ""
 

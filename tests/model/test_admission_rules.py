@@ -59,7 +59,8 @@ def reason(rules: IntakeRules = WITH_PROJECTS, **fields: Any) -> str:
 def test_namespaces_a_request_may_not_use(fields: dict[str, Any], why: str) -> None:
     got = reason(**fields)
     assert got.startswith("namespace: "), got
-    assert 'forbidden by gsch admission rule "namespace"' in got and why in got, got
+    assert 'forbidden by gsch admission rule "namespace"' in got, got
+    assert why in got, got
 
 
 def test_kube_system_by_project_says_where_it_came_from() -> None:

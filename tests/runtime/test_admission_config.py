@@ -70,5 +70,5 @@ def test_a_short_or_missing_key_file_is_a_config_error(tmp_path: Path) -> None:
     short.write_text("tiny")
     with pytest.raises(ConfigError, match="at least 32 bytes"):
         rules_of({"admission": {"secret_key_file": str(short)}})
-    with pytest.raises(ConfigError, match="admission.secret_key_file"):
+    with pytest.raises(ConfigError, match=r"admission\.secret_key_file"):
         rules_of({"admission": {"secret_key_file": str(tmp_path / "absent")}})
