@@ -53,6 +53,8 @@ def request_bodies(draw: st.DrawFn, topology: Topology) -> dict[str, Any]:
     selector = draw(st.sampled_from([{}, {}, {"disk": "ssd"}, {"zone": "a"}]))
     if selector:
         spec["nodeSelector"] = selector
+    # Now and then something admission refuses: the dry run must refuse it the same way.
+    spec.update(draw(st.sampled_from([{}, {}, {}, {}, {"hostNetwork": True}, {"nodeName": "n"}])))
     body: dict[str, Any] = {
         "request_id": f"req-{draw(st.integers(0, 50))}",
         "policy": policy.value,
