@@ -11,6 +11,8 @@ from typing import Any
 
 import msgspec
 
+from gsch.model.admission.admit import AdmissionRefused, Scope, admit
+from gsch.model.admission.rules import DEFAULT_ADMISSION, AdmissionRules
 from gsch.model.affinity import node_affinity_of
 from gsch.model.brackets import BracketError, parse_levels
 from gsch.model.forms import Fields, Invalid, claimed_request_id, detect_form, read_fields
@@ -46,6 +48,7 @@ class Rejection:
 class IntakeRules:
     max_request_bytes: int
     allowed_kinds: frozenset[str]
+    admission: AdmissionRules = DEFAULT_ADMISSION
 
 
 # --- levels, policy and mode --------------------------------------------------------------
@@ -186,6 +189,11 @@ def _validate(fields: Fields, request_id: str, rules: IntakeRules) -> Request:
     if max(demand.cpu_m, demand.memory, demand.gpu, demand.pods) > _INT64_MAX:
         # Events must decode again: msgspec reads integers only up to 64 bits.
         raise Invalid("workload", "its total resource demand is out of range")
+    scope = Scope(fields.project_name, fields.workspace_name, fields.namespace)
+    try:
+        workload = admit(fields.workload, scope, rules.admission)
+    except AdmissionRefused as exc:
+        raise Invalid(exc.violation.field, exc.violation.problem) from exc
     return Request(
         request_id=request_id,
         policy=policy,
@@ -199,7 +207,7 @@ def _validate(fields: Fields, request_id: str, rules: IntakeRules) -> Request:
         namespace=fields.namespace,
         fast=fields.fast,
         form=fields.form,
-        workload=fields.workload,
+        workload=workload,
         demand=demand,
         node_selector=node_selector_of(fields.workload),
         node_affinity=affinity,

@@ -22,9 +22,10 @@ DEFAULT_ALLOWED_KINDS = (
     "CronJob",
     "Service",
     "ConfigMap",
-    "Secret",
     "PersistentVolumeClaim",
-)
+)  # Secret only with admission.secret_key_file: its data is then sealed on the log
+
+PodSecurity = Literal["privileged", "baseline", "restricted"]
 
 
 class NatsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -122,6 +123,9 @@ class KubeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     agent_heartbeat_seconds: float = 5.0
     agent_silence_seconds: float = 20.0
     field_manager: str = "gsch"
+    # gsch's service account in a member cluster (in admission.gsch_namespace): each namespace
+    # gsch creates binds the ClusterRole gsch-workloads to it (config/rbac/gsch-member.yaml).
+    service_account: str = "gsch"
     probe: ProbeConfig = msgspec.field(default_factory=ProbeConfig)
 
 
@@ -132,10 +136,27 @@ class PlannerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class ProjectConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """`[projects.<name>]`: the clusters the project's requests may be placed on."""
+    """`[projects.<name>]`: the clusters the project's requests may be placed on, and what
+    its workloads may do (see `AdmissionConfig`)."""
 
     clusters: list[str] = msgspec.field(default_factory=list)
     selectors: list[str] = msgspec.field(default_factory=list)  # e.g. "tier=edge&region=kr"
+    pod_security: PodSecurity | None = None  # None: admission.pod_security
+    namespaces: list[str] = msgspec.field(default_factory=list)  # besides <project>-<workspace>
+    service_accounts: list[str] | None = None  # None: any (but the denied); else these + default
+    allow: list[str] = msgspec.field(default_factory=list)  # node-name, tolerate-all, external-ips
+
+
+class AdmissionConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """`[admission]`: what a workload may do on a member cluster, for every request (projects
+    may set their own level and exemptions)."""
+
+    pod_security: PodSecurity = "baseline"  # Kubernetes Pod Security Standard by default
+    shared_namespaces: list[str] = msgspec.field(default_factory=lambda: ["default"])
+    denied_namespaces: list[str] = msgspec.field(default_factory=list)  # besides kube-*, gsch's
+    gsch_namespace: str = "gsch-system"  # where gsch runs in a member cluster: never a target
+    denied_service_accounts: list[str] = msgspec.field(default_factory=list)
+    secret_key_file: str | None = None  # seals Secret data; without it a Secret is refused
 
 
 class AuthConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -181,6 +202,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     planner: PlannerConfig = msgspec.field(default_factory=PlannerConfig)
     # No projects: requests naming a project are not restricted to any clusters.
     projects: dict[str, ProjectConfig] = msgspec.field(default_factory=dict)
+    admission: AdmissionConfig = msgspec.field(default_factory=AdmissionConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
 
     @property

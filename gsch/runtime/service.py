@@ -225,7 +225,7 @@ async def _start_api(
     stack.push_async_callback(gauges_reader.close)
     gauges = ReadModelGauges(gauges_reader)
     tasks.append(asyncio.create_task(gauges.run(stop, config.metrics.refresh_interval)))
-    dry_run = DryRun(snapshot, intake_rules(config.intake), planner_rules(config))
+    dry_run = DryRun(snapshot, intake_rules(config), planner_rules(config))
     app = make_app(
         projector,
         store=store,

@@ -11,6 +11,7 @@ import time
 from gsch.eventstore.consumers import WorkItem
 from gsch.eventstore.store import ConflictError, EventStore
 from gsch.metrics import DUPLICATE_SUBMISSIONS, REQUESTS_REJECTED
+from gsch.model.admission.secrets import redacted_excerpt
 from gsch.model.decisions import accept, is_duplicate, reject
 from gsch.model.ids import generated_request_id
 from gsch.model.intake import IntakeRules, Rejection
@@ -51,7 +52,7 @@ class Intake:
     async def _reject(self, rejection: Rejection, item: WorkItem) -> None:
         change = reject(
             rejection.request_id, rejection.reason, rejection.field, rejection.form, item.seq,
-            item.data[:EXCERPT_BYTES].decode("utf-8", "replace"), time.time(),
+            redacted_excerpt(item.data, EXCERPT_BYTES), time.time(),
         )  # fmt: skip
         try:
             await self.store.append_change(change)

@@ -57,7 +57,7 @@ class Worker:
         self.attempts = Attempts(
             store, snapshot, name, self.planner, retry, config.worker.max_conflict_retries
         )
-        self.intake = Intake(store, self.attempts, intake_rules(config.intake), retry)
+        self.intake = Intake(store, self.attempts, intake_rules(config), retry)
         # What this process holds: queued by level, running, or parked as blocked. The room
         # (queued + running) bounds what the pull loops fetch; parked messages do not count.
         options = config.worker
