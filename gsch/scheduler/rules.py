@@ -5,6 +5,7 @@ dry run and the API answer alike)."""
 from __future__ import annotations
 
 from gsch.model.intake import IntakeRules, Rejection, decode_request
+from gsch.model.limits import CountLimits
 from gsch.model.request import SELECTOR_PATTERN, Request
 from gsch.policies.registry import PROFILES
 from gsch.policies.rules import PlannerRules, ProjectClusters
@@ -15,6 +16,12 @@ def intake_rules(config: IntakeConfig) -> IntakeRules:
     return IntakeRules(
         max_request_bytes=config.max_request_bytes,
         allowed_kinds=frozenset(config.allowed_kinds),
+        limits=CountLimits(
+            max_levels=config.max_levels,
+            max_clusters_per_level=config.max_clusters_per_level,
+            max_clusters=config.max_clusters,
+            max_documents=config.max_documents,
+        ),
     )
 
 
