@@ -188,7 +188,8 @@ async def test_cancel_in_every_state_and_through_the_nats_subject(
         ]
     assert report.ok, report.summary()
     assert report.states == {"cancelled": 3, "bound": 1}
-    assert ghost_events == ["RequestCancelled"]  # published after its cancel: never accepted
+    # Published soon after its cancel: recorded and cancelled on arrival, never scheduled.
+    assert ghost_events == ["CancelRecorded", "RequestAccepted", "RequestCancelled"]
 
 
 async def test_consumer_deleted_under_a_running_worker_is_declared_again(
