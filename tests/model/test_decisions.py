@@ -180,7 +180,8 @@ def test_a_second_body_under_a_known_id_is_a_conflict_the_same_body_a_duplicate(
     refused = id_conflict(known, 4, "bbb", "{...}", 5.0)
     assert (refused.intake_seq, refused.original_intake_seq) == (4, 3)
     assert (refused.digest, refused.original_digest) == ("bbb", "aaa")
-    assert "r1" in refused.reason and "different body" in refused.reason
+    assert "r1" in refused.reason
+    assert "different body" in refused.reason
 
 
 def test_giving_up_fails_at_once_with_the_reason_and_the_history() -> None:

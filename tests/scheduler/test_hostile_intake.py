@@ -26,25 +26,16 @@ from gsch.model.states import State
 from gsch.runtime.config import Config, load_config
 from gsch.scheduler.cancel import cancel_request
 from gsch.tools.observe import RequestTracker
-from tests.support.pipeline import get_json, pod_request, running
+from tests.support.pipeline import SMALL_FLEET, get_json, pod_request, running
 from tests.support.scenario import Log
 from tests.support.waits import eventually
 
-FLEET = """
-[[clusters]]
-name = "solo"
-tier = "edge"
-  [[clusters.nodes]]
-  name = "solo-w"
-  cpu = "2"
-  memory = "8Gi"
-"""
 LEASE = 6.0
 
 
 def config_for(tmp_path: Path, url: str, **sections: dict[str, Any]) -> Config:
     topology = tmp_path / "fleet.toml"
-    topology.write_text(FLEET)
+    topology.write_text(SMALL_FLEET)
     queue = {"backoff_base": 0.05, "backoff_max": 0.1, "lease_seconds": LEASE}
     return load_config(
         None,
