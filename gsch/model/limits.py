@@ -22,7 +22,7 @@ from gsch.model.request import NAME_PATTERN
 # How much of a value a reason repeats, and how long a reason or a field path may be.
 SHOWN_CHARS = 64
 MAX_PROBLEM_CHARS = 512
-MAX_FIELD_CHARS = 128
+MAX_FIELD_CHARS = 256  # our own paths reach ~130 (nodeAffinity terms)
 
 # Kubernetes' own bounds: a namespace (and so `<project>-<workspace>`'s parts) is a DNS
 # label of at most 63 characters; a user name is free text, held to a subdomain's length.
