@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import nats.errors
 import yaml
 
 from gsch.cli.common import add_api_flag, add_command, api_url, client_store, config_of
@@ -70,7 +71,10 @@ async def _submit(args: argparse.Namespace) -> int:
         if request_id is not None:
             # A worker decides whether the id was free: wait for its word on this message.
             patience = args.timeout if args.wait else _VERDICT_SECONDS
-            verdict = await intake_verdict(store, request_id, seq, patience)
+            try:
+                verdict = await intake_verdict(store, request_id, seq, patience)
+            except (nats.errors.Error, TimeoutError) as exc:  # e.g. credentials that only publish
+                print(f"{request_id}: published; its verdict could not be read: {exc!r}")
     if isinstance(verdict, RequestIdConflict):
         print(f"refused: {verdict.reason}", file=sys.stderr)
         return 1
