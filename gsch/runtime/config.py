@@ -52,6 +52,14 @@ class QueueConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # A blocked request is re-planned when capacity it could use appears, and at least this
     # often (a dry plan, no event) in case a change was announced by nothing it watches.
     blocked_recheck_seconds: float = 30.0
+    # Parking is bounded: at most this many blocked requests held per worker (more are
+    # handed back to the queue and looked at again after `blocked_recheck_seconds`), and a
+    # request blocked for longer than `max_blocked_seconds` ends as failed with its reason.
+    max_parked: int = 10_000
+    max_blocked_seconds: float = 3600.0
+    # A cancel for an id the log does not know yet cancels the request only if it is
+    # published within this many seconds after the cancel; then the cancel has expired.
+    cancel_before_arrival_seconds: float = 300.0
 
 
 class WorkerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -63,6 +71,10 @@ class WorkerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class IntakeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_request_bytes: int = 262144
+    max_levels: int = 16  # levels of select_clusters
+    max_clusters_per_level: int = 128  # names or selectors in one level
+    max_clusters: int = 256  # names or selectors over all levels
+    max_documents: int = 32  # manifests in one workload
     allowed_kinds: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_ALLOWED_KINDS))
 
 

@@ -5,6 +5,7 @@ dry run and the API answer alike)."""
 from __future__ import annotations
 
 from gsch.model.intake import IntakeRules, Rejection, decode_request
+from gsch.model.limits import CountLimits
 from gsch.model.request import SELECTOR_PATTERN, Request
 from gsch.policies.registry import PROFILES
 from gsch.policies.rules import PlannerRules, ProjectClusters
@@ -17,6 +18,12 @@ def intake_rules(config: Config) -> IntakeRules:
         max_request_bytes=config.intake.max_request_bytes,
         allowed_kinds=frozenset(config.intake.allowed_kinds),
         admission=admission_rules(config),
+        limits=CountLimits(
+            max_levels=config.intake.max_levels,
+            max_clusters_per_level=config.intake.max_clusters_per_level,
+            max_clusters=config.intake.max_clusters,
+            max_documents=config.intake.max_documents,
+        ),
     )
 
 
