@@ -92,6 +92,9 @@ async def prometheus(fleet: dict[str, str], tmp_path: Path, repo_root: Path) -> 
     binary = prometheus_binary()
     config = yaml.safe_load((repo_root / "config" / "prometheus" / "prometheus.yml").read_text())
     config["global"] |= {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    # The shipped alert rules, loaded by a real Prometheus next to the live metrics.
+    config["rule_files"] = [str(repo_root / "config" / "prometheus" / rule_file)
+                            for rule_file in config["rule_files"]]  # fmt: skip
     for job in config["scrape_configs"]:
         role = job["job_name"].removeprefix("gsch-")
         for static in job["static_configs"]:
@@ -176,6 +179,12 @@ async def test_every_panel_query_returns_series(
             ) as response:
                 values = (await response.json())["data"]
             assert len(values) == CLUSTERS, values
+        async with session.get(f"{prometheus}/api/v1/rules") as response:
+            groups = (await response.json())["data"]["groups"]
+        assert {group["name"] for group in groups} >= {"gsch-requests", "gsch-processes"}
+        unhealthy = [rule for group in groups for rule in group["rules"]
+                     if rule["health"] not in ("ok", "unknown")]  # fmt: skip
+        assert not unhealthy, unhealthy
         async with session.get(f"{prometheus}/api/v1/targets") as response:
             targets = (await response.json())["data"]["activeTargets"]
         assert {t["labels"]["job"] for t in targets if t["health"] == "up"} == {
