@@ -49,7 +49,7 @@ def dashboards_config_map(config: Path) -> dict[str, Any]:
     }
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(yaml.SafeDumper):  # type: ignore[misc]  # PyYAML ships no types
     """Multi-line strings (expressions, dashboard JSON) as literal blocks, readable in diffs."""
 
 
@@ -62,7 +62,7 @@ _Dumper.add_representer(str, _string)
 
 
 def render(document: dict[str, Any], source: str) -> str:
-    body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=True)
+    body: str = yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=True)
     return HEADER.format(source=source) + body
 
 
