@@ -3,31 +3,20 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from prometheus_client import REGISTRY
 
 import gsch.metrics  # noqa: F401 - registers every gsch metric
+from tests.support.tools import prometheus_tool
 
 # Named by rules before the code that exports them lands (issue 12 adds snapshot metrics).
 NOT_YET_EXPORTED = {"gsch_snapshot_age_seconds"}
 METRIC = re.compile(r"\bgsch_[a-z0-9_]+\b")
-
-
-def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is not None:
-        return found
-    if os.environ.get("CI"):
-        pytest.fail("promtool is not installed; .ci/run installs Debian's prometheus package")
-    pytest.skip("promtool is not installed (apt-get install prometheus); CI installs it")
 
 
 def rules(repo_root: Path) -> list[dict[str, Any]]:
@@ -37,7 +26,12 @@ def rules(repo_root: Path) -> list[dict[str, Any]]:
 
 def run_promtool(*args: str, cwd: Path) -> str:
     done = subprocess.run(
-        [promtool(), *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+        [prometheus_tool("promtool"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
