@@ -1,5 +1,5 @@
 """What every `gsch` command shares: declaring a subcommand with its handler, the config and
-NATS flags and `--api`, loading the config, and connecting to NATS."""
+NATS flags and `--api`, loading the config, connecting to NATS and calling the API."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import signal
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from gsch.cli.endpoints import CONNECT_PATIENCE, Endpoint, api_endpoint, nats_endpoint
 from gsch.runtime.config import Config, load_config
 
 if TYPE_CHECKING:
@@ -49,7 +50,11 @@ def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def add_api_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--api", help="API base URL (default from config api.listen)")
+    parser.add_argument(
+        "--api",
+        help="API base URL (default: the one a running `gsch serve` wrote to"
+        " <data-dir>/api.url, else http://<api.listen>)",
+    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -77,8 +82,32 @@ def config_of(args: argparse.Namespace) -> Config:
     return load_config(getattr(args, "config", None), _overrides(args))
 
 
-def api_url(args: argparse.Namespace, config: Config) -> str:
-    return str(args.api or f"http://{config.api.listen}")
+class Api:
+    """The HTTP API as a command calls it: an unreachable one is reported with the address
+    tried and where that address came from."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+
+    async def get(self, path: str, **params: Any) -> Any:
+        from gsch.client import ApiUnreachable, api_get
+
+        try:
+            return await api_get(self.endpoint.url, path, **params)
+        except ApiUnreachable as exc:
+            raise self.endpoint.unreachable("gsch API", str(exc)) from None
+
+    async def post(self, path: str, body: bytes) -> Any:
+        from gsch.client import ApiUnreachable, api_post
+
+        try:
+            return await api_post(self.endpoint.url, path, body)
+        except ApiUnreachable as exc:
+            raise self.endpoint.unreachable("gsch API", str(exc)) from None
+
+
+def api_of(args: argparse.Namespace, config: Config) -> Api:
+    return Api(api_endpoint(args, config))
 
 
 @contextlib.asynccontextmanager
@@ -94,12 +123,18 @@ async def event_store(config: Config, nc: Client) -> AsyncIterator[EventStore]:
 
 
 @contextlib.asynccontextmanager
-async def client_store(config: Config) -> AsyncIterator[EventStore]:
+async def client_store(config: Config, args: argparse.Namespace) -> AsyncIterator[EventStore]:
     """A short-lived client of the configured NATS, or of the embedded server that `gsch
-    serve` announced in the data dir; closed on the way out."""
-    from gsch.runtime.connection import connect, discover_url
+    serve` announced in the data dir; closed on the way out. A server that is not there is
+    reported within seconds, with the URL and where it came from."""
+    from gsch.runtime.connection import NatsUnreachable, connect
 
-    nc = await connect(config, discover_url(config), "gsch-cli")
+    endpoint = nats_endpoint(args, config)
+    try:
+        nc = await connect(config, endpoint.url, "gsch-cli", patience=CONNECT_PATIENCE)
+    except NatsUnreachable:
+        detail = f"nothing accepted a connection within {CONNECT_PATIENCE:g} s"
+        raise endpoint.unreachable("NATS server", detail) from None
     try:
         async with event_store(config, nc) as store:
             yield store

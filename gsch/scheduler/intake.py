@@ -12,7 +12,7 @@ from gsch.eventstore.consumers import WorkItem
 from gsch.eventstore.store import ConflictError, EventStore
 from gsch.metrics import DUPLICATE_SUBMISSIONS, REQUESTS_REJECTED
 from gsch.model.decisions import accept, is_duplicate, reject
-from gsch.model.ids import generated_request_id
+from gsch.model.ids import intake_request_id
 from gsch.model.intake import IntakeRules, Rejection
 from gsch.model.request import QueueLevel, Request
 from gsch.model.retry import RetryPolicy
@@ -36,7 +36,8 @@ class Intake:
 
     def decode(self, item: WorkItem) -> tuple[Request | Rejection, QueueLevel]:
         """The request (or why not), and the level it waits at for its first attempt."""
-        decoded = admit(item.data, self.rules, generated_request_id(item.seq, item.published_ns))
+        fallback_id = intake_request_id(item.msg_id, item.seq, item.published_ns)
+        decoded = admit(item.data, self.rules, fallback_id)
         if isinstance(decoded, Rejection):
             return decoded, QueueLevel.BASE
         return decoded, self.retry.level(decoded, 0)
