@@ -111,8 +111,13 @@ async def _run(args: argparse.Namespace, data_dir: Path) -> bool:
         return False
     running = started.result()
     say(f"embedded nats-server at {running.nats_url}; API at {running.api_url}")
+    # The workers decide retries: they wait out the demo's short backoff, not the default.
+    queue = {f"GSCH_QUEUE__{key.upper()}": str(getattr(config.queue, key))
+             for key in ("backoff_base", "backoff_max")}  # fmt: skip
     workers = [
-        ChildProcess(serve_args("worker", running.nats_url, data_dir), data_dir / f"worker-{i}.log")
+        ChildProcess(
+            serve_args("worker", running.nats_url, data_dir), data_dir / f"worker-{i}.log", queue
+        )
         for i in range(args.workers)
     ]
     for worker in workers:

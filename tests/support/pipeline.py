@@ -20,8 +20,9 @@ from gsch.runtime.config import Config, load_config
 from gsch.runtime.service import Running, default_topology_path, serve
 
 
-def make_config(tmp_path: Path, url: str, **simulator: object) -> Config:
-    """The demo topology on the simulator, fast retries, the API on a free port."""
+def make_config(tmp_path: Path, url: str | None, **simulator: object) -> Config:
+    """The demo topology on the simulator, fast retries, the API on a free port; `url`
+    None: the embedded nats-server in the data dir, as `gsch serve` starts it."""
     return load_config(
         None,
         {
