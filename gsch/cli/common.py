@@ -38,7 +38,11 @@ def add_command(
 
 def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML config file (default: $GSCH_CONFIG)")
-    parser.add_argument("--nats", help="NATS URL(s); unset: the embedded server")
+    parser.add_argument(
+        "--nats",
+        help="NATS URL(s) (default: nats.url of the config, else the embedded server: `gsch"
+        " serve` starts one, other commands use the one it announced in <data-dir>/nats.url)",
+    )
     parser.add_argument("--nats-user", help="NATS user name")
     parser.add_argument("--nats-password-file", help="file holding the NATS user's password")
     parser.add_argument("--nats-token-file", help="file holding a NATS token")
@@ -46,7 +50,11 @@ def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-ca", help="CA certificate (PEM) to verify the NATS server with")
     parser.add_argument("--tls-cert", help="client certificate (PEM) for NATS")
     parser.add_argument("--tls-key", help="private key (PEM) of --tls-cert")
-    parser.add_argument("--data-dir", help="where the embedded server and read model live")
+    parser.add_argument(
+        "--data-dir",
+        help="gsch's data directory (default: var): the embedded server, the read model and"
+        " the addresses a running `gsch serve` announces",
+    )
 
 
 def add_api_flag(parser: argparse.ArgumentParser) -> None:

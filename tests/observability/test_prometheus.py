@@ -44,7 +44,10 @@ def prometheus_binary() -> str:
         return found
     if os.environ.get("CI"):
         pytest.fail("prometheus is not installed; .ci/run installs Debian's package")
-    pytest.skip("prometheus is not installed (apt-get install prometheus); CI installs it")
+    pytest.skip(
+        "prometheus is not installed: `sudo apt-get install prometheus` (Debian's package,"
+        " which .ci/run installs) and this test runs too"
+    )
 
 
 class Exported:
