@@ -199,7 +199,10 @@ async def _binder(
         backends.append(await stack.enter_async_context(central_backend(config, store)))
         backends.append(await stack.enter_async_context(agent_backend(nc, config, store)))
     if not backends:
-        log.warning("binder role without a topology or member clusters: nothing to bind to")
+        log.warning(
+            "binder role without a topology or member clusters: nothing to bind to (for the"
+            " simulated demo fleet: --topology config/topology-demo.toml)"
+        )
         return None
     return Binder(config, store, backends)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gsch.clusters.topology import load_topology
-from gsch.runtime.service import Running, default_topology_path
+from gsch.runtime.service import default_topology_path
 from tests.support.cli import gsch
 from tests.support.pipeline import make_config, running, wait_inventory
 
@@ -36,20 +36,17 @@ INVALID = '{"policy": "GFastestPriority", "select_clusters": ["x"], "workload": 
 
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[tuple[Running, str]]:
-    """A whole gsch on the embedded server in `data`, as `gsch serve` runs it; yields it
-    and the `--data-dir` the commands are given (and nothing else)."""
+async def data(tmp_path: Path) -> AsyncIterator[str]:
+    """A whole gsch on the embedded server in its data dir, as `gsch serve` runs it; yields
+    that `--data-dir`, all the commands are told."""
     config = make_config(tmp_path, None)
     async with running(config, {"worker", "binder", "api"}) as service:
         topology = load_topology(default_topology_path())
         await wait_inventory(service.store, sum(len(c.nodes) for c in topology.clusters))
-        yield service, config.data_dir
+        yield config.data_dir
 
 
-async def test_submit_prints_one_json_document_with_o_json(
-    served: tuple[Running, str], tmp_path: Path
-) -> None:
-    _, data = served
+async def test_submit_prints_one_json_document_with_o_json(data: str, tmp_path: Path) -> None:
     request = tmp_path / "web.yaml"
     request.write_text(REQUEST)
     sent = await gsch("submit", str(request), "-o", "json", "--data-dir", data)
@@ -71,9 +68,8 @@ async def test_submit_prints_one_json_document_with_o_json(
 
 
 async def test_cancelling_an_id_nobody_submitted_changes_nothing_unless_asked(
-    served: tuple[Running, str],
+    data: str,
 ) -> None:
-    _, data = served
     typo = await gsch("cancel", "req-typo", "--data-dir", data)
     assert typo.code == 1
     assert typo.out == ""
@@ -89,10 +85,7 @@ async def test_cancelling_an_id_nobody_submitted_changes_nothing_unless_asked(
     assert json.loads(found.out)["state"] == "cancelled"
 
 
-async def test_requests_come_in_pages_with_their_reasons(
-    served: tuple[Running, str], tmp_path: Path
-) -> None:
-    _, data = served
+async def test_requests_come_in_pages_with_their_reasons(data: str, tmp_path: Path) -> None:
     invalid = tmp_path / "invalid.json"
     invalid.write_text(INVALID)
     for _ in range(3):
@@ -118,9 +111,8 @@ async def test_requests_come_in_pages_with_their_reasons(
 
 
 async def test_printed_text_never_carries_control_characters(
-    served: tuple[Running, str],
+    data: str,
 ) -> None:
-    _, data = served
     # A cancel reason is free text, recorded as given: here, one that would clear the
     # screen and write in red if a terminal received it raw.
     hostile = "\x1b[2J\x1b[31mall your clusters are gone\x1b]0;pwned\x07\u202e"
