@@ -98,18 +98,20 @@ class Api:
         self.endpoint = endpoint
 
     async def get(self, path: str, **params: Any) -> Any:
-        from gsch.client import ApiUnreachable, api_get
+        from gsch.client import api_get
 
-        try:
-            return await api_get(self.endpoint.url, path, **params)
-        except ApiUnreachable as exc:
-            raise self.endpoint.unreachable("gsch API", str(exc)) from None
+        return await self._reached(api_get(self.endpoint.url, path, **params))
 
     async def post(self, path: str, body: bytes) -> Any:
-        from gsch.client import ApiUnreachable, api_post
+        from gsch.client import api_post
+
+        return await self._reached(api_post(self.endpoint.url, path, body))
+
+    async def _reached(self, call: Coroutine[Any, Any, Any]) -> Any:
+        from gsch.client import ApiUnreachable
 
         try:
-            return await api_post(self.endpoint.url, path, body)
+            return await call
         except ApiUnreachable as exc:
             raise self.endpoint.unreachable("gsch API", str(exc)) from None
 

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import ssl
 import time
-from pathlib import Path
 from typing import Any
 
 import nats
@@ -14,26 +13,9 @@ import nats.errors
 from nats.aio.client import Client
 
 from gsch.metrics import NATS_ERRORS
-from gsch.runtime.announce import NATS, announced
 from gsch.runtime.config import Config, read_secret
 
 log = logging.getLogger(__name__)
-
-
-class NoNatsError(Exception):
-    """No NATS URL given and no embedded server running for this data dir."""
-
-
-def discover_url(config: Config) -> str:
-    """The configured URL, or the one the embedded server of this data dir announced."""
-    if config.nats.url:
-        return config.nats.url
-    found = announced(Path(config.data_dir), NATS)
-    if found:
-        return found
-    raise NoNatsError(
-        f"no NATS URL: pass --nats URL, or start `gsch serve` with --data-dir {config.data_dir}"
-    )
 
 
 def _tls_context(config: Config) -> ssl.SSLContext | None:
