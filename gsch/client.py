@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -12,7 +13,7 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 
-from gsch.eventstore.intake import publish_intake
+from gsch.eventstore.intake import IntakeAck, publish_intake
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.subjects import ConflictKey
 from gsch.model.events import RequestIdConflict
@@ -23,18 +24,33 @@ class ApiError(Exception):
     """The API answered with an error; the message carries its reason."""
 
 
+class ApiUnreachable(ApiError):
+    """Nothing answered at the API's address; the message says what happened."""
+
+
+# Reads may wait for the read model (`min_seq`, at most `api.max_wait`, 10 s by default).
+API_TIMEOUT = aiohttp.ClientTimeout(total=30.0, sock_connect=5.0)
+
+
 async def publish_request(
     nc: Client, body: bytes, request_id: str | None, *, patience: float = 60.0
 ) -> int:
-    """Publish one request; JetStream's acknowledgement means it will settle. Returns the
-    intake sequence. The request id doubles as the de-duplication id, which makes it safe
-    to publish again when no acknowledgement came (a server restarting, a cluster electing
-    a new leader): the stream keeps one copy. Without an id a retry could duplicate the
-    request, so it is not retried."""
+    """Publish one request (see `publish_request_acked`); returns its intake sequence."""
+    return (await publish_request_acked(nc, body, request_id, patience=patience)).seq
+
+
+async def publish_request_acked(
+    nc: Client, body: bytes, request_id: str | None, *, patience: float = 60.0
+) -> IntakeAck:
+    """Publish one request; JetStream's acknowledgement means it will settle. The request
+    id doubles as the de-duplication id (and is the request's id when the body names none),
+    which makes it safe to publish again when no acknowledgement came (a server restarting,
+    a cluster electing a new leader): the stream keeps one copy. Without an id a retry could
+    duplicate the request, so it is not retried."""
     deadline = time.monotonic() + patience
     while True:
         try:
-            return (await publish_intake(nc, body, request_id)).seq
+            return await publish_intake(nc, body, request_id)
         except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError):
             if request_id is None or time.monotonic() > deadline:
                 raise
@@ -70,15 +86,27 @@ async def api_post(base_url: str, path: str, body: bytes) -> Any:
 
 
 async def _call(method: str, base_url: str, path: str, **options: Any) -> Any:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.request(method, base_url.rstrip("/") + path, **options) as response,
-    ):
-        body = await response.read()
-        if response.status >= 400:
-            try:
-                reason = msgspec.json.decode(body)["error"]["reason"]
-            except (msgspec.DecodeError, KeyError, TypeError):
-                reason = body.decode(errors="replace")[:200]
-            raise ApiError(f"{response.status}: {reason}")
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=API_TIMEOUT) as session,
+            session.request(method, base_url.rstrip("/") + path, **options) as response,
+        ):
+            body = await response.read()
+            status = response.status
+    except aiohttp.ClientConnectorError as exc:
+        code = exc.os_error.errno
+        raise ApiUnreachable(os.strerror(code).lower() if code else str(exc.os_error)) from None
+    except aiohttp.ClientError as exc:
+        raise ApiUnreachable(str(exc) or "the connection failed") from None
+    except TimeoutError:
+        raise ApiUnreachable(f"no answer within {API_TIMEOUT.total:g} s") from None
+    if status >= 400:
+        try:
+            reason = msgspec.json.decode(body)["error"]["reason"]
+        except (msgspec.DecodeError, KeyError, TypeError):
+            reason = body.decode(errors="replace")[:200]
+        raise ApiError(f"{status}: {reason}")
+    try:
         return msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        raise ApiUnreachable(f"the answer was not JSON: {body[:80]!r}") from None

@@ -109,7 +109,11 @@ def openapi(operations: Iterable[Operation], *, auth: bool) -> dict[str, Any]:
             "description": "Read model of the gsch global scheduler. Every answer carries"
             f" the event stream sequence it reflects ({SEQUENCE_HEADER}, and `sequence` in"
             " JSON bodies).",
+            "license": {"name": "Apache License 2.0", "identifier": "Apache-2.0"},
         },
+        # Wherever an operator runs it: paths are relative to the address this document was
+        # fetched from (`api.listen`, or the proxy in front of it).
+        "servers": [{"url": "/", "description": "The gsch API serving this document"}],
         "paths": paths,
         "components": {
             "schemas": components,
@@ -158,8 +162,9 @@ def _operation(op: Operation, auth: bool) -> dict[str, Any]:
     }
     if op.body is not None:
         result["requestBody"] = {"required": True, "content": {JSON: {"schema": _schema(op.body)}}}
-    if secured:
-        result["security"] = [{"bearer": []}]
+    # Stated on every operation, open ones too (`[]`: no credentials), so a client generated
+    # from the document knows which calls need the token.
+    result["security"] = [{"bearer": []}] if secured else []
     return result
 
 

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from gsch import __version__
 from gsch.cli import admin, processes, requests
+from gsch.cli.endpoints import CliError
+from gsch.cli.output import clean
 from gsch.runtime.config import ConfigError
 
 if TYPE_CHECKING:
@@ -53,10 +55,20 @@ def main(argv: list[str] | None = None) -> int:
         outcome = handler(args)
         return asyncio.run(outcome) if isinstance(outcome, Coroutine) else outcome
     except ConfigError as exc:
-        print(f"gsch: {exc}", file=sys.stderr)
+        print(clean(f"gsch: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # the CLI's last word: one readable line, not a traceback
-        print(f"gsch {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(clean(f"gsch {args.command}: {_readable(exc)}"), file=sys.stderr)
         return 1
+
+
+def _readable(exc: Exception) -> str:
+    """What went wrong, in words: the message alone (exception class names mean nothing to
+    the reader), with a word for the few errors whose message is empty or cryptic."""
+    if isinstance(exc, CliError):
+        return str(exc)
+    if isinstance(exc, TimeoutError):  # nats-py's timeouts are TimeoutErrors too
+        return "no answer in time from NATS or the API (is the server overloaded?)"
+    return str(exc) or f"unexpected error ({type(exc).__name__})"

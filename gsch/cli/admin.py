@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from gsch.cli.common import add_command, client_store, config_of
+from gsch.cli.output import clean
 
 if TYPE_CHECKING:
     from gsch.cli.common import Commands
@@ -25,7 +26,7 @@ async def _streams_apply(args: argparse.Namespace) -> int:
     declarations = load_declarations(
         replicas=config.nats.replicas, lease_seconds=config.queue.lease_seconds
     )
-    async with client_store(config) as store:
+    async with client_store(config, args) as store:
         report = await apply_declarations(store.nc, declarations)
     print(report)
     return 0
@@ -34,16 +35,26 @@ async def _streams_apply(args: argparse.Namespace) -> int:
 def projections_command(commands: Commands) -> None:
     projections = commands.add_parser("projections", help="read model maintenance")
     actions = projections.add_subparsers(dest="action", required=True)
-    add_command(actions, "rebuild", "replay the log into a new read model", _rebuild)
+    add_command(
+        actions,
+        "rebuild",
+        "replay the log into a new read model (refused while an API uses it)",
+        _rebuild,
+    )
 
 
 async def _rebuild(args: argparse.Namespace) -> int:
+    from gsch.projections import lock
     from gsch.projections.projector import rebuild
+    from gsch.runtime.announce import API, announced
 
     config = config_of(args)
-    async with client_store(config) as store:
-        started = time.monotonic()
-        seq = await rebuild(store, config.database_path)
+    # Refused before anything is deleted, and held throughout: no API starts on a half-built
+    # read model.
+    with lock.rebuilding(config.database_path, announced(config.data_path, API)):
+        async with client_store(config, args) as store:
+            started = time.monotonic()
+            seq = await rebuild(store, config.database_path)
     took = time.monotonic() - started
     print(f"rebuilt {config.database_path} up to sequence {seq} in {took:.1f}s")
     return 0
@@ -67,13 +78,13 @@ async def _audit(args: argparse.Namespace) -> int:
     from gsch.audit import audit
 
     config = config_of(args)
-    async with client_store(config) as store:
+    async with client_store(config, args) as store:
         report = await audit(store)
-    print(report.summary())
+    print(clean(report.summary()))
     violations = report.violations(args.unsettled_after)
     for title, items in violations:
         for item in items[:20]:
-            print(f"  {title}: {item}")
+            print(clean(f"  {title}: {item}"))
         if len(items) > 20:
             print(f"  {title}: … and {len(items) - 20} more")
     return 1 if violations else 0

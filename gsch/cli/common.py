@@ -1,5 +1,5 @@
 """What every `gsch` command shares: declaring a subcommand with its handler, the config and
-NATS flags and `--api`, loading the config, and connecting to NATS."""
+NATS flags and `--api`, loading the config, connecting to NATS and calling the API."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import signal
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from gsch.cli.endpoints import CONNECT_PATIENCE, Endpoint, api_endpoint, nats_endpoint
 from gsch.runtime.config import Config, load_config
 
 if TYPE_CHECKING:
@@ -37,7 +38,11 @@ def add_command(
 
 def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML config file (default: $GSCH_CONFIG)")
-    parser.add_argument("--nats", help="NATS URL(s); unset: the embedded server")
+    parser.add_argument(
+        "--nats",
+        help="NATS URL(s) (default: nats.url of the config, else the embedded server: `gsch"
+        " serve` starts one, other commands use the one it announced in <data-dir>/nats.url)",
+    )
     parser.add_argument("--nats-user", help="NATS user name")
     parser.add_argument("--nats-password-file", help="file holding the NATS user's password")
     parser.add_argument("--nats-token-file", help="file holding a NATS token")
@@ -45,11 +50,19 @@ def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-ca", help="CA certificate (PEM) to verify the NATS server with")
     parser.add_argument("--tls-cert", help="client certificate (PEM) for NATS")
     parser.add_argument("--tls-key", help="private key (PEM) of --tls-cert")
-    parser.add_argument("--data-dir", help="where the embedded server and read model live")
+    parser.add_argument(
+        "--data-dir",
+        help="gsch's data directory (default: var): the embedded server, the read model and"
+        " the addresses a running `gsch serve` announces",
+    )
 
 
 def add_api_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--api", help="API base URL (default from config api.listen)")
+    parser.add_argument(
+        "--api",
+        help="API base URL (default: the one a running `gsch serve` wrote to"
+        " <data-dir>/api.url, else http://<api.listen>)",
+    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -77,8 +90,34 @@ def config_of(args: argparse.Namespace) -> Config:
     return load_config(getattr(args, "config", None), _overrides(args))
 
 
-def api_url(args: argparse.Namespace, config: Config) -> str:
-    return str(args.api or f"http://{config.api.listen}")
+class Api:
+    """The HTTP API as a command calls it: an unreachable one is reported with the address
+    tried and where that address came from."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+
+    async def get(self, path: str, **params: Any) -> Any:
+        from gsch.client import api_get
+
+        return await self._reached(api_get(self.endpoint.url, path, **params))
+
+    async def post(self, path: str, body: bytes) -> Any:
+        from gsch.client import api_post
+
+        return await self._reached(api_post(self.endpoint.url, path, body))
+
+    async def _reached(self, call: Coroutine[Any, Any, Any]) -> Any:
+        from gsch.client import ApiUnreachable
+
+        try:
+            return await call
+        except ApiUnreachable as exc:
+            raise self.endpoint.unreachable("gsch API", str(exc)) from None
+
+
+def api_of(args: argparse.Namespace, config: Config) -> Api:
+    return Api(api_endpoint(args, config))
 
 
 @contextlib.asynccontextmanager
@@ -94,12 +133,18 @@ async def event_store(config: Config, nc: Client) -> AsyncIterator[EventStore]:
 
 
 @contextlib.asynccontextmanager
-async def client_store(config: Config) -> AsyncIterator[EventStore]:
+async def client_store(config: Config, args: argparse.Namespace) -> AsyncIterator[EventStore]:
     """A short-lived client of the configured NATS, or of the embedded server that `gsch
-    serve` announced in the data dir; closed on the way out."""
-    from gsch.runtime.connection import connect, discover_url
+    serve` announced in the data dir; closed on the way out. A server that is not there is
+    reported within seconds, with the URL and where it came from."""
+    from gsch.runtime.connection import NatsUnreachable, connect
 
-    nc = await connect(config, discover_url(config), "gsch-cli")
+    endpoint = nats_endpoint(args, config)
+    try:
+        nc = await connect(config, endpoint.url, "gsch-cli", patience=CONNECT_PATIENCE)
+    except NatsUnreachable:
+        detail = f"nothing accepted a connection within {CONNECT_PATIENCE:g} s"
+        raise endpoint.unreachable("NATS server", detail) from None
     try:
         async with event_store(config, nc) as store:
             yield store

@@ -1,36 +1,26 @@
 """The commands a user runs against requests: `submit`, `get`, `plan`, `explain` and
-`cancel`, with the request-file reader and the text formats they print."""
+`cancel`, with the text they print."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
-import json
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 import nats.errors
-import yaml
 
-from gsch.cli.common import add_api_flag, add_command, api_url, client_store, config_of
-from gsch.cli.output import add_output_flag, one_line, table
+from gsch.cli.common import Api, add_api_flag, add_command, api_of, client_store, config_of
+from gsch.cli.output import add_output_flag, bytes_text, clean, one_line, print_json, shorten, table
+from gsch.cli.request_file import load_request_file
 from gsch.model.ids import fresh_request_id
 from gsch.model.states import SETTLED_STATES, State
 
 if TYPE_CHECKING:
     from gsch.cli.common import Commands
-
-
-def _load_request_file(path: str) -> Any:
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return yaml.safe_load(text)  # manifests are usually YAML; the wire is JSON
 
 
 # --- submit ------------------------------------------------------------------------------
@@ -50,53 +40,90 @@ def submit_command(commands: Commands) -> None:
     add_output_flag(submit)
 
 
-# How long `submit` waits for a worker to take the request when not told to --wait.
+# How long `submit` waits for a worker's verdict on the message when not told to --wait.
 _VERDICT_SECONDS = 10.0
 
 
 async def _submit(args: argparse.Namespace) -> int:
-    from gsch.client import ApiError, api_get, intake_verdict, publish_request
+    from gsch.client import intake_verdict, publish_request_acked
     from gsch.model.events import RequestIdConflict
     from gsch.tools.samples import declared_request_id
 
     config = config_of(args)
-    body = _load_request_file(args.file)
+    body = load_request_file(args.file)
     request_id = declared_request_id(body) if isinstance(body, dict) else None
-    if isinstance(body, dict) and request_id is None and "apiVersion" not in body:
+    if request_id is None:
+        # Sent as Nats-Msg-Id, which is the id of a request whose body names none; written
+        # into the body too where its form has a field for it.
         request_id = fresh_request_id("cli")
-        body["request_id"] = request_id
-    async with client_store(config) as store:
-        seq = await publish_request(store.nc, msgspec.json.encode(body), request_id)
-        verdict = None
-        if request_id is not None:
-            # A worker decides whether the id was free: wait for its word on this message.
-            patience = args.timeout if args.wait else _VERDICT_SECONDS
-            try:
-                verdict = await intake_verdict(store, request_id, seq, patience)
-            except (nats.errors.Error, TimeoutError) as exc:  # e.g. credentials that only publish
-                print(f"{request_id}: published; its verdict could not be read: {exc!r}")
+        if isinstance(body, dict) and "apiVersion" not in body:
+            body["request_id"] = request_id
+    verdict: object = None
+    unread: str | None = None
+    async with client_store(config, args) as store:
+        ack = await publish_request_acked(store.nc, msgspec.json.encode(body), request_id)
+        # A worker decides whether the id was free: wait for its word on this very message.
+        patience = args.timeout if args.wait else _VERDICT_SECONDS
+        try:
+            verdict = await intake_verdict(store, request_id, ack.seq, patience)
+        except (nats.errors.Error, TimeoutError) as exc:  # e.g. credentials that only publish
+            unread = str(exc) or type(exc).__name__
     if isinstance(verdict, RequestIdConflict):
-        print(f"refused: {verdict.reason}", file=sys.stderr)
+        print(clean(f"refused: {verdict.reason}"), file=sys.stderr)
         return 1
-    print(f"submitted {request_id or '(id assigned by gsch)'} (intake sequence {seq})")
-    if verdict is None and request_id is not None:
-        print(f"{request_id}: no worker has taken it yet; it settles once one does")
-    if not args.wait or request_id is None:
+    submitted = {"request_id": request_id, "intake_sequence": ack.seq, "duplicate": ack.duplicate}
+    if args.output != "json":
+        print(clean(_submitted_text(request_id, ack.seq, ack.duplicate)))
+    if unread is not None:
+        print(clean(f"{request_id}: published; its verdict could not be read: {unread}"),
+              file=sys.stderr)  # fmt: skip
+    elif verdict is None:
+        print(f"{request_id}: no worker has taken it yet; it settles once one does",
+              file=sys.stderr)  # fmt: skip
+    if not args.wait:
+        if args.output == "json":
+            print_json(submitted)
         return 0
-    api = api_url(args, config)
-    deadline = time.monotonic() + args.timeout
+    found = await _settled(api_of(args, config), request_id, args.timeout, args.output)
+    if args.output == "json":
+        print_json({**submitted, "request": found})
+    elif found is not None:
+        print(one_line(found))
+    if found is None:
+        print(clean(f"{request_id}: not settled after {args.timeout:g} s"), file=sys.stderr)
+        return 1
+    return 0 if found["state"] == State.BOUND else 1
+
+
+def _submitted_text(request_id: str, seq: int, duplicate: bool) -> str:
+    if duplicate:
+        return (
+            f"{request_id} was submitted before (intake sequence {seq}): the intake kept the"
+            " first copy and ignored this one"
+        )
+    return f"submitted {request_id} (intake sequence {seq})"
+
+
+async def _settled(api: Api, request_id: str, timeout: float, output: str) -> dict[str, Any] | None:
+    """The request once it has settled, or None after `timeout` seconds."""
+    from gsch.client import ApiError
+
+    if output != "json":
+        print(f"waiting for it to settle (at most {timeout:g} s)", file=sys.stderr)
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(ApiError):
-            found = await api_get(api, f"/v1/requests/{request_id}")
+        with contextlib.suppress(ApiError):  # 404 until the read model has it
+            found: dict[str, Any] = await api.get(f"/v1/requests/{request_id}")
             if found.get("state") in SETTLED_STATES:
-                print(json.dumps(found, indent=2) if args.output == "json" else one_line(found))
-                return 0 if found["state"] == State.BOUND else 1
+                return found
         await asyncio.sleep(0.25)
-    print(f"{request_id}: not settled after {args.timeout}s", file=sys.stderr)
-    return 1
+    return None
 
 
 # --- get ---------------------------------------------------------------------------------
+
+
+REASON_WIDTH = 80  # of the REASON column; `gsch get request ID` or -o json shows it whole
 
 
 def get_command(commands: Commands) -> None:
@@ -113,55 +140,79 @@ def get_command(commands: Commands) -> None:
         "--limit",
         type=int,
         default=50,
-        help="with requests: at most this many (default: %(default)s)",
+        help="with requests: at most this many, 1-1000 (default: %(default)s)",
+    )
+    get.add_argument(
+        "--newest", action="store_true", help="with requests: newest first (default: oldest)"
+    )
+    get.add_argument(
+        "--continue",
+        dest="continue_token",
+        metavar="TOKEN",
+        help="with requests: the next page, from the token the previous page printed",
     )
     add_output_flag(get)
 
 
 async def _get(args: argparse.Namespace) -> int:
-    from gsch.client import api_get
-
-    config = config_of(args)
-    api = api_url(args, config)
-    what = args.what
-    if what == "requests":
-        params = {k: v for k, v in (("state", args.state), ("policy", args.policy)) if v}
-        result = await api_get(api, "/v1/requests", limit=args.limit, **params)
-        rows = [["ID", "STATE", "POLICY", "CLUSTER", "NODE", "ATTEMPTS"]]
-        for item in result["items"]:
-            placement = item.get("placement") or {}
-            rows.append([
-                item["id"], item["state"], str(item.get("policy") or ""),
-                str(placement.get("cluster") or ""), str(placement.get("node") or ""),
-                str(item.get("attempts", "")),
-            ])  # fmt: skip
-    elif what == "request":
-        if not args.name:
-            raise SystemExit("gsch get request ID")
-        result = await api_get(api, f"/v1/requests/{args.name}")
+    api = api_of(args, config_of(args))
+    if args.what in ("request", "nodes") and not args.name:
+        what = "ID" if args.what == "request" else "CLUSTER"
+        raise SystemExit(f"usage: gsch get {args.what} {what}")
+    if args.what == "requests":
+        return await _get_requests(api, args)
+    if args.what == "request":
+        result = await api.get(f"/v1/requests/{args.name}")
         rows = []
         if args.output != "json":
             print(one_line(result))
             return 0
-    elif what == "clusters":
-        result = await api_get(api, "/v1/clusters")
+    elif args.what == "clusters":
+        result = await api.get("/v1/clusters")
         rows = [["NAME", "TIER", "READY", "NODES"]]
         for item in result["items"]:
             rows.append([item["name"], str(item.get("tier")), str(item.get("ready")),
                          str(item.get("nodes", ""))])  # fmt: skip
     else:  # nodes
-        if not args.name:
-            raise SystemExit("gsch get nodes CLUSTER")
-        result = await api_get(api, f"/v1/clusters/{args.name}/nodes")
+        result = await api.get(f"/v1/clusters/{args.name}/nodes")
         rows = [["NAME", "READY", "FREE CPU(m)", "FREE MEMORY", "FREE GPU"]]
         for item in result["items"]:
             free = item.get("free") or {}
-            rows.append([item["name"], str(item.get("ready")), str(free.get("cpu_m", 0)),
-                         str(free.get("memory", 0)), str(free.get("gpu", 0))])  # fmt: skip
+            memory = bytes_text(int(free.get("memory", 0)))
+            rows.append([item["name"], str(item.get("ready")), str(free.get("cpu_m", 0)), memory,
+                         str(free.get("gpu", 0))])  # fmt: skip
     if args.output == "json":
-        print(json.dumps(result, indent=2))
+        print_json(result)
     else:
         print(table(rows))
+    return 0
+
+
+async def _get_requests(api: Api, args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"limit": args.limit}
+    for name, value in (("state", args.state), ("policy", args.policy),
+                        ("continue", args.continue_token)):  # fmt: skip
+        if value:
+            params[name] = value
+    if args.newest:
+        params["order"] = "newest"
+    page = await api.get("/v1/requests", **params)
+    if args.output == "json":
+        print_json(page)
+        return 0
+    rows = [["ID", "STATE", "POLICY", "CLUSTER", "NODE", "ATTEMPTS", "REASON"]]
+    for item in page["items"]:
+        placement = item.get("placement") or {}
+        rows.append([
+            item["id"], item["state"], str(item.get("policy") or ""),
+            str(placement.get("cluster") or ""), str(placement.get("node") or ""),
+            str(item.get("attempts", "")), shorten(str(item.get("reason") or ""), REASON_WIDTH),
+        ])  # fmt: skip
+    print(table(rows) if page["items"] else "no requests match")
+    following = page.get("continue")
+    if following:
+        # The token holds the filters and order it was issued for (the API checks them).
+        print(clean(f"more: the same command with --continue {following}"))
     return 0
 
 
@@ -178,19 +229,18 @@ def plan_command(commands: Commands) -> None:
 
 
 async def _plan(args: argparse.Namespace) -> int:
-    from gsch.client import api_post
-    from gsch.explain import format_explanation
+    from gsch.cli.explain import format_explanation
 
     config = config_of(args)
-    body = _load_request_file(args.file)
-    answer = await api_post(api_url(args, config), "/v1/plan", msgspec.json.encode(body))
+    body = load_request_file(args.file)
+    answer = await api_of(args, config).post("/v1/plan", msgspec.json.encode(body))
     if args.output == "json":
-        print(json.dumps(answer, indent=2))
+        print_json(answer)
     else:
         where = ", ".join(f"{p['cluster']}/{p['node']}" for p in answer["placements"])
         verdict = f"would place on {where}" if answer["placed"] else "would not place"
         state = f"cluster state as of sequence {answer['sequence']}; nothing was committed"
-        print(f"{answer['policy']}: {verdict} ({state})")
+        print(clean(f"{answer['policy']}: {verdict} ({state})"))
         print(format_explanation(answer["explanation"]))
     return 0 if answer["placed"] else 1
 
@@ -205,16 +255,14 @@ def explain_command(commands: Commands) -> None:
 
 
 async def _explain(args: argparse.Namespace) -> int:
-    from gsch.client import api_get
-    from gsch.explain import format_explanation
+    from gsch.cli.explain import explain_request
 
-    config = config_of(args)
-    found = await api_get(api_url(args, config), f"/v1/requests/{args.request_id}")
+    found = await api_of(args, config_of(args)).get(f"/v1/requests/{args.request_id}")
     if args.output == "json":
-        print(json.dumps(found.get("explanation"), indent=2))
+        print_json(found.get("explanation"))
         return 0
     print(one_line(found))
-    print(format_explanation(found.get("explanation")))
+    print(explain_request(found))
     return 0
 
 
@@ -234,6 +282,12 @@ def cancel_command(commands: Commands) -> None:
         default="cancelled by the user",
         help="why, recorded with the cancellation (default: %(default)s)",
     )
+    cancel.add_argument(
+        "--before-arrival",
+        action="store_true",
+        help="cancel even if no such request exists yet: one published but not yet taken"
+        " from the intake is then dropped when it arrives (the id stays cancelled)",
+    )
     add_output_flag(cancel)
 
 
@@ -242,13 +296,29 @@ async def _cancel(args: argparse.Namespace) -> int:
     from gsch.scheduler.cancel import cancel_request
 
     if not REQUEST_ID_PATTERN.match(args.request_id):
-        print(f"{args.request_id!r} is not a request id", file=sys.stderr)
+        print(clean(f"{args.request_id!r} is not a request id"), file=sys.stderr)
         return 2
     config = config_of(args)
-    async with client_store(config) as store:
-        outcome = await cancel_request(store, args.request_id, args.reason)
+    async with client_store(config, args) as store:
+        outcome = await cancel_request(
+            store, args.request_id, args.reason, before_arrival=args.before_arrival
+        )
+    unknown = outcome.previous_state == State.NEW
     if args.output == "json":
-        print(msgspec.json.encode(outcome).decode())
+        print_json(msgspec.to_builtins(outcome))
+    elif unknown and not outcome.cancelled:
+        print(clean(f"{args.request_id}: no such request: nothing was cancelled."), file=sys.stderr)
+        print(
+            "If it was published a moment ago and still waits in the intake, cancel it with"
+            " --before-arrival: it is then dropped when it arrives (and the id stays cancelled"
+            " for good).",
+            file=sys.stderr,
+        )
+    elif unknown:
+        print(clean(
+            f"{outcome.request_id}: no such request yet; cancelled in advance: a request with"
+            " this id is dropped when it arrives, and the id stays cancelled for good"
+        ))  # fmt: skip
     else:
-        print(f"{outcome.request_id}: {outcome.message}")
-    return 0
+        print(clean(f"{outcome.request_id}: {outcome.message}"))
+    return 1 if unknown and not outcome.cancelled else 0

@@ -16,6 +16,7 @@ from nats.aio.client import Client
 from gsch.eventstore.appends import MSG_ID
 from gsch.eventstore.subjects import INTAKE_SUBJECT
 from gsch.model.digest import body_digest
+from gsch.model.ids import DEDUP_SEPARATOR
 
 PUBLISH_TIMEOUT = 10.0
 
@@ -27,7 +28,7 @@ class IntakeAck:
 
 
 def intake_headers(request_id: str | None, body: bytes) -> dict[str, str] | None:
-    return {MSG_ID: f"{request_id}~{body_digest(body)}"} if request_id else None
+    return {MSG_ID: f"{request_id}{DEDUP_SEPARATOR}{body_digest(body)}"} if request_id else None
 
 
 async def publish_intake(nc: Client, body: bytes, request_id: str | None) -> IntakeAck:

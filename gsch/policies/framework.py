@@ -136,19 +136,37 @@ def combined(plugins: Sequence[ScorePlugin]) -> NodeScorer:
     return total
 
 
+@dataclass(frozen=True)
+class Tiered:
+    """A node score in two tiers: nodes `measured` can score rank above every node it
+    cannot (it returns None: e.g. no latency known); those rank among themselves by
+    `fallback`. Encoded as one float, so the inner loop compares plain numbers: the lower
+    tier sits LOWER_TIER below zero, far below any measured score and wider apart than any
+    fallback score can span. Explanations show the tiers apart (`shown`), never that offset:
+    the lower tier's nodes under `fallback_label`."""
+
+    measured: Callable[[Request, NodeView], float | None]
+    fallback: NodeScorer
+    fallback_label: str = "unmeasured nodes by the fallback score"
+
+    def __call__(self, request: Request, node: NodeView) -> float:
+        found = self.measured(request, node)
+        return found if found is not None else LOWER_TIER + self.fallback(request, node)
+
+    def shown(self, request: Request, node: NodeView) -> tuple[bool, float]:
+        """(whether the node was measured, its score in that tier) as an explanation says it."""
+        found = self.measured(request, node)
+        return (True, found) if found is not None else (False, self.fallback(request, node))
+
+
 def tiered(
-    measured: Callable[[Request, NodeView], float | None], fallback: NodeScorer
-) -> NodeScorer:
-    """Nodes `measured` can score rank above every node it cannot (it returns None: e.g. no
-    latency known); those rank among themselves by `fallback`. Encoded as one float, so the
-    inner loop compares plain numbers: the lower tier sits LOWER_TIER below zero, far below
-    any measured score and wider apart than any fallback score can span."""
-
-    def score(request: Request, node: NodeView) -> float:
-        found = measured(request, node)
-        return found if found is not None else LOWER_TIER + fallback(request, node)
-
-    return score
+    measured: Callable[[Request, NodeView], float | None],
+    fallback: NodeScorer,
+    fallback_label: str | None = None,
+) -> Tiered:
+    if fallback_label is None:
+        return Tiered(measured, fallback)
+    return Tiered(measured, fallback, fallback_label)
 
 
 LOWER_TIER = -1e9

@@ -58,7 +58,7 @@ def prepare_low_latency(
     # Measured nodes first, nearest first; unmeasured ones after, most free capacity first.
     nearest = ScorePlugin(
         f"nearest node to {where} (-ms x {POINTS_PER_MS:g})",
-        tiered(measured_node, free_capacity_score),
+        tiered(measured_node, free_capacity_score, "unmeasured nodes by free capacity (GEdge)"),
         scale=NEAREST_SCALE,
     )
     ranking = ClusterRanking(

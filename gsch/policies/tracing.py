@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from gsch.model.events import LevelTrace
 from gsch.model.request import Request
-from gsch.policies.framework import MAX_LISTED, Candidate, ScorePlugin
+from gsch.policies.framework import MAX_LISTED, Candidate, ScorePlugin, Tiered
 from gsch.policies.search import LevelScan
 
 TOP = 5  # entries shown per score plugin
@@ -41,14 +41,19 @@ def level_trace(
 def node_plugin_scores(
     request: Request, candidates: Sequence[Candidate], plugins: Sequence[ScorePlugin]
 ) -> dict[str, dict[str, float]]:
-    """Each node score plugin's own score of the best few clusters' chosen nodes."""
+    """Each node score plugin's own score of the best few clusters' chosen nodes. A tiered
+    plugin's two tiers are listed apart, each in its own units."""
     top = candidates[:TOP]
-    return {
-        plugin.label: {
-            f"{c.cluster}/{c.node.name}": round(plugin.score(request, c.node), 3) for c in top
-        }
-        for plugin in plugins
-    }
+    scores: dict[str, dict[str, float]] = {}
+    for plugin in plugins:
+        for c in top:
+            label, value = plugin.label, plugin.score(request, c.node)
+            if isinstance(plugin.score, Tiered):
+                measured, value = plugin.score.shown(request, c.node)
+                label = label if measured else f"{label}, {plugin.score.fallback_label}"
+            # + 0.0: a score of -0.0 (0 ms, negated) reads as 0.
+            scores.setdefault(label, {})[f"{c.cluster}/{c.node.name}"] = round(value, 3) + 0.0
+    return scores
 
 
 def _capped(rejections: dict[str, list[str]], notes: dict[str, str]) -> dict[str, list[str]]:

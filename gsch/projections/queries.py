@@ -14,7 +14,7 @@ import msgspec
 
 from gsch.model.events import Taint
 from gsch.model.request import QueueLevel
-from gsch.model.states import State
+from gsch.model.states import FINAL_STATES, State
 from gsch.projections.request_row import COLUMNS, RequestRow, from_record
 from gsch.projections.views import (
     Amount,
@@ -242,6 +242,7 @@ def _summary(row: RequestRow) -> RequestSummary:
         id=row.id,
         state=row.state,
         finished=row.finished,
+        final=row.finished or State(row.state) in FINAL_STATES,
         policy=row.policy,
         mode=row.mode,
         form=row.form,

@@ -6,9 +6,27 @@ sequence of the read-model snapshot it was read from.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from gsch.model.events import Explanation, Taint
+
+Finished = Annotated[
+    bool,
+    msgspec.Meta(
+        description="The workload ran to its end on its cluster and gave its capacity back"
+        " (WorkloadFinished). Only a bound request's workload can finish; it stays `bound`."
+    ),
+]
+Final = Annotated[
+    bool,
+    msgspec.Meta(
+        description="The request has come to its end: failed, cancelled or rejected, or its"
+        " workload finished (where its change feed ends). A bound request whose workload"
+        " runs is not final: it can still be cancelled."
+    ),
+]
 
 
 class Amount(msgspec.Struct, frozen=True):
@@ -44,7 +62,8 @@ class PlacementView(msgspec.Struct, frozen=True):
 class RequestSummary(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     state: str
-    finished: bool
+    finished: Finished
+    final: Final
     policy: str | None
     mode: str | None
     form: str | None

@@ -38,7 +38,7 @@ class NatsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     tls_cert: str | None = None
     tls_key: str | None = None
     replicas: int = 1  # R1 or R3 for every stream and consumer
-    embedded_port: int = 0  # 0: a free port, remembered in <data_dir>/nats.url
+    embedded_port: int = 0  # 0: a free port, remembered in <data_dir>/nats/port
     request_timeout: float = 5.0
 
 

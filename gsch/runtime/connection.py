@@ -6,7 +6,6 @@ import asyncio
 import logging
 import ssl
 import time
-from pathlib import Path
 from typing import Any
 
 import nats
@@ -15,25 +14,8 @@ from nats.aio.client import Client
 
 from gsch.metrics import NATS_ERRORS
 from gsch.runtime.config import Config, read_secret
-from gsch.runtime.embedded import url_file
 
 log = logging.getLogger(__name__)
-
-
-class NoNatsError(Exception):
-    """No NATS URL given and no embedded server running for this data dir."""
-
-
-def discover_url(config: Config) -> str:
-    """The configured URL, or the one the embedded server of this data dir announced."""
-    if config.nats.url:
-        return config.nats.url
-    announced = url_file(Path(config.data_dir))
-    if announced.exists():
-        return announced.read_text().strip()
-    raise NoNatsError(
-        f"no NATS URL: pass --nats URL, or start `gsch serve` with --data-dir {config.data_dir}"
-    )
 
 
 def _tls_context(config: Config) -> ssl.SSLContext | None:
@@ -55,6 +37,10 @@ class NatsConnectError(Exception):
     """NATS refused us (credentials) or stayed unreachable for the whole start-up window."""
 
 
+class NatsUnreachable(NatsConnectError):
+    """Nothing answered at the URL for the whole start-up window."""
+
+
 async def _probe(url: str, options: dict[str, Any], patience: float) -> None:
     """Connect once without reconnecting, so a refused login fails fast and clearly instead
     of being retried for ever by the long-lived client; an unreachable server is waited for."""
@@ -66,15 +52,22 @@ async def _probe(url: str, options: dict[str, Any], patience: float) -> None:
 
     while True:
         try:
+            # One try per server: nats-py's defaults (60 tries, 2 s apart) would hold a single
+            # connect for two minutes when nothing listens, whatever `patience` says.
             probe = await nats.connect(
-                servers=server_list(url), allow_reconnect=False, error_cb=quiet, **options
+                servers=server_list(url),
+                allow_reconnect=False,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0.1,
+                error_cb=quiet,
+                **options,
             )
         except (nats.errors.Error, OSError, TimeoutError) as exc:
             text = repr(exc)
             if "uthorization" in text or "uthentication" in text:
                 raise NatsConnectError(f"NATS at {url} refused the credentials: {exc}") from exc
             if time.monotonic() > deadline:
-                raise NatsConnectError(f"NATS at {url} unreachable for {patience}s: {exc}") from exc
+                raise NatsUnreachable(f"NATS at {url} unreachable for {patience}s: {exc}") from exc
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
             continue

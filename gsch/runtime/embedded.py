@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gsch.runtime.announce import NATS, announce, announced, withdraw
 from gsch.runtime.procs import die_with_parent, kill, terminate
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,6 @@ def _port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def url_file(data_dir: Path) -> Path:
-    return data_dir / "nats.url"
 
 
 @dataclass(frozen=True)
@@ -118,6 +115,10 @@ class EmbeddedNats:
     def running(self) -> bool:
         return self._process is not None and self._process.returncode is None
 
+    @property
+    def _port_file(self) -> Path:
+        return self.store_dir / "port"
+
     def _choose_port(self) -> int:
         """The port this server had before a restart, else the configured one, else the one
         this data dir used last (clients that knew the old URL reconnect by themselves), else
@@ -126,10 +127,10 @@ class EmbeddedNats:
             return self.port
         if self._requested_port:
             return self._requested_port
-        remembered = url_file(self.data_dir)
-        if remembered.exists():
-            with contextlib.suppress(ValueError):
-                port = int(remembered.read_text().strip().rsplit(":", 1)[1])
+        # Data dirs of older versions remember the port only in their announcement.
+        for remembered in (_read(self._port_file), announced(self.data_dir, NATS)):
+            with contextlib.suppress(ValueError, IndexError):
+                port = int((remembered or "").rsplit(":", 1)[-1])
                 if _port_is_free(port):
                     return port
         return free_port()
@@ -168,7 +169,9 @@ class EmbeddedNats:
                     f"nats-server exited with {self._process.returncode}; see {log_path}"
                 )
             if await _accepts_connections(self.port):
-                url_file(self.data_dir).write_text(self.url + "\n")
+                self._port_file.write_text(f"{self.port}\n")
+                # Where `gsch` commands find this server, for as long as it runs.
+                announce(self.data_dir, NATS, self.url)
                 log.info("embedded nats-server ready", extra={"url": self.url, "pid": self.pid})
                 return self.url
             await asyncio.sleep(0.05)
@@ -176,7 +179,10 @@ class EmbeddedNats:
         raise EmbeddedNatsError(f"nats-server not ready after {timeout}s; see {log_path}")
 
     async def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server and withdraw its announcement (a crash, `kill`, leaves it)."""
         process, self._process = self._process, None
+        if process is not None:
+            withdraw(self.data_dir, NATS, self.url)
         await terminate(process, timeout)
 
     async def kill(self) -> None:
@@ -216,6 +222,13 @@ class EmbeddedCluster:
 
     async def stop(self, timeout: float = 15.0) -> None:
         await asyncio.gather(*(node.stop(timeout) for node in self.nodes))
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return None
 
 
 async def _accepts_connections(port: int) -> bool:

@@ -26,6 +26,7 @@ from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import apply_declarations, load_declarations
 from gsch.metrics import initialise_labels
 from gsch.policies.registry import PROFILES
+from gsch.runtime.announce import API, announcing
 from gsch.runtime.config import Config
 from gsch.runtime.connection import connect
 from gsch.runtime.embedded import EmbeddedNats
@@ -198,7 +199,10 @@ async def _binder(
         backends.append(await stack.enter_async_context(central_backend(config, store)))
         backends.append(await stack.enter_async_context(agent_backend(nc, config, store)))
     if not backends:
-        log.warning("binder role without a topology or member clusters: nothing to bind to")
+        log.warning(
+            "binder role without a topology or member clusters: nothing to bind to (for the"
+            " simulated demo fleet: --topology config/topology-demo.toml)"
+        )
         return None
     return Binder(config, store, backends)
 
@@ -213,10 +217,13 @@ async def _start_api(
 ) -> str:
     """The projector, the read-model gauges and the HTTP API (which serves /metrics too)."""
     from gsch.api.app import make_app
+    from gsch.projections import lock
     from gsch.projections.gauges import ReadModelGauges
     from gsch.projections.projector import Projector
     from gsch.projections.reader import ReadModel
 
+    # Held until the process ends: no rebuild replaces the file under a running API.
+    stack.enter_context(lock.serving(config.database_path))
     projector = Projector(store, config.database_path)
     await projector.open()
     stack.push_async_callback(projector.close)
@@ -234,6 +241,8 @@ async def _start_api(
     )
     runner, api_url = await _http_site(app, config.api.listen)
     stack.push_async_callback(runner.cleanup)
+    # Where `gsch get`, `explain` and `plan` find this API; withdrawn before it closes.
+    stack.enter_context(announcing(config.data_path, API, api_url))
     log.info("api listening", extra={"url": api_url})
     return api_url
 

@@ -5,8 +5,9 @@ and any worker's commit or binder's report exclude each other: whichever lands f
 the other re-reads. Capacity the request held is released in the same atomic batch, and the
 event lists the placements it held so binders remove what they applied. Cancelling a final
 request changes nothing and says so. For an id the log does not know yet (still in the
-intake) the cancel is recorded (`CancelRecorded`, never listed as a request): the request is
-cancelled on arrival if it was published within `queue.cancel_before_arrival_seconds`.
+intake) the cancel is recorded (`CancelRecorded`, never listed as a request), unless the caller
+asks only for known requests: the request is cancelled on arrival if it was published within
+`queue.cancel_before_arrival_seconds`.
 """
 
 from __future__ import annotations
@@ -57,11 +58,27 @@ def decode_cancel(data: bytes) -> CancelCommand:
 
 
 async def cancel_request(
-    store: EventStore, request_id: str, reason: str, *, max_conflicts: int = 50
+    store: EventStore,
+    request_id: str,
+    reason: str,
+    *,
+    before_arrival: bool = True,
+    max_conflicts: int = 50,
 ) -> CancelOutcome:
-    """Cancel `request_id` unless it is final; retried while its history keeps moving."""
+    """Cancel `request_id` unless it is final; retried while its history keeps moving.
+    `before_arrival`: an id the log does not know yet is cancelled in advance (recorded, and
+    applied if it arrives within the configured time); else nothing is recorded for it, and
+    the outcome says so."""
     for _ in range(max_conflicts):
         state = await store.load_request(request_id)
+        if state.state is State.NEW and not before_arrival:
+            return CancelOutcome(
+                request_id=request_id,
+                previous_state=state.state.value,
+                state=state.state.value,
+                cancelled=False,
+                message="no such request (yet): nothing was cancelled",
+            )
         change = cancel(state, reason, time.time())
         if change is None:
             return CancelOutcome(

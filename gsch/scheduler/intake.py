@@ -26,7 +26,7 @@ from gsch.model.decisions import (
     reject,
 )
 from gsch.model.digest import body_digest
-from gsch.model.ids import generated_request_id
+from gsch.model.ids import intake_request_id
 from gsch.model.intake import IntakeRules, Rejection
 from gsch.model.request import QueueLevel, Request
 from gsch.model.retry import RetryPolicy
@@ -71,7 +71,8 @@ class Intake:
 
     def decode(self, item: WorkItem) -> tuple[Request | Rejection, QueueLevel]:
         """The request (or why not), and the level it waits at for its first attempt."""
-        decoded = admit(item.data, self.rules, generated_request_id(item.seq, item.published_ns))
+        fallback_id = intake_request_id(item.msg_id, item.seq, item.published_ns)
+        decoded = admit(item.data, self.rules, fallback_id)
         if isinstance(decoded, Rejection):
             return decoded, QueueLevel.BASE
         return decoded, self.retry.level(decoded, 0)

@@ -1,8 +1,10 @@
 """`gsch demo`: the whole system on one machine, under a stream of sample requests.
 
 Embedded nats-server, the API/projector and the simulated clusters in this process, competing
-workers in child processes; requests of every form and policy (a few invalid on purpose) at
-`--rate` for `--duration`, live progress, and a summary with the API URL at the end.
+workers in child processes; requests of every form and policy (a few invalid or unplaceable
+on purpose) at `--rate` for `--duration`, live progress, and a summary with the API URL at
+the end. Its temporary data directory goes with it, unless it is kept running (then the
+summary says how to look around) or something went wrong (then it keeps the logs).
 """
 
 from __future__ import annotations
@@ -10,36 +12,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shutil
 import signal
 import socket
-import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import nats
+import nats.aio.client
 
 from gsch.client import publish_request
 from gsch.clusters.topology import load_topology
 from gsch.logs import setup_logging
-from gsch.model.states import SETTLED_STATES, State
+from gsch.model.states import State
 from gsch.runtime.config import load_config
 from gsch.runtime.procs import ChildProcess, serve_args
 from gsch.runtime.service import Running, default_topology_path, parse_listen, serve
 from gsch.scheduler.cancel import cancel_request
+from gsch.tools.demo_report import ProgressLines, Published, next_steps, summary
 from gsch.tools.observe import RequestTracker
-from gsch.tools.samples import SampleRequests, declared_request_id, encode
+from gsch.tools.samples import Sample, SampleRequests, encode
 
 CANCEL_EVERY = 40  # one request in forty is cancelled shortly after it was published
-# Progress lines: every state a published request can be in, in lifecycle order. The summary
-# leads with the settled states (the outcome), then whatever has not settled.
-STATES = tuple(state for state in State if state is not State.NEW)
-SUMMARY_ORDER = (
-    *(state for state in STATES if state in SETTLED_STATES),
-    *(state for state in STATES if state not in SETTLED_STATES),
-)
+SETTLE_SECONDS = 60.0  # after the load, how long the demo waits for every request to settle
+WORKERS_START_SECONDS = 60.0  # how long the first request may wait for a worker
 
 
 def say(text: str) -> None:
@@ -60,7 +58,24 @@ def _listen_or_free(listen: str) -> str:
 
 
 async def run_demo(args: argparse.Namespace) -> int:
+    temporary = args.data_dir is None
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="gsch-demo-"))
+    say(f"gsch demo: data in {data_dir}")
+    try:
+        healthy = await _run(args, data_dir)
+    except BaseException:
+        if temporary:
+            say(f"data and worker logs kept in {data_dir}")
+        raise
+    if temporary and healthy and not args.keep_running:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    elif temporary:
+        say(f"data and worker logs kept in {data_dir} (remove it when done)")
+    return 0 if healthy else 1
+
+
+async def _run(args: argparse.Namespace, data_dir: Path) -> bool:
+    """The demo in `data_dir`; whether every request settled."""
     api_listen = _listen_or_free(args.api_listen)
     topology_path = default_topology_path()
     config = load_config(
@@ -88,17 +103,21 @@ async def run_demo(args: argparse.Namespace) -> int:
         loop.add_signal_handler(signum, stop.set)
 
     started: asyncio.Future[Running] = loop.create_future()
-    say(f"gsch demo: data in {data_dir}")
     server = asyncio.create_task(serve(config, {"api", "binder"}, stop, started=started))
     first: list[asyncio.Future[Any]] = [server, started]
     done, _ = await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
     if server in done:
         server.result()  # raises the start-up error
-        return 1
+        return False
     running = started.result()
     say(f"embedded nats-server at {running.nats_url}; API at {running.api_url}")
+    # The workers decide retries: they wait out the demo's short backoff, not the default.
+    queue = {f"GSCH_QUEUE__{key.upper()}": str(getattr(config.queue, key))
+             for key in ("backoff_base", "backoff_max")}  # fmt: skip
     workers = [
-        ChildProcess(serve_args("worker", running.nats_url, data_dir), data_dir / f"worker-{i}.log")
+        ChildProcess(
+            serve_args("worker", running.nats_url, data_dir), data_dir / f"worker-{i}.log", queue
+        )
         for i in range(args.workers)
     ]
     for worker in workers:
@@ -107,45 +126,17 @@ async def run_demo(args: argparse.Namespace) -> int:
     tracker = RequestTracker(running.store)
     await tracker.start()
     nc = await nats.connect(running.nats_url)
-    samples = SampleRequests(topology)
-    submitted: set[str] = set()
-    cancelling: list[str] = []
-    published = 0
     try:
-        begin = time.monotonic()
-        next_report = begin + 1.0
-        interval = 1.0 / max(args.rate, 0.1)
-        while not stop.is_set() and time.monotonic() - begin < args.duration:
-            request = samples.make(published)
-            request_id = declared_request_id(request)
-            await publish_request(nc, encode(request), request_id)
-            published += 1
-            if request_id:
-                submitted.add(request_id)
-                cancelling.append(request_id)
-            if published % CANCEL_EVERY == 0 and cancelling:
-                # A user changing their mind about a request published a moment ago,
-                # whatever state it has reached by now.
-                await cancel_request(running.store, cancelling[-3], "demo: cancelled by the user")
-            if time.monotonic() >= next_report:
-                _progress(tracker, published, time.monotonic() - begin)
-                next_report += 1.0
-            await asyncio.sleep(max(0.0, begin + published * interval - time.monotonic()))
-        say(f"published {published} requests; waiting for them to settle")
-        deadline = time.monotonic() + 60.0
-        while not stop.is_set() and time.monotonic() < deadline:
-            if len(tracker.requests) >= published and tracker.settled(set(tracker.requests)) >= len(
-                tracker.requests
-            ):
-                break
-            _progress(tracker, published, time.monotonic() - begin)
-            await asyncio.sleep(1.0)
-        _summary(tracker, published, running.api_url)
-        if not args.keep_running:
-            say("  (the API stops with the demo; add --keep-running to keep it up)")
+        published = await _load(args, running, nc, tracker, SampleRequests(topology), stop)
+        for line in summary(tracker, published, running.api_url):
+            say(line)
         if args.keep_running and not stop.is_set():
-            say("serving until Ctrl-C")
+            for line in next_steps(data_dir, running.api_url, _examples(tracker)):
+                say(line)
             await stop.wait()
+        elif not args.keep_running:
+            say("  (the API stops with the demo; add --keep-running to keep it up and look"
+                " around with gsch get, explain and audit)")  # fmt: skip
     finally:
         await nc.close()
         await tracker.stop()
@@ -154,40 +145,82 @@ async def run_demo(args: argparse.Namespace) -> int:
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
             await server
-    unsettled = len(tracker.requests) - tracker.settled(set(tracker.requests))
-    return 0 if unsettled == 0 else 1
+    return tracker.settled(set(tracker.requests)) == len(tracker.requests)
 
 
-def _progress(tracker: RequestTracker, published: int, elapsed: float) -> None:
-    counts = tracker.counts()
-    parts = " ".join(f"{state}={counts.get(state, 0)}" for state in STATES)
-    say(f"t={elapsed:5.1f}s published={published} {parts}")
+async def _load(
+    args: argparse.Namespace,
+    running: Running,
+    nc: nats.aio.client.Client,
+    tracker: RequestTracker,
+    samples: SampleRequests,
+    stop: asyncio.Event,
+) -> Published:
+    """Publish samples at `--rate` for `--duration`, then wait for them to settle."""
+    published = Published()
+    progress = ProgressLines(say, tracker)
+    recent: list[str] = []
+    await _first_request(nc, tracker, samples.make(0), published, stop)
+    begin = time.monotonic()
+    next_report = begin + 1.0
+    interval = 1.0 / max(args.rate, 0.1)
+    while not stop.is_set() and time.monotonic() - begin < args.duration:
+        sample = samples.make(published.count)
+        await publish_request(nc, encode(sample.body), sample.request_id)
+        published.add(sample.request_id, sample.purpose)
+        recent.append(sample.request_id)
+        if published.count % CANCEL_EVERY == 0:
+            # A user changing their mind about a request published a moment ago,
+            # whatever state it has reached by now.
+            await cancel_request(running.store, recent[-3], "demo: cancelled by the user")
+            published.cancelled += 1
+        if time.monotonic() >= next_report:
+            progress.tick(published.count, time.monotonic() - begin)
+            next_report += 1.0
+        await asyncio.sleep(max(0.0, begin + published.count * interval - time.monotonic()))
+    say(f"published {published.count} requests; waiting for them to settle")
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while not stop.is_set() and time.monotonic() < deadline:
+        known = set(tracker.requests)
+        if len(known) >= published.count and tracker.settled(known) >= len(known):
+            break
+        progress.tick(published.count, time.monotonic() - begin)
+        await asyncio.sleep(1.0)
+    return published
 
 
-def _summary(tracker: RequestTracker, published: int, api_url: str | None) -> None:
-    counts = tracker.counts()
-    latencies = sorted(
-        p.bound_at - p.scheduled_at
-        for p in tracker.requests.values()
-        if p.bound_at is not None and p.scheduled_at is not None
-    )
-    say("")
-    say("summary")
-    say(f"  published:  {published} (requests in the log: {len(tracker.requests)})")
-    for state in SUMMARY_ORDER:
-        if counts.get(state):
-            say(f"  {state + ':':11} {counts[state]}")
-    by_policy: dict[str, int] = {}
-    by_form: dict[str, int] = {}
-    for progress in tracker.requests.values():
-        if progress.policy:
-            by_policy[progress.policy] = by_policy.get(progress.policy, 0) + 1
-        if progress.form:
-            by_form[progress.form] = by_form.get(progress.form, 0) + 1
-    say("  by policy:  " + ", ".join(f"{k}={v}" for k, v in sorted(by_policy.items())))
-    say("  by form:    " + ", ".join(f"{k}={v}" for k, v in sorted(by_form.items())))
-    if latencies:
-        say(f"  scheduled->bound median {statistics.median(latencies) * 1000:.0f} ms")
-    if api_url:
-        say(f"  API: {api_url}/v1/requests  {api_url}/v1/clusters  {api_url}/metrics")
-    sys.stdout.flush()
+async def _first_request(
+    nc: nats.aio.client.Client,
+    tracker: RequestTracker,
+    sample: Sample,
+    published: Published,
+    stop: asyncio.Event,
+) -> None:
+    """Publish the first sample alone and wait until a worker has taken it: the load starts
+    once the workers are up, not while they are still starting."""
+    started = time.monotonic()
+    await publish_request(nc, encode(sample.body), sample.request_id)
+    published.add(sample.request_id, sample.purpose)
+    while sample.request_id not in tracker.requests and not stop.is_set():
+        if time.monotonic() - started > WORKERS_START_SECONDS:
+            raise RuntimeError(
+                f"no worker took a request within {WORKERS_START_SECONDS:g} s; see the"
+                " worker-*.log files in the data directory"
+            )
+        await asyncio.sleep(0.05)
+    say(f"workers are up: the first request was taken after {time.monotonic() - started:.1f} s")
+
+
+def _examples(tracker: RequestTracker) -> list[str]:
+    """Requests worth explaining: a placement by latency, and one that failed."""
+    wanted = (
+        (State.BOUND, "GLowLatencyPriority"), (State.FAILED, None), (State.BOUND, None),
+    )  # fmt: skip
+    found: list[str] = []
+    for state, policy in wanted:
+        for request_id, progress in tracker.requests.items():
+            if progress.state is state and policy in (None, progress.policy):
+                if request_id not in found:
+                    found.append(request_id)
+                break
+    return found[:2]

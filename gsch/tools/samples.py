@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -53,19 +54,43 @@ def _pod(
     }
 
 
-class SampleRequests:
-    """Generates a varied stream of requests against a topology's cluster names."""
+# What a sample is made to show, when it is not meant to be placed.
+INVALID = "invalid"  # rejected at intake, with the reason naming the field
+UNPLACEABLE = "unplaceable"  # pinned to a node whose taint it does not tolerate: fails after Z*
 
-    def __init__(self, topology: Topology, seed: int = 7, invalid_share: float = 0.05) -> None:
+
+@dataclass(frozen=True)
+class Sample:
+    request_id: str  # declared in the body, or (a body that is not JSON) only as Nats-Msg-Id
+    body: dict[str, Any] | bytes
+    purpose: str | None = None  # INVALID, UNPLACEABLE, or None: meant to be placed
+
+
+class SampleRequests:
+    """Generates a varied stream of requests against a topology's cluster names: mostly
+    requests that can be placed, and on purpose a few invalid ones (`invalid_share`) and a
+    few pinned to a node that will never take them (`unplaceable_share` of pinned ones)."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        seed: int = 7,
+        invalid_share: float = 0.05,
+        unplaceable_share: float = 0.1,
+    ) -> None:
         self._random = random.Random(seed)
         self._by_tier: dict[str, list[str]] = {}
         for cluster in topology.clusters:
             self._by_tier.setdefault(cluster.tier, []).append(cluster.name)
         self._nodes = {c.name: [n.name for n in c.nodes] for c in topology.clusters}
+        self._untainted = {c.name: [n.name for n in c.nodes if not n.taints]
+                           for c in topology.clusters}  # fmt: skip
+        self._tainted = [(c.name, n.name) for c in topology.clusters for n in c.nodes if n.taints]
         self._all = [c.name for c in topology.clusters]
         # Pods the topology runs (cluster, "namespace/name"): sources for frompod requests.
         self._pods = [(c.name, pod) for c in topology.clusters for n in c.nodes for pod in n.pods]
         self.invalid_share = invalid_share
+        self.unplaceable_share = unplaceable_share
 
     def _pick(self, tier: str, count: int) -> list[str]:
         names = self._by_tier.get(tier) or self._all
@@ -77,14 +102,48 @@ class SampleRequests:
         cloud = self._pick("cloud", 1)
         return [near, edge, *cloud]
 
-    def make(self, index: int) -> dict[str, Any] | bytes:
-        """Request number `index`: a dict for valid forms, raw bytes for some invalid ones."""
+    def make(self, index: int) -> Sample:
+        """Sample number `index`: a dict for valid forms, raw bytes for some invalid ones."""
         rid = numbered_request_id("demo", index, digits=7)
         roll = self._random.random()
         if roll < self.invalid_share:
-            return self._invalid(rid)
+            return Sample(rid, self._invalid(rid), INVALID)
+        if index % 5 == 2:
+            return self._pinned(rid, index)
+        return Sample(rid, self._body(rid, index))
+
+    def _pinned(self, rid: str, index: int) -> Sample:
+        """GEdge v4 option form, pinned to a node: one that can take it, or on purpose one
+        whose taint it does not tolerate."""
+        unplaceable = bool(self._tainted) and self._random.random() < self.unplaceable_share
+        if unplaceable:
+            cluster, node = self._random.choice(self._tainted)
+        else:
+            cluster = self._random.choice([c for c in self._all if self._untainted[c]])
+            node = self._random.choice(self._untainted[cluster])
+        cpu, memory = self._resources()
+        body = {
+            "request_id": rid,
+            "scope": "global",
+            "priority": "GSelectedCluster",
+            "option": {
+                "user_name": "u1",
+                "workspace_name": "w1",
+                "project_name": "p1",
+                "mode": "node",
+                "parameters": {"select_cluster": cluster, "select_node": node},
+            },
+            "workload": _pod(f"pinned-{index}", cpu, memory),
+        }
+        return Sample(rid, body, UNPLACEABLE if unplaceable else None)
+
+    def _resources(self) -> tuple[str, str]:
         cpu = self._random.choice(["100m", "250m", "500m", "1"])
         memory = self._random.choice(["128Mi", "256Mi", "512Mi", "1Gi"])
+        return cpu, memory
+
+    def _body(self, rid: str, index: int) -> dict[str, Any]:
+        cpu, memory = self._resources()
         kind = index % 5
         if kind == 0:  # native, free capacity, packing or spreading over tiered levels
             policy = ("GMostRequestedPriority", "GBinPackPriority", "GBalancedPriority")[index % 3]
@@ -107,24 +166,6 @@ class SampleRequests:
                 "workspace_name": "w1",
                 "user_name": "u1",
                 "workload": _pod(f"job-{index}", cpu, memory),
-            }
-        if kind == 2:  # GEdge v4 option form, pinned node
-            cluster = self._random.choice(self._all)
-            return {
-                "request_id": rid,
-                "scope": "global",
-                "priority": "GSelectedCluster",
-                "option": {
-                    "user_name": "u1",
-                    "workspace_name": "w1",
-                    "project_name": "p1",
-                    "mode": "node",
-                    "parameters": {
-                        "select_cluster": cluster,
-                        "select_node": self._random.choice(self._nodes[cluster]),
-                    },
-                },
-                "workload": _pod(f"pinned-{index}", cpu, memory),
             }
         if kind == 3:  # GEdge v4 form, GEdge's spelling; near edge, then edge, then cloud
             tiers = [["tier=near-edge"], "tier=edge", "tier=cloud"]

@@ -25,6 +25,7 @@ async def test_a_bound_request(api: Api) -> None:
         "id": "req-bound",
         "state": "bound",
         "finished": False,
+        "final": False,  # a bound request can still be cancelled
         "policy": "GMostRequestedPriority",
         "mode": "default",
         "form": "native",
@@ -58,6 +59,8 @@ async def test_a_bound_request(api: Api) -> None:
 async def test_rejected_and_requeued_requests(api: Api) -> None:
     rejected = await api.get("/v1/requests/req-rejected")
     assert rejected["state"] == "rejected"
+    assert rejected["final"] is True
+    assert rejected["finished"] is False  # no workload ever ran
     assert rejected["reason"] == "workload.kind: 'Foo' is not an allowed kind"
     assert rejected["reason_field"] == "workload"
     assert rejected["submitted_at"] is not None

@@ -195,5 +195,10 @@ def test_explanations_name_the_latency_ranking_and_the_node_scorer() -> None:
     )
     by_plugin = decision.explanation.levels[0].plugin_scores
     assert by_plugin["latency from src/s1 (ms)"] == {"src": 0.4, "near": 2.0, "far": 40.0}
-    (nearest,) = (name for name in by_plugin if name.startswith("nearest node"))
-    assert by_plugin[nearest]["src/s2"] == -30.0  # 0.3 ms, in points
+    nearest = "nearest node to src/s1 (-ms x 100)"
+    assert by_plugin[nearest] == {"src/s2": -30.0}  # 0.3 ms, in points
+    # Nodes of other clusters have no node-to-node latency: they are shown in their own
+    # tier, by free capacity, not as the internal offset that ranks them below measured ones.
+    unmeasured = by_plugin[f"{nearest}, unmeasured nodes by free capacity (GEdge)"]
+    assert set(unmeasured) == {"near/n1", "far/f1"}
+    assert all(0 <= score <= 200 for score in unmeasured.values())

@@ -270,3 +270,34 @@ async def test_dry_run_answers_what_the_worker_then_does_and_commits_nothing(
         await eventually(bound)
         placement = (await audit(service.store)).requests["dry-0"].placements[0]
         assert (placement.cluster, placement.node) == dry[0]
+
+
+async def test_the_nats_msg_id_is_the_id_of_a_request_whose_body_names_none(
+    tmp_path: Path, nats_server: EmbeddedNats
+) -> None:
+    config = make_config(tmp_path, nats_server.url)
+    async with running(config, {"worker", "binder", "api"}) as service:
+        nc = await nats.connect(nats_server.url)
+        # The GEdge v4 form as documented has no id field: its sender sets only the header.
+        v4 = {"scope": "global", "priority": "GSelectedCluster",
+              "option": {"mode": "cluster", "parameters": {"select_clusters": ["cloud-kr"]}},
+              "workload": msgspec.json.decode(pod_request("w", LEVELS))["workload"]}  # fmt: skip
+        await publish_request(nc, msgspec.json.encode(v4), "my-v4-request")
+        # An id in the body wins over the header.
+        await publish_request(nc, pod_request("from-body", LEVELS), "header-id")
+        # A header that cannot be a request id is only a de-duplication id.
+        await publish_request(nc, msgspec.json.encode({**v4, "option": {}}), "not/an.id")
+        await nc.close()
+
+        async def three_settled() -> bool:
+            report = await audit(service.store)
+            return sum(report.states.values()) == 3 and not report.unsettled
+
+        await eventually(three_settled)
+        last = await service.store.last_seq()
+        mine = await get_json(f"{service.api_url}/v1/requests/my-v4-request?min_seq={last}")
+        assert (mine["state"], mine["form"]) == ("bound", "gedge-v4")
+        assert (await get_json(f"{service.api_url}/v1/requests/from-body"))["state"] == "bound"
+        listed = await get_json(f"{service.api_url}/v1/requests?state=rejected")
+        (generated,) = listed["items"]  # type: ignore[misc]
+        assert generated["id"].startswith("req-")

@@ -36,8 +36,9 @@ tier = "edge"
 """
 
 
-def make_config(tmp_path: Path, url: str, **simulator: object) -> Config:
-    """The demo topology on the simulator, fast retries, the API on a free port."""
+def make_config(tmp_path: Path, url: str | None, **simulator: object) -> Config:
+    """The demo topology on the simulator, fast retries, the API on a free port; `url`
+    None: the embedded nats-server in the data dir, as `gsch serve` starts it."""
     return load_config(
         None,
         {

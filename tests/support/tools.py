@@ -16,4 +16,7 @@ def prometheus_tool(name: str) -> str:
         return found
     if os.environ.get("CI"):
         pytest.fail(f"{name} is not installed; .ci/run installs Debian's prometheus package")
-    pytest.skip(f"{name} is not installed (apt-get install prometheus); CI installs it")
+    pytest.skip(
+        f"{name} is not installed: `sudo apt-get install prometheus` (Debian's package, which"
+        " .ci/run installs) and this test runs too"
+    )

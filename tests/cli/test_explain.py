@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from gsch.explain import format_explanation
+from gsch.cli.explain import format_explanation
 from gsch.model.events import Explanation, LevelTrace
 from gsch.model.request import Policy
 from gsch.policies.framework import plan
