@@ -81,8 +81,10 @@ async def test_cancelling_an_id_nobody_submitted_changes_nothing_unless_asked(
     ahead = await gsch("cancel", "req-later", "--before-arrival", "--data-dir", data)
     assert ahead.code == 0, ahead.err
     assert "cancelled in advance" in ahead.out
+    # Recorded for when it arrives, but never listed as a request while it has not.
     found = await gsch("get", "request", "req-later", "-o", "json", "--data-dir", data)
-    assert json.loads(found.out)["state"] == "cancelled"
+    assert found.code == 1
+    assert "404: no request 'req-later'" in found.err
 
 
 async def test_requests_come_in_pages_with_their_reasons(data: str, tmp_path: Path) -> None:
@@ -111,13 +113,16 @@ async def test_requests_come_in_pages_with_their_reasons(data: str, tmp_path: Pa
 
 
 async def test_printed_text_never_carries_control_characters(
-    data: str,
+    data: str, tmp_path: Path
 ) -> None:
+    request = tmp_path / "request.yaml"
+    request.write_text("request_id: req-odd\n" + REQUEST)
+    placed = await gsch("submit", str(request), "--wait", "--data-dir", data)
+    assert placed.code == 0, placed.err
     # A cancel reason is free text, recorded as given: here, one that would clear the
     # screen and write in red if a terminal received it raw.
     hostile = "\x1b[2J\x1b[31mall your clusters are gone\x1b]0;pwned\x07\u202e"
-    sent = await gsch("cancel", "req-odd", "--before-arrival", "--reason", hostile,
-                      "--data-dir", data)  # fmt: skip
+    sent = await gsch("cancel", "req-odd", "--reason", hostile, "--data-dir", data)
     assert sent.code == 0, sent.err
     for args in (("get", "request", "req-odd"), ("get", "requests"), ("explain", "req-odd"),
                  ("get", "requests", "-o", "json")):  # fmt: skip
