@@ -31,6 +31,12 @@ class ApiError(Exception):
         self.field = field  # the field of the request body that is wrong, when one is
 
 
+def refusal_status(field: str) -> int:
+    """A request a worker would reject: 400 when the body is no request at all (not JSON, too
+    large, nested too deeply), 422 when one of its fields is wrong."""
+    return 400 if field == "body" else 422
+
+
 class ErrorDetail(msgspec.Struct, frozen=True, omit_defaults=True):
     reason: str
     field: str | None = None  # which field of the body, for a refused request

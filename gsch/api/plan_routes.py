@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from gsch.api.http import JSON, SEQUENCE_HEADER, ApiError
+from gsch.api.http import JSON, SEQUENCE_HEADER, ApiError, refusal_status
 from gsch.api.planners import PlannerUnavailableError
 from gsch.api.spec import Operation
 from gsch.scheduler.dryrun import PlanAnswer
@@ -37,7 +37,8 @@ class PlanRoutes:
         except PlannerUnavailableError as exc:
             raise ApiError(503, exc.reason, {"Retry-After": str(exc.retry_after)}) from None
         if done.rejected:
-            raise ApiError(422, f"request would be rejected: {done.field}: {done.problem}")
+            reason = f"request would be rejected: {done.field}: {done.problem}"
+            raise ApiError(refusal_status(done.field), reason, field=done.field)
         # The planner encoded the answer: passed through, not decoded and encoded again here.
         response = web.Response(body=done.answer, content_type=JSON)
         response.headers[SEQUENCE_HEADER] = str(done.sequence)

@@ -24,7 +24,7 @@ import msgspec
 import nats.errors
 from aiohttp import web
 
-from gsch.api.http import ApiError, json_response
+from gsch.api.http import ApiError, json_response, refusal_status
 from gsch.api.spec import Operation
 from gsch.eventstore.store import EventStore, StoredEvent
 from gsch.eventstore.subjects import request_history
@@ -143,11 +143,10 @@ def _intake_seq(first: StoredEvent) -> int | None:
 
 
 def _admitted(decoded: Request | Rejection) -> Request:
-    """The request as a worker will take it, or the refusal a worker would record: 400 when
-    the body is not a request at all, 422 when a field of it is wrong."""
+    """The request as a worker will take it, or the refusal a worker would record."""
     if isinstance(decoded, Rejection):
-        status = 400 if decoded.field == "body" else 422
-        raise ApiError(status, f"request refused: {decoded.reason}", field=decoded.field)
+        reason = f"request refused: {decoded.reason}"
+        raise ApiError(refusal_status(decoded.field), reason, field=decoded.field)
     return decoded
 
 

@@ -19,7 +19,6 @@ from gsch.eventstore.store import EventStore
 from gsch.runtime.config import Config, load_config
 from gsch.runtime.service import Running, default_topology_path, serve
 
-
 PLAN_TOKEN = "plan-secret"
 
 
