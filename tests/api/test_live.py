@@ -137,6 +137,7 @@ async def test_cancel_through_the_api_needs_the_token_and_says_what_it_did(live:
         assert response.status == 400
 
 
+HOOKS = Path(__file__).parents[1] / "support" / "schemathesis_hooks.py"
 CHECKS = ",".join([
     "not_a_server_error",
     "status_code_conformance",
@@ -165,7 +166,8 @@ async def test_schemathesis_finds_no_server_error_and_no_spec_violation(
         "--header", f"Authorization: Bearer {TOKEN}",
         "--request-timeout", "10",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "SCHEMATHESIS_HOOKS": "", "NO_COLOR": "1"}, cwd=tmp_path,
+        env={**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": str(HOOKS),
+             "GSCH_TEST_CONTINUE_SECRET": str(live.continue_secret)}, cwd=tmp_path,
     )  # fmt: skip
     try:
         async with asyncio.timeout(240):
