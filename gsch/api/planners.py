@@ -71,6 +71,10 @@ class _Planner:
         self.sequence = 0
 
     @property
+    def ready(self) -> bool:
+        return self.alive and self._ready is not None and self._ready.done()
+
+    @property
     def alive(self) -> bool:
         return self._process is not None and self._process.returncode is None
 
@@ -216,7 +220,7 @@ class PlannerPool:
                     if planner.alive:
                         return planner
         except TimeoutError:
-            starting = not self._planners or all(p.sequence == 0 for p in self._planners)
+            starting = not any(p.ready for p in self._planners)
             what = "still starting" if starting else "busy"
             raise PlannerUnavailableError(
                 f"no planner became free within {self._limits.timeout:g} s (the planner is {what})",

@@ -38,7 +38,7 @@ from gsch.tools.observe import RequestTracker
 WINDOW = 500
 
 
-def _percentile(values: list[float], share: float) -> float:
+def percentile(values: list[float], share: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
@@ -211,9 +211,9 @@ async def run_bench(args: argparse.Namespace) -> int:
             "elapsed_seconds": round(elapsed, 3),
             "placements_per_second": round(len(commits) / elapsed, 1) if elapsed > 0 else 0.0,
             "latency_ms": {
-                "p50": round(_percentile(latencies, 0.50) * 1000, 1),
-                "p95": round(_percentile(latencies, 0.95) * 1000, 1),
-                "p99": round(_percentile(latencies, 0.99) * 1000, 1),
+                "p50": round(percentile(latencies, 0.50) * 1000, 1),
+                "p95": round(percentile(latencies, 0.95) * 1000, 1),
+                "p99": round(percentile(latencies, 0.99) * 1000, 1),
                 "mean": round(statistics.fmean(latencies) * 1000, 1) if latencies else None,
             },
             "longest_commit_gap_seconds": round(longest_gap, 3),
