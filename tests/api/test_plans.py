@@ -5,8 +5,10 @@ stopped and replaced, and reads are answered meanwhile."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import sys
 from pathlib import Path
 
 from gsch.api.auth import Tokens
@@ -96,3 +98,22 @@ async def test_a_planner_that_dies_is_replaced(live: Live) -> None:
         return (await live.plan(REQUEST))[0] == 200 and planner_pids() not in ([], [first])
 
     await eventually(replaced, timeout=30)
+
+
+async def test_gsch_plan_sends_the_plan_token(live: Live, tmp_path: Path) -> None:
+    request = tmp_path / "request.json"
+    request.write_bytes(REQUEST)
+    token = tmp_path / "plan-token"  # written by the live fixture
+    command = [sys.executable, "-m", "gsch", "plan", str(request), "--api", live.url, "-o", "json"]
+    without = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    _, error = await without.communicate()
+    assert without.returncode == 1
+    assert b"401: this endpoint needs the plan (or write) token" in error
+    planned = await asyncio.create_subprocess_exec(
+        *command, "--token-file", str(token), stdout=asyncio.subprocess.PIPE
+    )
+    output, _ = await planned.communicate()
+    assert planned.returncode == 0, output
+    assert json.loads(output)["placed"] is True
