@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import json
 import os
@@ -30,7 +29,7 @@ from gsch.logs import setup_logging
 from gsch.model.ids import numbered_request_id
 from gsch.runtime.embedded import EmbeddedNats, free_port
 from gsch.runtime.procs import ChildProcess, serve_args
-from gsch.tools.bench import percentile
+from gsch.tools.bench import percentile, wait_ok
 
 TOKEN = "bench-token"
 SEED_REQUESTS = 300
@@ -45,17 +44,6 @@ def _pod_request(request_id: str, policy: str, levels: list[Any]) -> bytes:
         "workload": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": request_id},
                      "spec": {"containers": [container]}},
     })  # fmt: skip
-
-
-async def _ready(session: aiohttp.ClientSession, api: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(aiohttp.ClientError):
-            async with session.get(f"{api}/readyz") as response:
-                if response.status == 200:
-                    return
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"the API at {api} did not become ready")
 
 
 async def _seed(session: aiohttp.ClientSession, api: str, auth: dict[str, str]) -> list[str]:
@@ -157,7 +145,7 @@ async def run_api_bench(args: argparse.Namespace) -> int:
         for child in children:
             await child.start()
         async with aiohttp.ClientSession() as session:
-            await _ready(session, api)
+            await wait_ok(f"{api}/readyz", timeout=120)
             ids = await _seed(session, api, auth)
             await _settled(session, api)
             paths = [
