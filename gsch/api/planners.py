@@ -93,6 +93,8 @@ class _Planner:
             preexec_fn=lower_priority_and_die_with_parent,
         )  # fmt: skip
         self._ready = asyncio.get_running_loop().create_future()
+        # Its failure is also the reader's to report; never an unretrieved exception.
+        self._ready.add_done_callback(lambda ready: ready.cancelled() or ready.exception())
         self._reader = asyncio.create_task(self._read(process))
         self._send(self._start)
         await asyncio.shield(self._ready)
@@ -199,7 +201,7 @@ class PlannerPool:
             planner = await self._free_planner()
             future = planner.submit(Job(next(self._jobs), body))
             # Back to the free ones once it has answered, even if this caller has gone.
-            future.add_done_callback(lambda _: self._release(planner))
+            future.add_done_callback(lambda done: self._release(planner, done))
             try:
                 return await asyncio.wait_for(asyncio.shield(future), limits.timeout)
             except TimeoutError:
@@ -227,7 +229,9 @@ class PlannerPool:
                 retry_after=5 if starting else 1,
             ) from None
 
-    def _release(self, planner: _Planner) -> None:
+    def _release(self, planner: _Planner, done: asyncio.Future[Done]) -> None:
+        if not done.cancelled():
+            done.exception()  # seen here, whether or not its caller is still waiting
         if planner.alive:
             self._idle.put_nowait(planner)
 
