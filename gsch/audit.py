@@ -2,24 +2,32 @@
 
 Replays every event in stream order and reports: requests that did not settle, requests
 placed twice at once, and nodes whose reservations exceeded what they could hold at the
-moment of a reservation. Used by the fault tests, the benchmark, and `gsch audit`.
+moment of a reservation. Used by the fault tests, the benchmark, and `gsch audit`. A cancel
+recorded for an id that never arrived is no request and is not counted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.eventstore.store import EventStore, StoredEvent
 from gsch.eventstore.subjects import ALL_EVENTS
-from gsch.model.events import CapacityReserved, PlacementCommitted, RequestClaimed
+from gsch.model.events import (
+    CapacityReserved,
+    PlacementCommitted,
+    RequestClaimed,
+    RequestIdConflict,
+)
 from gsch.model.states import FINAL_STATES, SETTLED_STATES, RequestState, State
 
 
 @dataclass
 class AuditReport:
+    first_seq: int = 0  # the log's first and last sequence when the audit began
     last_seq: int = 0
     requests: dict[str, RequestState] = field(default_factory=dict)
     double_placements: list[str] = field(default_factory=list)
@@ -31,6 +39,8 @@ class AuditReport:
     # Workers that claimed or committed each request, in order: a new name after another
     # means a lease was taken over.
     owners: dict[str, list[str]] = field(default_factory=dict)
+    # Messages refused for reusing a request id with another body (not violations).
+    id_conflicts: int = 0
 
     @property
     def states(self) -> Counter[str]:
@@ -39,6 +49,30 @@ class AuditReport:
     @property
     def unsettled(self) -> list[str]:
         return sorted(r for r, s in self.requests.items() if s.state not in SETTLED_STATES)
+
+    def unsettled_older_than(self, seconds: float, now: float | None = None) -> list[str]:
+        """Unsettled requests accepted more than `seconds` ago: stuck, not just in progress."""
+        cutoff = (now if now is not None else time.time()) - seconds
+        return [r for r in self.unsettled if self.requests[r].accepted_at < cutoff]
+
+    def violations(self, unsettled_after: float | None) -> list[tuple[str, list[str]]]:
+        """What breaks an invariant, by kind; unsettled requests count once older than
+        `unsettled_after` seconds (None: every unsettled request counts)."""
+        if unsettled_after is None:
+            stuck = self.unsettled
+        else:
+            stuck = self.unsettled_older_than(unsettled_after)
+        return [
+            (title, items)
+            for title, items in (
+                ("unsettled", stuck),
+                ("placed twice", self.double_placements),
+                ("overcommitted", self.overcommits),
+                ("reserved twice", self.duplicate_reservations),
+                ("still reserved", self.leaked_reservations),
+            )
+            if items
+        ]
 
     @property
     def ok(self) -> bool:
@@ -58,7 +92,8 @@ class AuditReport:
             f"overcommits={len(self.overcommits)} "
             f"duplicate reservations={len(self.duplicate_reservations)} "
             f"leaked reservations={len(self.leaked_reservations)} "
-            f"(log up to seq {self.last_seq})"
+            f"id conflicts refused={self.id_conflicts} "
+            f"(log from seq {self.first_seq} to {self.last_seq})"
         )
 
 
@@ -71,6 +106,9 @@ class _Auditor:
         event = stored.event
         self.report.last_seq = stored.seq
         request_id = stored.request_id
+        if isinstance(event, RequestIdConflict):
+            self.report.id_conflicts += 1
+            return
         if request_id is not None:
             state = self.report.requests.get(request_id)
             if state is None:
@@ -96,6 +134,10 @@ class _Auditor:
         self.snapshot.apply(event, stored.seq)
 
     def finish(self) -> AuditReport:
+        # Histories that hold no request (only a cancel that awaited one) are not requests.
+        requests = self.report.requests
+        for request_id in [r for r, s in requests.items() if s.state is State.NEW]:
+            del requests[request_id]
         for cluster in self.snapshot.clusters.values():
             for node in cluster.nodes.values():
                 for request_id in node.reservations:
@@ -109,7 +151,9 @@ class _Auditor:
 
 async def audit(store: EventStore, timeout: float = 120.0) -> AuditReport:
     auditor = _Auditor()
-    last = await store.last_seq()
+    info = await store.js.stream_info(store.stream)
+    last = int(info.state.last_seq)
+    auditor.report.first_seq = int(info.state.first_seq)
     follower = store.follow(ALL_EVENTS, auditor.apply)
     await follower.start()
     try:

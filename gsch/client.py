@@ -13,6 +13,10 @@ import nats.js.errors
 from nats.aio.client import Client
 
 from gsch.eventstore.intake import publish_intake
+from gsch.eventstore.store import EventStore
+from gsch.eventstore.subjects import ConflictKey
+from gsch.model.events import RequestIdConflict
+from gsch.model.states import RequestState
 
 
 class ApiError(Exception):
@@ -35,6 +39,26 @@ async def publish_request(
             if request_id is None or time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.5)
+
+
+async def intake_verdict(
+    store: EventStore, request_id: str, intake_seq: int, timeout: float
+) -> RequestState | RequestIdConflict | None:
+    """What a worker made of intake message `intake_seq`: the request's state once its
+    history comes from that message (accepted or rejected), the conflict that refused it (the
+    id was taken by another body), or None when no worker answered within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = await store.load_request(request_id)
+        if state.intake_seq == intake_seq:
+            return state
+        for stored in await store.read(ConflictKey(request_id).history):
+            event = stored.event
+            if isinstance(event, RequestIdConflict) and event.intake_seq == intake_seq:
+                return event
+        if time.monotonic() > deadline:
+            return None
+        await asyncio.sleep(0.1)
 
 
 async def api_get(base_url: str, path: str, **params: Any) -> Any:

@@ -75,6 +75,11 @@ PROJECTION_LAG = Gauge(
 SNAPSHOT_LAST_SEQ = Gauge(
     "gsch_snapshot_last_applied_sequence", "Last cluster event folded into the worker snapshot"
 )
+AGENT_LAST_HEARTBEAT = Gauge(
+    "gsch_agent_last_heartbeat_timestamp_seconds",
+    "When the binder last heard an agent of the member cluster (its start, before the first)",
+    ["member_cluster"],
+)
 NATS_ERRORS = Counter("gsch_nats_errors_total", "Errors reported by the NATS client", ["kind"])
 HTTP_REQUESTS = Counter(
     "gsch_http_requests_total",

@@ -23,7 +23,7 @@ from gsch.eventstore.store import EventStore
 from gsch.model.intake import IntakeRules
 from gsch.projections.projector import Projector
 from gsch.projections.reader import ReadModel
-from gsch.runtime.config import ApiConfig, IntakeConfig, read_secret
+from gsch.runtime.config import ApiConfig, Config, read_secret
 from gsch.scheduler.rules import intake_rules
 
 
@@ -57,7 +57,7 @@ def make_app(
         ).operations(),
     ]
     if store is not None:
-        rules = intake if intake is not None else intake_rules(IntakeConfig())
+        rules = intake if intake is not None else intake_rules(Config())
         operations += SubmitRoutes(store, projector, config.submit_wait, rules).operations()
         operations += CancelRoutes(store, projector).operations()
     if planner is not None:

@@ -28,6 +28,8 @@ from gsch.api.http import ApiError, json_response, refusal_status
 from gsch.api.spec import Operation
 from gsch.eventstore.store import EventStore, StoredEvent
 from gsch.eventstore.subjects import request_history
+from gsch.model.decisions import is_conflict
+from gsch.model.digest import body_digest
 from gsch.model.events import RequestRejected
 from gsch.model.forms import detect_form
 from gsch.model.ids import REQUEST_ID_KEY, fresh_request_id
@@ -75,15 +77,16 @@ class SubmitRoutes:
             raise ApiError(400, "the body is nested too deeply", field="body") from None
         request_id = _request_id(body)
         data = msgspec.json.encode(body)
-        admitted = _admitted(admit(data, self._rules, request_id))
+        _admitted(admit(data, self._rules, request_id))
+        digest = body_digest(data)  # what the worker compares too
         try:
-            _refuse_conflict(await self._store.load_request(request_id), admitted)
+            _refuse_conflict(await self._store.load_request(request_id), digest)
             ack = await self._store.publish_intake(data, request_id)
             first = await self._first_event(request_id)
             if first is not None and _intake_seq(first) not in (None, int(ack.seq)):
                 # Another message started this id first (a race, or one the intake's
                 # de-duplication dropped ours for): is it the same request?
-                _refuse_conflict(await self._store.load_request(request_id), admitted)
+                _refuse_conflict(await self._store.load_request(request_id), digest)
         except (TimeoutError, nats.errors.Error) as exc:
             raise ApiError(503, f"the event log is unreachable: {exc!r}") from None
         state = reason = None
@@ -142,21 +145,18 @@ def _intake_seq(first: StoredEvent) -> int | None:
     return getattr(first.event, "intake_seq", None)
 
 
-def _admitted(decoded: Request | Rejection) -> Request:
-    """The request as a worker will take it, or the refusal a worker would record."""
+def _admitted(decoded: Request | Rejection) -> None:
+    """Nothing when a worker will take the request; else the refusal a worker would record."""
     if isinstance(decoded, Rejection):
         reason = f"request refused: {decoded.reason}"
         raise ApiError(refusal_status(decoded.field), reason, field=decoded.field)
-    return decoded
 
 
-def _refuse_conflict(known: RequestState, request: Request) -> None:
-    """409 when the log holds this id for another request. Requests are compared as a worker
-    decoded them, so the same request written out again (other key order, whitespace) is
-    the same request."""
-    if known.state is State.NEW or (known.request is None and known.state is not State.REJECTED):
-        return  # nothing under this id yet (at most a cancel waiting for it)
-    if known.request == request:
+def _refuse_conflict(known: RequestState, digest: str) -> None:
+    """409 when the log holds this id for another request: the worker's own rule
+    (`is_conflict` on body digests), so the same request written out again (other key order,
+    whitespace) is the same request, and the API and the worker never disagree."""
+    if not is_conflict(known, digest):
         return
     held = (
         f"a request that was rejected ({known.reasons[-1] if known.reasons else 'no reason'})"
@@ -165,7 +165,7 @@ def _refuse_conflict(known: RequestState, request: Request) -> None:
     )
     raise ApiError(
         409,
-        f"request id {request.request_id!r} is already used by {held}, from intake sequence"
+        f"request id {known.request_id!r} is already used by {held}, from intake sequence"
         f" {known.intake_seq}: nothing was submitted; choose another id (the same request"
         " sent again is harmless)",
         field="request_id",

@@ -50,23 +50,30 @@ async def _rebuild(args: argparse.Namespace) -> int:
 
 
 def audit_command(commands: Commands) -> None:
-    add_command(commands, "audit", "check the invariants from the event log", _audit)
+    audit = add_command(commands, "audit", "check the invariants from the event log", _audit)
+    audit.add_argument(
+        "--unsettled-after",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="a request accepted longer ago than this and still not settled is a violation"
+        " (default: %(default)s)",
+    )
 
 
 async def _audit(args: argparse.Namespace) -> int:
+    """Exit 1 on any violation: stuck requests, double placements, overcommitted nodes,
+    reservations made twice or left behind."""
     from gsch.audit import audit
 
     config = config_of(args)
     async with client_store(config) as store:
         report = await audit(store)
     print(report.summary())
-    for title, items in (
-        ("placed twice", report.double_placements),
-        ("overcommitted", report.overcommits),
-        ("reserved twice", report.duplicate_reservations),
-        ("still reserved", report.leaked_reservations),
-    ):
+    violations = report.violations(args.unsettled_after)
+    for title, items in violations:
         for item in items[:20]:
             print(f"  {title}: {item}")
-    failed = report.double_placements or report.overcommits or report.leaked_reservations
-    return 0 if not failed else 1
+        if len(items) > 20:
+            print(f"  {title}: … and {len(items) - 20} more")
+    return 1 if violations else 0

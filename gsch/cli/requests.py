@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import nats.errors
 import yaml
 
 from gsch.cli.common import add_api_flag, add_command, api_url, client_store, config_of
@@ -49,8 +50,13 @@ def submit_command(commands: Commands) -> None:
     add_output_flag(submit)
 
 
+# How long `submit` waits for a worker to take the request when not told to --wait.
+_VERDICT_SECONDS = 10.0
+
+
 async def _submit(args: argparse.Namespace) -> int:
-    from gsch.client import ApiError, api_get, publish_request
+    from gsch.client import ApiError, api_get, intake_verdict, publish_request
+    from gsch.model.events import RequestIdConflict
     from gsch.tools.samples import declared_request_id
 
     config = config_of(args)
@@ -61,7 +67,20 @@ async def _submit(args: argparse.Namespace) -> int:
         body["request_id"] = request_id
     async with client_store(config) as store:
         seq = await publish_request(store.nc, msgspec.json.encode(body), request_id)
+        verdict = None
+        if request_id is not None:
+            # A worker decides whether the id was free: wait for its word on this message.
+            patience = args.timeout if args.wait else _VERDICT_SECONDS
+            try:
+                verdict = await intake_verdict(store, request_id, seq, patience)
+            except (nats.errors.Error, TimeoutError) as exc:  # e.g. credentials that only publish
+                print(f"{request_id}: published; its verdict could not be read: {exc!r}")
+    if isinstance(verdict, RequestIdConflict):
+        print(f"refused: {verdict.reason}", file=sys.stderr)
+        return 1
     print(f"submitted {request_id or '(id assigned by gsch)'} (intake sequence {seq})")
+    if verdict is None and request_id is not None:
+        print(f"{request_id}: no worker has taken it yet; it settles once one does")
     if not args.wait or request_id is None:
         return 0
     api = api_url(args, config)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import nats.errors
 import nats.js.errors
 
 from gsch.eventstore.ids import new_msg_id
-from gsch.eventstore.subjects import EntityKey, NodeKey, RequestKey
+from gsch.eventstore.subjects import ConflictKey, EntityKey, NodeKey, RequestKey
 from gsch.model.decisions import Change
-from gsch.model.events import CapacityReserved, Event
+from gsch.model.events import CapacityReserved, Event, encode_event
 
 MSG_ID = "Nats-Msg-Id"
 EXPECTED_SEQ = "Nats-Expected-Last-Subject-Sequence"
@@ -52,6 +52,12 @@ class StoreUnavailableError(Exception):
 
 class StoreError(Exception):
     """JetStream refused an append for a reason other than a conflict."""
+
+
+class EventTooLargeError(StoreError):
+    """An event is larger than one message may be: refused before anything is sent (the
+    server would refuse it, and nats-py raises before sending), so it fails its own append
+    and nothing else."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +116,7 @@ def writes_of(
 
 
 def _name_of(key: EntityKey) -> str:
-    return key.request_id if isinstance(key, RequestKey) else key.subject("")
+    return key.request_id if isinstance(key, RequestKey | ConflictKey) else key.subject("")
 
 
 class Revalidator(Protocol):
@@ -137,6 +143,12 @@ class Append:
     msg_id: str
     expect_seq: int | None = None
     expect_scope: str | None = None
+    # The event as it goes on the wire, encoded once: its size is checked before sending.
+    data: bytes = field(default=b"", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            object.__setattr__(self, "data", encode_event(self.event))
 
 
 class Rejected(Exception):

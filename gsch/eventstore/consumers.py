@@ -219,7 +219,12 @@ async def consume(
         await pull(store, stream, durable, deliver, stop, room=room, batch=batch)
     finally:
         if running:
-            await asyncio.gather(*running, return_exceptions=True)
+            # A shutdown ends within the lease: handlers still running after half of it are
+            # cancelled; their messages come back after the lease.
+            _, late = await asyncio.wait(set(running), timeout=store.lease_seconds / 2)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         keeping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await keeping

@@ -157,23 +157,46 @@ class GroupCommitter:
                 task.add_done_callback(self._sending.discard)
 
     async def _send(self, group: list[_Member]) -> None:
+        """Send one group and settle every member, whatever happens: an error settles the
+        members it concerns (as a failed append each) and never ends the committer."""
         try:
-            refused = await self._attempt(group)
+            try:
+                refused = await self._attempt(group)
+            finally:
+                # The server is free for the next group even while this one is being settled.
+                self._slots.release()
+                self._wake.set()
+            if refused is not None:
+                await self._settle(group, *refused)
         except asyncio.CancelledError:
             for member in group:
                 _fail(member, StoreUnavailableError("event store closed"))
             raise
-        finally:
-            # The server is free for the next group even while this one is being settled.
-            self._slots.release()
-            self._wake.set()
-        try:
-            if refused is not None:
-                await self._settle(group, *refused)
+        except Exception as exc:  # a bug or an unforeseen refusal: fail the group, not the loop
+            log.exception("group commit failed", extra={"members": len(group)})
+            await self._settle_after_error(group, exc)
         finally:
             for member in group:
                 self._busy_scopes -= member.scopes
             self._wake.set()
+
+    async def _settle_after_error(self, group: list[_Member], exc: Exception) -> None:
+        """After an unexpected error the group may have landed (the error may have come after
+        the commit): members found in the log are resolved, the others fail."""
+        for member in group:
+            if member.future.done():
+                continue
+            try:
+                landed = await self._store.member_status(member.items)
+            except ConflictError as conflict:
+                _fail(member, conflict)
+                continue
+            except Exception:  # unreadable now: the member fails with the original error
+                landed = None
+            if landed is not None:
+                _resolve(member, landed)
+            else:
+                _fail(member, StoreError(f"append failed: {exc!r}"[:500]))
 
     async def _attempt(self, group: list[_Member]) -> tuple[str | None, bool] | None:
         """Send the group. None when every member is resolved; else (retry reason or None,

@@ -40,6 +40,7 @@ from gsch.eventstore.appends import (
     WRONG_LAST_SEQUENCE,
     Append,
     ConflictError,
+    EventTooLargeError,
     KnownStaleError,
     Rejected,
     Revalidator,
@@ -54,7 +55,7 @@ from gsch.eventstore.streams import Declarations
 from gsch.eventstore.subjects import EVENTS_STREAM, EntityKey, request_history, request_key_of
 from gsch.metrics import EVENT_APPENDS
 from gsch.model.decisions import Change
-from gsch.model.events import AnyEvent, decode_event, encode_event
+from gsch.model.events import AnyEvent, decode_event
 from gsch.model.states import RequestState
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ __all__ = [
     "Append",
     "ConflictError",
     "EventStore",
+    "EventTooLargeError",
     "KnownStaleError",
     "Revalidator",
     "StoreError",
@@ -74,6 +76,12 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# Room left in a message for its headers (message id, expectations with their subject, batch
+# id and sequence): an event may take the server's max payload less this.
+HEADER_ROOM = 4096
+# What a server announces when it says nothing (nats-server's default max_payload, 1 MiB).
+DEFAULT_MAX_PAYLOAD = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +138,12 @@ class EventStore:
         return self.declarations.lease_seconds if self.declarations else Declarations.lease_seconds
 
     @property
+    def max_event_bytes(self) -> int:
+        """The largest encoded event one message can carry on this connection's server."""
+        announced = getattr(self._nc, "max_payload", 0) or DEFAULT_MAX_PAYLOAD
+        return int(announced) - HEADER_ROOM
+
+    @property
     def give_up_after(self) -> float:
         """Seconds an append keeps retrying before StoreUnavailableError."""
         return self._give_up_after
@@ -148,6 +162,7 @@ class EventStore:
         items = [item for write in writes for item in write.appends()]
         if not items:
             raise ValueError("nothing to append")
+        self.check_sizes(items)
         if len(items) == 1:
             sequences = [await self._append_single(items[0])]
         else:
@@ -157,6 +172,18 @@ class EventStore:
         for item in items:
             self._appended(type(item.event)).inc()
         return sequences
+
+    def check_sizes(self, items: Sequence[Append]) -> None:
+        """Refuse, before sending, an append with an event no message could carry: it fails
+        alone, instead of the server (or the client library) failing a whole group."""
+        limit = self.max_event_bytes
+        for item in items:
+            if len(item.data) > limit:
+                kind = type(item.event).__name__
+                raise EventTooLargeError(
+                    f"{kind} on {item.subject[:200]} is {len(item.data)} bytes encoded, "
+                    f"over the {limit} bytes one message can carry"
+                )
 
     def _appended(self, kind: type) -> Any:
         """The append counter of one event type (label lookups cost a lock each: keep them)."""
@@ -203,7 +230,7 @@ class EventStore:
 
     async def _publish_one(self, item: Append) -> int:
         reply = await self._nc.request(
-            item.subject, encode_event(item.event), timeout=self._timeout, headers=_headers(item)
+            item.subject, item.data, timeout=self._timeout, headers=_headers(item)
         )
         return _ack_seq(reply.data)
 
@@ -214,7 +241,7 @@ class EventStore:
             headers = _headers(item)
             headers[BATCH_ID] = batch_id
             headers[BATCH_SEQ] = str(index)
-            data = encode_event(item.event)
+            data = item.data
             if index == last:
                 headers[BATCH_COMMIT] = "1"
                 reply = await self._nc.request(

@@ -110,6 +110,21 @@ class RequestKey:
 
 
 @dataclass(frozen=True, slots=True)
+class ConflictKey:
+    """Messages that reused a request id with another body: `gsch.events.conflict.<id>.<type>`,
+    outside the request's history, so recording one never invalidates its decisions."""
+
+    request_id: str
+
+    def subject(self, event_type: str) -> str:
+        return f"gsch.events.conflict.{token(self.request_id)}.{event_type}"
+
+    @property
+    def history(self) -> str:
+        return f"gsch.events.conflict.{token(self.request_id)}.*"
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterKey:
     """A member cluster's own declaration: `gsch.events.cluster.<cluster>.<type>`."""
 
@@ -169,7 +184,7 @@ class PodsKey:
         return f"gsch.events.cluster.{token(self.cluster)}.pods.{token(self.node)}.*"
 
 
-EntityKey = RequestKey | ClusterKey | NodeKey | LatencyKey | PodsKey
+EntityKey = RequestKey | ConflictKey | ClusterKey | NodeKey | LatencyKey | PodsKey
 
 _NODE_PARTS: dict[str, type[NodeKey | LatencyKey | PodsKey]] = {
     "node": NodeKey,
@@ -189,6 +204,8 @@ def parse_subject(subject: str) -> tuple[EntityKey, str]:
         match tokens[2:]:
             case ["req", request_id, event_type]:
                 return RequestKey(untoken(request_id)), event_type
+            case ["conflict", request_id, event_type]:
+                return ConflictKey(untoken(request_id)), event_type
             case ["cluster", cluster, event_type]:
                 return ClusterKey(untoken(cluster)), event_type
             case ["cluster", cluster, part, node, event_type] if part in _NODE_PARTS:

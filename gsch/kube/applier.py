@@ -6,12 +6,20 @@ carry this request's label; gsch never takes over an object someone else made. W
 document is refused, the ones applied before it are deleted, so a failed binding leaves
 nothing behind and the retry on another cluster starts clean. The namespace is created when
 missing and kept (other requests of the project share it).
+
+gsch holds no workload rights cluster-wide (`config/rbac/gsch-member.yaml`): it creates a
+namespace labelled `gsch.io/managed` and with the Pod Security Admission level of the
+request's project (the member cluster enforces it too), then binds its ClusterRole
+`gsch-workloads` to itself in that namespace with a RoleBinding. A namespace gsch did not
+create works once an operator made that RoleBinding (the shipped admission policy refuses
+gsch a RoleBinding in a namespace without the label).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from gsch.kube.client import KubeApiError, KubeClient, KubeError
@@ -20,6 +28,19 @@ from gsch.kube.kinds import describe, object_path
 log = logging.getLogger(__name__)
 
 MANAGED_LABEL = "gsch.io/managed"
+ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
+WORKLOADS_ROLE = "gsch-workloads"  # the ClusterRole gsch binds in each namespace it manages
+RBAC = "/apis/rbac.authorization.k8s.io/v1"
+
+
+@dataclass(frozen=True)
+class NamespacePlan:
+    """How gsch makes a namespace it applies into: its Pod Security level, and the service
+    account (`namespace/name`) that gets `gsch-workloads` there."""
+
+    pod_security: str
+    service_account: tuple[str, str]
+
 
 Owned = Callable[[dict[str, Any]], bool]
 
@@ -33,20 +54,37 @@ def _reason(document: dict[str, Any], exc: KubeError) -> str:
     return f"{describe(document)}: {exc}"
 
 
-async def ensure_namespace(client: KubeClient, name: str) -> None:
+async def _create_unless_present(client: KubeClient, path: str, body: dict[str, Any]) -> None:
+    """GET, and POST to the collection when missing; a concurrent create (409) is fine."""
     try:
-        await client.call("GET", f"/api/v1/namespaces/{name}")
+        await client.call("GET", f"{path}/{body['metadata']['name']}")
         return
     except KubeApiError as exc:
         if exc.status != 404:
             raise
-    body = {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": name, "labels": {MANAGED_LABEL: "true"}}}  # fmt: skip
     try:
-        await client.call("POST", "/api/v1/namespaces", body=body)
+        await client.call("POST", path, body=body)
     except KubeApiError as exc:
-        if exc.status != 409:  # created meanwhile by a concurrent binding: fine
+        if exc.status != 409:
             raise
+
+
+async def ensure_namespace(client: KubeClient, name: str, plan: NamespacePlan) -> None:
+    labels = {MANAGED_LABEL: "true", ENFORCE_LABEL: plan.pod_security}
+    await _create_unless_present(client, "/api/v1/namespaces",
+                                 {"apiVersion": "v1", "kind": "Namespace",
+                                  "metadata": {"name": name, "labels": labels}})  # fmt: skip
+    account_namespace, account = plan.service_account
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": WORKLOADS_ROLE, "namespace": name, "labels": {MANAGED_LABEL: "true"}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": WORKLOADS_ROLE},
+        "subjects": [{"kind": "ServiceAccount", "name": account,
+                      "namespace": account_namespace}],
+    }  # fmt: skip
+    await _create_unless_present(client, f"{RBAC}/namespaces/{name}/rolebindings", binding)
 
 
 async def _existing(client: KubeClient, document: dict[str, Any]) -> dict[str, Any] | None:
@@ -64,6 +102,7 @@ async def apply_all(
     owner: str,
     manager: str,
     owned: Owned,
+    plan: NamespacePlan,
 ) -> None:
     """Apply every document or none; `owned(obj)` says whether an existing object is ours."""
     if not documents:
@@ -72,7 +111,7 @@ async def apply_all(
     applied: list[dict[str, Any]] = []
     try:
         try:
-            await ensure_namespace(client, namespace)
+            await ensure_namespace(client, namespace, plan)
         except KubeError as exc:
             raise ApplyError(f"namespace {namespace}: {exc}") from exc
         for document in documents:

@@ -50,6 +50,7 @@ from gsch.kube.envelope import (
     heartbeat_subject,
     payload,
 )
+from gsch.metrics import AGENT_LAST_HEARTBEAT
 from gsch.model.events import ClusterDeclared
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,8 @@ class AgentLiveness:
         # every agent gets the silence period from now before it counts as gone.
         started = clock()
         self.heard: dict[str, tuple[float, bool | None]] = {c: (started, None) for c in clusters}
+        for cluster in clusters:
+            AGENT_LAST_HEARTBEAT.labels(member_cluster=cluster).set_to_current_time()
         self._subscription: Any = None
         self._task: asyncio.Task[None] | None = None
 
@@ -110,6 +113,7 @@ class AgentLiveness:
         cluster = envelope.source.object
         if cluster in self.heard and envelope.hcode == HCODE_HEARTBEAT:
             self.heard[cluster] = (self.clock(), heartbeat.ready)
+            AGENT_LAST_HEARTBEAT.labels(member_cluster=cluster).set_to_current_time()
 
     async def start(self) -> None:
         self._subscription = await self.nc.subscribe(HEARTBEATS, cb=self._on_beat)

@@ -1,7 +1,8 @@
 """Turn a request's workload into the objects gsch applies to one member cluster (no I/O).
 
-- Namespace: `<project>-<workspace>` when the request names a project (just `<project>`
-  without a workspace), else the request's own namespace, else `default`.
+- Namespace: the request's own namespace when it names one, else `<project>-<workspace>`
+  (just `<project>` without a workspace), else `default`; intake admitted it
+  (`gsch.model.admission.namespaces`).
 - Every object carries the request id label (`gsch.model.ids.REQUEST_ID_KEY`; pods through
   their template too, so inventory recognises gsch's pods and does not count them twice) and
   the annotations `REQUEST_ID_KEY`, `gsch.io/policy` and `gsch.io/node`.
@@ -21,6 +22,7 @@ import re
 from typing import Any
 
 from gsch.kube.inventory import HOSTNAME_LABEL
+from gsch.model.admission.namespaces import namespace_of
 from gsch.model.ids import REQUEST_ID_KEY
 from gsch.model.request import Request
 from gsch.model.workload import pod_spec, pod_template
@@ -39,11 +41,7 @@ def label_value(request_id: str) -> str:
 
 
 def target_namespace(request: Request) -> str:
-    if request.project_name:
-        if request.workspace_name:
-            return f"{request.project_name}-{request.workspace_name}"
-        return request.project_name
-    return request.namespace or "default"
+    return namespace_of(request.project_name, request.workspace_name, request.namespace)
 
 
 def _mark(metadata: dict[str, Any], request_id: str) -> None:

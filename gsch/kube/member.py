@@ -12,15 +12,20 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
+
 from gsch.eventstore.store import EventStore
-from gsch.kube.applier import ApplyError, apply_all, remove_all
+from gsch.kube.applier import ApplyError, NamespacePlan, apply_all, remove_all
 from gsch.kube.client import KubeClient
 from gsch.kube.informer import Informer, Reachability
 from gsch.kube.inventory import ClusterInventory
-from gsch.kube.manifest import owned_by, prepare
+from gsch.kube.manifest import owned_by, prepare, target_namespace
 from gsch.kube.publisher import Identity, InventoryPublisher
+from gsch.model.admission.admit import Scope, summary, violations
+from gsch.model.admission.secrets import SealError, open_secrets
 from gsch.model.request import Request
 from gsch.model.workload import CLUSTER_SCOPED_KINDS
+from gsch.runtime.admission import admission_rules
 from gsch.runtime.config import Config, MemberConfig
 
 log = logging.getLogger(__name__)
@@ -48,6 +53,8 @@ class MemberCluster:
         self.client = client
         self.manager = kube.field_manager
         self.allowed_kinds = frozenset(settings.allowed_kinds or config.intake.allowed_kinds)
+        self.admission = admission_rules(config)
+        self.service_account = (config.admission.gsch_namespace, kube.service_account)
         self.inventory = ClusterInventory()
         self.reachability = Reachability(kube.unreachable_after)
         options: dict[str, Any] = {"page_size": kube.page_size, "watch_seconds": kube.watch_seconds}
@@ -92,13 +99,31 @@ class MemberCluster:
         refused = sorted(kinds - self.allowed_kinds | kinds & CLUSTER_SCOPED_KINDS)
         if refused:
             raise ApplyError(f"{self.name} does not accept kind {', '.join(refused)}")
-        return prepare(request_id, request, self.inventory.hostname(node), node)
+        namespace = target_namespace(request)
+        try:
+            workload = tuple(open_secrets(request.workload, namespace, self.admission.secret_key))
+        except SealError as exc:
+            raise ApplyError(f"{self.name}: {exc}") from exc
+        # Admission again, under this cluster's own configuration: whoever wrote the event
+        # this binding comes from, nothing the intake would refuse reaches the cluster.
+        scope = Scope(request.project_name, request.workspace_name, request.namespace)
+        found = violations(workload, scope, self.admission)
+        if found:
+            first = summary(found)
+            raise ApplyError(f"{self.name} refuses the workload: {first.field}: {first.problem}")
+        opened = msgspec.structs.replace(request, workload=workload)
+        return prepare(request_id, opened, self.inventory.hostname(node), node)
+
+    def _namespace_plan(self, request: Request) -> NamespacePlan:
+        level = self.admission.project(request.project_name).pod_security
+        return NamespacePlan(pod_security=level.value, service_account=self.service_account)
 
     async def apply(self, request_id: str, request: Request, node: str) -> None:
         documents = self._documents(request_id, request, node)
         await apply_all(
-            self.client, documents, request_id, self.manager, lambda obj: owned_by(obj, request_id)
-        )
+            self.client, documents, request_id, self.manager,
+            lambda obj: owned_by(obj, request_id), self._namespace_plan(request),
+        )  # fmt: skip
 
     async def remove(self, request_id: str, request: Request) -> None:
         # The node does not matter for deletion; names and the namespace do.

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gsch.model.events import (
+    CancelRecorded,
     CapacityReleased,
     CapacityReserved,
     Event,
@@ -23,6 +24,8 @@ from gsch.model.events import (
     RequestBound,
     RequestCancelled,
     RequestClaimed,
+    RequestFailed,
+    RequestIdConflict,
     RequestRejected,
     WorkloadFinished,
 )
@@ -57,11 +60,22 @@ class Change:
 # --- intake ------------------------------------------------------------------------------
 
 
-def accept(request: Request, intake_seq: int, level: QueueLevel, now: float) -> Change:
-    """A valid request enters the log. Conditional on an empty history: the first writer of
-    a request id wins, a second publication of the id finds it taken."""
-    accepted = RequestAccepted(at=now, request=request, intake_seq=intake_seq, level=level)
-    return Change(request.request_id, 0, (accepted,))
+def accept(
+    request: Request,
+    intake_seq: int,
+    level: QueueLevel,
+    now: float,
+    *,
+    digest: str = "",
+    expect: int = 0,
+) -> Change:
+    """A valid request enters the log. Conditional on an empty history (or on the expired
+    cancel that is all it holds, `expect`): the first writer of a request id wins, a second
+    publication of the id finds it taken."""
+    accepted = RequestAccepted(
+        at=now, request=request, intake_seq=intake_seq, level=level, digest=digest
+    )
+    return Change(request.request_id, expect, (accepted,))
 
 
 def reject(
@@ -72,17 +86,57 @@ def reject(
     intake_seq: int,
     excerpt: str,
     now: float,
+    *,
+    digest: str = "",
+    expect: int = 0,
 ) -> Change:
+    """An invalid request enters the log as rejected, on the same condition as `accept`."""
     rejected = RequestRejected(
         at=now, request_id=request_id, reason=reason, field=field, form=form,
-        intake_seq=intake_seq, excerpt=excerpt,
+        intake_seq=intake_seq, excerpt=excerpt, digest=digest,
     )  # fmt: skip
-    return Change(request_id, 0, (rejected,))
+    return Change(request_id, expect, (rejected,))
 
 
 def is_duplicate(known: RequestState, intake_seq: int) -> bool:
     """Another intake message already started this request id's history."""
     return known.intake_seq != intake_seq
+
+
+def is_conflict(known: RequestState, digest: str) -> bool:
+    """A message under a known request id whose body differs from the one the id was
+    recorded with. Histories from before digests were recorded cannot tell: not a conflict."""
+    return bool(known.intake_seq and known.digest and digest and known.digest != digest)
+
+
+def id_conflict(
+    known: RequestState, intake_seq: int, digest: str, excerpt: str, now: float
+) -> RequestIdConflict:
+    """Refuse a message that reused `known`'s id with another body; the original stays."""
+    return RequestIdConflict(
+        at=now, request_id=known.request_id, intake_seq=intake_seq, digest=digest,
+        original_intake_seq=known.intake_seq, original_digest=known.digest,
+        reason=(
+            f"request id {known.request_id} is already used by another request (intake"
+            f" sequence {known.intake_seq}, now {known.state.value}) with a different body;"
+            " that request is untouched: choose a new id"
+        ),
+        excerpt=excerpt,
+    )  # fmt: skip
+
+
+def cancel_awaits(known: RequestState, published_at: float, ttl: float) -> bool:
+    """Whether a cancel recorded before the request arrived still applies to it: the request
+    was published before the cancel, or at most `ttl` seconds after it."""
+    recorded = known.cancel_recorded_at
+    return recorded is not None and published_at - recorded <= ttl
+
+
+def cancel_on_arrival(accepted: Change, known: RequestState, now: float) -> Change:
+    """The request arrived while a cancel awaited it: it enters the log and is cancelled in
+    the same append, so it is listed (as cancelled) but never scheduled."""
+    reason = f"{known.cancel_reason} (cancelled before it arrived)"
+    return accepted.then(RequestCancelled(at=now, attempt=0, reason=reason))
 
 
 # --- attempts ----------------------------------------------------------------------------
@@ -146,6 +200,23 @@ def unschedulable(
     return base.then(outcome)
 
 
+def give_up(
+    base: Change,
+    state: RequestState,
+    attempt: int,
+    reason: str,
+    now: float,
+    explanation: Explanation | None = None,
+) -> Change:
+    """End the request as failed now, whatever attempts remain: waiting cannot help it (no
+    node of its clusters could ever hold it, or it was blocked for longer than allowed)."""
+    failed = RequestFailed(
+        at=now, attempt=attempt, reasons=(*state.reasons, f"attempt {attempt}: {reason}"),
+        explanation=explanation,
+    )  # fmt: skip
+    return base.then(failed)
+
+
 # --- binding -----------------------------------------------------------------------------
 
 
@@ -192,11 +263,15 @@ def finish(state: RequestState, now: float) -> Change | None:
 
 def cancel(state: RequestState, reason: str, now: float) -> Change | None:
     """Cancel in any state that is not final (None: final, nothing to do). A request the log
-    does not know yet gets a tombstone, so it is dropped if it arrives. What it holds is
-    released in the same change, and the event lists its placements so binders remove them.
+    does not know yet gets a `CancelRecorded` (not a request event, so nothing is listed),
+    which cancels it if it arrives within the configured time. What it holds is released in
+    the same change, and the event lists its placements so binders remove them.
     """
     if state.state in FINAL_STATES:
         return None
+    if state.state is State.NEW:
+        recorded = CancelRecorded(at=now, reason=reason)
+        return Change(state.request_id, state.last_seq, (recorded,))
     holds = state.state in _HOLDING_CAPACITY
     cancelled = RequestCancelled(
         at=now, attempt=state.attempt, reason=reason,

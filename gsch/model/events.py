@@ -56,6 +56,9 @@ class RequestAccepted(Event, frozen=True, kw_only=True):
     request: Request
     intake_seq: int
     level: QueueLevel
+    # The digest of the body it came in (`gsch.model.digest`): a later message under the
+    # same id with another body is a conflict, with the same body a duplicate.
+    digest: str = ""
 
 
 class RequestRejected(Event, frozen=True, kw_only=True):
@@ -65,6 +68,7 @@ class RequestRejected(Event, frozen=True, kw_only=True):
     form: str | None = None
     intake_seq: int = 0
     excerpt: str = ""
+    digest: str = ""
 
 
 class RequestClaimed(Event, frozen=True, kw_only=True):
@@ -122,6 +126,28 @@ class RequestCancelled(Event, frozen=True, kw_only=True):
     attempt: int
     reason: str
     placements: tuple[Placement, ...] = ()
+
+
+class CancelRecorded(Event, frozen=True, kw_only=True):
+    """A cancel for a request id the log does not know yet. It is no request event: the
+    request is not listed until it arrives, and then it is cancelled at once if it was
+    published within the configured time after this; later, the cancel has expired."""
+
+    reason: str
+
+
+class RequestIdConflict(Event, frozen=True, kw_only=True):
+    """A message reused a request id with another body: refused, the original untouched.
+    Kept apart from the request's own history (`gsch.events.conflict.<id>.*`), so recording
+    it never disturbs the request's decisions in flight."""
+
+    request_id: str
+    intake_seq: int  # the refused message
+    digest: str  # of the refused body
+    original_intake_seq: int
+    original_digest: str
+    reason: str
+    excerpt: str = ""
 
 
 # --- cluster state -----------------------------------------------------------------------
@@ -203,6 +229,8 @@ AnyEvent = (
     | RequestBound
     | WorkloadFinished
     | RequestCancelled
+    | CancelRecorded
+    | RequestIdConflict
     | ClusterDeclared
     | NodeDeclared
     | CapacityReserved

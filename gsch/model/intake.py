@@ -11,9 +11,20 @@ from typing import Any
 
 import msgspec
 
+from gsch.model.admission.admit import AdmissionRefused, Scope, admit
+from gsch.model.admission.rules import DEFAULT_ADMISSION, AdmissionRules
 from gsch.model.affinity import node_affinity_of
 from gsch.model.brackets import BracketError, parse_levels
 from gsch.model.forms import Fields, Invalid, claimed_request_id, detect_form, read_fields
+from gsch.model.limits import (
+    MAX_FIELD_CHARS,
+    MAX_PROBLEM_CHARS,
+    CountLimits,
+    bounded,
+    check_field_limits,
+    check_level_counts,
+    shown,
+)
 from gsch.model.request import (
     MODE_ALIASES,
     NAME_PATTERN,
@@ -32,10 +43,17 @@ Levels = tuple[tuple[str, ...], ...]
 
 @dataclass(frozen=True)
 class Rejection:
+    """Why a request was refused. Field and problem are held to a length a listing can
+    carry, whatever the sender wrote (an unknown field's name is the sender's text)."""
+
     request_id: str
     field: str
     problem: str
     form: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "field", bounded(self.field, MAX_FIELD_CHARS))
+        object.__setattr__(self, "problem", bounded(self.problem, MAX_PROBLEM_CHARS))
 
     @property
     def reason(self) -> str:
@@ -46,12 +64,14 @@ class Rejection:
 class IntakeRules:
     max_request_bytes: int
     allowed_kinds: frozenset[str]
+    admission: AdmissionRules = DEFAULT_ADMISSION
+    limits: CountLimits = CountLimits()
 
 
 # --- levels, policy and mode --------------------------------------------------------------
 
 
-def _levels(fields: Fields) -> Levels:
+def _levels(fields: Fields, limits: CountLimits) -> Levels:
     raw = fields.levels
     where = fields.paths.levels
     if raw is None:
@@ -63,6 +83,7 @@ def _levels(fields: Fields) -> Levels:
             raise Invalid(where, str(exc)) from exc
     else:
         levels = tuple((item,) if isinstance(item, str) else tuple(item) for item in raw)
+    check_level_counts(levels, where, limits)
     seen: set[str] = set()
     for index, level in enumerate(levels):
         if not level:
@@ -71,12 +92,13 @@ def _levels(fields: Fields) -> Levels:
             if is_selector(name):
                 if not SELECTOR_PATTERN.match(name):
                     raise Invalid(
-                        where, f"{name!r} is not a valid label selector (key=value, joined by '&')"
+                        where,
+                        f"{shown(name)} is not a valid label selector (key=value, joined by '&')",
                     )
             elif not NAME_PATTERN.match(name):
-                raise Invalid(where, f"{name!r} is not a valid cluster name")
+                raise Invalid(where, f"{shown(name)} is not a valid cluster name")
             if name in seen:
-                raise Invalid(where, f"cluster {name!r} appears more than once")
+                raise Invalid(where, f"cluster {shown(name)} appears more than once")
             seen.add(name)
     return levels
 
@@ -85,14 +107,16 @@ def _policy_and_mode(fields: Fields) -> tuple[Policy, str]:
     policy = POLICY_ALIASES.get(fields.policy)
     if policy is None:
         known = ", ".join(p.value for p in Policy)
-        raise Invalid("policy", f"unknown policy {fields.policy!r} (known: {known})")
+        raise Invalid("policy", f"unknown policy {shown(fields.policy)} (known: {known})")
     modes = POLICY_MODES[policy]
     mode = fields.mode or "default"
     mode = MODE_ALIASES.get(mode, mode)
     if mode == "default":
         mode = modes[0]
     if mode not in modes:
-        raise Invalid("mode", f"{fields.mode!r} is not a mode of {policy} ({', '.join(modes)})")
+        raise Invalid(
+            "mode", f"{shown(fields.mode)} is not a mode of {policy} ({', '.join(modes)})"
+        )
     return policy, mode
 
 
@@ -135,7 +159,7 @@ def _selected_cluster(fields: Fields, mode: str, levels: Levels) -> _Target:
         (fields.select_node, paths.select_node),
     ):
         if not NAME_PATTERN.match(name):
-            raise Invalid(where, f"{name!r} is not a valid name")
+            raise Invalid(where, f"{shown(name)} is not a valid name")
     return _Target(((fields.select_cluster,),), fields.select_node)
 
 
@@ -174,8 +198,9 @@ _INT64_MAX = 2**63 - 1
 
 
 def _validate(fields: Fields, request_id: str, rules: IntakeRules) -> Request:
+    check_field_limits(fields, rules.limits)
     policy, mode = _policy_and_mode(fields)
-    levels = _levels(fields)
+    levels = _levels(fields, rules.limits)
     target = _POLICY_CHECKS.get(policy, _any_policy)(fields, mode, levels)
     try:
         check_documents(fields.workload, rules.allowed_kinds)
@@ -186,6 +211,11 @@ def _validate(fields: Fields, request_id: str, rules: IntakeRules) -> Request:
     if max(demand.cpu_m, demand.memory, demand.gpu, demand.pods) > _INT64_MAX:
         # Events must decode again: msgspec reads integers only up to 64 bits.
         raise Invalid("workload", "its total resource demand is out of range")
+    scope = Scope(fields.project_name, fields.workspace_name, fields.namespace)
+    try:
+        workload = admit(fields.workload, scope, rules.admission)
+    except AdmissionRefused as exc:
+        raise Invalid(exc.violation.field, exc.violation.problem) from exc
     return Request(
         request_id=request_id,
         policy=policy,
@@ -199,7 +229,7 @@ def _validate(fields: Fields, request_id: str, rules: IntakeRules) -> Request:
         namespace=fields.namespace,
         fast=fields.fast,
         form=fields.form,
-        workload=fields.workload,
+        workload=workload,
         demand=demand,
         node_selector=node_selector_of(fields.workload),
         node_affinity=affinity,
@@ -256,7 +286,7 @@ def decode_request(data: bytes, rules: IntakeRules, fallback_id: str) -> Request
             if not REQUEST_ID_PATTERN.match(fields.request_id):
                 raise Invalid(
                     "request_id",
-                    f"{fields.request_id!r} must be 1-128 letters, digits, '_', ':' or '-'"
+                    f"{shown(fields.request_id)} must be 1-128 letters, digits, '_', ':' or '-'"
                     " starting with a letter or digit",
                 )
             request_id = fields.request_id

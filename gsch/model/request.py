@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from gsch.model.admission.namespaces import namespace_of
 from gsch.model.affinity import Terms
 from gsch.model.resources import Resources
 
@@ -109,11 +110,8 @@ class Request(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
     def pod_key(self, pod: str) -> str:
         """A pod the request names, as `namespace/name`: a bare name is taken in the
-        request's own namespace (its `namespace`, else `<project>-<workspace>` where gsch
-        applies it, else "default")."""
+        namespace gsch applies the request in (its `namespace`, else
+        `<project>-<workspace>`, else "default")."""
         if "/" in pod:
             return pod
-        namespace = self.namespace
-        if namespace is None and self.project_name and self.workspace_name:
-            namespace = f"{self.project_name}-{self.workspace_name}"
-        return f"{namespace or 'default'}/{pod}"
+        return f"{namespace_of(self.project_name, self.workspace_name, self.namespace)}/{pod}"

@@ -16,6 +16,7 @@ import msgspec
 from gsch.model.events import (
     REQUEST_EVENTS,
     AnyEvent,
+    CancelRecorded,
     Event,
     Explanation,
     Placement,
@@ -147,10 +148,18 @@ class RequestState(msgspec.Struct, kw_only=True):
     avoid_clusters: tuple[str, ...] = ()  # refused the last binding: place elsewhere if possible
     finished: bool = False
     last_seq: int = 0
+    digest: str = ""  # of the body it was accepted or rejected from
+    # A cancel recorded before the request arrived (CancelRecorded): when, and why.
+    cancel_recorded_at: float | None = None
+    cancel_reason: str = ""
 
     def apply(self, event: AnyEvent, seq: int) -> None:
         """Fold one event of this request into the state (events arrive in stream order)."""
         self.last_seq = seq  # whatever the event: the history's position for conditional appends
+        if isinstance(event, CancelRecorded):
+            # Not a lifecycle step: the request is still unknown, only a cancel awaits it.
+            self.cancel_recorded_at, self.cancel_reason = event.at, event.reason
+            return
         change = step(self.state, event)
         if change is None:
             return
@@ -173,8 +182,10 @@ class RequestState(msgspec.Struct, kw_only=True):
                 self.intake_seq = event.intake_seq
                 self.accepted_seq = self.queued_seq = seq
                 self.accepted_at = event.at
+                self.digest = event.digest
             case RequestRejected():
                 self.intake_seq = event.intake_seq
+                self.digest = event.digest
             case RequestClaimed():
                 self.claimed_by = event.worker
             case RequestRequeued():

@@ -52,6 +52,11 @@ class WorkloadError(ValueError):
         self.problem = problem
 
 
+def pod_spec_path(kind: str) -> tuple[str, ...] | None:
+    """Where a pod-bearing kind keeps its pod spec (None: the kind runs no pods)."""
+    return _TEMPLATE_PATHS.get(kind)
+
+
 def pod_spec(document: dict[str, Any]) -> dict[str, Any] | None:
     path = _TEMPLATE_PATHS.get(str(document.get("kind")))
     if path is None:

@@ -22,9 +22,10 @@ DEFAULT_ALLOWED_KINDS = (
     "CronJob",
     "Service",
     "ConfigMap",
-    "Secret",
     "PersistentVolumeClaim",
-)
+)  # Secret only with admission.secret_key_file: its data is then sealed on the log
+
+PodSecurity = Literal["privileged", "baseline", "restricted"]
 
 
 class NatsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -51,6 +52,14 @@ class QueueConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # A blocked request is re-planned when capacity it could use appears, and at least this
     # often (a dry plan, no event) in case a change was announced by nothing it watches.
     blocked_recheck_seconds: float = 30.0
+    # Parking is bounded: at most this many blocked requests held per worker (more are
+    # handed back to the queue and looked at again after `blocked_recheck_seconds`), and a
+    # request blocked for longer than `max_blocked_seconds` ends as failed with its reason.
+    max_parked: int = 10_000
+    max_blocked_seconds: float = 3600.0
+    # A cancel for an id the log does not know yet cancels the request only if it is
+    # published within this many seconds after the cancel; then the cancel has expired.
+    cancel_before_arrival_seconds: float = 300.0
 
 
 class WorkerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -62,6 +71,10 @@ class WorkerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class IntakeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_request_bytes: int = 262144
+    max_levels: int = 16  # levels of select_clusters
+    max_clusters_per_level: int = 128  # names or selectors in one level
+    max_clusters: int = 256  # names or selectors over all levels
+    max_documents: int = 32  # manifests in one workload
     allowed_kinds: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_ALLOWED_KINDS))
 
 
@@ -122,6 +135,9 @@ class KubeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     agent_heartbeat_seconds: float = 5.0
     agent_silence_seconds: float = 20.0
     field_manager: str = "gsch"
+    # gsch's service account in a member cluster (in admission.gsch_namespace): each namespace
+    # gsch creates binds the ClusterRole gsch-workloads to it (config/rbac/gsch-member.yaml).
+    service_account: str = "gsch"
     probe: ProbeConfig = msgspec.field(default_factory=ProbeConfig)
 
 
@@ -132,10 +148,27 @@ class PlannerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class ProjectConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """`[projects.<name>]`: the clusters the project's requests may be placed on."""
+    """`[projects.<name>]`: the clusters the project's requests may be placed on, and what
+    its workloads may do (see `AdmissionConfig`)."""
 
     clusters: list[str] = msgspec.field(default_factory=list)
     selectors: list[str] = msgspec.field(default_factory=list)  # e.g. "tier=edge&region=kr"
+    pod_security: PodSecurity | None = None  # None: admission.pod_security
+    namespaces: list[str] = msgspec.field(default_factory=list)  # besides <project>-<workspace>
+    service_accounts: list[str] | None = None  # None: any (but the denied); else these + default
+    allow: list[str] = msgspec.field(default_factory=list)  # node-name, tolerate-all, external-ips
+
+
+class AdmissionConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """`[admission]`: what a workload may do on a member cluster, for every request (projects
+    may set their own level and exemptions)."""
+
+    pod_security: PodSecurity = "baseline"  # Kubernetes Pod Security Standard by default
+    shared_namespaces: list[str] = msgspec.field(default_factory=lambda: ["default"])
+    denied_namespaces: list[str] = msgspec.field(default_factory=list)  # besides kube-*, gsch's
+    gsch_namespace: str = "gsch-system"  # where gsch runs in a member cluster: never a target
+    denied_service_accounts: list[str] = msgspec.field(default_factory=list)
+    secret_key_file: str | None = None  # seals Secret data; without it a Secret is refused
 
 
 class AuthConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -191,6 +224,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     planner: PlannerConfig = msgspec.field(default_factory=PlannerConfig)
     # No projects: requests naming a project are not restricted to any clusters.
     projects: dict[str, ProjectConfig] = msgspec.field(default_factory=dict)
+    admission: AdmissionConfig = msgspec.field(default_factory=AdmissionConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
 
     @property

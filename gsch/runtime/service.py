@@ -249,7 +249,7 @@ async def _start_api(
         planner=planners,
         config=config.api,
         continue_secret=secret,
-        intake=intake_rules(config.intake),
+        intake=intake_rules(config),
     )
     runner, api_url = await _http_site(app, config.api.listen)
     stack.push_async_callback(runner.cleanup)

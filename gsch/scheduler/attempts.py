@@ -28,14 +28,16 @@ from gsch.metrics import (
     RETRIES,
     SCHEDULE_ATTEMPTS,
 )
-from gsch.model.decisions import Change, claim, commit, unschedulable
+from gsch.model.decisions import Change, claim, commit, give_up, unschedulable
 from gsch.model.events import CapacityReserved, Placement, RequestClaimed, RequestFailed
+from gsch.model.limits import fit_explanation
 from gsch.model.request import Request
 from gsch.model.retry import RetryPolicy
 from gsch.model.states import RequestState
 from gsch.policies.framework import Decision, fits_now, plan_avoiding
 from gsch.policies.registry import PROFILES
 from gsch.policies.rules import PlannerRules
+from gsch.scheduler.never_fits import never_fits
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +110,20 @@ class Attempts:
                 profile, request, self.snapshot, self.planner, state.avoid_clusters
             )
             now = time.time()
+            # Every event must fit in one message of the log, whatever the fleet's size.
+            explanation = fit_explanation(decision.explanation)
             if not decision.placed:
-                change = unschedulable(
-                    base, state, attempt, f"unschedulable: {decision.explanation.summary}",
-                    self.retry, now, fast=request.fast, explanation=decision.explanation,
-                    blocked=decision.waits_for_capacity,
-                )  # fmt: skip
+                hopeless = (
+                    never_fits(request, self.snapshot) if decision.waits_for_capacity else None
+                )
+                if hopeless is not None:  # waiting would hold it for ever: fail it now
+                    change = give_up(base, state, attempt, hopeless, now, explanation)
+                else:
+                    change = unschedulable(
+                        base, state, attempt, f"unschedulable: {explanation.summary}",
+                        self.retry, now, fast=request.fast, explanation=explanation,
+                        blocked=decision.waits_for_capacity,
+                    )  # fmt: skip
                 if not await self._append_outcome(change, "unschedulable"):
                     return False
                 SCHEDULE_ATTEMPTS.labels(result="unschedulable", policy=request.policy).inc()
@@ -122,7 +132,7 @@ class Attempts:
                 )
                 return True
             committed = commit(
-                base, attempt, decision.placements, decision.level_index, decision.explanation,
+                base, attempt, decision.placements, decision.level_index, explanation,
                 self.worker, now,
             )  # fmt: skip
             result = await self._commit(request, decision, committed)
@@ -144,6 +154,13 @@ class Attempts:
         )  # fmt: skip
         SCHEDULE_ATTEMPTS.labels(result="error", policy=request.policy).inc()
         return await self._append_outcome(change, "commit_conflicts")
+
+    async def give_up(self, state: RequestState, reason: str) -> bool:
+        """Fail a queued request now, with `reason` (it waited too long); False when its
+        history moved on meanwhile (cancelled, taken over)."""
+        base = Change(state.request_id, state.last_seq, ())
+        change = give_up(base, state, state.attempt, reason, time.time(), state.explanation)
+        return await self._append_outcome(change, "blocked")
 
     async def _append_outcome(self, change: Change, kind: str) -> bool:
         try:

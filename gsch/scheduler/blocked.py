@@ -6,7 +6,9 @@ at again only when the cluster snapshot reports that capacity may have grown on 
 could use: a release, a node (re)declared, a cluster ready again. Waking costs a dry plan on
 the snapshot, no event; only a request that now fits is dispatched for a real attempt. A
 slow periodic re-check covers what no event announces. Nothing is polled in a hot loop.
-Parking consumes no attempt: a blocked request waits as long as it takes (or until cancelled).
+Parking consumes no attempt, but it is bounded: a worker parks at most `limit` requests (the
+caller hands the others back to the queue), and the re-check hands a request blocked for
+longer than `max_blocked_seconds` to `expire`, which fails it with its reason.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +40,7 @@ class Parked:
     item: WorkItem
     request: Request
     level: QueueLevel
+    since: float = 0.0  # wall-clock time it became blocked (its requeue event's `at`)
 
 
 def usable_clusters(request: Request) -> frozenset[str] | None:
@@ -55,11 +59,18 @@ class BlockedRequests:
         dry_plan: Callable[[Request], tuple[Placement, ...]],
         wake: Callable[[Parked], None],
         recheck_seconds: float,
+        *,
+        limit: int = 10_000,
+        max_blocked_seconds: float = 3600.0,
+        expire: Callable[[Parked], None] | None = None,
     ) -> None:
         self.snapshot = snapshot
         self._dry_plan = dry_plan
         self._wake = wake
         self._recheck_seconds = recheck_seconds
+        self.limit = limit
+        self.max_blocked_seconds = max_blocked_seconds
+        self._expire = expire
         self._parked: dict[str, Parked] = {}
         self._by_cluster: dict[str, set[str]] = {}
         self._anywhere: set[str] = set()
@@ -69,6 +80,25 @@ class BlockedRequests:
 
     def __len__(self) -> int:
         return len(self._parked)
+
+    @property
+    def full(self) -> bool:
+        return len(self._parked) >= self.limit
+
+    def expired(self, since: float, now: float | None = None) -> bool:
+        """Whether a request blocked since `since` has waited longer than allowed."""
+        return (now if now is not None else time.time()) - since > self.max_blocked_seconds
+
+    def expire_overdue(self) -> int:
+        """Hand every parked request blocked for too long to `expire`."""
+        if self._expire is None:
+            return 0
+        now = time.time()
+        overdue = [p for p in self._parked.values() if self.expired(p.since, now)]
+        for parked in overdue:
+            self.take(parked.request.request_id)
+            self._expire(parked)
+        return len(overdue)
 
     def park(self, parked: Parked) -> None:
         request_id = parked.request.request_id
@@ -120,6 +150,7 @@ class BlockedRequests:
     async def run(self, stop: asyncio.Event) -> None:
         """Wake what fits whenever capacity changes, until `stop`; then hand every parked
         message back so another worker takes it at once."""
+        expiry_due = time.monotonic() + self._recheck_seconds
         try:
             while not stop.is_set():
                 recheck = False
@@ -133,6 +164,9 @@ class BlockedRequests:
                 await asyncio.sleep(_SETTLE_SECONDS)
                 self._signal.clear()
                 changed, self._changed = self._changed, set()
+                if time.monotonic() >= expiry_due:  # busy or idle, at least every re-check
+                    expiry_due = time.monotonic() + self._recheck_seconds
+                    self.expire_overdue()
                 if recheck:
                     self.wake_fitting(set(self._parked), None)
                 else:

@@ -4,8 +4,9 @@
 and any worker's commit or binder's report exclude each other: whichever lands first wins and
 the other re-reads. Capacity the request held is released in the same atomic batch, and the
 event lists the placements it held so binders remove what they applied. Cancelling a final
-request changes nothing and says so. An id the log does not know yet (still in the intake)
-is cancelled too: the tombstone makes the worker drop it when it arrives.
+request changes nothing and says so. For an id the log does not know yet (still in the
+intake) the cancel is recorded (`CancelRecorded`, never listed as a request): the request is
+cancelled on arrival if it was published within `queue.cancel_before_arrival_seconds`.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ async def cancel_request(
         except ConflictError:
             continue  # a worker or binder moved it meanwhile: read again
         message = (
-            "not known yet: recorded, so it will not be scheduled if it arrives"
+            "not known yet: recorded, so it is cancelled if it arrives soon"
             if state.state is State.NEW
             else f"cancelled (was {state.state.value})"
         )

@@ -45,10 +45,15 @@ class Job:
 
 
 class LevelDispatcher:
-    def __init__(self, per_level: int, max_running: int, room: Room) -> None:
+    def __init__(
+        self, per_level: int, max_running: int, room: Room, drain_seconds: float = 10.0
+    ) -> None:
         self.per_level = max(1, per_level)
         self.max_running = max(1, max_running)
         self.room = room
+        # How long a stop waits for running jobs: a shutdown must end within the lease, so
+        # a job still running then is cancelled and its message handed back.
+        self.drain_seconds = drain_seconds
         self.queues: dict[QueueLevel, deque[Job]] = {level: deque() for level in LEVEL_ORDER}
         self._round: deque[Job] = deque()
         self._running: set[asyncio.Task[None]] = set()
@@ -61,7 +66,8 @@ class LevelDispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Dispatch rounds until `stop`; then hand queued items back (another worker takes
-        them at once instead of after the lease) and let running jobs finish."""
+        them at once instead of after the lease) and let running jobs finish, for at most
+        `drain_seconds`: the rest are cancelled and their items handed back too."""
         stopping = asyncio.create_task(stop.wait())
         try:
             while not stop.is_set():
@@ -79,8 +85,14 @@ class LevelDispatcher:
                     job = queue.popleft()
                     await job.item.nak()
                     self.room.give()
-            if self._running:
-                await asyncio.gather(*self._running, return_exceptions=True)
+            running = set(self._running)
+            if running:
+                _, late = await asyncio.wait(running, timeout=self.drain_seconds)
+                for task in late:
+                    task.cancel()
+                if late:
+                    log.warning("jobs cancelled at shutdown", extra={"jobs": len(late)})
+                    await asyncio.gather(*late, return_exceptions=True)
 
     def _dispatch_round(self) -> bool:
         """Start jobs of the current round while running slots are free, taking the next
@@ -113,6 +125,11 @@ class LevelDispatcher:
     async def _execute(self, job: Job) -> None:
         try:
             await job.run()
+        except asyncio.CancelledError:
+            # Stopped before it ended (shutdown): whatever it appended is in the log, and the
+            # next holder continues from there.
+            await job.item.nak()
+            raise
         except Exception:
             # A bug must not kill the dispatcher; the lease lapses and the message comes back.
             log.exception("job failed", extra={"subject": job.item.subject, "seq": job.item.seq})

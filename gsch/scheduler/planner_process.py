@@ -144,7 +144,7 @@ async def serve(out: BinaryIO) -> None:
         raise FrameError("the first frame must be Start")
     config = msgspec.json.decode(start.config, type=Config)
     setup_logging(config.log_level)
-    dry_run_rules = intake_rules(config.intake), planner_rules(config)
+    dry_run_rules = intake_rules(config), planner_rules(config)
     nc = await connect(config, start.url, start.name)
     store = EventStore(nc, request_timeout=config.nats.request_timeout)
     feed = SnapshotFeed(store)

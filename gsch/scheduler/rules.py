@@ -5,16 +5,25 @@ dry run and the API answer alike)."""
 from __future__ import annotations
 
 from gsch.model.intake import IntakeRules, Rejection, decode_request
+from gsch.model.limits import CountLimits
 from gsch.model.request import SELECTOR_PATTERN, Request
 from gsch.policies.registry import PROFILES
 from gsch.policies.rules import PlannerRules, ProjectClusters
-from gsch.runtime.config import Config, ConfigError, IntakeConfig
+from gsch.runtime.admission import admission_rules
+from gsch.runtime.config import Config, ConfigError
 
 
-def intake_rules(config: IntakeConfig) -> IntakeRules:
+def intake_rules(config: Config) -> IntakeRules:
     return IntakeRules(
-        max_request_bytes=config.max_request_bytes,
-        allowed_kinds=frozenset(config.allowed_kinds),
+        max_request_bytes=config.intake.max_request_bytes,
+        allowed_kinds=frozenset(config.intake.allowed_kinds),
+        admission=admission_rules(config),
+        limits=CountLimits(
+            max_levels=config.intake.max_levels,
+            max_clusters_per_level=config.intake.max_clusters_per_level,
+            max_clusters=config.intake.max_clusters,
+            max_documents=config.intake.max_documents,
+        ),
     )
 
 

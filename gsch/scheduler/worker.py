@@ -19,7 +19,7 @@ from typing import Any
 
 from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.eventstore.consumers import LeaseKeeper, Room, WorkItem, consume, pull
-from gsch.eventstore.store import EventStore, StoredEvent
+from gsch.eventstore.store import EventStore, EventTooLargeError, StoredEvent
 from gsch.eventstore.subjects import EVENTS_STREAM, INTAKE_STREAM, request_events_of_type
 from gsch.metrics import CANCELS
 from gsch.model.decisions import SCHEDULABLE
@@ -57,16 +57,25 @@ class Worker:
         self.attempts = Attempts(
             store, snapshot, name, self.planner, retry, config.worker.max_conflict_retries
         )
-        self.intake = Intake(store, self.attempts, intake_rules(config.intake), retry)
+        self.intake = Intake(
+            store, self.attempts, intake_rules(config), retry,
+            config.queue.cancel_before_arrival_seconds,
+        )  # fmt: skip
         # What this process holds: queued by level, running, or parked as blocked. The room
         # (queued + running) bounds what the pull loops fetch; parked messages do not count.
         options = config.worker
         self.keeper = LeaseKeeper(store.lease_seconds)
         self.room = Room(options.max_in_flight + options.max_queued)
-        self.dispatcher = LevelDispatcher(config.queue.per_level, options.max_in_flight, self.room)
-        self.blocked = BlockedRequests(
-            snapshot, self._dry_plan, self._wake, config.queue.blocked_recheck_seconds
+        # A stop ends within the lease: running attempts get half of it to finish.
+        self.dispatcher = LevelDispatcher(
+            config.queue.per_level, options.max_in_flight, self.room, store.lease_seconds / 2
         )
+        queue = config.queue
+        self.blocked = BlockedRequests(
+            snapshot, self._dry_plan, self._wake, queue.blocked_recheck_seconds,
+            limit=queue.max_parked, max_blocked_seconds=queue.max_blocked_seconds,
+            expire=self._expire,
+        )  # fmt: skip
         self._recent_cancels: OrderedDict[str, None] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
@@ -129,7 +138,8 @@ class Worker:
         if wait > 0.001 and not event.blocked:
             await item.nak(delay=wait)
             return
-        self._queue(item, event.level, partial(self.on_retry, item, event.level, event.blocked))
+        retry = partial(self.on_retry, item, event.level, event.blocked, blocked_since=event.at)
+        self._queue(item, event.level, retry)
 
     def _dry_plan(self, request: Request) -> tuple[Placement, ...]:
         return plan(PROFILES[request.policy], request, self.snapshot, self.planner).placements
@@ -141,6 +151,22 @@ class Worker:
         self._queue(
             parked.item, parked.level, partial(self.on_retry, parked.item, parked.level, False)
         )
+
+    def _expire(self, parked: Parked) -> None:
+        """A parked request waited longer than allowed: fail it (as a job, under its lease)."""
+        if self._stop.is_set():
+            self._in_background(parked.item.nak())
+            return
+        self._queue(parked.item, parked.level, partial(self._give_up_blocked, parked.item))
+
+    async def _give_up_blocked(self, item: WorkItem) -> None:
+        request_id = item.request_id
+        state = await self.store.load_request(request_id) if request_id else None
+        if state is not None and state.queued_seq == item.seq and state.state in SCHEDULABLE:
+            last = state.reasons[-1] if state.reasons else "nothing could hold it"
+            limit = self.config.queue.max_blocked_seconds
+            await self.attempts.give_up(state, f"blocked for over {limit:g} s; {last}")
+        await item.ack()
 
     def _cancelled(self, stored: StoredEvent) -> None:
         """A request was cancelled: a parked message of it is settled now, not at a wake."""
@@ -175,10 +201,14 @@ class Worker:
 
     # --- retries -------------------------------------------------------------------------
 
-    async def on_retry(self, item: WorkItem, level: QueueLevel, blocked: bool) -> None:
+    async def on_retry(
+        self, item: WorkItem, level: QueueLevel, blocked: bool, blocked_since: float = 0.0
+    ) -> None:
         """A retry that is due, at the level its requeue event gave it. A blocked one (nothing
         could hold it) is tried only if it fits on the snapshot now; otherwise it is parked,
-        at that level, until capacity it could use appears."""
+        at that level, until capacity it could use appears: failed once it has been blocked
+        for longer than allowed, handed back to the queue while this worker's parking is
+        full."""
         request_id = item.request_id
         if request_id is None:
             await item.ack()
@@ -192,7 +222,17 @@ class Worker:
             if request.request_id in self._recent_cancels:
                 await item.ack()
                 return
-            self.blocked.park(Parked(item, request, level))
+            if self.blocked.expired(blocked_since):
+                await self._give_up_blocked(item)
+                return
+            if self.blocked.full:
+                await item.nak(delay=self.config.queue.blocked_recheck_seconds)
+                return
+            self.blocked.park(Parked(item, request, level, blocked_since))
             return
-        await self.attempts.schedule(state)
+        try:
+            await self.attempts.schedule(state)
+        except EventTooLargeError as exc:  # refused before sending: retrying cannot help
+            state = await self.store.load_request(request_id)
+            await self.attempts.give_up(state, f"its events would not fit in the log ({exc})")
         await item.ack()

@@ -177,7 +177,9 @@ async def run_bench(args: argparse.Namespace) -> int:
             for request_id, body in requests[offset : offset + WINDOW]:
                 published_at[request_id] = time.time()
                 futures.append(
-                    await js.publish_async(INTAKE_SUBJECT, body, headers=intake_headers(request_id))
+                    await js.publish_async(
+                        INTAKE_SUBJECT, body, headers=intake_headers(request_id, body)
+                    )
                 )
             await asyncio.wait_for(asyncio.gather(*futures), 60)
         publish_seconds = time.time() - first_publish

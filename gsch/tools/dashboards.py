@@ -1,5 +1,7 @@
 """The Grafana dashboards, as code: `python -m gsch.tools.dashboards` writes them to
-config/grafana/dashboards/ as classic dashboard JSON (Grafana 9 and later load it).
+config/grafana/dashboards/ as classic dashboard JSON (Grafana 9 and later load it), built with
+Grafana's typed builders (`grafana-foundation-sdk`, the `dashboards` extra; pinned to its
+Grafana 11.6 build: unpinned, pip picks the 10.1 build, whose epoch is higher).
 
 Conventions every dashboard follows (the tests check them): a stable `uid`, a `datasource`
 variable that every panel uses (no `__inputs`, which file provisioning cannot resolve), a
@@ -14,9 +16,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 39
+from grafana_foundation_sdk.builders.dashboard import (
+    Dashboard,
+    DashboardLink,
+    DatasourceVariable,
+    QueryVariable,
+)
+from grafana_foundation_sdk.builders.prometheus import Dataquery
+from grafana_foundation_sdk.builders.stat import Panel as StatPanel
+from grafana_foundation_sdk.builders.timeseries import Panel as TimeseriesPanel
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.dashboard import (
+    DashboardCursorSync,
+    DashboardLinkType,
+    DataSourceRef,
+    GridPos,
+    VariableRefresh,
+    VariableSort,
+)
+
+# What grafana-foundation-sdk's Grafana 11.6 build writes; the tests pin it, so an SDK
+# upgrade that moves the schema is a visible change.
+SCHEMA_VERSION = 41
 TAGS = ["gsch"]
-DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 MC = 'member_cluster=~"$member_cluster"'  # the member-cluster filter of a selector
 RATE = "[$__rate_interval]"
 
@@ -114,71 +137,76 @@ DASHBOARDS = {
 
 
 def dashboard(uid: str) -> dict[str, Any]:
+    """The dashboard `uid` as Grafana's classic JSON model, built with Grafana's own typed
+    builders (grafana-foundation-sdk), so every field is one Grafana's schema defines."""
     title, panels = DASHBOARDS[uid]
-    return {
-        "id": None,
-        "uid": uid,
-        "title": title,
-        "tags": TAGS,
-        "timezone": "utc",
-        "editable": True,
-        "graphTooltip": 1,
-        "refresh": "30s",
-        "schemaVersion": SCHEMA_VERSION,
-        "version": 1,
-        "time": {"from": "now-1h", "to": "now"},
-        "templating": {"list": _variables()},
-        "panels": _layout(panels),
-        "links": [{"title": "gsch", "type": "dashboards", "tags": TAGS, "asDropdown": True}],
-    }
+    builder = (
+        Dashboard(title)
+        .uid(uid)
+        .tags(TAGS)
+        .timezone("utc")
+        .editable()
+        .tooltip(DashboardCursorSync.CROSSHAIR)
+        .refresh("30s")
+        .time("now-1h", "now")
+        .link(DashboardLink("gsch").type(DashboardLinkType.DASHBOARDS).tags(TAGS).as_dropdown(True))
+    )
+    for variable in _variables():
+        builder = builder.with_variable(variable)
+    for number, (panel, grid) in enumerate(_layout(panels), start=1):
+        builder = builder.with_panel(_panel(number, panel, grid))
+    encoded: dict[str, Any] = json.loads(json.dumps(builder.build(), cls=JSONEncoder))
+    # Grafana owns the numeric id and the version; provisioning overwrites by uid.
+    return {**encoded, "id": None, "version": 1}
 
 
-def _variables() -> list[dict[str, Any]]:
+def _variables() -> list[DatasourceVariable | QueryVariable]:
+    definition = "label_values(gsch_cluster_ready, member_cluster)"
     return [
-        {"type": "datasource", "name": "datasource", "label": "Data source",
-         "query": "prometheus", "current": {}, "hide": 0},
-        {"type": "query", "name": "member_cluster", "label": "Member cluster",
-         "datasource": DATASOURCE,
-         "query": {"query": "label_values(gsch_cluster_ready, member_cluster)",
-                   "refId": "member_cluster"},
-         "definition": "label_values(gsch_cluster_ready, member_cluster)",
-         "refresh": 2, "includeAll": True, "multi": True, "allValue": ".*", "sort": 1,
-         "current": {}},
-    ]  # fmt: skip
+        DatasourceVariable("datasource").label("Data source").type("prometheus"),
+        QueryVariable("member_cluster")
+        .label("Member cluster")
+        .datasource(DATASOURCE)
+        .query(definition)
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .include_all(True)
+        .multi(True)
+        .all_value(".*")
+        .sort(VariableSort.ALPHABETICAL_ASC),
+    ]
 
 
-def _layout(panels: tuple[Panel, ...]) -> list[dict[str, Any]]:
-    laid: list[dict[str, Any]] = []
+def _layout(panels: tuple[Panel, ...]) -> list[tuple[Panel, GridPos]]:
+    laid: list[tuple[Panel, GridPos]] = []
     x = y = 0
-    for number, panel in enumerate(panels, start=1):
+    for panel in panels:
         if x + panel.width > 24:
             x, y = 0, y + 8
-        laid.append(_panel(number, panel, {"h": 8, "w": panel.width, "x": x, "y": y}))
+        laid.append((panel, GridPos(h=8, w=panel.width, x=x, y=y)))
         x += panel.width
     return laid
 
 
-def _panel(number: int, panel: Panel, grid: dict[str, int]) -> dict[str, Any]:
-    return {
-        "id": number,
-        "type": panel.kind,
-        "title": panel.title,
-        "description": panel.description,
-        "datasource": DATASOURCE,
-        "gridPos": grid,
-        "fieldConfig": {"defaults": {"unit": panel.unit}, "overrides": []},
-        "options": {"legend": {"displayMode": "list", "placement": "bottom"}},
-        "targets": [
-            {
-                "refId": chr(ord("A") + i),
-                "datasource": DATASOURCE,
-                "expr": expr,
-                "legendFormat": legend,
-                "range": True,
-            }
-            for i, (expr, legend) in enumerate(panel.targets)
-        ],
-    }
+def _panel(number: int, panel: Panel, grid: GridPos) -> TimeseriesPanel | StatPanel:
+    built = TimeseriesPanel() if panel.kind == "timeseries" else StatPanel()
+    built = (
+        built.id(number)
+        .title(panel.title)
+        .description(panel.description)
+        .datasource(DATASOURCE)
+        .grid_pos(grid)
+        .unit(panel.unit)
+    )
+    for index, (expr, legend) in enumerate(panel.targets):
+        built = built.with_target(
+            Dataquery()
+            .ref_id(chr(ord("A") + index))
+            .datasource(DATASOURCE)
+            .expr(expr)
+            .legend_format(legend)
+            .range()
+        )
+    return built
 
 
 def render(uid: str) -> str:

@@ -4,11 +4,20 @@ own all-or-nothing outcome and its own expectations."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
 
-from gsch.eventstore.store import Append, ConflictError, EventStore, Write
+from gsch.eventstore.group import GroupCommitter
+from gsch.eventstore.store import (
+    Append,
+    ConflictError,
+    EventStore,
+    EventTooLargeError,
+    StoreError,
+    Write,
+)
 from gsch.eventstore.subjects import NodeKey, RequestKey, node_history, request_history
 from gsch.model.events import CapacityReserved, Explanation, PlacementCommitted
 from gsch.model.resources import Resources
@@ -111,3 +120,70 @@ async def test_a_writer_that_offered_no_view_is_not_consulted(store: EventStore)
     )
     assert isinstance(outcomes[0], list)
     assert isinstance(outcomes[1], ConflictError)
+
+
+def _huge(request_id: str) -> Write:
+    """A commit whose explanation no message can carry (over the server's 1 MiB)."""
+    committed = PlacementCommitted(
+        at=1.0, attempt=1, placements=(), level_index=0,
+        explanation=Explanation(summary="x" * (1024 * 1024 + 1)), worker="w",
+    )  # fmt: skip
+    return Write(RequestKey(request_id), (committed,), expect=0)
+
+
+async def test_an_oversized_member_fails_alone_and_the_committer_goes_on(
+    store: EventStore,
+) -> None:
+    """A 1 MiB event used to escape the committer as the client library's MaxPayloadError:
+    its group never settled and every later decision on its scopes waited for ever."""
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(
+            store.append(*decision("ok-1", "n-a", 0)),
+            store.append(_huge("big"), *decision("big", "n-b", 0)[1:]),
+            store.append(*decision("ok-2", "n-c", 0)),
+            return_exceptions=True,
+        ),
+        10,
+    )
+    assert isinstance(outcomes[1], EventTooLargeError), outcomes[1]
+    assert isinstance(outcomes[0], list)
+    assert isinstance(outcomes[2], list)
+    assert await store.last(request_history("big")) is None
+    # Its scopes are free: the next decision on the same node is sent and lands.
+    assert len(await asyncio.wait_for(store.append(*decision("next", "n-b", 0)), 10)) == 2
+
+
+class _FailsOnce:
+    """The real log, except that the first batch fails with an error nobody foresaw."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self.failed = False
+
+    @property
+    def give_up_after(self) -> float:
+        return self.store.give_up_after
+
+    async def publish_batch(self, items: Sequence[Append]) -> list[int]:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("unforeseen")
+        return await self.store.publish_batch(items)
+
+    async def member_status(self, items: Sequence[Append]) -> list[int] | None:
+        return await self.store.member_status(items)
+
+
+async def test_an_unforeseen_error_settles_its_group_and_never_the_loop(store: EventStore) -> None:
+    committer = GroupCommitter(_FailsOnce(store), max_groups_in_flight=1)
+    first = [item for write in decision("r-1", "n-1", 0) for item in write.appends()]
+    try:
+        with pytest.raises(StoreError, match="unforeseen"):
+            await asyncio.wait_for(committer.submit(first), 10)
+        # Nothing of it landed; the same scopes take the next decision, which lands.
+        assert await store.last(request_history("r-1")) is None
+        again = [item for write in decision("r-1", "n-1", 0) for item in write.appends()]
+        sequences = await asyncio.wait_for(committer.submit(again), 10)
+        assert sequences[1] == sequences[0] + 1
+    finally:
+        await committer.close()

@@ -103,3 +103,27 @@ async def test_a_not_ready_the_agent_declared_itself_is_not_undone(
     async with watchers(nc, store, 1), beating(nc, ready=True):
         await asyncio.sleep(0.8)
     assert [d.ready for d in await declarations(store)] == [False]
+
+
+async def test_the_last_heartbeat_is_exported_for_the_agent_silent_alert(
+    nc: Client, store: EventStore
+) -> None:
+    """gsch_agent_last_heartbeat_timestamp_seconds: the binder's start before the first beat
+    (so a never-heard agent ages from then), then the time of each beat."""
+    from prometheus_client import REGISTRY
+
+    def last() -> float:
+        value = REGISTRY.get_sample_value(
+            "gsch_agent_last_heartbeat_timestamp_seconds", {"member_cluster": "ka"}
+        )
+        assert value is not None
+        return value
+
+    before = time.time()
+    async with watchers(nc, store, 1):
+        started = last()
+        assert before <= started <= time.time()
+        await asyncio.sleep(0.3)
+        assert last() == started  # silence: the timestamp does not move
+        async with beating(nc, ready=True):
+            await eventually(lambda: last() > started + 0.2)

@@ -12,12 +12,19 @@ from gsch.model.decisions import (
     accept,
     binding_failed,
     cancel,
+    cancel_awaits,
+    cancel_on_arrival,
     claim,
     commit,
     finish,
+    give_up,
+    id_conflict,
+    is_conflict,
+    is_duplicate,
     unschedulable,
 )
 from gsch.model.events import (
+    CancelRecorded,
     CapacityReleased,
     CapacityReserved,
     Explanation,
@@ -113,7 +120,6 @@ def test_a_refused_binding_releases_and_passes_over_the_cluster_unless_moved_on(
 @pytest.mark.parametrize(
     ("events", "releases"),
     [
-        ((), 0),  # unknown yet: a tombstone
         ((accepted(),), 0),
         ((accepted(), committed()), 2),
         ((accepted(), committed(), RequestBound(at=3.0, attempt=1, placements=PLACEMENTS)), 2),
@@ -135,6 +141,57 @@ def test_cancel_releases_exactly_what_is_held(events: tuple[object, ...], releas
     assert isinstance(change.outcome, RequestCancelled)
     assert change.expect == state.last_seq
     assert len(change.capacity) == releases
+
+
+def test_a_cancel_before_arrival_is_recorded_not_listed_and_expires() -> None:
+    """A cancel of an unknown id is no request event (nothing enters a state), and it
+    cancels the request only if that is published within the allowed time after it."""
+    change = cancel(RequestState(request_id="r1"), "changed my mind", 100.0)
+    assert change is not None
+    assert change.events == (CancelRecorded(at=100.0, reason="changed my mind"),)
+    assert change.expect == 0
+    waiting = history(*change.events)
+    assert waiting.state is State.NEW
+    assert waiting.cancel_recorded_at == 100.0
+    assert cancel_awaits(waiting, published_at=90.0, ttl=60.0)  # published before the cancel
+    assert cancel_awaits(waiting, published_at=160.0, ttl=60.0)
+    assert not cancel_awaits(waiting, published_at=160.5, ttl=60.0)
+    assert not cancel_awaits(RequestState(request_id="r1"), published_at=0.0, ttl=60.0)
+    # On arrival: accepted (conditional on the cancel being all the history holds) and
+    # cancelled in the same append.
+    base = accept(REQUEST, 7, QueueLevel.BASE, 101.0, expect=waiting.last_seq)
+    arrived = cancel_on_arrival(base, waiting, 101.0)
+    assert arrived.expect == waiting.last_seq
+    assert [type(e) for e in arrived.events] == [RequestAccepted, RequestCancelled]
+    assert history(*change.events, *arrived.events).state is State.CANCELLED
+
+
+def test_a_second_body_under_a_known_id_is_a_conflict_the_same_body_a_duplicate() -> None:
+    first = RequestAccepted(
+        at=1.0, request=REQUEST, intake_seq=3, level=QueueLevel.BASE, digest="aaa"
+    )
+    known = history(first)
+    assert known.digest == "aaa"
+    assert is_duplicate(known, 4)
+    assert not is_duplicate(known, 3)
+    assert not is_conflict(known, "aaa")
+    assert is_conflict(known, "bbb")
+    assert not is_conflict(history(accepted()), "bbb")  # recorded before digests: cannot tell
+    refused = id_conflict(known, 4, "bbb", "{...}", 5.0)
+    assert (refused.intake_seq, refused.original_intake_seq) == (4, 3)
+    assert (refused.digest, refused.original_digest) == ("bbb", "aaa")
+    assert "r1" in refused.reason
+    assert "different body" in refused.reason
+
+
+def test_giving_up_fails_at_once_with_the_reason_and_the_history() -> None:
+    state = history(accepted())
+    base = Change(state.request_id, state.last_seq, ())
+    change = give_up(base, state, 1, "no node could ever hold it", 3.0)
+    assert change.expect == state.last_seq
+    assert isinstance(change.outcome, RequestFailed)
+    assert change.outcome.reasons == ("attempt 1: no node could ever hold it",)
+    assert history(accepted(), change.outcome).state is State.FAILED
 
 
 @pytest.mark.parametrize("final", [State.FAILED, State.CANCELLED, State.REJECTED])

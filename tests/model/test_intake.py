@@ -4,6 +4,7 @@ that names the field and the problem."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gsch.model.admission.rules import AdmissionRules
 from gsch.model.forms import detect_form
 from gsch.model.intake import IntakeRules, Rejection, decode_request
 from gsch.model.request import POLICY_MODES, Policy, Request, Source
@@ -273,15 +275,21 @@ def test_request_without_id_gets_the_fallback() -> None:
     assert accepted(v2).request_id == FALLBACK
 
 
+# A request without a project may name a namespace the operator shares (admission).
+SHARED = dataclasses.replace(
+    RULES, admission=AdmissionRules(shared_namespaces=frozenset({"default", "team-a"}))
+)
+
+
 def test_native_namespace_is_kept() -> None:
-    assert accepted(native(namespace="team-a")).namespace == "team-a"
+    assert accepted(native(namespace="team-a"), SHARED).namespace == "team-a"
     assert accepted(native()).namespace is None
 
 
 def test_v2_namespace_comes_from_the_manifest() -> None:
     manifest = deployment({"priority": "GMostRequestedPriority", "targetClusters": "[c1]"})
     manifest["metadata"]["namespace"] = "team-a"
-    assert accepted(manifest).namespace == "team-a"
+    assert accepted(manifest, SHARED).namespace == "team-a"
     manifest["metadata"]["namespace"] = 7
     rejection = rejected(manifest)
     assert (rejection.field, rejection.form) == ("metadata.namespace", "gedge-v2")

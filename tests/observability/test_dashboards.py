@@ -48,7 +48,8 @@ def test_variables_and_datasources(repo_root: Path) -> None:
         assert variables["datasource"]["query"] == "prometheus"
         member = variables["member_cluster"]
         assert member["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
-        assert "member_cluster" in member["definition"]
+        assert member["query"] == "label_values(gsch_cluster_ready, member_cluster)"
+        assert (member["includeAll"], member["multi"], member["allValue"]) == (True, True, ".*")
         for panel in board["panels"]:
             where = f"{name}: {panel['title']}"
             assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, where

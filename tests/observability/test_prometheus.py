@@ -10,7 +10,6 @@ and label a dashboard names must be one the processes actually export.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import shutil
 from collections.abc import AsyncIterator
@@ -30,21 +29,13 @@ from gsch.runtime.procs import ChildProcess, die_with_parent, serve_args, termin
 from tests.support.dashboards import exprs, shipped
 from tests.support.fleet import FAST_ENV
 from tests.support.pipeline import generated_levels, pod_request, wait_inventory
+from tests.support.tools import prometheus_tool
 
 CLUSTERS, NODES = 10, 4
 # Stand-ins for what Grafana substitutes: a window of several 1 s scrapes, every member.
 SUBSTITUTIONS = {"$__rate_interval": "20s", "$member_cluster": ".*"}
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s", re.MULTILINE)
 METRIC = re.compile(r"\bgsch_[a-z0-9_]+\b")
-
-
-def prometheus_binary() -> str:
-    found = shutil.which("prometheus")
-    if found is not None:
-        return found
-    if os.environ.get("CI"):
-        pytest.fail("prometheus is not installed; .ci/run installs Debian's package")
-    pytest.skip("prometheus is not installed (apt-get install prometheus); CI installs it")
 
 
 class Exported:
@@ -89,9 +80,12 @@ async def fleet(
 
 @pytest.fixture
 async def prometheus(fleet: dict[str, str], tmp_path: Path, repo_root: Path) -> AsyncIterator[str]:
-    binary = prometheus_binary()
+    binary = prometheus_tool("prometheus")
     config = yaml.safe_load((repo_root / "config" / "prometheus" / "prometheus.yml").read_text())
     config["global"] |= {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    # The shipped alert rules, loaded by a real Prometheus next to the live metrics.
+    config["rule_files"] = [str(repo_root / "config" / "prometheus" / rule_file)
+                            for rule_file in config["rule_files"]]  # fmt: skip
     for job in config["scrape_configs"]:
         role = job["job_name"].removeprefix("gsch-")
         for static in job["static_configs"]:
@@ -176,6 +170,12 @@ async def test_every_panel_query_returns_series(
             ) as response:
                 values = (await response.json())["data"]
             assert len(values) == CLUSTERS, values
+        async with session.get(f"{prometheus}/api/v1/rules") as response:
+            groups = (await response.json())["data"]["groups"]
+        assert {group["name"] for group in groups} >= {"gsch-requests", "gsch-processes"}
+        unhealthy = [rule for group in groups for rule in group["rules"]
+                     if rule["health"] not in ("ok", "unknown")]  # fmt: skip
+        assert not unhealthy, unhealthy
         async with session.get(f"{prometheus}/api/v1/targets") as response:
             targets = (await response.json())["data"]["activeTargets"]
         assert {t["labels"]["job"] for t in targets if t["health"] == "up"} == {

@@ -53,6 +53,8 @@ def request_bodies(draw: st.DrawFn, topology: Topology) -> dict[str, Any]:
     selector = draw(st.sampled_from([{}, {}, {"disk": "ssd"}, {"zone": "a"}]))
     if selector:
         spec["nodeSelector"] = selector
+    # Now and then something admission refuses: the dry run must refuse it the same way.
+    spec.update(draw(st.sampled_from([{}, {}, {}, {}, {"hostNetwork": True}, {"nodeName": "n"}])))
     body: dict[str, Any] = {
         "request_id": f"req-{draw(st.integers(0, 50))}",
         "policy": policy.value,
@@ -100,9 +102,9 @@ def test_the_dry_run_decides_what_the_worker_decides(data: st.DataObject) -> Non
     snapshot = snapshot_of(topology.events + extra)
     data_bytes = msgspec.json.encode(data.draw(request_bodies(topology)))
 
-    answer = DryRun(snapshot, intake_rules(CONFIG.intake), planner_rules(CONFIG)).plan(data_bytes)
+    answer = DryRun(snapshot, intake_rules(CONFIG), planner_rules(CONFIG)).plan(data_bytes)
     # What the worker does with the same message: admit, then plan under the config's rules.
-    admitted = admit(data_bytes, intake_rules(CONFIG.intake), "worker-fallback-id")
+    admitted = admit(data_bytes, intake_rules(CONFIG), "worker-fallback-id")
     if isinstance(admitted, Rejection):
         assert isinstance(answer, Rejection)
         assert (answer.field, answer.reason) == (admitted.field, admitted.reason)

@@ -18,24 +18,8 @@ from gsch.model.events import RequestAccepted, RequestFailed, RequestRequeued
 from gsch.model.states import State
 from gsch.runtime.config import Config, load_config
 from gsch.scheduler.cancel import CANCEL_SUBJECT, cancel_request
-from tests.support.pipeline import pod_request, running
+from tests.support.pipeline import SMALL_FLEET, pod_request, running
 from tests.support.waits import eventually
-
-# One cluster with one 2-CPU node: two 1.5-CPU pods cannot both run.
-SMALL_FLEET = """
-[[clusters]]
-name = "solo"
-tier = "edge"
-  [[clusters.nodes]]
-  name = "solo-w"
-  cpu = "2"
-  memory = "8Gi"
-  [[clusters.nodes]]
-  name = "solo-gpu"
-  cpu = "8"
-  memory = "8Gi"
-  taints = [{ key = "dedicated", value = "x", effect = "NoSchedule" }]
-"""
 
 
 def small_config(tmp_path: Path, url: str, **queue: object) -> Config:
@@ -188,7 +172,8 @@ async def test_cancel_in_every_state_and_through_the_nats_subject(
         ]
     assert report.ok, report.summary()
     assert report.states == {"cancelled": 3, "bound": 1}
-    assert ghost_events == ["RequestCancelled"]  # published after its cancel: never accepted
+    # Published soon after its cancel: recorded and cancelled on arrival, never scheduled.
+    assert ghost_events == ["CancelRecorded", "RequestAccepted", "RequestCancelled"]
 
 
 async def test_consumer_deleted_under_a_running_worker_is_declared_again(

@@ -19,8 +19,8 @@ def decode(body: Any, rules: IntakeRules = RULES) -> Request | Rejection:
     return decode_request(data, rules, FALLBACK)
 
 
-def accepted(body: Any) -> Request:
-    result = decode(body)
+def accepted(body: Any, rules: IntakeRules = RULES) -> Request:
+    result = decode(body, rules)
     assert isinstance(result, Request), result
     return result
 

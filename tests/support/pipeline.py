@@ -20,6 +20,21 @@ from gsch.runtime.config import Config, load_config
 from gsch.runtime.service import Running, default_topology_path, serve
 
 PLAN_TOKEN = "plan-secret"
+# One cluster with one 2-CPU node (two 1.5-CPU pods cannot both run) and a tainted one.
+SMALL_FLEET = """
+[[clusters]]
+name = "solo"
+tier = "edge"
+  [[clusters.nodes]]
+  name = "solo-w"
+  cpu = "2"
+  memory = "8Gi"
+  [[clusters.nodes]]
+  name = "solo-gpu"
+  cpu = "8"
+  memory = "8Gi"
+  taints = [{ key = "dedicated", value = "x", effect = "NoSchedule" }]
+"""
 
 
 def make_config(tmp_path: Path, url: str, **simulator: object) -> Config:
