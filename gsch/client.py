@@ -81,8 +81,9 @@ async def api_get(base_url: str, path: str, **params: Any) -> Any:
     return await _call("GET", base_url, path, params=params or None)
 
 
-async def api_post(base_url: str, path: str, body: bytes) -> Any:
-    return await _call("POST", base_url, path, data=body)
+async def api_post(base_url: str, path: str, body: bytes, token: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return await _call("POST", base_url, path, data=body, headers=headers)
 
 
 async def _call(method: str, base_url: str, path: str, **options: Any) -> Any:

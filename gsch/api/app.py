@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,36 +14,42 @@ from gsch.api.cancel_routes import CancelRoutes
 from gsch.api.cursor import Cursors
 from gsch.api.http import json_response
 from gsch.api.middleware import count_requests, etags, json_errors, read_your_writes
-from gsch.api.plan_routes import PlanRoutes
+from gsch.api.plan_routes import Planner, PlanRoutes
 from gsch.api.routes import ReadRoutes
 from gsch.api.spec import Operation, openapi, register
 from gsch.api.submit import SubmitRoutes
 from gsch.api.watch import CLOSING, WatchRoutes, close_feeds
 from gsch.eventstore.store import EventStore
+from gsch.model.intake import IntakeRules
 from gsch.projections.projector import Projector
 from gsch.projections.reader import ReadModel
-from gsch.runtime.config import ApiConfig, read_secret
-from gsch.scheduler.dryrun import DryRun
+from gsch.runtime.config import ApiConfig, Config, read_secret
+from gsch.scheduler.rules import intake_rules
 
 
 def make_app(
     projector: Projector,
     *,
     store: EventStore | None = None,
-    dry_run: DryRun | None = None,
+    planner: Planner | None = None,
     config: ApiConfig | None = None,
     tokens: Tokens | None = None,
     max_wait: float | None = None,
     read_connections: int = 4,
+    continue_secret: str | None = None,
+    intake: IntakeRules | None = None,
 ) -> web.Application:
     """The API over `projector`'s database, which `projector.open()` must have created
-    before the first request. `store`, when given, serves readiness and submissions.
-    `tokens` default to the files named in `config.auth`."""
+    before the first request. `store`, when given, serves readiness and submissions;
+    `planner`, POST /v1/plan. Submissions are checked with `intake`, the workers' rules (by
+    default those of a default configuration). `tokens` default to the files named in `config.auth`.
+    `continue` tokens are signed with `config.continue_secret_file`, else `continue_secret`
+    (the installation's), else a secret of this process alone (its tokens die with it)."""
     config = config or ApiConfig()
     tokens = tokens if tokens is not None else Tokens.from_config(config.auth)
-    secret = read_secret(config.continue_secret_file)
+    secret = read_secret(config.continue_secret_file) or continue_secret or secrets.token_hex(32)
     reader = ReadModel(projector.db_path, projector.stream, connections=read_connections)
-    cursors = Cursors(secret.encode() if secret else None, config.continue_window)
+    cursors = Cursors(secret.encode(), config.continue_window)
     operations: list[Operation] = [
         *ReadRoutes(projector, reader, cursors, store).operations(),
         *WatchRoutes(
@@ -50,10 +57,11 @@ def make_app(
         ).operations(),
     ]
     if store is not None:
-        operations += SubmitRoutes(store, projector, config.submit_wait).operations()
+        rules = intake if intake is not None else intake_rules(Config())
+        operations += SubmitRoutes(store, projector, config.submit_wait, rules).operations()
         operations += CancelRoutes(store, projector).operations()
-    if dry_run is not None:
-        operations += PlanRoutes(dry_run).operations()
+    if planner is not None:
+        operations += PlanRoutes(planner).operations()
 
     async def spec(_: web.Request) -> web.StreamResponse:
         return json_response(document, projector.last_seq)
@@ -67,6 +75,7 @@ def make_app(
     guarded = Guarded(
         writes=frozenset(route for route, op in routes.items() if op.writes),
         reads=frozenset(route for route, op in routes.items() if op.reads and not op.writes),
+        plans=frozenset(route for route, op in routes.items() if op.plans),
     )
     app.middlewares.extend([
         count_requests,  # outermost: counts the answers the error handler produced

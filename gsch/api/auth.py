@@ -1,8 +1,10 @@
-"""Bearer tokens: every write route needs the write token; reads need the read token (or the
+"""Bearer tokens: every write route needs the write token; the plan route needs the plan token
+or the write token (a plan costs CPU: never anonymous); reads need the read token (or the
 write token) only when one is configured. Probes and /metrics stay open.
 
-Which routes write is declared once, in the route table (`Operation(writes=True)`); this
-middleware looks the matched route up, so a new write route is protected by that flag alone.
+What a route needs is declared once, in the route table (`Operation(writes=True)`,
+`Operation(plans=True)`); this middleware looks the matched route up, so a new route is
+protected by that flag alone.
 """
 
 from __future__ import annotations
@@ -21,10 +23,15 @@ from gsch.runtime.config import AuthConfig, read_secret
 class Tokens:
     write: str | None = None  # None: writes are refused
     read: str | None = None  # None: reads are open
+    plan: str | None = None  # None: plans need the write token (none either: refused)
 
     @classmethod
     def from_config(cls, config: AuthConfig) -> Tokens:
-        return cls(read_secret(config.token_file), read_secret(config.read_token_file))
+        return cls(
+            read_secret(config.token_file),
+            read_secret(config.read_token_file),
+            read_secret(config.plan_token_file),
+        )
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ class Guarded:
 
     writes: frozenset[web.AbstractRoute]
     reads: frozenset[web.AbstractRoute]
+    plans: frozenset[web.AbstractRoute] = frozenset()
 
 
 def bearer_tokens(tokens: Tokens, guarded: Guarded) -> Middleware:
@@ -43,6 +51,14 @@ def bearer_tokens(tokens: Tokens, guarded: Guarded) -> Middleware:
             if tokens.write is None:
                 raise ApiError(403, "writes are disabled: no api.auth.token_file is configured")
             _check(request, (tokens.write,), "write")
+        elif route in guarded.plans:
+            if tokens.write is None and tokens.plan is None:
+                raise ApiError(
+                    403,
+                    "planning is disabled: neither api.auth.plan_token_file nor"
+                    " api.auth.token_file is configured",
+                )
+            _check(request, (tokens.plan, tokens.write), "plan (or write)")
         elif tokens.read is not None and route in guarded.reads:
             _check(request, (tokens.read, tokens.write), "read")
         return await handler(request)

@@ -15,21 +15,21 @@ import base64
 import binascii
 import hashlib
 import hmac
+from typing import Annotated
 
 import msgspec
 
 from gsch.api.http import ApiError
 
 _MAC_BYTES = 16
-# Without `api.continue_secret_file` the key is public: tokens are then tamper-evident but
-# forgeable, which grants nothing (a token only positions a listing the caller may read).
-_DEFAULT_KEY = b"gsch continue tokens"
+# Sort keys and sequences are stream sequences: what SQLite can bind and JetStream can count.
+_Sequence = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 
 
 class _Cursor(msgspec.Struct, frozen=True, array_like=True, forbid_unknown_fields=True):
-    key: int  # the sort key of the last item returned
+    key: _Sequence  # the sort key of the last item returned
     query: str  # digest of the filters and order the token continues
-    issued: int  # the stream sequence of the page that issued it
+    issued: _Sequence  # the stream sequence of the page that issued it
 
 
 _decoder = msgspec.json.Decoder(_Cursor)
@@ -40,8 +40,10 @@ _NOT_OURS = (
 
 
 class Cursors:
-    def __init__(self, secret: bytes | None, window: int) -> None:
-        self._secret = secret or _DEFAULT_KEY
+    def __init__(self, secret: bytes, window: int) -> None:
+        if not secret:
+            raise ValueError("continue tokens need a secret")
+        self._secret = secret
         self._window = window
 
     def issue(self, key: int, query: str, sequence: int) -> str:
@@ -60,7 +62,7 @@ class Cursors:
             raise ApiError(400, _NOT_OURS)
         try:
             cursor = _decoder.decode(payload)
-        except msgspec.DecodeError:
+        except msgspec.DecodeError:  # ValidationError too: a signed key out of range
             raise ApiError(400, _NOT_OURS) from None
         if cursor.query != query:
             raise ApiError(400, _NOT_OURS)

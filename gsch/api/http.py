@@ -17,15 +17,29 @@ _encoder = msgspec.json.Encoder()
 class ApiError(Exception):
     """An answer other than success, with a reason a person can act on."""
 
-    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        headers: dict[str, str] | None = None,
+        field: str | None = None,
+    ) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
         self.headers = headers or {}
+        self.field = field  # the field of the request body that is wrong, when one is
 
 
-class ErrorDetail(msgspec.Struct, frozen=True):
+def refusal_status(field: str) -> int:
+    """A request a worker would reject: 400 when the body is no request at all (not JSON, too
+    large, nested too deeply), 422 when one of its fields is wrong."""
+    return 400 if field == "body" else 422
+
+
+class ErrorDetail(msgspec.Struct, frozen=True, omit_defaults=True):
     reason: str
+    field: str | None = None  # which field of the body, for a refused request
 
 
 class ErrorBody(msgspec.Struct, frozen=True, kw_only=True):
@@ -40,5 +54,8 @@ def json_response(body: object, sequence: int, status: int = 200) -> web.Respons
     return response
 
 
-def error_response(status: int, reason: str, sequence: int) -> web.Response:
-    return json_response(ErrorBody(error=ErrorDetail(reason), sequence=sequence), sequence, status)
+def error_response(
+    status: int, reason: str, sequence: int, field: str | None = None
+) -> web.Response:
+    body = ErrorBody(error=ErrorDetail(reason, field), sequence=sequence)
+    return json_response(body, sequence, status)

@@ -44,7 +44,8 @@ def json_errors(projector: Projector) -> Middleware:
         try:
             return await handler(request)
         except ApiError as exc:
-            response = error_response(exc.status, _stale(request, exc.reason), projector.last_seq)
+            reason = _stale(request, exc.reason)
+            response = error_response(exc.status, reason, projector.last_seq, exc.field)
             response.headers.update(exc.headers)
             if STALE in request:
                 response.headers[STALE_HEADER] = "true"

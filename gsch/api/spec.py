@@ -26,13 +26,15 @@ _REASONS = {
     304: "Not modified since the ETag given in If-None-Match",
     400: "Invalid parameter or body",
     401: "Missing or wrong bearer token",
-    403: "Writes are disabled (no token configured)",
+    403: "Disabled: no token is configured for this operation",
     404: "No such resource",
-    409: "The resource kept changing while the request was carried out; try again",
+    409: "Conflict: the request id belongs to another request, or the resource kept"
+    " changing while the request was carried out (try again)",
     410: "The continue token has expired",
     413: "Request body too large",
     422: "The request would be rejected",
-    503: "The read model is not available yet, or the event log is unreachable",
+    503: "The read model is not available yet, the event log is unreachable, or the planner"
+    " is busy (see Retry-After)",
 }
 # Every route may answer these: unknown parameters, and the read model not being open yet.
 _COMMON_ERRORS = (400, 503)
@@ -68,6 +70,7 @@ class Operation:
     params: tuple[Param, ...] = ()
     body: Any = None  # a msgspec type describing the request body
     writes: bool = False  # needs the write token
+    plans: bool = False  # needs the plan token or the write token
     reads: bool = True  # needs the read token when reads are protected
     status: int = 200
     media_type: str = JSON
@@ -138,7 +141,7 @@ def _operation(op: Operation, auth: bool) -> dict[str, Any]:
         etag = {"description": "Identifies this answer", "schema": {"type": "string"}}
         ok["headers"] = {**headers, "ETag": etag}
         responses["304"] = {"description": _REASONS[304], "headers": {"ETag": etag}}
-    secured = op.writes or (auth and op.reads)
+    secured = op.writes or op.plans or (auth and op.reads)
     statuses = {*_COMMON_ERRORS, *op.errors}
     if secured:
         statuses |= {401, 403}

@@ -1,5 +1,10 @@
-"""POST /v1/requests: publish a request to the intake, as `gsch submit` does, and say where
-the log has it.
+"""POST /v1/requests: check a request as a worker would, publish it to the intake, as `gsch
+submit` does, and say where the log has it.
+
+Nothing is published that a worker would reject (the same `admit`): the answer is then a 400
+(the body is not a request at all) or a 422 (a field is wrong), naming the field. Nothing is
+published under an id the log already holds for another request: a 409, the original
+untouched. The same request sent again is idempotent (202, `duplicate`).
 
 A request is decided by a worker, asynchronously; the intake's acknowledgement is the
 promise that it will settle. The intake is another stream than the event log, so its
@@ -19,15 +24,20 @@ import msgspec
 import nats.errors
 from aiohttp import web
 
-from gsch.api.http import ApiError, json_response
+from gsch.api.http import ApiError, json_response, refusal_status
 from gsch.api.spec import Operation
 from gsch.eventstore.store import EventStore, StoredEvent
 from gsch.eventstore.subjects import request_history
+from gsch.model.decisions import is_conflict
+from gsch.model.digest import body_digest
 from gsch.model.events import RequestRejected
 from gsch.model.forms import detect_form
 from gsch.model.ids import REQUEST_ID_KEY, fresh_request_id
-from gsch.model.states import State, step
+from gsch.model.intake import IntakeRules, Rejection
+from gsch.model.request import Request
+from gsch.model.states import RequestState, State, step
 from gsch.projections.projector import Projector
+from gsch.scheduler.rules import admit
 
 _body = msgspec.json.Decoder(dict[str, Any])
 
@@ -43,27 +53,40 @@ class Submitted(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SubmitRoutes:
-    def __init__(self, store: EventStore, projector: Projector, wait: float) -> None:
+    def __init__(
+        self, store: EventStore, projector: Projector, wait: float, rules: IntakeRules
+    ) -> None:
         self._store = store
         self._projector = projector
         self._wait = wait
+        self._rules = rules
 
     def operations(self) -> list[Operation]:
         return [
             Operation("POST", "/v1/requests", self.submit, "Submit a scheduling request (any"
                       " accepted form)", Submitted, body=dict[str, Any], writes=True,
-                      status=202),
+                      status=202, errors=(409, 422)),
         ]  # fmt: skip
 
     async def submit(self, request: web.Request) -> web.StreamResponse:
         try:
             body = _body.decode(await request.read())
         except msgspec.DecodeError as exc:
-            raise ApiError(400, f"the body must be a JSON object: {exc}") from None
+            raise ApiError(400, f"the body must be a JSON object: {exc}", field="body") from None
+        except RecursionError:  # msgspec's own depth limit, far below max_body_bytes
+            raise ApiError(400, "the body is nested too deeply", field="body") from None
         request_id = _request_id(body)
+        data = msgspec.json.encode(body)
+        _admitted(admit(data, self._rules, request_id))
+        digest = body_digest(data)  # what the worker compares too
         try:
-            ack = await self._store.publish_intake(msgspec.json.encode(body), request_id)
+            _refuse_conflict(await self._store.load_request(request_id), digest)
+            ack = await self._store.publish_intake(data, request_id)
             first = await self._first_event(request_id)
+            if first is not None and _intake_seq(first) not in (None, int(ack.seq)):
+                # Another message started this id first (a race, or one the intake's
+                # de-duplication dropped ours for): is it the same request?
+                _refuse_conflict(await self._store.load_request(request_id), digest)
         except (TimeoutError, nats.errors.Error) as exc:
             raise ApiError(503, f"the event log is unreachable: {exc!r}") from None
         state = reason = None
@@ -120,3 +143,30 @@ def _request_id(body: dict[str, Any]) -> str:
 
 def _intake_seq(first: StoredEvent) -> int | None:
     return getattr(first.event, "intake_seq", None)
+
+
+def _admitted(decoded: Request | Rejection) -> None:
+    """Nothing when a worker will take the request; else the refusal a worker would record."""
+    if isinstance(decoded, Rejection):
+        reason = f"request refused: {decoded.reason}"
+        raise ApiError(refusal_status(decoded.field), reason, field=decoded.field)
+
+
+def _refuse_conflict(known: RequestState, digest: str) -> None:
+    """409 when the log holds this id for another request: the worker's own rule
+    (`is_conflict` on body digests), so the same request written out again (other key order,
+    whitespace) is the same request, and the API and the worker never disagree."""
+    if not is_conflict(known, digest):
+        return
+    held = (
+        f"a request that was rejected ({known.reasons[-1] if known.reasons else 'no reason'})"
+        if known.request is None
+        else f"another request, now {known.state.value}"
+    )
+    raise ApiError(
+        409,
+        f"request id {known.request_id!r} is already used by {held}, from intake sequence"
+        f" {known.intake_seq}: nothing was submitted; choose another id (the same request"
+        " sent again is harmless)",
+        field="request_id",
+    )

@@ -102,10 +102,10 @@ class Api:
 
         return await self._reached(api_get(self.endpoint.url, path, **params))
 
-    async def post(self, path: str, body: bytes) -> Any:
+    async def post(self, path: str, body: bytes, token: str | None = None) -> Any:
         from gsch.client import api_post
 
-        return await self._reached(api_post(self.endpoint.url, path, body))
+        return await self._reached(api_post(self.endpoint.url, path, body, token=token))
 
     async def _reached(self, call: Coroutine[Any, Any, Any]) -> Any:
         from gsch.client import ApiUnreachable

@@ -144,6 +144,23 @@ def bench_command(commands: Commands) -> None:
         help="with --plan-only: cluster counts to measure (default: %(default)s)",
     )
     bench.add_argument(
+        "--api-reads",
+        action="store_true",
+        help="read latency of the API with and without a flood of plans, same run",
+    )
+    bench.add_argument(
+        "--plan-clients",
+        type=int,
+        default=4,
+        help="with --api-reads: clients posting plans back to back (default: %(default)s)",
+    )
+    bench.add_argument(
+        "--seconds",
+        type=float,
+        default=10.0,
+        help="with --api-reads: seconds of reads per phase (default: %(default)s)",
+    )
+    bench.add_argument(
         "--plan-requests",
         type=int,
         default=200,
@@ -156,6 +173,10 @@ def _bench(args: argparse.Namespace) -> Coroutine[Any, Any, int] | int:
         from gsch.tools.bench_plan import run_plan_bench
 
         return run_plan_bench(args)
+    if args.api_reads:
+        from gsch.tools.bench_api import run_api_bench
+
+        return run_api_bench(args)
     from gsch.tools.bench import run_bench
 
     return run_bench(args)

@@ -225,15 +225,23 @@ def plan_command(commands: Commands) -> None:
     )
     plan.add_argument("file", help="request file (JSON or YAML), or - for stdin")
     add_api_flag(plan)
+    plan.add_argument(
+        "--token-file",
+        help="file holding the API's plan (or write) token (default: api.auth.plan_token_file,"
+        " else api.auth.token_file, from the config)",
+    )
     add_output_flag(plan)
 
 
 async def _plan(args: argparse.Namespace) -> int:
     from gsch.cli.explain import format_explanation
+    from gsch.runtime.config import read_secret
 
     config = config_of(args)
     body = load_request_file(args.file)
-    answer = await api_of(args, config).post("/v1/plan", msgspec.json.encode(body))
+    auth = config.api.auth
+    token = read_secret(args.token_file or auth.plan_token_file or auth.token_file)
+    answer = await api_of(args, config).post("/v1/plan", msgspec.json.encode(body), token=token)
     if args.output == "json":
         print_json(answer)
     else:

@@ -177,6 +177,8 @@ class AuthConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     token_file: str | None = None  # required on write endpoints (POST /v1/requests, cancel)
     read_token_file: str | None = None  # when set, reads need it (or the write token)
+    # POST /v1/plan needs this token or the write token: a plan costs CPU, so it is not open.
+    plan_token_file: str | None = None
 
 
 class ApiConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -187,9 +189,17 @@ class ApiConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     submit_wait: float = 5.0  # how long POST /v1/requests waits for the request's first event
     # A `continue` token expires (410) once the log has moved on by this many events.
     continue_window: int = 1_000_000
-    continue_secret_file: str | None = None  # None: tamper-evident but forgeable tokens
+    # None: a secret generated into <data_dir>/continue.secret (mode 0600) on first start.
+    continue_secret_file: str | None = None
     watch_heartbeat: float = 15.0  # seconds between SSE heartbeats on an idle change feed
     watch_max_seconds: float = 3600.0  # an SSE stream ends after this; clients resume
+    # POST /v1/plan runs in planner processes with their own cluster snapshot, never on the
+    # API's event loop: this many at once, this many more waiting (beyond: 503), each plan
+    # at most `plan_timeout` seconds (then its process is replaced), at a lower CPU priority.
+    plan_processes: int = 1
+    plan_queue: int = 8
+    plan_timeout: float = 10.0
+    plan_niceness: int = 10
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
 
 

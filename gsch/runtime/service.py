@@ -24,14 +24,13 @@ from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.clusters.topology import Topology, load_topology
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import apply_declarations, load_declarations
-from gsch.metrics import initialise_labels
+from gsch.metrics import SNAPSHOT_LAST_SEQ, initialise_labels
 from gsch.policies.registry import PROFILES
 from gsch.runtime.announce import API, announcing
 from gsch.runtime.config import Config
 from gsch.runtime.connection import connect
 from gsch.runtime.embedded import EmbeddedNats
-from gsch.scheduler.dryrun import DryRun
-from gsch.scheduler.rules import intake_rules, planner_rules
+from gsch.runtime.secrets import CONTINUE_SECRET, installation_secret
 from gsch.scheduler.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -133,8 +132,8 @@ async def serve(
         tasks: list[asyncio.Task[None]] = []
         api_url = None
 
-        # Workers plan on the snapshot, binders declare inventory from it, the API dry-runs
-        # on it.
+        # Workers plan on the snapshot and binders declare inventory from it. The API's dry
+        # runs have snapshots of their own, in planner processes (gsch.api.planners).
         feed = SnapshotFeed(store)
         snapshot = await feed.start()
         stack.push_async_callback(feed.stop)
@@ -145,13 +144,13 @@ async def serve(
         if "worker" in roles:
             worker = Worker(config, store, snapshot, name)
             tasks.append(asyncio.create_task(worker.run(stop)))
-        elif "api" not in roles:
+        else:
             # A binder needs the snapshot only to declare inventory and re-arm lifetimes
             # at start; following every reservation afterwards would be wasted work.
             await feed.stop()
 
         if "api" in roles:
-            api_url = await _start_api(config, store, snapshot, stack, tasks, stop)
+            api_url = await _start_api(config, store, url, name, stack, tasks, stop, roles)
         listen = config.metrics.listen if metrics_listen is None else metrics_listen
         if "api" not in roles and listen:
             runner, metrics_url = await _http_site(metrics_app(), listen)
@@ -210,17 +209,22 @@ async def _binder(
 async def _start_api(
     config: Config,
     store: EventStore,
-    snapshot: ClusterSnapshot,
+    url: str,
+    name: str,
     stack: AsyncExitStack,
     tasks: list[asyncio.Task[None]],
     stop: asyncio.Event,
+    roles: set[str],
 ) -> str:
-    """The projector, the read-model gauges and the HTTP API (which serves /metrics too)."""
+    """The projector, the read-model gauges, the planner processes and the HTTP API (which
+    serves /metrics too)."""
     from gsch.api.app import make_app
+    from gsch.api.planners import PlanLimits, PlannerPool
     from gsch.projections import lock
     from gsch.projections.gauges import ReadModelGauges
     from gsch.projections.projector import Projector
     from gsch.projections.reader import ReadModel
+    from gsch.scheduler.rules import intake_rules
 
     # Held until the process ends: no rebuild replaces the file under a running API.
     stack.enter_context(lock.serving(config.database_path))
@@ -232,12 +236,27 @@ async def _start_api(
     stack.push_async_callback(gauges_reader.close)
     gauges = ReadModelGauges(gauges_reader)
     tasks.append(asyncio.create_task(gauges.run(stop, config.metrics.refresh_interval)))
-    dry_run = DryRun(snapshot, intake_rules(config), planner_rules(config))
+    limits = PlanLimits(
+        config.api.plan_processes,
+        config.api.plan_queue,
+        config.api.plan_timeout,
+        config.api.plan_niceness,
+    )
+    # Without a worker here, the snapshot gauge is the planner's.
+    on_sequence = SNAPSHOT_LAST_SEQ.set if "worker" not in roles else lambda _: None
+    planners = PlannerPool(config, url, name, limits, on_sequence)
+    planners.start()
+    stack.push_async_callback(planners.stop)
+    secret = None
+    if config.api.continue_secret_file is None:
+        secret = installation_secret(config.data_path, CONTINUE_SECRET)
     app = make_app(
         projector,
         store=store,
-        dry_run=dry_run,
+        planner=planners,
         config=config.api,
+        continue_secret=secret,
+        intake=intake_rules(config),
     )
     runner, api_url = await _http_site(app, config.api.listen)
     stack.push_async_callback(runner.cleanup)

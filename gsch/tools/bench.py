@@ -38,7 +38,7 @@ from gsch.tools.observe import RequestTracker
 WINDOW = 500
 
 
-def _percentile(values: list[float], share: float) -> float:
+def percentile(values: list[float], share: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
@@ -108,16 +108,17 @@ async def _scrape_conflicts(ports: list[int]) -> dict[str, int]:
     return totals
 
 
-async def _wait_ready(port: int, timeout: float = 60.0) -> None:
+async def wait_ok(url: str, timeout: float = 60.0) -> None:
+    """Until GET `url` answers 200 (a process's /livez or /readyz)."""
     deadline = time.monotonic() + timeout
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
             with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(f"http://127.0.0.1:{port}/livez") as response:
+                async with session.get(url) as response:
                     if response.status == 200:
                         return
             await asyncio.sleep(0.1)
-    raise TimeoutError(f"process with metrics port {port} not ready")
+    raise TimeoutError(f"{url} did not answer 200 within {timeout:g} s")
 
 
 async def run_bench(args: argparse.Namespace) -> int:
@@ -146,7 +147,7 @@ async def run_bench(args: argparse.Namespace) -> int:
         )
         await binder.start()
         children.append(binder)
-        await _wait_ready(binder_port)
+        await wait_ok(f"http://127.0.0.1:{binder_port}/livez")
         feed = SnapshotFeed(store)
         snapshot = await feed.start()
         expected_nodes = args.clusters * args.nodes_per_cluster
@@ -163,7 +164,7 @@ async def run_bench(args: argparse.Namespace) -> int:
             await worker.start()
             children.append(worker)
         for port in worker_ports:
-            await _wait_ready(port)
+            await wait_ok(f"http://127.0.0.1:{port}/livez")
 
         tracker = RequestTracker(store, request_events_of_type("PlacementCommitted"))
         await tracker.start(await store.last_seq())
@@ -213,9 +214,9 @@ async def run_bench(args: argparse.Namespace) -> int:
             "elapsed_seconds": round(elapsed, 3),
             "placements_per_second": round(len(commits) / elapsed, 1) if elapsed > 0 else 0.0,
             "latency_ms": {
-                "p50": round(_percentile(latencies, 0.50) * 1000, 1),
-                "p95": round(_percentile(latencies, 0.95) * 1000, 1),
-                "p99": round(_percentile(latencies, 0.99) * 1000, 1),
+                "p50": round(percentile(latencies, 0.50) * 1000, 1),
+                "p95": round(percentile(latencies, 0.95) * 1000, 1),
+                "p99": round(percentile(latencies, 0.99) * 1000, 1),
                 "mean": round(statistics.fmean(latencies) * 1000, 1) if latencies else None,
             },
             "longest_commit_gap_seconds": round(longest_gap, 3),

@@ -1,4 +1,4 @@
-"""The API over a real projection of a real log, through a real socket."""
+"""The API over a real projection of a real log, through a real socket; and a whole live gsch."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from gsch.api.app import make_app
 from gsch.api.auth import Tokens
 from gsch.eventstore.store import EventStore
 from gsch.projections.projector import Projector
+from gsch.runtime.embedded import EmbeddedNats
 from tests.support.api import WRITE_TOKEN, Api
+from tests.support.live import Live, live_gsch
 from tests.support.scenario import Log, running, serving, write_scenario
 
 
@@ -24,3 +26,9 @@ async def api(store: EventStore, tmp_path: Path) -> AsyncIterator[Api]:
         app = make_app(projector, store=store, max_wait=2.0, tokens=Tokens(write=WRITE_TOKEN))
         async with serving(app) as client:
             yield Api(client, log, projector, last)
+
+
+@pytest.fixture
+async def live(nats_server: EmbeddedNats, tmp_path: Path) -> AsyncIterator[Live]:
+    async with live_gsch(nats_server, tmp_path) as gsch:
+        yield gsch

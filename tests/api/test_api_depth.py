@@ -74,6 +74,33 @@ async def test_continue_tokens_are_tamper_evident_and_bound_to_the_query(api: Ap
     assert [i["id"] for i in good["items"]] == ["req-rejected"]
 
 
+async def test_a_signed_token_out_of_range_is_refused_not_a_server_error(
+    store: EventStore, tmp_path: Path
+) -> None:
+    """Whoever holds the secret (or a leaked one) can sign any key: keys and sequences past
+    what SQLite binds (2^63) must be a 400, not an overflow deep in a query."""
+    last = await write_scenario(Log(store))
+    secret = tmp_path / "continue.secret"
+    secret.write_text("known to the forger")
+    cursors = Cursors(b"known to the forger", window=10**6)
+    config = ApiConfig(continue_secret_file=str(secret))
+    async with app_over(store, tmp_path / "m.sqlite", last, config=config) as client:
+        token = (await (await client.get("/v1/requests?limit=1")).json())["continue"]
+        payload = token.split(".")[0]
+        _, query, _ = msgspec.json.decode(base64.urlsafe_b64decode(payload + "=="))
+        for key, issued in [(2**63, 0), (2**64 - 1, 0), (-1, 0), (0, 2**63), (0, -(2**63))]:
+            forged = cursors.issue(key, query, issued)
+            response = await client.get("/v1/requests", params={"limit": 1, "continue": forged})
+            body = await response.json()
+            assert response.status == 400, (key, issued, body)
+            assert "not a token this API issued" in body["error"]["reason"]
+        # The largest key in range is a page (an empty one), so the forger learns nothing.
+        largest = cursors.issue(2**63 - 1, query, last)
+        response = await client.get("/v1/requests", params={"limit": 1, "continue": largest})
+        assert response.status == 200
+        assert (await response.json())["items"] == []
+
+
 def test_a_token_expires_when_the_log_has_moved_on() -> None:
     cursors = Cursors(b"k", window=10)
     token = cursors.issue(7, "q", sequence=100)

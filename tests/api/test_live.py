@@ -6,61 +6,23 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
+import msgspec
+import nats
 import pytest
 
-from gsch.runtime.config import load_config
+from gsch.client import publish_request
 from gsch.runtime.embedded import EmbeddedNats
-from gsch.runtime.service import default_topology_path
-from tests.support.pipeline import pod_request, running
-
-TOKEN = "live-token"
-
-
-@dataclass
-class Live:
-    url: str
-    session: aiohttp.ClientSession
-    token_file: Path
-
-    async def submit(self, body: bytes) -> tuple[int, Any]:
-        async with self.session.post(
-            f"{self.url}/v1/requests", data=body,
-            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
-        ) as response:  # fmt: skip
-            return response.status, await response.json()
-
-
-@pytest.fixture
-async def live(nats_server: EmbeddedNats, tmp_path: Path) -> AsyncIterator[Live]:
-    token_file = tmp_path / "token"
-    token_file.write_text(TOKEN + "\n")
-    config = load_config(
-        None,
-        {
-            "data_dir": str(tmp_path / "data"),
-            "log_level": "WARNING",
-            "nats": {"url": nats_server.url},
-            "api": {"listen": "127.0.0.1:0", "max_wait": 0.5, "submit_wait": 10.0,
-                    "auth": {"token_file": str(token_file)}},
-            "metrics": {"listen": ""},
-            "simulator": {"topology": str(default_topology_path()), "bind_delay": 0.01},
-        },
-        environ={},
-    )  # fmt: skip
-    async with running(config, {"api", "worker", "binder"}) as service:
-        assert service.api_url is not None
-        async with aiohttp.ClientSession() as session:
-            yield Live(service.api_url, session, token_file)
+from tests.support.live import TOKEN, Live
+from tests.support.pipeline import pod_request
+from tests.support.waits import eventually
 
 
 async def test_submit_then_read_your_write_and_follow_it(live: Live) -> None:
-    status, body = await live.submit(pod_request("live-1", [["edge-daejeon", "cloud-kr"]]))
+    levels = [["edge-daejeon", "cloud-kr"]]
+    status, body = await live.submit(pod_request("live-1", levels))
     assert status == 202, body
     assert body["request_id"] == "live-1"
     assert body["state"] in ("queued", "scheduled")  # accepted (and maybe placed already)
@@ -86,26 +48,65 @@ async def test_submit_then_read_your_write_and_follow_it(live: Live) -> None:
                         break
     assert states[0] == "RequestAccepted"
     assert states[-1] == "RequestBound"
-    again, repeated = await live.submit(pod_request("live-1", [["edge-daejeon"]]))
-    assert again == 202
+    # The same request again, even written out differently, is harmless.
+    same = b" " + msgspec.json.encode(msgspec.json.decode(pod_request("live-1", levels)))
+    again, repeated = await live.submit(same)
+    assert again == 202, repeated
     assert repeated["duplicate"] is True
     assert repeated["event_sequence"] == body["event_sequence"]
+    # Another request under the same id is a conflict; the original is untouched.
+    _, before = await live.get("/v1/requests/live-1")
+    status, refused = await live.submit(pod_request("live-1", [["edge-daejeon"]], cpu="2"))
+    assert status == 409, refused
+    assert refused["error"]["field"] == "request_id"
+    assert "'live-1' is already used by another request, now bound" in refused["error"]["reason"]
+    _, after = await live.get(f"/v1/requests/live-1/events?min_seq={refused['sequence']}")
+    assert [e["seq"] for e in after["items"]][-1] == before["last_seq"]  # nothing new
 
 
-async def test_submissions_without_an_id_or_with_bad_input(live: Live) -> None:
-    status, body = await live.submit(b'{"policy": "GMostRequestedPriority"}')
-    assert status == 202, body
-    assert body["request_id"].startswith("api-")
-    assert body["state"] == "rejected"
-    assert "select_clusters" in body["reason"] or "workload" in body["reason"]
-    for bad, words in [
-        (b"[1, 2]", "must be a JSON object"),
-        (b"{not json", "must be a JSON object"),
-        (b'{"request_id": 5}', "request_id must be a non-empty string"),
+async def test_submissions_are_checked_before_anything_is_published(live: Live) -> None:
+    status, first = await live.submit(pod_request("live-ok-1", [["edge-daejeon"]]))
+    assert status == 202, first
+    deep = b"[" * 100_000 + b"]" * 100_000  # past msgspec's own recursion limit
+    nested: list[Any] = []
+    for _ in range(100):  # within it, but past the intake's 64 levels
+        nested = [nested]
+    for bad, code, field, words in [
+        (b"[1, 2]", 400, "body", "must be a JSON object"),
+        (b"{not json", 400, "body", "must be a JSON object"),
+        (b'{"request_id": 5}', 400, None, "request_id must be a non-empty string"),
+        (b'{"request_id": "x", "workload": ' + deep + b"}", 400, "body", "nested too deeply"),
+        (pod_request("x", [["edge-daejeon"]], deep=nested), 400, "body", "more than 64 levels"),
+        (b'{"policy": "GMostRequestedPriority"}', 422, "workload", "is required"),
+        (pod_request("bad id", [["edge-daejeon"]]), 422, "request_id", "must be 1-128"),
+        (pod_request("r" * 300, [["edge-daejeon"]]), 422, "request_id", "must be 1-128"),
+        (pod_request("x", [["edge-daejeon"]], policy="Nope"), 422, "policy", "Nope"),
     ]:
         status, body = await live.submit(bad)
-        assert status == 400, body
-        assert words in body["error"]["reason"]
+        assert status == code, (bad[:80], body)
+        assert body["error"].get("field") == field, body
+        assert words in body["error"]["reason"], body
+    # Nothing was published in between: the next request is the intake's very next message.
+    status, second = await live.submit(pod_request("live-ok-2", [["edge-daejeon"]]))
+    assert status == 202, second
+    assert second["intake_sequence"] == first["intake_sequence"] + 1
+
+
+async def test_an_id_a_worker_rejected_is_not_reused(live: Live, nats_server: EmbeddedNats) -> None:
+    nc = await nats.connect(nats_server.url)
+    await publish_request(nc, b'{"request_id": "live-r", "policy": "Nope"}', "live-r")
+    await nc.close()
+
+    async def rejected() -> bool:
+        return (await live.get("/v1/requests/live-r"))[1].get("state") == "rejected"
+
+    await eventually(rejected)
+    status, body = await live.submit(pod_request("live-r", [["edge-daejeon"]]))
+    assert status == 409, body
+    assert (
+        "already used by a request that was rejected (workload: is required)"
+        in body["error"]["reason"]
+    )
 
 
 async def test_cancel_through_the_api_needs_the_token_and_says_what_it_did(live: Live) -> None:
@@ -136,6 +137,7 @@ async def test_cancel_through_the_api_needs_the_token_and_says_what_it_did(live:
         assert response.status == 400
 
 
+HOOKS = Path(__file__).parents[1] / "support" / "schemathesis_hooks.py"
 CHECKS = ",".join([
     "not_a_server_error",
     "status_code_conformance",
@@ -164,7 +166,8 @@ async def test_schemathesis_finds_no_server_error_and_no_spec_violation(
         "--header", f"Authorization: Bearer {TOKEN}",
         "--request-timeout", "10",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env={**os.environ, "SCHEMATHESIS_HOOKS": "", "NO_COLOR": "1"}, cwd=tmp_path,
+        env={**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": str(HOOKS),
+             "GSCH_TEST_CONTINUE_SECRET": str(live.continue_secret)}, cwd=tmp_path,
     )  # fmt: skip
     try:
         async with asyncio.timeout(240):

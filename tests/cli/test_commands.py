@@ -112,9 +112,7 @@ async def test_requests_come_in_pages_with_their_reasons(data: str, tmp_path: Pa
     )
 
 
-async def test_printed_text_never_carries_control_characters(
-    data: str, tmp_path: Path
-) -> None:
+async def test_printed_text_never_carries_control_characters(data: str, tmp_path: Path) -> None:
     request = tmp_path / "request.yaml"
     request.write_text("request_id: req-odd\n" + REQUEST)
     placed = await gsch("submit", str(request), "--wait", "--data-dir", data)

@@ -19,6 +19,7 @@ from gsch.eventstore.store import EventStore
 from gsch.runtime.config import Config, load_config
 from gsch.runtime.service import Running, default_topology_path, serve
 
+PLAN_TOKEN = "plan-secret"
 # One cluster with one 2-CPU node (two 1.5-CPU pods cannot both run) and a tainted one.
 SMALL_FLEET = """
 [[clusters]]
@@ -37,14 +38,17 @@ tier = "edge"
 
 
 def make_config(tmp_path: Path, url: str | None, **simulator: object) -> Config:
-    """The demo topology on the simulator, fast retries, the API on a free port; `url`
-    None: the embedded nats-server in the data dir, as `gsch serve` starts it."""
+    """The demo topology on the simulator, fast retries, the API on a free port, plans with
+    `PLAN_TOKEN`; `url` None: the embedded nats-server in the data dir, as `gsch serve`
+    starts it."""
+    plan_token = tmp_path / "plan-token"
+    plan_token.write_text(PLAN_TOKEN + "\n")
     return load_config(
         None,
         {
             "data_dir": str(tmp_path / "data"),
             "nats": {"url": url},
-            "api": {"listen": "127.0.0.1:0"},
+            "api": {"listen": "127.0.0.1:0", "auth": {"plan_token_file": str(plan_token)}},
             "queue": {"backoff_base": 0.05, "backoff_max": 0.2, "lease_seconds": 5},
             "simulator": {
                 "topology": str(default_topology_path()),
@@ -80,8 +84,14 @@ async def get_json(url: str) -> dict[str, object]:
         return result
 
 
-async def post_json(url: str, body: bytes) -> tuple[int, dict[str, object]]:
-    async with aiohttp.ClientSession() as session, session.post(url, data=body) as response:
+async def post_json(
+    url: str, body: bytes, token: str | None = PLAN_TOKEN
+) -> tuple[int, dict[str, object]]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=body, headers=headers) as response,
+    ):
         return response.status, await response.json()
 
 
