@@ -112,9 +112,11 @@ def _widest_request() -> Request:
         [f"{name}{level:02d}{i:x}"[-253:] for i in range(per_level)]
         for level in range(limits.max_levels)
     ]
+    # The namespace at its longest (63) must be one the project owns: `<project>-<workspace>`.
+    project, workspace = "p" * 31, "w" * 31
     body = native(
-        select_clusters=levels, user_name="u" * 253, workspace_name="w" * 63,
-        project_name="p" * 63, namespace="n" * 63,
+        select_clusters=levels, user_name="u" * 253, workspace_name=workspace,
+        project_name=project, namespace=f"{project}-{workspace}",
     )  # fmt: skip
     padding = 262_144 - len(json.dumps(body)) - 200
     body["workload"]["metadata"]["annotations"] = {"note": "z" * padding}
