@@ -12,7 +12,8 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 
-from gsch.eventstore.intake import publish_intake
+from gsch.eventstore.intake import PUBLISH_TIMEOUT, publish_intake
+from gsch.scheduler.cancel import CANCEL_SUBJECT
 
 
 class ApiError(Exception):
@@ -35,6 +36,14 @@ async def publish_request(
             if request_id is None or time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.5)
+
+
+async def publish_cancel(nc: Client, request_id: str, reason: str) -> int:
+    """Put a cancel command on `gsch.cancel` (what a submitter may do); the workers carry
+    it out. Returns its intake sequence."""
+    body = msgspec.json.encode({"request_id": request_id, "reason": reason})
+    ack = await nc.jetstream().publish(CANCEL_SUBJECT, body, timeout=PUBLISH_TIMEOUT)
+    return int(ack.seq)
 
 
 async def api_get(base_url: str, path: str, **params: Any) -> Any:

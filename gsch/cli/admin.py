@@ -6,7 +6,9 @@ import argparse
 import time
 from typing import TYPE_CHECKING
 
+from gsch.bus.roles import Role
 from gsch.cli.common import add_command, client_store, config_of
+from gsch.eventstore.guard import stream_state
 
 if TYPE_CHECKING:
     from gsch.cli.common import Commands
@@ -25,7 +27,7 @@ async def _streams_apply(args: argparse.Namespace) -> int:
     declarations = load_declarations(
         replicas=config.nats.replicas, lease_seconds=config.queue.lease_seconds
     )
-    async with client_store(config) as store:
+    async with client_store(config, Role.ADMIN) as store:
         report = await apply_declarations(store.nc, declarations)
     print(report)
     return 0
@@ -41,7 +43,8 @@ async def _rebuild(args: argparse.Namespace) -> int:
     from gsch.projections.projector import rebuild
 
     config = config_of(args)
-    async with client_store(config) as store:
+    async with client_store(config, Role.API) as store:
+        await stream_state(store.nc)  # a missing log is an error, not an empty read model
         started = time.monotonic()
         seq = await rebuild(store, config.database_path)
     took = time.monotonic() - started
@@ -57,7 +60,8 @@ async def _audit(args: argparse.Namespace) -> int:
     from gsch.audit import audit
 
     config = config_of(args)
-    async with client_store(config) as store:
+    async with client_store(config, Role.API) as store:
+        await stream_state(store.nc)  # a missing log is an error, not "0 requests"
         report = await audit(store)
     print(report.summary())
     for title, items in (

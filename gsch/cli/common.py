@@ -15,6 +15,7 @@ from gsch.runtime.config import Config, load_config
 if TYPE_CHECKING:
     from nats.aio.client import Client
 
+    from gsch.bus.roles import Role
     from gsch.eventstore.store import EventStore
 
     Commands = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -94,12 +95,12 @@ async def event_store(config: Config, nc: Client) -> AsyncIterator[EventStore]:
 
 
 @contextlib.asynccontextmanager
-async def client_store(config: Config) -> AsyncIterator[EventStore]:
+async def client_store(config: Config, role: Role) -> AsyncIterator[EventStore]:
     """A short-lived client of the configured NATS, or of the embedded server that `gsch
-    serve` announced in the data dir; closed on the way out."""
+    serve` announced in the data dir, connected as `role`; closed on the way out."""
     from gsch.runtime.connection import connect, discover_url
 
-    nc = await connect(config, discover_url(config), "gsch-cli")
+    nc = await connect(config, discover_url(config), f"gsch-cli:{role.value}", role=role)
     try:
         async with event_store(config, nc) as store:
             yield store

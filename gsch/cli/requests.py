@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import yaml
 
+from gsch.bus.roles import Role
 from gsch.cli.common import add_api_flag, add_command, api_url, client_store, config_of
 from gsch.cli.output import add_output_flag, one_line, table
 from gsch.model.ids import fresh_request_id
@@ -59,7 +60,7 @@ async def _submit(args: argparse.Namespace) -> int:
     if isinstance(body, dict) and request_id is None and "apiVersion" not in body:
         request_id = fresh_request_id("cli")
         body["request_id"] = request_id
-    async with client_store(config) as store:
+    async with client_store(config, Role.SUBMITTER) as store:
         seq = await publish_request(store.nc, msgspec.json.encode(body), request_id)
     print(f"submitted {request_id or '(id assigned by gsch)'} (intake sequence {seq})")
     if not args.wait or request_id is None:
@@ -219,17 +220,19 @@ def cancel_command(commands: Commands) -> None:
 
 
 async def _cancel(args: argparse.Namespace) -> int:
+    """A cancel goes where a submitter may put it, `gsch.cancel`; the workers carry it out
+    (its outcome is the request's state: `gsch get request ID`)."""
+    from gsch.client import publish_cancel
     from gsch.model.request import REQUEST_ID_PATTERN
-    from gsch.scheduler.cancel import cancel_request
 
     if not REQUEST_ID_PATTERN.match(args.request_id):
         print(f"{args.request_id!r} is not a request id", file=sys.stderr)
         return 2
     config = config_of(args)
-    async with client_store(config) as store:
-        outcome = await cancel_request(store, args.request_id, args.reason)
+    async with client_store(config, Role.SUBMITTER) as store:
+        seq = await publish_cancel(store.nc, args.request_id, args.reason)
     if args.output == "json":
-        print(msgspec.json.encode(outcome).decode())
+        print(json.dumps({"request_id": args.request_id, "intake_sequence": seq}))
     else:
-        print(f"{outcome.request_id}: {outcome.message}")
+        print(f"{args.request_id}: cancel published (intake sequence {seq}); workers carry it out")
     return 0

@@ -19,13 +19,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import nats
-
+from gsch.bus.roles import Role
 from gsch.client import publish_request
 from gsch.clusters.topology import load_topology
 from gsch.logs import setup_logging
 from gsch.model.states import SETTLED_STATES, State
 from gsch.runtime.config import load_config
+from gsch.runtime.connection import connect
 from gsch.runtime.procs import ChildProcess, serve_args
 from gsch.runtime.service import Running, default_topology_path, parse_listen, serve
 from gsch.scheduler.cancel import cancel_request
@@ -106,7 +106,8 @@ async def run_demo(args: argparse.Namespace) -> int:
     say(f"{args.workers} competing worker processes: pids {[w.pid for w in workers]}")
     tracker = RequestTracker(running.store)
     await tracker.start()
-    nc = await nats.connect(running.nats_url)
+    # The sample load comes as a user's would: with the submitter's credentials.
+    nc = await connect(config, running.nats_url, "gsch-demo", role=Role.SUBMITTER)
     samples = SampleRequests(topology)
     submitted: set[str] = set()
     cancelling: list[str] = []
