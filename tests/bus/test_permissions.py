@@ -18,7 +18,7 @@ from nats.aio.client import Client
 from gsch.bus.roles import Role
 from gsch.model.events import ClusterDeclared, NodeDeclared, encode_event
 from gsch.model.resources import Resources
-from tests.support.bus import Refusals, SecuredBus, secured_bus
+from tests.support.bus import SecuredBus, secured_bus
 
 ATTEMPT_TIMEOUT = 0.5
 
@@ -74,7 +74,7 @@ FORGED_EVENTS = {
 async def test_no_credentials_no_connection(bus: SecuredBus) -> None:
     """With no credentials a client cannot even connect, so it can neither append events,
     nor pull, purge or delete anything, nor cancel anyone's request on gsch.cancel."""
-    with pytest.raises(nats.errors.Error, match="(?i)authorization"):
+    with pytest.raises(nats.errors.Error, match=r"(?i)authorization"):
         await nats.connect(bus.server.url, allow_reconnect=False, connect_timeout=2)
 
 

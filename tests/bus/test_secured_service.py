@@ -53,7 +53,7 @@ async def test_every_role_works_with_only_its_own_permissions(tmp_path: Path) ->
         assert stat.S_IMODE(bus_dir.stat().st_mode) == 0o700
         for role in ("admin", "worker", "api", "binder", "submitter"):
             assert stat.S_IMODE((bus_dir / f"{role}.nk").stat().st_mode) == 0o600
-        with pytest.raises(nats.errors.Error, match="(?i)authorization"):
+        with pytest.raises(nats.errors.Error, match=r"(?i)authorization"):
             await nats.connect(service.nats_url, allow_reconnect=False, connect_timeout=2)
         user = await connect(config, service.nats_url, "a user", role=Role.SUBMITTER)
         try:

@@ -42,9 +42,7 @@ class SecuredBus:
 
     async def connect(self, role: Role, cluster: str | None = None) -> tuple[Client, Refusals]:
         """A client with the credentials `gsch bus` made for `role` (an agent: of `cluster`)."""
-        user = self.directory.find(
-            f"agent-{cluster}" if role is Role.AGENT else role.value
-        )
+        user = self.directory.find(f"agent-{cluster}" if role is Role.AGENT else role.value)
         assert user is not None, f"no identity for {role} {cluster}"
         seed = read_seed(self.directory.seed_path(user.name))
         refusals = Refusals()
