@@ -81,7 +81,7 @@ def authority(name: str) -> Authority:
                 decipher_only=False,
             ),
             critical=True,
-        )  # fmt: skip
+        )
         .sign(key, hashes.SHA256())
     )
     return Authority(name, key, certificate)
