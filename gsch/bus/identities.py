@@ -10,6 +10,8 @@ seed here: the secret never has to travel.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import os
 import re
@@ -80,11 +82,17 @@ def public_key_of(seed: bytes) -> str:
 
 
 def check_public_key(key: str) -> str:
+    """A user's public NKey, checked (prefix, length, checksum) before nats-server sees it."""
     key = key.strip()
     try:
-        valid = key.startswith("U") and nkeys.KeyPair(public_key=key.encode()).public_key
-    except nkeys.NkeysError:
-        valid = False
+        raw = base64.b32decode(key + "=" * (-len(key) % 8))
+    except (binascii.Error, ValueError):
+        raw = b""
+    valid = (
+        len(raw) == 35
+        and raw[0] == nkeys.PREFIX_BYTE_USER
+        and nkeys.crc16_checksum(raw[:-2]) == raw[-2:]
+    )
     if not valid:
         raise IdentityError(f"{key[:80]!r} is not a user NKey public key (U..., 56 characters)")
     return key

@@ -51,7 +51,12 @@ def render_users(users: Iterable[BusUser]) -> str:
     return f"{HEADER}authorization {{\n  users = [\n{body}\n  ]\n}}\n"
 
 
-def render_embedded(users_conf: Path) -> str:
+def render_embedded(users_conf: Path, server_name: str = "gsch-embedded") -> str:
     """The embedded server's own file, beside `users_conf` (nats-server includes relative
-    paths only): the users; everything else comes as flags."""
-    return f"# Written by gsch for its embedded nats-server.\ninclude {users_conf.name}\n"
+    paths only): its name and its users; everything else comes as flags, which a reload
+    keeps (a name given as a flag it would refuse)."""
+    return (
+        "# Written by gsch for its embedded nats-server.\n"
+        f"server_name: {json.dumps(server_name)}\n"
+        f"include {users_conf.name}\n"
+    )

@@ -109,7 +109,8 @@ class EmbeddedNats:
         self.routes = routes
         # Further nats-server flags, e.g. credentials for tests of an authenticating server.
         self.extra_args = tuple(extra_args)
-        # A nats-server configuration file (the bus's users and permissions); flags win.
+        # A nats-server configuration file (the bus's users and permissions); flags win. It
+        # names the server itself: a reload (new users) refuses a name that came as a flag.
         self.config_file = config_file
         self._requested_port = port
         self.port = 0
@@ -152,7 +153,7 @@ class EmbeddedNats:
             "--store_dir", str(self.store_dir),
             "--addr", LOOPBACK,
             "--port", str(self.port),
-            "--server_name", self.name,
+            *([] if self.config_file else ["--server_name", self.name]),
             "--log", str(log_path),
             *(self.routes.args() if self.routes else []),
             *self.extra_args,
