@@ -43,6 +43,7 @@ def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nats-password-file", help="file holding the NATS user's password")
     parser.add_argument("--nats-token-file", help="file holding a NATS token")
     parser.add_argument("--nats-creds", help="NATS .creds file (JWT + NKey)")
+    parser.add_argument("--nats-nkey", help="NKey seed file: one identity for every role")
     parser.add_argument("--tls-ca", help="CA certificate (PEM) to verify the NATS server with")
     parser.add_argument("--tls-cert", help="client certificate (PEM) for NATS")
     parser.add_argument("--tls-key", help="private key (PEM) of --tls-cert")
@@ -57,7 +58,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     nats: dict[str, Any] = {}
     for flag, key in (
         ("nats", "url"), ("nats_user", "user"), ("nats_password_file", "password_file"),
-        ("nats_token_file", "token_file"), ("nats_creds", "creds_file"), ("tls_ca", "tls_ca"),
+        ("nats_token_file", "token_file"), ("nats_creds", "creds_file"),
+        ("nats_nkey", "nkey_file"), ("tls_ca", "tls_ca"),
         ("tls_cert", "tls_cert"), ("tls_key", "tls_key"),
     ):  # fmt: skip
         value = getattr(args, flag, None)
