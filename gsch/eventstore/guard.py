@@ -102,6 +102,9 @@ class LogGuard:
         self._created: datetime.datetime | None = None
 
     async def check(self) -> None:
+        # What was derived is read first: the log only grows while the answer is on its way,
+        # so a sequence derived meanwhile is no sign of a shorter log.
+        seen = self._seen()
         info = await stream_state(self._nc)
         created = info.created
         if isinstance(created, datetime.datetime):
@@ -109,23 +112,23 @@ class LogGuard:
                 self._created = created
             elif created != self._created:
                 raise LogReplacedError(self._created, created)
-        seen, last = self._seen(), int(info.state.last_seq)
+        last = int(info.state.last_seq)
         if seen > last:
             raise LogBehindError(self._what, seen, last)
 
     async def run(self, stop: asyncio.Event, interval: float = GUARD_INTERVAL) -> None:
         """Check until `stop`; returns by raising when the log is gone, replaced or behind."""
-        missing_before = False
+        doubted = False
         while not stop.is_set():
             try:
                 await self.check()
-                missing_before = False
-            except StreamMissingError:
-                if missing_before:
+                doubted = False
+            except (StreamMissingError, LogBehindError):
+                if doubted:
                     raise
                 # Seen twice in a row before believed: a cluster electing a leader may say
-                # "not found" for a moment.
-                missing_before = True
+                # "not found" for a moment, and a false alarm would stop a healthy process.
+                doubted = True
             except (nats.errors.Error, TimeoutError) as exc:
                 # An outage is not a missing log: the connection reconnects, check again.
                 log.debug("log guard check failed", extra={"error": repr(exc)})
