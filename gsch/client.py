@@ -13,11 +13,12 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 
-from gsch.eventstore.intake import IntakeAck, publish_intake
+from gsch.eventstore.intake import PUBLISH_TIMEOUT, IntakeAck, publish_intake
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.subjects import ConflictKey
 from gsch.model.events import RequestIdConflict
 from gsch.model.states import RequestState
+from gsch.scheduler.cancel import CANCEL_SUBJECT
 
 
 class ApiError(Exception):
@@ -75,6 +76,18 @@ async def intake_verdict(
         if time.monotonic() > deadline:
             return None
         await asyncio.sleep(0.1)
+
+
+async def publish_cancel(
+    nc: Client, request_id: str, reason: str, *, before_arrival: bool = True
+) -> int:
+    """Put a cancel command on `gsch.cancel` (what a submitter may do); the workers carry
+    it out (`before_arrival`: also for an id the log does not know yet). Returns its intake
+    sequence."""
+    command = {"request_id": request_id, "reason": reason, "before_arrival": before_arrival}
+    body = msgspec.json.encode(command)
+    ack = await nc.jetstream().publish(CANCEL_SUBJECT, body, timeout=PUBLISH_TIMEOUT)
+    return int(ack.seq)
 
 
 async def api_get(base_url: str, path: str, **params: Any) -> Any:

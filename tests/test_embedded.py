@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from gsch.bus.roles import Role
 from gsch.runtime.config import load_config
 from gsch.runtime.connection import (
     RECONNECT_FIRST_WAIT,
@@ -37,7 +38,7 @@ async def test_embedded_server_serves_jetstream_and_stops(tmp_path: Path) -> Non
     assert url.startswith("nats://127.0.0.1:")
     assert (tmp_path / "nats.url").read_text().strip() == url
     config = load_config(None, {"data_dir": str(tmp_path)}, environ={})
-    nc = await connect(config, url, "test")
+    nc = await connect(config, url, "test", role=Role.ADMIN)
     info = await nc.jetstream().account_info()
     assert info is not None
     await nc.close()
@@ -96,12 +97,12 @@ async def test_external_server_with_user_and_password_file(tmp_path: Path) -> No
         config = load_config(
             None, {"nats": {"url": url, "user": "gsch", "password_file": str(secret)}}, environ={}
         )
-        nc = await connect(config, url, "test")
+        nc = await connect(config, url, "test", role=Role.ADMIN)
         await nc.flush()
         await nc.close()
         secret.write_text("wrong\n")
         with pytest.raises(NatsConnectError, match="refused the credentials"):
-            await asyncio.wait_for(connect(config, url, "test"), 10)
+            await asyncio.wait_for(connect(config, url, "test", role=Role.ADMIN), 10)
 
 
 async def test_external_server_with_token_file(tmp_path: Path) -> None:
@@ -109,7 +110,7 @@ async def test_external_server_with_token_file(tmp_path: Path) -> None:
         token = tmp_path / "token"
         token.write_text("tok-123")
         config = load_config(None, {"nats": {"url": url, "token_file": str(token)}}, environ={})
-        nc = await connect(config, url, "test")
+        nc = await connect(config, url, "test", role=Role.ADMIN)
         await nc.flush()
         await nc.close()
 
@@ -118,7 +119,7 @@ async def test_reconnect_waits_longer_after_each_failure_and_recovers(
     tmp_path: Path, nats_server: EmbeddedNats
 ) -> None:
     config = load_config(None, {"nats": {"url": nats_server.url}}, environ={})
-    nc = await connect(config, nats_server.url, "test")
+    nc = await connect(config, nats_server.url, "test", role=Role.ADMIN)
     try:
         assert nc.options["reconnect_time_wait"] == RECONNECT_FIRST_WAIT
         await nats_server.stop()
@@ -142,7 +143,7 @@ async def test_a_list_of_urls_reaches_the_server_that_is_up(
     down = f"nats://127.0.0.1:{free_port()}"
     urls = f"{down}, {nats_server.url}"
     config = load_config(None, {"nats": {"url": urls}}, environ={})
-    nc = await connect(config, urls, "test", patience=20)
+    nc = await connect(config, urls, "test", role=Role.ADMIN, patience=20)
     try:
         await nc.flush()
         assert nc.connected_url is not None

@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING
 
 from gsch import __version__
-from gsch.cli import admin, processes, requests
+from gsch.cli import admin, bus, processes, requests
 from gsch.cli.endpoints import CliError
 from gsch.cli.output import clean
 from gsch.runtime.config import ConfigError
@@ -33,6 +33,7 @@ _COMMANDS: tuple[Callable[[Commands], None], ...] = (
     requests.explain_command,
     requests.cancel_command,
     admin.streams_command,
+    bus.bus_command,
     admin.projections_command,
     admin.audit_command,
     processes.bench_command,

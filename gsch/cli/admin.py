@@ -6,8 +6,10 @@ import argparse
 import time
 from typing import TYPE_CHECKING
 
+from gsch.bus.roles import Role
 from gsch.cli.common import add_command, client_store, config_of
 from gsch.cli.output import clean
+from gsch.eventstore.guard import stream_state
 
 if TYPE_CHECKING:
     from gsch.cli.common import Commands
@@ -26,7 +28,7 @@ async def _streams_apply(args: argparse.Namespace) -> int:
     declarations = load_declarations(
         replicas=config.nats.replicas, lease_seconds=config.queue.lease_seconds
     )
-    async with client_store(config, args) as store:
+    async with client_store(config, args, Role.ADMIN) as store:
         report = await apply_declarations(store.nc, declarations)
     print(report)
     return 0
@@ -52,7 +54,8 @@ async def _rebuild(args: argparse.Namespace) -> int:
     # Refused before anything is deleted, and held throughout: no API starts on a half-built
     # read model.
     with lock.rebuilding(config.database_path, announced(config.data_path, API)):
-        async with client_store(config, args) as store:
+        async with client_store(config, args, Role.API) as store:
+            await stream_state(store.nc)  # a missing log is an error, not an empty read model
             started = time.monotonic()
             seq = await rebuild(store, config.database_path)
     took = time.monotonic() - started
@@ -78,7 +81,8 @@ async def _audit(args: argparse.Namespace) -> int:
     from gsch.audit import audit
 
     config = config_of(args)
-    async with client_store(config, args) as store:
+    async with client_store(config, args, Role.API) as store:
+        await stream_state(store.nc)  # a missing log is an error, not "0 requests"
         report = await audit(store)
     print(clean(report.summary()))
     violations = report.violations(args.unsettled_after)

@@ -16,6 +16,7 @@ from gsch.runtime.config import Config, load_config
 if TYPE_CHECKING:
     from nats.aio.client import Client
 
+    from gsch.bus.roles import Role
     from gsch.eventstore.store import EventStore
 
     Commands = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -47,6 +48,7 @@ def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nats-password-file", help="file holding the NATS user's password")
     parser.add_argument("--nats-token-file", help="file holding a NATS token")
     parser.add_argument("--nats-creds", help="NATS .creds file (JWT + NKey)")
+    parser.add_argument("--nats-nkey", help="NKey seed file: one identity for every role")
     parser.add_argument("--tls-ca", help="CA certificate (PEM) to verify the NATS server with")
     parser.add_argument("--tls-cert", help="client certificate (PEM) for NATS")
     parser.add_argument("--tls-key", help="private key (PEM) of --tls-cert")
@@ -69,7 +71,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     nats: dict[str, Any] = {}
     for flag, key in (
         ("nats", "url"), ("nats_user", "user"), ("nats_password_file", "password_file"),
-        ("nats_token_file", "token_file"), ("nats_creds", "creds_file"), ("tls_ca", "tls_ca"),
+        ("nats_token_file", "token_file"), ("nats_creds", "creds_file"),
+        ("nats_nkey", "nkey_file"), ("tls_ca", "tls_ca"),
         ("tls_cert", "tls_cert"), ("tls_key", "tls_key"),
     ):  # fmt: skip
         value = getattr(args, flag, None)
@@ -133,15 +136,19 @@ async def event_store(config: Config, nc: Client) -> AsyncIterator[EventStore]:
 
 
 @contextlib.asynccontextmanager
-async def client_store(config: Config, args: argparse.Namespace) -> AsyncIterator[EventStore]:
+async def client_store(
+    config: Config, args: argparse.Namespace, role: Role
+) -> AsyncIterator[EventStore]:
     """A short-lived client of the configured NATS, or of the embedded server that `gsch
-    serve` announced in the data dir; closed on the way out. A server that is not there is
-    reported within seconds, with the URL and where it came from."""
+    serve` announced in the data dir, connected as `role`; closed on the way out. A server
+    that is not there is reported within seconds, with the URL and where it came from."""
     from gsch.runtime.connection import NatsUnreachable, connect
 
     endpoint = nats_endpoint(args, config)
     try:
-        nc = await connect(config, endpoint.url, "gsch-cli", patience=CONNECT_PATIENCE)
+        nc = await connect(
+            config, endpoint.url, f"gsch-cli:{role.value}", role=role, patience=CONNECT_PATIENCE
+        )
     except NatsUnreachable:
         detail = f"nothing accepted a connection within {CONNECT_PATIENCE:g} s"
         raise endpoint.unreachable("NATS server", detail) from None

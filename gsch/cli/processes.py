@@ -95,8 +95,9 @@ def agent_command(commands: Commands) -> None:
 async def _agent(args: argparse.Namespace) -> int:
     import os
 
+    from gsch.bus.roles import Role
     from gsch.kube.agent import serve_agent
-    from gsch.runtime.service import nats_connection
+    from gsch.runtime.bus import open_bus
 
     config = config_of(args)
     setup_logging(config.log_level)
@@ -106,11 +107,11 @@ async def _agent(args: argparse.Namespace) -> int:
     node = args.node or os.environ.get("NODE_NAME")
     # A service, not a one-shot client: its connection is a service's (the embedded server
     # when no URL is given, drained on the way out).
-    async with (
-        nats_connection(config, f"gsch-agent-{args.cluster}") as (nc, _, _),
-        event_store(config, nc) as store,
-    ):
-        await serve_agent(config, nc, store, args.cluster, node, stop)
+    # It connects as the agent of its cluster: it may write only that cluster's events.
+    async with open_bus(config, f"gsch-agent-{args.cluster}") as bus:
+        nc = await bus.connection(Role.AGENT, args.cluster)
+        async with event_store(config, nc) as store:
+            await serve_agent(config, nc, store, args.cluster, node, stop)
     return 0
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import nats.errors
 
+from gsch.bus.roles import Role
 from gsch.cli.common import Api, add_api_flag, add_command, api_of, client_store, config_of
 from gsch.cli.output import add_output_flag, bytes_text, clean, one_line, print_json, shorten, table
 from gsch.cli.request_file import load_request_file
@@ -60,7 +61,7 @@ async def _submit(args: argparse.Namespace) -> int:
             body["request_id"] = request_id
     verdict: object = None
     unread: str | None = None
-    async with client_store(config, args) as store:
+    async with client_store(config, args, Role.SUBMITTER) as store:
         ack = await publish_request_acked(store.nc, msgspec.json.encode(body), request_id)
         # A worker decides whether the id was free: wait for its word on this very message.
         patience = args.timeout if args.wait else _VERDICT_SECONDS
@@ -300,33 +301,52 @@ def cancel_command(commands: Commands) -> None:
 
 
 async def _cancel(args: argparse.Namespace) -> int:
+    """A cancel goes where a submitter may put it, `gsch.cancel`; the workers carry it out
+    (its outcome is the request's state: `gsch get request ID`)."""
+    from gsch.client import publish_cancel
     from gsch.model.request import REQUEST_ID_PATTERN
-    from gsch.scheduler.cancel import cancel_request
 
     if not REQUEST_ID_PATTERN.match(args.request_id):
         print(clean(f"{args.request_id!r} is not a request id"), file=sys.stderr)
         return 2
     config = config_of(args)
-    async with client_store(config, args) as store:
-        outcome = await cancel_request(
-            store, args.request_id, args.reason, before_arrival=args.before_arrival
-        )
-    unknown = outcome.previous_state == State.NEW
-    if args.output == "json":
-        print_json(msgspec.to_builtins(outcome))
-    elif unknown and not outcome.cancelled:
+    if not args.before_arrival and await _unknown_to_api(api_of(args, config), args.request_id):
         print(clean(f"{args.request_id}: no such request: nothing was cancelled."), file=sys.stderr)
         print(
             "If it was published a moment ago and still waits in the intake, cancel it with"
-            " --before-arrival: it is then dropped when it arrives (and the id stays cancelled"
-            " for good).",
+            " --before-arrival: it is then cancelled when it arrives (if it arrives within"
+            " queue.cancel_before_arrival_seconds).",
             file=sys.stderr,
         )
-    elif unknown:
+        return 1
+    async with client_store(config, args, Role.SUBMITTER) as store:
+        seq = await publish_cancel(
+            store.nc, args.request_id, args.reason, before_arrival=args.before_arrival
+        )
+    if args.output == "json":
+        print_json({"request_id": args.request_id, "intake_sequence": seq})
+    elif args.before_arrival:
         print(clean(
-            f"{outcome.request_id}: no such request yet; cancelled in advance: a request with"
-            " this id is dropped when it arrives, and the id stays cancelled for good"
+            f"{args.request_id}: cancel published (intake sequence {seq}); if no such request"
+            " exists yet, it is cancelled in advance: a request with this id is cancelled when"
+            " it arrives"
         ))  # fmt: skip
     else:
-        print(clean(f"{outcome.request_id}: {outcome.message}"))
-    return 1 if unknown and not outcome.cancelled else 0
+        print(clean(f"{args.request_id}: cancel published (intake sequence {seq}); workers carry"
+                    " it out (`gsch get request ID` shows the outcome)"))  # fmt: skip
+    return 0
+
+
+async def _unknown_to_api(api: Api, request_id: str) -> bool:
+    """Whether the read API answers that no request has this id (False when it cannot tell:
+    then the workers decide, and record nothing for an id the log does not know)."""
+    from gsch.cli.endpoints import CliError
+    from gsch.client import ApiError
+
+    try:
+        await api.get(f"/v1/requests/{request_id}")
+    except ApiError as exc:
+        return str(exc).startswith("404")
+    except CliError:  # no API answers: it cannot tell
+        return False
+    return False

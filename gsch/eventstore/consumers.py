@@ -2,9 +2,10 @@
 hold.
 
 Handles the nats-py fetch pitfalls (reference/jetstream-notes §5): both kinds of timeout,
-a consumer or stream deleted under a running process (503/404 on every call: re-apply the
-declarations and back off, never spin), and the stall of `fetch(batch>1)` right after an empty
-fetch (#986: fetch one message after an empty fetch).
+a consumer or stream deleted under a running process (503/404 on every call: declare the
+consumer again where this process may, never a stream, and back off, never spin), and the
+stall of `fetch(batch>1)` right after an empty fetch (#986: fetch one message after an empty
+fetch).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import nats.errors
 import nats.js.errors
 
 from gsch.eventstore.store import MSG_ID, EventStore
-from gsch.eventstore.streams import StreamsError, apply_declarations
+from gsch.eventstore.streams import StreamMissingError, StreamsError, apply_declarations
 from gsch.eventstore.subjects import request_key_of
 
 log = logging.getLogger(__name__)
@@ -245,10 +246,20 @@ async def _bind(store: EventStore, stream: str, durable: str, stop: asyncio.Even
 
 
 async def _redeclare(store: EventStore, durable: str) -> None:
+    """Declare a deleted consumer again if this process may; a deleted stream is not
+    re-created (StreamMissingError ends the process: see guard.py)."""
     if store.declarations is None:
         return
+    if not store.manages_streams:
+        log.error(
+            "consumer missing; only an admin can declare it again: `gsch streams apply`",
+            extra={"durable": durable},
+        )
+        return
     try:
-        report = await apply_declarations(store.nc, store.declarations)
+        report = await apply_declarations(store.nc, store.declarations, create_streams=False)
+    except StreamMissingError:
+        raise
     except (StreamsError, nats.errors.Error) as exc:
         log.warning("re-declaring streams failed", extra={"durable": durable, "error": repr(exc)})
         return

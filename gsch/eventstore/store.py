@@ -105,6 +105,7 @@ class EventStore:
         *,
         stream: str = EVENTS_STREAM,
         declarations: Declarations | None = None,
+        manages_streams: bool = True,
         request_timeout: float = 5.0,
         give_up_after: float = 120.0,
         max_inflight_batches: int = 1,
@@ -123,6 +124,9 @@ class EventStore:
         # The streams and consumers this process declared at start: re-applied when one of
         # them is found deleted under a running consumer. They own the lease too.
         self.declarations = declarations
+        # Whether this process may declare consumers (admin, or a server without
+        # authentication); streams are never re-created under a running process.
+        self.manages_streams = manages_streams
 
     @property
     def js(self) -> JetStreamContext:

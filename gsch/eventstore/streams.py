@@ -23,6 +23,19 @@ class StreamsError(Exception):
     """The server refused a declaration."""
 
 
+class StreamMissingError(StreamsError):
+    """A declared stream does not exist, and this process may not create it: a stream,
+    the event log above all, is created once by `gsch streams apply`, never on the side."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(
+            f"stream {stream} does not exist. gsch never creates it on its own, so that a "
+            "deleted log is noticed instead of silently replaced by an empty one: creating "
+            "it is a first-time step, `gsch streams apply` (with admin credentials)"
+        )
+        self.stream = stream
+
+
 @dataclass
 class ApplyReport:
     lines: list[str] = field(default_factory=list)
@@ -141,10 +154,13 @@ def _targets(declarations: Declarations) -> list[_Target]:
     return targets
 
 
-async def apply_declarations(nc: Client, declarations: Declarations) -> ApplyReport:
+async def apply_declarations(
+    nc: Client, declarations: Declarations, *, create_streams: bool = True
+) -> ApplyReport:
     """Bring the server to the declarations. Existing consumers are updated before missing
     ones are created: on a work-queue stream a new consumer's filter may only be accepted
-    once an existing consumer has narrowed its own."""
+    once an existing consumer has narrowed its own. Without `create_streams`, a missing
+    stream raises StreamMissingError (a running process re-declaring what was deleted)."""
     report = ApplyReport()
     missing: list[_Target] = []
     for target in _targets(declarations):
@@ -155,6 +171,8 @@ async def apply_declarations(nc: Client, declarations: Declarations) -> ApplyRep
             if target.not_found == _CONSUMER_NOT_FOUND:
                 missing.append(target)
                 continue
+            if not create_streams:
+                raise StreamMissingError(target.create_body["name"])
             _raise_on_error(await _api(nc, target.create, target.create_body), target.label)
             report.add(f"{target.label}: created")
             continue

@@ -15,6 +15,7 @@ import logging
 from typing import Any
 
 import msgspec
+import nats.errors
 
 from gsch.eventstore.store import EventStore, StoredEvent
 from gsch.eventstore.subjects import cluster_events_of_type, token
@@ -89,11 +90,30 @@ def _error(message: str) -> dict[str, Any]:
 
 
 class Endpoints:
-    """Every cluster's API endpoint, as the log declares them (the probe's cluster targets)."""
+    """Every cluster's API endpoint, as the log declares them (the probe's cluster targets).
+
+    Read with direct gets, from where the last read stopped, before each probe round: an
+    agent may not create consumers on the log (a push consumer's deliveries could be aimed
+    at any subject), and endpoints change rarely."""
 
     def __init__(self, store: EventStore) -> None:
         self.known: dict[str, Address] = {}
-        self.follower = store.follow(cluster_events_of_type("ClusterDeclared"), self._apply)
+        self._store = store
+        self._seq = 0
+
+    async def refresh(self) -> None:
+        scope = cluster_events_of_type("ClusterDeclared")
+        for stored in await self._store.read(scope, after=self._seq):
+            self._apply(stored)
+            self._seq = stored.seq
+
+    async def run(self, interval: float) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except (nats.errors.Error, TimeoutError) as exc:
+                log.warning("cluster endpoints not refreshed", extra={"error": repr(exc)})
+            await asyncio.sleep(interval)
 
     def _apply(self, stored: StoredEvent) -> None:
         event = stored.event
@@ -140,7 +160,8 @@ async def serve_agent(
         endpoints = Endpoints(store)
         probe_settings = config.kube.probe
         if probe_settings.enabled and node:
-            await endpoints.follower.start()
+            await endpoints.refresh()
+            tasks.append(asyncio.create_task(endpoints.run(probe_settings.interval)))
             probe = LatencyProbe(
                 store, cluster, node, probe_settings,
                 lambda: probe_targets(member, endpoints, probe_settings.node_port),
@@ -155,4 +176,3 @@ async def serve_agent(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, *running, return_exceptions=True)
-            await endpoints.follower.stop()

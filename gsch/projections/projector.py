@@ -19,11 +19,12 @@ import aiosqlite
 import nats.errors
 
 from gsch.aio import reraise_swallowed_cancel
+from gsch.eventstore.guard import LogBehindError
 from gsch.eventstore.store import EventStore, StoredEvent
 from gsch.eventstore.subjects import ALL_EVENTS
 from gsch.eventstore.watch import Follower
 from gsch.metrics import E2E_DURATION, PROJECTION_LAG, PROJECTION_LAST_SEQ
-from gsch.projections.schema import clear, connect_writer
+from gsch.projections.schema import connect_writer
 from gsch.projections.writer import apply_batch, read_checkpoint
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ class Projector:
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the log from the checkpoint until `stop` is set."""
         await self.open()
-        await self._restart_if_log_is_shorter()
+        await self._refuse_a_shorter_log()
         inbox = Inbox(self._last_seq)
         follower = Follower(self._store, ALL_EVENTS, inbox.put)
         inbox.follower = follower
@@ -203,19 +204,15 @@ class Projector:
             reraise_swallowed_cancel()
             await asyncio.sleep(LAG_INTERVAL)
 
-    async def _restart_if_log_is_shorter(self) -> None:
-        """A checkpoint beyond the end of the log means the log was replaced (a new data
-        directory, a re-created stream): the read model describes another history."""
+    async def _refuse_a_shorter_log(self) -> None:
+        """A checkpoint beyond the end of the log means the log was deleted, re-created or
+        replaced: the read model describes another history. It is not wiped on the side;
+        whoever replaced the log on purpose rebuilds it (`gsch projections rebuild`)."""
         if self._last_seq == 0:
             return
         stream_last = await self._store.last_seq()
         if self._last_seq > stream_last:
-            log.warning(
-                "read model is ahead of the event log; rebuilding it",
-                extra={"checkpoint": self._last_seq, "stream_last_seq": stream_last},
-            )
-            await clear(self._require_db())
-            self._set_last_seq(0)
+            raise LogBehindError(f"the read model {self.db_path}", self._last_seq, stream_last)
 
     def _require_db(self) -> aiosqlite.Connection:
         if self._db is None:

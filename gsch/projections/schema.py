@@ -177,15 +177,3 @@ async def ensure_schema(db: aiosqlite.Connection) -> None:
     except BaseException:
         await db.rollback()
         raise
-
-
-async def clear(db: aiosqlite.Connection) -> None:
-    """Empty every table (checkpoint included) in one transaction."""
-    await db.execute("BEGIN IMMEDIATE")
-    try:
-        for name in TABLES:
-            await db.execute(f"DELETE FROM {name}")
-        await db.execute("COMMIT")
-    except BaseException:
-        await db.rollback()
-        raise

@@ -34,6 +34,11 @@ class NatsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     password_file: str | None = None
     token_file: str | None = None
     creds_file: str | None = None
+    # An NKey seed for every connection of this process (one identity, whatever its roles).
+    nkey_file: str | None = None
+    # A bus directory (`gsch bus init`): each role connects with its own seed from it,
+    # `<role>.nk`. Unset: `<data_dir>/bus` when it exists (the embedded server's).
+    credentials_dir: str | None = None
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None

@@ -6,16 +6,46 @@ import asyncio
 import logging
 import ssl
 import time
+from pathlib import Path
 from typing import Any
 
 import nats
 import nats.errors
 from nats.aio.client import Client
 
+from gsch.bus.identities import BusDirectory, IdentityError, Seed, identity_name, read_seed
+from gsch.bus.roles import Role
 from gsch.metrics import NATS_ERRORS
 from gsch.runtime.config import Config, read_secret
 
 log = logging.getLogger(__name__)
+
+
+def bus_directory(config: Config) -> BusDirectory | None:
+    """Where the roles' seeds are: `nats.credentials_dir`, else the embedded server's own
+    `<data_dir>/bus` when it exists (so commands find credentials where they find its URL)."""
+    if config.nats.credentials_dir:
+        return BusDirectory(Path(config.nats.credentials_dir))
+    local = config.data_path / "bus"
+    return BusDirectory(local) if local.is_dir() else None
+
+
+def seed_for(config: Config, role: Role, cluster: str | None = None) -> Seed | None:
+    """The NKey this process connects with as `role`: `nats.nkey_file` (one identity for
+    everything), else the role's seed in the bus directory, else none (user, token, creds
+    or no authentication, as configured)."""
+    if config.nats.nkey_file:
+        return read_seed(Path(config.nats.nkey_file))
+    directory = bus_directory(config)
+    if directory is None:
+        return None
+    path = directory.seed_path(identity_name(role, cluster=cluster))
+    if not path.exists():
+        raise IdentityError(
+            f"no {role.value} credentials: {path} does not exist"
+            + (f" (add them with `gsch bus add agent --cluster {cluster}`)" if cluster else "")
+        )
+    return read_seed(path)
 
 
 def _tls_context(config: Config) -> ssl.SSLContext | None:
@@ -75,11 +105,36 @@ async def _probe(url: str, options: dict[str, Any], patience: float) -> None:
         return
 
 
+def _auth_options(config: Config, role: Role, cluster: str | None) -> dict[str, Any]:
+    options = config.nats
+    auth: dict[str, Any] = {
+        "user": options.user,
+        "password": read_secret(options.password_file),
+        "token": read_secret(options.token_file),
+        "user_credentials": options.creds_file,
+        "tls": _tls_context(config),
+        "connect_timeout": 5,
+    }
+    seed = seed_for(config, role, cluster)
+    if seed is not None:
+        auth["nkeys_seed"] = str(seed.path)
+        auth["inbox_prefix"] = seed.inbox  # the only replies this identity may receive
+    return auth
+
+
 RECONNECT_FIRST_WAIT = 0.25
 RECONNECT_MAX_WAIT = 5.0
 
 
-async def connect(config: Config, url: str, name: str, patience: float = 60.0) -> Client:
+async def connect(
+    config: Config,
+    url: str,
+    name: str,
+    *,
+    role: Role,
+    cluster: str | None = None,
+    patience: float = 60.0,
+) -> Client:
     """A client that reconnects for ever, waiting longer after each failed attempt.
 
     nats-py waits a fixed `reconnect_time_wait` between attempts and reads it from its options
@@ -108,15 +163,7 @@ async def connect(config: Config, url: str, name: str, patience: float = 60.0) -
         set_wait(RECONNECT_FIRST_WAIT)
         log.info("nats reconnected")
 
-    options = config.nats
-    auth: dict[str, Any] = {
-        "user": options.user,
-        "password": read_secret(options.password_file),
-        "token": read_secret(options.token_file),
-        "user_credentials": options.creds_file,
-        "tls": _tls_context(config),
-        "connect_timeout": 5,
-    }
+    auth = _auth_options(config, role, cluster)
     await _probe(url, auth, patience)
     nc = await nats.connect(
         servers=server_list(url),

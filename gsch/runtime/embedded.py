@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import signal
 import socket
 import sys
 import time
@@ -61,6 +62,11 @@ def _port_is_free(port: int) -> bool:
         return True
 
 
+def pid_file(data_dir: Path) -> Path:
+    """Where the embedded server writes its pid (`gsch bus add` signals it to reload)."""
+    return data_dir / "nats" / "nats-server.pid"
+
+
 @dataclass(frozen=True)
 class Routes:
     """How one server of a cluster meets the others: its own route port and everyone's
@@ -92,6 +98,7 @@ class EmbeddedNats:
         name: str = "gsch-embedded",
         routes: Routes | None = None,
         extra_args: Sequence[str] = (),
+        config_file: Path | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.store_dir = data_dir / "nats"
@@ -99,6 +106,9 @@ class EmbeddedNats:
         self.routes = routes
         # Further nats-server flags, e.g. credentials for tests of an authenticating server.
         self.extra_args = tuple(extra_args)
+        # A nats-server configuration file (the bus's users and permissions); flags win. It
+        # names the server itself: a reload (new users) refuses a name that came as a flag.
+        self.config_file = config_file
         self._requested_port = port
         self.port = 0
         self._process: asyncio.subprocess.Process | None = None
@@ -138,11 +148,13 @@ class EmbeddedNats:
     def _args(self, log_path: Path) -> list[str]:
         return [
             find_binary(),
+            *(["--config", str(self.config_file)] if self.config_file else []),
+            "--pid", str(pid_file(self.data_dir)),
             "--jetstream",
             "--store_dir", str(self.store_dir),
             "--addr", LOOPBACK,
             "--port", str(self.port),
-            "--server_name", self.name,
+            *([] if self.config_file else ["--server_name", self.name]),
             "--log", str(log_path),
             *(self.routes.args() if self.routes else []),
             *self.extra_args,
@@ -177,6 +189,11 @@ class EmbeddedNats:
             await asyncio.sleep(0.05)
         await self.stop()
         raise EmbeddedNatsError(f"nats-server not ready after {timeout}s; see {log_path}")
+
+    def reload(self) -> None:
+        """Make the server read its configuration file again (users added or removed)."""
+        if self._process is not None and self._process.returncode is None:
+            self._process.send_signal(signal.SIGHUP)
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop the server and withdraw its announcement (a crash, `kill`, leaves it)."""

@@ -4,31 +4,31 @@ NATS (embedded or external) → streams → event store → snapshot → roles �
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
-from nats.aio.client import Client
 from prometheus_client import CONTENT_TYPE_LATEST, disable_created_metrics, generate_latest
 
+from gsch.bus.roles import Role
 from gsch.clusters.binder import Backend, Binder
 from gsch.clusters.feed import SnapshotFeed
 from gsch.clusters.simulator import Simulator
 from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.clusters.topology import Topology, load_topology
+from gsch.eventstore.guard import LogGuard, check_declared
 from gsch.eventstore.store import EventStore
-from gsch.eventstore.streams import apply_declarations, load_declarations
+from gsch.eventstore.streams import Declarations, apply_declarations, load_declarations
 from gsch.metrics import SNAPSHOT_LAST_SEQ, initialise_labels
 from gsch.policies.registry import PROFILES
 from gsch.runtime.announce import API, announcing
+from gsch.runtime.bus import Bus, open_bus
 from gsch.runtime.config import Config
-from gsch.runtime.connection import connect
 from gsch.runtime.embedded import EmbeddedNats
 from gsch.runtime.secrets import CONTINUE_SECRET, installation_secret
 from gsch.scheduler.worker import Worker
@@ -78,27 +78,6 @@ def metrics_app() -> web.Application:
     return app
 
 
-@contextlib.asynccontextmanager
-async def nats_connection(
-    config: Config, name: str
-) -> AsyncIterator[tuple[Client, str, EmbeddedNats | None]]:
-    async with AsyncExitStack() as stack:
-        embedded = None
-        url = config.nats.url
-        if url is None:
-            embedded = EmbeddedNats(config.data_path, config.nats.embedded_port)
-            url = await embedded.start()
-            stack.push_async_callback(embedded.stop)
-        nc = await connect(config, url, name)
-        stack.push_async_callback(_close, nc)
-        yield nc, url, embedded
-
-
-async def _close(nc: Client) -> None:
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(nc.drain(), 10)
-
-
 async def serve(
     config: Config,
     roles: set[str],
@@ -118,31 +97,28 @@ async def serve(
     initialise_labels([policy.value for policy in PROFILES], roles)
     name = f"gsch-{'+'.join(sorted(roles))}-{socket.gethostname()}-{os.getpid()}"
     async with AsyncExitStack() as stack:
-        nc, url, embedded = await stack.enter_async_context(nats_connection(config, name))
-        declarations = load_declarations(
-            replicas=config.nats.replicas, lease_seconds=config.queue.lease_seconds
-        )
-        report = await apply_declarations(nc, declarations)
-        for line in report.lines:
-            log.info("streams: %s", line)
-        store = EventStore(
-            nc, declarations=declarations, request_timeout=config.nats.request_timeout
-        )
-        stack.push_async_callback(store.close)
+        bus = await stack.enter_async_context(open_bus(config, name))
+        # Every role may read the log; the first one's connection feeds what they share.
+        reading_role = Role(next(role for role in ROLES if role in roles))
+        declarations = await _declarations(config, bus, reading_role)
+        stores = _RoleStores(bus, declarations, stack)
+        reader = await stores.of(reading_role)
         tasks: list[asyncio.Task[None]] = []
         api_url = None
 
         # Workers plan on the snapshot and binders declare inventory from it. The API's dry
         # runs have snapshots of their own, in planner processes (gsch.api.planners).
-        feed = SnapshotFeed(store)
+        feed = SnapshotFeed(reader)
         snapshot = await feed.start()
         stack.push_async_callback(feed.stop)
+        derived: list[Callable[[], int]] = [lambda: snapshot.last_seq]
         if "binder" in roles:
-            binder = await _binder(config, nc, store, snapshot, stack, topology)
+            binder_store = await stores.of(Role.BINDER)
+            binder = await _binder(config, binder_store, snapshot, stack, topology)
             if binder is not None:
                 tasks.append(asyncio.create_task(binder.run(stop)))
         if "worker" in roles:
-            worker = Worker(config, store, snapshot, name)
+            worker = Worker(config, await stores.of(Role.WORKER), snapshot, name)
             tasks.append(asyncio.create_task(worker.run(stop)))
         else:
             # A binder needs the snapshot only to declare inventory and re-arm lifetimes
@@ -150,7 +126,12 @@ async def serve(
             await feed.stop()
 
         if "api" in roles:
-            api_url = await _start_api(config, store, url, name, stack, tasks, stop, roles)
+            api_url = await _start_api(
+                config, await stores.of(Role.API), bus.url, name, stack, tasks, stop, roles,
+                derived,
+            )  # fmt: skip
+        guard = LogGuard(reader.nc, lambda: max(seen() for seen in derived), "this process")
+        tasks.append(asyncio.create_task(guard.run(stop)))
         listen = config.metrics.listen if metrics_listen is None else metrics_listen
         if "api" not in roles and listen:
             runner, metrics_url = await _http_site(metrics_app(), listen)
@@ -158,7 +139,8 @@ async def serve(
             log.info("metrics listening", extra={"url": f"{metrics_url}/metrics"})
 
         if started is not None and not started.done():
-            started.set_result(Running(url, store, api_url, embedded))
+            store = await stores.of(Role.API if "api" in roles else reading_role)
+            started.set_result(Running(bus.url, store, api_url, bus.embedded))
         stopper = asyncio.create_task(stop.wait())
         await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
         stop.set()
@@ -170,9 +152,46 @@ async def serve(
                 raise result
 
 
+async def _declarations(config: Config, bus: Bus, role: Role) -> Declarations:
+    """Declare the streams and consumers where this process may (the log itself only on
+    the first start of its embedded server), else check that an admin did."""
+    declarations = load_declarations(
+        replicas=config.nats.replicas, lease_seconds=config.queue.lease_seconds
+    )
+    if not bus.may_declare:
+        return await check_declared(await bus.connection(role), declarations)
+    admin = await bus.connection(Role.ADMIN)
+    report = await apply_declarations(admin, declarations, create_streams=bus.first_start)
+    for line in report.lines:
+        log.info("streams: %s", line)
+    return declarations
+
+
+class _RoleStores:
+    """An event store per connection: roles sharing credentials share one."""
+
+    def __init__(self, bus: Bus, declarations: Declarations, stack: AsyncExitStack) -> None:
+        self._bus = bus
+        self._declarations = declarations
+        self._stack = stack
+        self._stores: dict[int, EventStore] = {}
+
+    async def of(self, role: Role) -> EventStore:
+        nc = await self._bus.connection(role)
+        if id(nc) not in self._stores:
+            store = EventStore(
+                nc,
+                declarations=self._declarations,
+                manages_streams=self._bus.may_declare,
+                request_timeout=self._bus.config.nats.request_timeout,
+            )
+            self._stack.push_async_callback(store.close)
+            self._stores[id(nc)] = store
+        return self._stores[id(nc)]
+
+
 async def _binder(
     config: Config,
-    nc: Client,
     store: EventStore,
     snapshot: ClusterSnapshot,
     stack: AsyncExitStack,
@@ -196,7 +215,7 @@ async def _binder(
         from gsch.kube.central import central_backend
 
         backends.append(await stack.enter_async_context(central_backend(config, store)))
-        backends.append(await stack.enter_async_context(agent_backend(nc, config, store)))
+        backends.append(await stack.enter_async_context(agent_backend(store.nc, config, store)))
     if not backends:
         log.warning(
             "binder role without a topology or member clusters: nothing to bind to (for the"
@@ -215,6 +234,7 @@ async def _start_api(
     tasks: list[asyncio.Task[None]],
     stop: asyncio.Event,
     roles: set[str],
+    derived: list[Callable[[], int]],
 ) -> str:
     """The projector, the read-model gauges, the planner processes and the HTTP API (which
     serves /metrics too)."""
@@ -231,6 +251,7 @@ async def _start_api(
     projector = Projector(store, config.database_path)
     await projector.open()
     stack.push_async_callback(projector.close)
+    derived.append(lambda: projector.last_seq)
     tasks.append(asyncio.create_task(projector.run(stop)))
     gauges_reader = ReadModel(projector.db_path, projector.stream, connections=1)
     stack.push_async_callback(gauges_reader.close)

@@ -39,6 +39,8 @@ class CancelCommand(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
 
     request_id: str
     reason: str = "cancelled by the user"
+    # Also for an id the log does not know yet (recorded, applied if it arrives in time).
+    before_arrival: bool = True
 
 
 class InvalidCancel(ValueError):

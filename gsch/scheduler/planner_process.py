@@ -24,6 +24,7 @@ from typing import BinaryIO
 
 import msgspec
 
+from gsch.bus.roles import Role
 from gsch.clusters.feed import SnapshotFeed
 from gsch.eventstore.store import EventStore
 from gsch.logs import setup_logging
@@ -145,7 +146,7 @@ async def serve(out: BinaryIO) -> None:
     config = msgspec.json.decode(start.config, type=Config)
     setup_logging(config.log_level)
     dry_run_rules = intake_rules(config), planner_rules(config)
-    nc = await connect(config, start.url, start.name)
+    nc = await connect(config, start.url, start.name, role=Role.API)
     store = EventStore(nc, request_timeout=config.nats.request_timeout)
     feed = SnapshotFeed(store)
     progress: asyncio.Task[None] | None = None

@@ -194,7 +194,10 @@ class Worker:
             CANCELS.labels(result="invalid").inc()
             log.warning("cancel command refused", extra={"seq": item.seq, "reason": str(exc)})
         else:
-            outcome = await cancel_request(self.store, command.request_id, command.reason)
+            outcome = await cancel_request(
+                self.store, command.request_id, command.reason,
+                before_arrival=command.before_arrival,
+            )  # fmt: skip
             CANCELS.labels(result="cancelled" if outcome.cancelled else "noop").inc()
             log.info("cancel", extra={"request_id": outcome.request_id, "result": outcome.message})
         await item.ack()

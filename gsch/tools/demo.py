@@ -20,14 +20,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import nats
-import nats.aio.client
+from nats.aio.client import Client
 
+from gsch.bus.roles import Role
 from gsch.client import publish_request
 from gsch.clusters.topology import load_topology
 from gsch.logs import setup_logging
 from gsch.model.states import State
 from gsch.runtime.config import load_config
+from gsch.runtime.connection import connect
 from gsch.runtime.procs import ChildProcess, serve_args
 from gsch.runtime.service import Running, default_topology_path, parse_listen, serve
 from gsch.scheduler.cancel import cancel_request
@@ -125,7 +126,8 @@ async def _run(args: argparse.Namespace, data_dir: Path) -> bool:
     say(f"{args.workers} competing worker processes: pids {[w.pid for w in workers]}")
     tracker = RequestTracker(running.store)
     await tracker.start()
-    nc = await nats.connect(running.nats_url)
+    # The sample load comes as a user's would: with the submitter's credentials.
+    nc = await connect(config, running.nats_url, "gsch-demo", role=Role.SUBMITTER)
     try:
         published = await _load(args, running, nc, tracker, SampleRequests(topology), stop)
         for line in summary(tracker, published, running.api_url):
@@ -151,7 +153,7 @@ async def _run(args: argparse.Namespace, data_dir: Path) -> bool:
 async def _load(
     args: argparse.Namespace,
     running: Running,
-    nc: nats.aio.client.Client,
+    nc: Client,
     tracker: RequestTracker,
     samples: SampleRequests,
     stop: asyncio.Event,
@@ -190,7 +192,7 @@ async def _load(
 
 
 async def _first_request(
-    nc: nats.aio.client.Client,
+    nc: Client,
     tracker: RequestTracker,
     sample: Sample,
     published: Published,

@@ -10,6 +10,7 @@ import aiosqlite
 import msgspec
 import pytest
 
+from gsch.eventstore.guard import LogBehindError
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.subjects import latency_subject, request_subject
 from gsch.metrics import PROJECTION_LAST_SEQ
@@ -213,22 +214,28 @@ async def test_a_model_of_another_schema_version_is_rebuilt(
     assert await dump(db_path) == before
 
 
-async def test_a_model_ahead_of_the_log_is_rebuilt(store: EventStore, db_path: Path) -> None:
+async def test_a_model_ahead_of_the_log_is_kept_and_refused(
+    store: EventStore, db_path: Path
+) -> None:
+    """A checkpoint beyond the end of the log means the log was deleted and re-created (or
+    replaced): the projector stops with that error instead of wiping what it derived."""
     last = await write_scenario(Log(store))
     async with running(Projector(store, db_path)) as projector:
         assert await projector.wait_for(last, 10)
-    before = await dump(db_path)
     async with aiosqlite.connect(db_path) as db:
-        # As if the log had been replaced by a shorter one: nothing here describes it.
+        # As if the log had been replaced by a shorter one.
         await db.execute("UPDATE checkpoint SET seq = 1000000")
-        await db.execute("UPDATE requests SET state = 'stale'")
         await db.commit()
-    async with running(Projector(store, db_path)) as projector:
-        # It starts at the stale checkpoint, goes back to 0, then catches up again.
-        async with asyncio.timeout(10):
-            while projector.last_seq != last:
-                await projector.wait_for(projector.last_seq + 1, 0.1)
-    assert await dump(db_path) == before
+    before = await dump(db_path)
+    projector = Projector(store, db_path)
+    try:
+        with pytest.raises(LogBehindError, match="has already seen sequence 1000000"):
+            await projector.run(asyncio.Event())
+    finally:
+        await projector.close()
+    assert await dump(db_path) == before  # nothing wiped
+    # Rebuilding is the deliberate way back.
+    assert await rebuild(store, db_path) == last
 
 
 async def test_old_events_applied_out_of_order_change_nothing(

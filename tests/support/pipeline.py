@@ -11,11 +11,13 @@ from typing import Any
 
 import aiohttp
 import msgspec
+import nats
 from nats.aio.client import Client
 
 from gsch.client import publish_request
 from gsch.clusters.feed import SnapshotFeed
 from gsch.eventstore.store import EventStore
+from gsch.eventstore.streams import apply_declarations, load_declarations
 from gsch.runtime.config import Config, load_config
 from gsch.runtime.service import Running, default_topology_path, serve
 
@@ -60,9 +62,22 @@ def make_config(tmp_path: Path, url: str | None, **simulator: object) -> Config:
     )
 
 
+async def declare_streams(url: str, lease_seconds: float = 30.0) -> None:
+    """The operator's first-time step (`gsch streams apply`) on a server without
+    authentication: gsch processes never create the log themselves."""
+    nc = await nats.connect(url)
+    try:
+        await apply_declarations(nc, load_declarations(lease_seconds=lease_seconds))
+    finally:
+        await nc.close()
+
+
 @contextlib.asynccontextmanager
 async def running(config: Config, roles: set[str]) -> AsyncIterator[Running]:
-    """`serve(config, roles)` in a task until the block ends; a failed start raises here."""
+    """`serve(config, roles)` in a task until the block ends; a failed start raises here.
+    On a configured server the streams are declared first, as an operator would."""
+    if config.nats.url is not None:
+        await declare_streams(config.nats.url, config.queue.lease_seconds)
     stop = asyncio.Event()
     started: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(serve(config, roles, stop, started=started))

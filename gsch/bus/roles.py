@@ -1,0 +1,157 @@
+"""The roles of the bus and exactly what each may publish and subscribe to.
+
+This table is the one source of the permissions: `serverconf.py` renders it into the
+nats-server configuration (the embedded server's and `config/nats/` for external servers),
+and the README's Security section describes it. Each grant is the narrowest set that lets the
+role do its job, found by running gsch against a server that enforces it:
+
+- a JetStream publish is a request: the publisher needs its own reply inbox (every identity has
+  one of its own, `_INBOX_<its public key>`, so no one reads another's replies);
+- reading the log is direct gets, stream info and *ephemeral* ordered consumers. Those are
+  created on `$JS.API.CONSUMER.CREATE.GSCH_EVENTS`, the legacy subject on which the server
+  refuses a durable name, plus flow-control replies on `$JS.FC.GSCH_EVENTS.>`;
+- a work queue is fetched on `$JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>` and acknowledged
+  (ack, nak, in-progress) on `$JS.ACK.<stream>.<durable>.>`, one named consumer at a time;
+- appends are granted per event type, so a role can write only the events its decisions
+  produce: a worker cannot declare a node, a binder cannot reserve capacity.
+
+Only admin may create, update, purge or delete streams and consumers.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from gsch.eventstore.subjects import EVENTS_STREAM, INTAKE_STREAM, INTAKE_SUBJECT, token
+from gsch.scheduler.cancel import CANCEL_SUBJECT
+
+# The durable consumers of `streams/consumers/` and the one role that pulls from each.
+INTAKE_CONSUMER = "gsch-intake"
+CANCELS_CONSUMER = "gsch-cancels"
+RETRIES_CONSUMER = "gsch-retries"
+BINDER_CONSUMER = "gsch-binder"
+
+
+class Role(enum.StrEnum):
+    SUBMITTER = "submitter"  # a person or a system sending requests and cancels
+    WORKER = "worker"  # intake, retries, planning, commits
+    API = "api"  # projector, HTTP API (submits and cancels for its callers)
+    BINDER = "binder"  # applies placements, declares simulated and central clusters
+    AGENT = "agent"  # one member cluster, from inside it
+    ADMIN = "admin"  # declares streams and consumers; everything else too
+
+
+# The roles gsch's own processes run as; an agent is one per cluster, submitters are people.
+SERVICE_ROLES = (Role.WORKER, Role.API, Role.BINDER)
+
+
+@dataclass(frozen=True)
+class Grant:
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+    # May answer requests it received (one reply each, to the requester's inbox): the
+    # agent's answers to the binder's bind and remove requests.
+    responses: bool = False
+
+
+def _appends(scope: str, *event_types: str) -> tuple[str, ...]:
+    return tuple(f"{scope}.{event_type}" for event_type in event_types)
+
+
+def _requests(*event_types: str) -> tuple[str, ...]:
+    return _appends("gsch.events.req.*", *event_types)
+
+
+def _nodes(*event_types: str) -> tuple[str, ...]:
+    return _appends("gsch.events.cluster.*.node.*", *event_types)
+
+
+def _inventory(cluster: str) -> tuple[str, ...]:
+    """What describes a cluster, never what reserves it: the cluster, its nodes' inventory,
+    the latency measured from its nodes and the pods they run."""
+    base = f"gsch.events.cluster.{cluster}"
+    return (
+        f"{base}.ClusterDeclared",
+        f"{base}.node.*.NodeDeclared",
+        f"{base}.latency.*.LatencyReported",
+        f"{base}.pods.*.PodsReported",
+    )
+
+
+def _pull(stream: str, durable: str) -> tuple[str, ...]:
+    return (f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}", f"$JS.ACK.{stream}.{durable}.>")
+
+
+# Direct gets (last of a subject, next after a sequence) and the log's state.
+READ_LOG = (
+    f"$JS.API.DIRECT.GET.{EVENTS_STREAM}",
+    f"$JS.API.DIRECT.GET.{EVENTS_STREAM}.>",
+    f"$JS.API.STREAM.INFO.{EVENTS_STREAM}",
+)
+# Ordered consumers: ephemeral only (see the module's docstring).
+FOLLOW_LOG = (f"$JS.API.CONSUMER.CREATE.{EVENTS_STREAM}", f"$JS.FC.{EVENTS_STREAM}.>")
+# A process checks at start that what it needs was declared (it cannot declare it itself).
+CHECK_DECLARATIONS = (
+    f"$JS.API.STREAM.INFO.{INTAKE_STREAM}",
+    f"$JS.API.CONSUMER.INFO.{EVENTS_STREAM}.*",
+    f"$JS.API.CONSUMER.INFO.{INTAKE_STREAM}.*",
+)
+SERVICE = READ_LOG + FOLLOW_LOG + CHECK_DECLARATIONS
+
+AGENT_SUBJECTS = "gsch.agent"
+
+
+def grant(role: Role, inbox: str, cluster: str | None = None) -> Grant:
+    """The permissions of one identity of `role` whose reply inbox prefix is `inbox`; an
+    agent's are those of its `cluster`."""
+    replies = (f"{inbox}.>",)
+    if role is Role.SUBMITTER:
+        return Grant(publish=(INTAKE_SUBJECT, CANCEL_SUBJECT), subscribe=replies)
+    if role is Role.WORKER:
+        publish = (
+            *_requests(
+                "RequestAccepted", "RequestRejected", "RequestClaimed", "PlacementCommitted",
+                "RequestRequeued", "RequestFailed", "RequestCancelled",
+            ),
+            *_nodes("CapacityReserved", "CapacityReleased"),
+            *_pull(INTAKE_STREAM, INTAKE_CONSUMER),
+            *_pull(INTAKE_STREAM, CANCELS_CONSUMER),
+            *_pull(EVENTS_STREAM, RETRIES_CONSUMER),
+            *SERVICE,
+        )  # fmt: skip
+        return Grant(publish=publish, subscribe=replies)
+    if role is Role.API:
+        # POST /v1/requests publishes for its caller; a cancel is appended directly.
+        publish = (
+            INTAKE_SUBJECT,
+            *_requests("RequestCancelled"),
+            *_nodes("CapacityReleased"),
+            *SERVICE,
+        )
+        return Grant(publish=publish, subscribe=replies)
+    if role is Role.BINDER:
+        publish = (
+            *_requests("RequestBound", "RequestRequeued", "RequestFailed", "WorkloadFinished"),
+            *_nodes("CapacityReleased"),
+            *_inventory("*"),  # simulated and central clusters; agents' liveness
+            f"{AGENT_SUBJECTS}.*.bind",
+            f"{AGENT_SUBJECTS}.*.remove",
+            *_pull(EVENTS_STREAM, BINDER_CONSUMER),
+            *SERVICE,
+        )
+        return Grant(publish=publish, subscribe=(*replies, f"{AGENT_SUBJECTS}.*.heartbeat"))
+    if role is Role.AGENT:
+        if not cluster:
+            raise ValueError("an agent's permissions are those of one cluster: name it")
+        own = token(cluster)
+        publish = (
+            *_inventory(own),
+            f"{AGENT_SUBJECTS}.{own}.heartbeat",
+            # Direct gets only (its own cluster's history, other clusters' endpoints for its
+            # probe), no consumers: a push consumer's deliveries can be aimed at any subject.
+            *READ_LOG,
+        )
+        subscribe = (*replies, f"{AGENT_SUBJECTS}.{own}.bind", f"{AGENT_SUBJECTS}.{own}.remove")
+        return Grant(publish=publish, subscribe=subscribe, responses=True)
+    return Grant(publish=(">",), subscribe=(">",))  # admin
