@@ -90,6 +90,9 @@ class StoredEvent:
     subject: str
     msg_id: str | None
     event: AnyEvent
+    # When the server stored it (seconds since the epoch, the server's clock); 0.0 where the
+    # reader did not get it.
+    stored_at: float = 0.0
 
     @property
     def request_id(self) -> str | None:
