@@ -124,8 +124,8 @@ class Revalidator(Protocol):
     goes out and after a group was refused: it is passed in by the writer, so persistence
     never has to know who the writers are."""
 
-    async def catch_up(self) -> None:
-        """Bring the view up to the log as it is now."""
+    async def catch_up(self, seq: int | None = None) -> None:
+        """Bring the view up to stream sequence `seq`, or to the log as it is now."""
 
     def rebase(self, item: Append) -> Append | None:
         """The message as it should go out on what the view shows now (possibly conditional

@@ -303,6 +303,14 @@ class EventStore:
             return None
         return _stored(raw)
 
+    async def subject_at(self, seq: int) -> str | None:
+        """The subject of the message at stream sequence `seq` (None: there is none)."""
+        try:
+            raw = await self._js.get_msg(self.stream, seq=seq, direct=True)
+        except nats.js.errors.NotFoundError:
+            return None
+        return str(raw.subject)
+
     async def first_after(self, scope: str, seq: int) -> StoredEvent | None:
         try:
             raw = await self._js.get_msg(

@@ -86,7 +86,7 @@ class Rebasing:
     def __init__(self, node_seq: int) -> None:
         self.node_seq = node_seq
 
-    async def catch_up(self) -> None:
+    async def catch_up(self, seq: int | None = None) -> None:
         pass
 
     def rebase(self, item: Append) -> Append | None:
