@@ -33,7 +33,8 @@ from gsch.eventstore.appends import (
     StoreError,
     StoreUnavailableError,
 )
-from gsch.eventstore.subjects import SubjectError, parse_subject
+from gsch.eventstore.subjects import NodeKey, SubjectError, parse_subject
+from gsch.metrics import COMMIT_CONFLICTS
 
 
 class BatchLog(Protocol):
@@ -252,19 +253,23 @@ class GroupCommitter:
                 if member.revalidator is not None:
                     await member.revalidator.catch_up(refused.last_seq)
             innocent = [m for m in group if m not in stale]
-            survivors = [m for m in await asyncio.gather(*map(self._recheck, stale)) if m]
+            scope = _conflict_scope(subject)
+            rechecks = [self._recheck(m, scope) for m in stale]
+            survivors = [m for m in await asyncio.gather(*rechecks) if m]
             self._requeue(innocent + survivors, "group refused for another member")
             return True
         return False
 
-    async def _recheck(self, member: _Member) -> _Member | None:
+    async def _recheck(self, member: _Member, scope: str) -> _Member | None:
         """A stale member after its writer's view caught up: rebased (or failed), or when the
-        view had nothing newer, checked against the log."""
+        view had nothing newer, checked against the log. A rebased member lost a race at the
+        log (counted here as a conflict of `scope`); a failed one is counted by its writer."""
         before = list(member.items)
         if not _rebase(member):
             _fail(member, KnownStaleError("an expected scope moved on"))
             return None
         if member.items != before:
+            COMMIT_CONFLICTS.labels(scope=scope).inc()
             return member
         try:
             landed = await self._store.member_status(member.items)
@@ -334,6 +339,15 @@ class _Refusal:
     retry_reason: str | None
     unknown: bool
     last_seq: int | None = None
+
+
+def _conflict_scope(subject: str | None) -> str:
+    """How a lost race is counted: on a node, or on a request's history."""
+    try:
+        key, _ = parse_subject(subject or "")
+    except SubjectError:
+        return "request"
+    return "node" if isinstance(key, NodeKey) else "request"
 
 
 def _expects_other(member: _Member, subject: str) -> bool:
