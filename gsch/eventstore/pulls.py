@@ -31,6 +31,7 @@ _DESCRIPTION = "Description"
 # How long past its expiry a request may stay silent before it is taken as lost (a server
 # that went away without a word).
 _GRACE = 2.0
+_STOP_WAIT = 1.0
 
 
 class Ended(enum.Enum):
@@ -84,8 +85,9 @@ class PullRequests:
                                return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
             if not ended.done() and stop.is_set():
                 # Stopping: let what the server already assigned to us arrive (and be handed
-                # back by the deliverer) rather than wait out the lease elsewhere.
-                await asyncio.wait([ended], timeout=expires + _GRACE)
+                # back by the deliverer) rather than wait out the lease elsewhere; a long
+                # request is not waited out.
+                await asyncio.wait([ended], timeout=min(expires, _STOP_WAIT))
         finally:
             for task in (ended, stopping):
                 task.cancel()

@@ -187,3 +187,44 @@ async def test_an_unforeseen_error_settles_its_group_and_never_the_loop(store: E
         assert sequences[1] == sequences[0] + 1
     finally:
         await committer.close()
+
+
+class Counting(EventStore):
+    """The event store, counting the batches it sends and the members it checks in the log."""
+
+    def __init__(self, store: EventStore) -> None:
+        super().__init__(store.nc, request_timeout=2.0, give_up_after=30.0)
+        self.batches = 0
+        self.checked = 0
+
+    async def publish_batch(self, items: Sequence[Append]) -> list[int]:
+        self.batches += 1
+        return await super().publish_batch(items)
+
+    async def member_status(self, items: Sequence[Append]) -> list[int] | None:
+        self.checked += 1
+        return await super().member_status(items)
+
+
+async def test_a_refused_group_finds_its_stale_member_from_the_servers_answer(
+    store: EventStore,
+) -> None:
+    """The server names the sequence the stale scope ends at: only the member expecting that
+    scope is checked against the log; the others go out again at once, in one more batch,
+    and the next groups are smaller while refusals come."""
+    await store.append(*decision("before", "n-moved", 0))
+    counting = Counting(store)
+    outcomes = await asyncio.gather(
+        *(counting.append(*decision(f"fine-{i}", f"n-{i}", 0)) for i in range(5)),
+        counting.append(*decision("stale", "n-moved", 0)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(o, list) for o in outcomes[:5]), outcomes
+    assert isinstance(outcomes[5], ConflictError)
+    assert counting.batches == 2  # refused once, then the five land together
+    assert counting.checked == 1  # the stale one alone was looked up
+    grouper = counting._grouper
+    assert grouper is not None
+    # Halved at the refusal (500 -> 250), grown by one step when the resend landed.
+    assert grouper.limit == 250 + 24
+    assert await store.last(request_history("stale")) is None
