@@ -271,13 +271,18 @@ class GroupCommitter:
         if member.items != before:
             COMMIT_CONFLICTS.labels(scope=scope).inc()
             return member
+        return await self._look_up(member)
+
+    async def _look_up(self, member: _Member) -> _Member | None:
+        """Settle a member by what the log holds: landed (resolved), lost (failed), or not
+        there with its expectations intact (returned, to be sent again)."""
         try:
             landed = await self._store.member_status(member.items)
         except ConflictError as exc:
             _fail(member, exc)
             return None
         except TRANSIENT:
-            return member
+            return member  # cannot tell yet: try again later
         if landed is not None:
             _resolve(member, landed)
             return None
@@ -304,17 +309,7 @@ class GroupCommitter:
             if not unknown and member.revalidator is not None and member.refusals == 0:
                 member.refusals += 1
                 return member
-            try:
-                landed = await self._store.member_status(member.items)
-            except ConflictError as exc:
-                _fail(member, exc)
-                return None
-            except TRANSIENT:
-                return member  # cannot tell yet: try again later
-            if landed is not None:
-                _resolve(member, landed)
-                return None
-            return member
+            return await self._look_up(member)
 
         survivors = [m for m in await asyncio.gather(*(check(m) for m in group)) if m is not None]
         if retry_reason is not None:
