@@ -23,6 +23,7 @@ from nats.js.api import StorageType, StreamConfig
 from gsch.clusters.feed import SnapshotFeed
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import apply_declarations, load_declarations
+from gsch.runtime.connection import server_list
 from gsch.runtime.embedded import EmbeddedCluster, EmbeddedNats, free_port
 from gsch.runtime.procs import ChildProcess, serve_args
 
@@ -188,7 +189,7 @@ async def running_system(shape: Shape, data_dir: Path) -> AsyncIterator[System]:
     # Children read the replica count from the environment: every process declares the
     # streams the same way (else the first worker would turn R3 streams back into R1).
     env = {"GSCH_NATS__REPLICAS": str(replicas)}
-    nc = await nats.connect(url, max_reconnect_attempts=-1)
+    nc = await nats.connect(servers=server_list(url), max_reconnect_attempts=-1)
     try:
         await apply_declarations(nc, load_declarations(replicas=replicas))
         store = EventStore(nc)
