@@ -17,12 +17,13 @@ from typing import Any
 
 import aiohttp
 import nats
+import nats.errors
 from nats.aio.client import Client
 from nats.js.api import StorageType, StreamConfig
 
 from gsch.clusters.feed import SnapshotFeed
 from gsch.eventstore.store import EventStore
-from gsch.eventstore.streams import apply_declarations, load_declarations
+from gsch.eventstore.streams import StreamsError, apply_declarations, load_declarations
 from gsch.runtime.connection import server_list
 from gsch.runtime.embedded import EmbeddedCluster, EmbeddedNats, free_port
 from gsch.runtime.procs import ChildProcess, serve_args
@@ -191,7 +192,7 @@ async def running_system(shape: Shape, data_dir: Path) -> AsyncIterator[System]:
     env = {"GSCH_NATS__REPLICAS": str(replicas)}
     nc = await nats.connect(servers=server_list(url), max_reconnect_attempts=-1)
     try:
-        await apply_declarations(nc, load_declarations(replicas=replicas))
+        await _declare(nc, replicas)
         store = EventStore(nc)
         raw_rate = await raw_publish_rate(nc.jetstream(), shape.raw_messages, replicas)
 
@@ -232,6 +233,17 @@ async def running_system(shape: Shape, data_dir: Path) -> AsyncIterator[System]:
         for child in reversed(children):
             await child.stop()
         await servers.stop()
+
+
+async def _declare(nc: Client, replicas: int, timeout: float = 60.0) -> None:
+    """Apply the declarations, once a new cluster has elected its JetStream meta leader."""
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                await apply_declarations(nc, load_declarations(replicas=replicas))
+                return
+            except (StreamsError, nats.errors.Error):
+                await asyncio.sleep(0.5)
 
 
 async def _wait_for_fleet(store: EventStore, nodes: int, timeout: float = 120.0) -> None:
