@@ -22,7 +22,11 @@ BATCH_ID = "Nats-Batch-Id"
 BATCH_SEQ = "Nats-Batch-Sequence"
 BATCH_COMMIT = "Nats-Batch-Commit"
 
-WRONG_LAST_SEQUENCE = 10071
+WRONG_LAST_SEQUENCE = 10071  # "wrong last sequence: N", N where the scope really ends
+# The same refusal without the sequence: what a replicated (R3) stream answers to an atomic
+# batch whose expectation failed.
+WRONG_LAST_SEQUENCE_UNNUMBERED = 10164
+WRONG_LAST = (WRONG_LAST_SEQUENCE, WRONG_LAST_SEQUENCE_UNNUMBERED)
 BATCH_DUPLICATE_MSG_ID = 10201
 BATCH_TOO_MANY_INFLIGHT = 10210
 

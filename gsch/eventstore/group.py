@@ -24,7 +24,7 @@ from gsch.eventstore.appends import (
     BATCH_DUPLICATE_MSG_ID,
     BATCH_TOO_MANY_INFLIGHT,
     TRANSIENT,
-    WRONG_LAST_SEQUENCE,
+    WRONG_LAST,
     Append,
     ConflictError,
     KnownStaleError,
@@ -218,7 +218,7 @@ class GroupCommitter:
         except TRANSIENT as exc:
             return _Refusal(repr(exc), unknown=True)
         except Rejected as exc:
-            if exc.err_code in (WRONG_LAST_SEQUENCE, BATCH_DUPLICATE_MSG_ID):
+            if exc.err_code in (*WRONG_LAST, BATCH_DUPLICATE_MSG_ID):
                 self.limit = max(MIN_GROUP_MESSAGES, self.limit // 2)
                 found = _WRONG_LAST.search(exc.description)
                 return _Refusal(None, unknown=False, last_seq=int(found[1]) if found else None)

@@ -37,7 +37,7 @@ from gsch.eventstore.appends import (
     EXPECTED_SEQ,
     MSG_ID,
     TRANSIENT,
-    WRONG_LAST_SEQUENCE,
+    WRONG_LAST,
     Append,
     ConflictError,
     EventTooLargeError,
@@ -218,7 +218,7 @@ class EventStore:
                     raise StoreUnavailableError(f"append of {item.subject}: {exc!r}") from exc
                 log.warning("append retry", extra={"subject": item.subject, "error": repr(exc)})
             except Rejected as exc:
-                if exc.err_code != WRONG_LAST_SEQUENCE:
+                if exc.err_code not in WRONG_LAST:
                     raise StoreError(f"{item.subject}: {exc.description}") from exc
                 status = await self.member_status([item])
                 if isinstance(status, list):

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 
+import nats
 import pytest
 
 from gsch.eventstore.group import GroupCommitter
@@ -21,6 +22,8 @@ from gsch.eventstore.store import (
 from gsch.eventstore.subjects import NodeKey, RequestKey, node_history, request_history
 from gsch.model.events import CapacityReserved, Explanation, PlacementCommitted
 from gsch.model.resources import Resources
+from gsch.runtime.embedded import EmbeddedCluster
+from tests.support.fleet import declare_r3
 
 
 def decision(request_id: str, node: str, node_seq: int) -> list[Write]:
@@ -228,3 +231,21 @@ async def test_a_refused_group_finds_its_stale_member_from_the_servers_answer(
     # Halved at the refusal (500 -> 250), grown by one step when the resend landed.
     assert grouper.limit == 250 + 24
     assert await store.last(request_history("stale")) is None
+
+
+async def test_on_a_replicated_stream_a_lost_race_is_a_conflict_not_an_error(
+    nats_cluster: EmbeddedCluster,
+) -> None:
+    """An R3 stream refuses a batch whose expectation failed with another code (10164, no
+    sequence) than a single server (10071): it must still be a conflict to re-plan, not an
+    error that leaves the request to its lease."""
+    await declare_r3(nats_cluster.urls, lease_seconds=30)
+    nc = await nats.connect(nats_cluster.urls.split(","))
+    try:
+        r3 = EventStore(nc, request_timeout=5.0, give_up_after=30.0)
+        await r3.append(*decision("first", "n-r3", 0))
+        with pytest.raises(ConflictError):
+            await r3.append(*decision("second", "n-r3", 0))
+        assert await r3.last(request_history("second")) is None
+    finally:
+        await nc.close()
