@@ -236,16 +236,21 @@ async def test_a_refused_group_finds_its_stale_member_from_the_servers_answer(
 async def test_on_a_replicated_stream_a_lost_race_is_a_conflict_not_an_error(
     nats_cluster: EmbeddedCluster,
 ) -> None:
-    """An R3 stream refuses a batch whose expectation failed with another code (10164, no
-    sequence) than a single server (10071): it must still be a conflict to re-plan, not an
-    error that leaves the request to its lease."""
+    """Two processes racing for a node on an R3 stream: the batch that loses while both are
+    in flight is refused with another code (10164, no sequence) than on a single server
+    (10071). It must still be a conflict to re-plan, not an error that leaves the request to
+    its lease."""
     await declare_r3(nats_cluster.urls, lease_seconds=30)
-    nc = await nats.connect(nats_cluster.urls.split(","))
+    connections = [await nats.connect(nats_cluster.urls.split(",")) for _ in range(2)]
     try:
-        r3 = EventStore(nc, request_timeout=5.0, give_up_after=30.0)
-        await r3.append(*decision("first", "n-r3", 0))
-        with pytest.raises(ConflictError):
-            await r3.append(*decision("second", "n-r3", 0))
-        assert await r3.last(request_history("second")) is None
+        stores = [EventStore(nc, request_timeout=5.0, give_up_after=30.0) for nc in connections]
+        for race in range(10):
+            appends = [
+                store.append(*decision(f"r{race}-{index}", f"n-{race}", 0))
+                for index, store in enumerate(stores)
+            ]
+            outcomes = await asyncio.gather(*appends, return_exceptions=True)
+            assert sorted(type(o).__name__ for o in outcomes) == ["ConflictError", "list"]
     finally:
-        await nc.close()
+        for nc in connections:
+            await nc.close()
