@@ -120,18 +120,34 @@ async def _agent(args: argparse.Namespace) -> int:
 
 def bench_command(commands: Commands) -> None:
     bench = add_command(
-        commands, "bench", "measure placements/s on the embedded server", _bench, connects=False
+        commands,
+        "bench",
+        "measure placements/s and latency on the embedded server",
+        _bench,
+        connects=False,
     )
     for flag, kind, default, text in (
-        ("--requests", int, 5000, "requests to publish"),
+        ("--requests", int, 5000, "closed loop: requests published at once"),
         ("--workers", int, 2, "competing worker processes"),
         ("--clusters", int, 100, "simulated member clusters"),
         ("--nodes-per-cluster", int, 20, "nodes in each simulated cluster"),
         ("--policy", str, "GMostRequestedPriority", "the policy every request asks for"),
         ("--levels", int, 3, "levels per request"),
         ("--raw-messages", int, 20000, "messages for the raw JetStream publish rate"),
+        ("--rate", float, None, "open loop: requests per second (with --sweep: the first)"),
+        ("--duration", float, 15.0, "open loop: seconds of publishing (per sweep step)"),
+        ("--nats-nodes", int, 1, "1: one embedded server; 3: a JetStream cluster, R3 streams"),
+        ("--p99-target-ms", float, 50.0, "--sweep: p99 publish -> scheduled to stay within"),
+        ("--sweep-steps", int, 8, "--sweep: at most this many rates"),
+        ("--sweep-growth", float, 1.5, "--sweep: factor between rates until one misses"),
+        ("--precision", float, 0.1, "--sweep: stop when the bracket is this narrow"),
     ):
         bench.add_argument(flag, type=kind, default=default, help=f"{text} (default: %(default)s)")
+    bench.add_argument(
+        "--sweep",
+        action="store_true",
+        help="open loops at rising rates: the highest within --p99-target-ms",
+    )
     bench.add_argument("--data-dir", help="default: a fresh temporary directory")
     add_output_flag(bench)
     bench.add_argument(
@@ -178,6 +194,12 @@ def _bench(args: argparse.Namespace) -> Coroutine[Any, Any, int] | int:
         from gsch.tools.bench_api import run_api_bench
 
         return run_api_bench(args)
+    if args.sweep and args.rate is None:
+        args.rate = 200.0
+    if args.nats_nodes not in (1, 3):
+        raise SystemExit("gsch bench: --nats-nodes is 1 or 3")
+    if (args.rate is not None and args.rate <= 0) or args.duration <= 0:
+        raise SystemExit("gsch bench: --rate and --duration must be positive")
     from gsch.tools.bench import run_bench
 
     return run_bench(args)

@@ -77,16 +77,21 @@ class ClusterView:
     ready: bool = False
     declared: bool = False
     nodes: dict[str, NodeView] = field(default_factory=dict)
-    # Cluster-level aggregates over ready nodes, kept current on every node event, so a planner
-    # can bound what a cluster could score, and see that nothing fits, without visiting its
-    # nodes: the largest free share of cpu and of memory any node has (0..1), the most free
-    # GPUs on one node, and the most free of each resource on any one node.
-    max_free_cpu_share: float = 0.0
-    max_free_memory_share: float = 0.0
-    max_free_gpus: int = 0
-    max_free: Resources = Resources()
+    # Cluster-level aggregates over ready nodes, so a planner can bound what a cluster could
+    # score, and see that nothing fits, without visiting its nodes: the largest free share of
+    # cpu and of memory any node has (0..1), the most free GPUs on one node, and the most free
+    # of each resource on any one node. Computed when first read after a node event, not on
+    # every event: every worker folds every reservation of the fleet, and most plans name
+    # clusters and never read them.
+    _aggregates: tuple[float, float, Resources] | None = field(default=None, repr=False)
 
     def refresh_aggregates(self) -> None:
+        """A node changed: the aggregates are computed again when next read."""
+        self._aggregates = None
+
+    def _computed(self) -> tuple[float, float, Resources]:
+        if self._aggregates is not None:
+            return self._aggregates
         cpu = memory = 0.0
         most = [0, 0, 0, 0]
         for node in self.nodes.values():
@@ -100,9 +105,24 @@ class ClusterView:
                 memory = max(memory, free.memory / a.memory)
             for index, amount in enumerate((free.cpu_m, free.memory, free.gpu, free.pods)):
                 most[index] = max(most[index], amount)
-        self.max_free_cpu_share, self.max_free_memory_share = cpu, memory
-        self.max_free_gpus = most[2]
-        self.max_free = Resources(*most)
+        self._aggregates = (cpu, memory, Resources(*most))
+        return self._aggregates
+
+    @property
+    def max_free_cpu_share(self) -> float:
+        return self._computed()[0]
+
+    @property
+    def max_free_memory_share(self) -> float:
+        return self._computed()[1]
+
+    @property
+    def max_free_gpus(self) -> int:
+        return self._computed()[2].gpu
+
+    @property
+    def max_free(self) -> Resources:
+        return self._computed()[2]
 
     def node(self, name: str) -> NodeView:
         view = self.nodes.get(name)

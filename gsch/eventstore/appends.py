@@ -22,7 +22,11 @@ BATCH_ID = "Nats-Batch-Id"
 BATCH_SEQ = "Nats-Batch-Sequence"
 BATCH_COMMIT = "Nats-Batch-Commit"
 
-WRONG_LAST_SEQUENCE = 10071
+WRONG_LAST_SEQUENCE = 10071  # "wrong last sequence: N", N where the scope really ends
+# The same refusal without the sequence: what a replicated (R3) stream answers to an atomic
+# batch whose expectation failed.
+WRONG_LAST_SEQUENCE_UNNUMBERED = 10164
+WRONG_LAST = (WRONG_LAST_SEQUENCE, WRONG_LAST_SEQUENCE_UNNUMBERED)
 BATCH_DUPLICATE_MSG_ID = 10201
 BATCH_TOO_MANY_INFLIGHT = 10210
 
@@ -124,8 +128,8 @@ class Revalidator(Protocol):
     goes out and after a group was refused: it is passed in by the writer, so persistence
     never has to know who the writers are."""
 
-    async def catch_up(self) -> None:
-        """Bring the view up to the log as it is now."""
+    async def catch_up(self, seq: int | None = None) -> None:
+        """Bring the view up to stream sequence `seq`, or to the log as it is now."""
 
     def rebase(self, item: Append) -> Append | None:
         """The message as it should go out on what the view shows now (possibly conditional

@@ -1,11 +1,10 @@
 """Competing consumers: bounded pull loops over durable consumers, and the leases of what they
 hold.
 
-Handles the nats-py fetch pitfalls (reference/jetstream-notes §5): both kinds of timeout,
-a consumer or stream deleted under a running process (503/404 on every call: declare the
-consumer again where this process may, never a stream, and back off, never spin), and the
-stall of `fetch(batch>1)` right after an empty fetch (#986: fetch one message after an empty
-fetch).
+Messages are pulled with requests that hand each message on as it arrives (`pulls.py`; not
+nats-py's `fetch`, whose first message waits for the whole batch on a quiet queue). A
+consumer or stream deleted under a running process (503/404 on every request) has the
+consumer declared again where this process may (never a stream), with backoff, never a spin.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from typing import Any
 import nats.errors
 import nats.js.errors
 
+from gsch.eventstore.pulls import Ended, PullRequests
 from gsch.eventstore.store import MSG_ID, EventStore
 from gsch.eventstore.streams import StreamMissingError, StreamsError, apply_declarations
 from gsch.eventstore.subjects import request_key_of
@@ -137,13 +137,14 @@ async def pull(
     *,
     room: Room,
     batch: int,
+    expires: float = 1.0,
 ) -> None:
-    """Fetch from a durable consumer into free `room` and hand each message to `deliver`
-    (which takes the room and gives it back when done) until `stop` is set."""
-    subscription = await _bind(store, stream, durable, stop)
-    if subscription is None:
+    """Pull from a durable consumer into free `room` and hand each message to `deliver` as
+    it arrives (which takes the room and gives it back when done) until `stop` is set."""
+    if not await _exists(store, stream, durable, stop):
         return
-    next_batch = 1
+    requests = PullRequests(store.nc, stream, durable, lambda msg: deliver(WorkItem(msg)))
+    await requests.open()
     backoff = 0.1
     try:
         while not stop.is_set():
@@ -151,31 +152,23 @@ async def pull(
                 await _wait_or_stop(stop, room.wait())
                 if stop.is_set():
                     break
-            wanted = max(1, min(next_batch, room.free()))
+            wanted = max(1, min(batch, room.free()))
             try:
-                messages = await subscription.fetch(wanted, timeout=1.0)
-            except TimeoutError:  # nats.errors.TimeoutError and the bare asyncio one
-                next_batch = 1
-                continue
-            except (nats.js.errors.ServiceUnavailableError, nats.js.errors.NotFoundError) as exc:
-                # Deleted under us (or its stream): declare it again, then back off.
-                log.warning("consumer unavailable", extra={"durable": durable, "error": repr(exc)})
-                await _redeclare(store, durable)
-                await _sleep_or_stop(stop, backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
+                ended = await requests.request(wanted, expires, stop)
             except nats.errors.Error as exc:
-                log.warning("fetch failed", extra={"durable": durable, "error": repr(exc)})
+                log.warning("pull failed", extra={"durable": durable, "error": repr(exc)})
+                ended = Ended.LOST
+            if ended is Ended.UNAVAILABLE:
+                # Deleted under us (or its stream): declare it again, then back off.
+                log.warning("consumer unavailable", extra={"durable": durable})
+                await _redeclare(store, durable)
+            if ended in (Ended.UNAVAILABLE, Ended.LOST):
                 await _sleep_or_stop(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
             backoff = 0.1
-            next_batch = batch
-            for message in messages:
-                await deliver(WorkItem(message))
     finally:
-        with contextlib.suppress(nats.errors.Error):
-            await subscription.unsubscribe()
+        await requests.close()
 
 
 async def consume(
@@ -231,18 +224,22 @@ async def consume(
             await keeping
 
 
-async def _bind(store: EventStore, stream: str, durable: str, stop: asyncio.Event) -> Any:
-    """Bind to the durable consumer, declaring it again while it is missing."""
+async def _exists(store: EventStore, stream: str, durable: str, stop: asyncio.Event) -> bool:
+    """Wait until the durable consumer exists, declaring it again while it is missing;
+    False if stopped first."""
     backoff = 0.1
     while not stop.is_set():
         try:
-            return await store.js.pull_subscribe_bind(durable=durable, stream=stream)
+            await store.js.consumer_info(stream, durable)
+            return True
         except (nats.js.errors.NotFoundError, nats.js.errors.ServiceUnavailableError) as exc:
             log.warning("consumer missing", extra={"durable": durable, "error": repr(exc)})
             await _redeclare(store, durable)
-            await _sleep_or_stop(stop, backoff)
-            backoff = min(backoff * 2, 5.0)
-    return None
+        except (nats.errors.Error, TimeoutError) as exc:
+            log.warning("consumer not reachable", extra={"durable": durable, "error": repr(exc)})
+        await _sleep_or_stop(stop, backoff)
+        backoff = min(backoff * 2, 5.0)
+    return False
 
 
 async def _redeclare(store: EventStore, durable: str) -> None:

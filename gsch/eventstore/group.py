@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from gsch.eventstore.appends import (
     BATCH_DUPLICATE_MSG_ID,
     BATCH_TOO_MANY_INFLIGHT,
     TRANSIENT,
-    WRONG_LAST_SEQUENCE,
+    WRONG_LAST,
     Append,
     ConflictError,
     KnownStaleError,
@@ -32,7 +33,8 @@ from gsch.eventstore.appends import (
     StoreError,
     StoreUnavailableError,
 )
-from gsch.eventstore.subjects import SubjectError, parse_subject
+from gsch.eventstore.subjects import NodeKey, SubjectError, parse_subject
+from gsch.metrics import COMMIT_CONFLICTS
 
 
 class BatchLog(Protocol):
@@ -47,10 +49,18 @@ class BatchLog(Protocol):
 
     async def member_status(self, items: Sequence[Append]) -> list[int] | None: ...
 
+    async def subject_at(self, seq: int) -> str | None: ...
+
 
 log = logging.getLogger(__name__)
 
 MAX_GROUP_MESSAGES = 500  # the server takes up to 1000 per batch
+# A group refused for one stale member is sent again without it, but it was one more batch
+# for the server: while refusals come (competing workers racing for nodes), groups are kept
+# smaller, halved at each refusal and grown back by a step per group that lands.
+MIN_GROUP_MESSAGES = 12
+GROUP_GROWTH = 24
+_WRONG_LAST = re.compile(r"wrong last sequence: (\d+)")
 
 
 def scope_of(item: Append) -> str:
@@ -87,6 +97,7 @@ class GroupCommitter:
         self._wake = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
+        self.limit = MAX_GROUP_MESSAGES  # messages in the next group, at most
 
     async def submit(
         self, items: list[Append], revalidator: Revalidator | None = None
@@ -132,7 +143,8 @@ class GroupCommitter:
             clash = not member.scopes.isdisjoint(self._busy_scopes) or not (
                 member.scopes.isdisjoint(taken)
             )
-            if clash or messages + member.size > MAX_GROUP_MESSAGES:
+            full = messages > 0 and messages + member.size > self.limit
+            if clash or full or messages + member.size > MAX_GROUP_MESSAGES:
                 kept.append(member)
                 continue
             group.append(member)
@@ -166,8 +178,8 @@ class GroupCommitter:
                 # The server is free for the next group even while this one is being settled.
                 self._slots.release()
                 self._wake.set()
-            if refused is not None:
-                await self._settle(group, *refused)
+            if refused is not None and not await self._settle_stale(group, refused):
+                await self._settle(group, refused.retry_reason, refused.unknown)
         except asyncio.CancelledError:
             for member in group:
                 _fail(member, StoreUnavailableError("event store closed"))
@@ -198,17 +210,18 @@ class GroupCommitter:
             else:
                 _fail(member, StoreError(f"append failed: {exc!r}"[:500]))
 
-    async def _attempt(self, group: list[_Member]) -> tuple[str | None, bool] | None:
-        """Send the group. None when every member is resolved; else (retry reason or None,
-        whether the outcome is unknown) for `_settle`."""
+    async def _attempt(self, group: list[_Member]) -> _Refusal | None:
+        """Send the group. None when every member is resolved; else what `_settle` needs."""
         items = [item for member in group for item in member.items]
         try:
             sequences = await self._store.publish_batch(items)
         except TRANSIENT as exc:
-            return repr(exc), True
+            return _Refusal(repr(exc), unknown=True)
         except Rejected as exc:
-            if exc.err_code in (WRONG_LAST_SEQUENCE, BATCH_DUPLICATE_MSG_ID):
-                return None, False
+            if exc.err_code in (*WRONG_LAST, BATCH_DUPLICATE_MSG_ID):
+                self.limit = max(MIN_GROUP_MESSAGES, self.limit // 2)
+                found = _WRONG_LAST.search(exc.description)
+                return _Refusal(None, unknown=False, last_seq=int(found[1]) if found else None)
             if exc.err_code == BATCH_TOO_MANY_INFLIGHT:
                 await asyncio.sleep(0.05)
                 self._requeue(group, f"server busy: {exc.description}")
@@ -216,11 +229,64 @@ class GroupCommitter:
             for member in group:
                 _fail(member, StoreError(exc.description))
             return None
+        self.limit = min(MAX_GROUP_MESSAGES, self.limit + GROUP_GROWTH)
         offset = 0
         for member in group:
             _resolve(member, sequences[offset : offset + member.size])
             offset += member.size
         return None
+
+    async def _settle_stale(self, group: list[_Member], refused: _Refusal) -> bool:
+        """A group refused for a wrong last sequence: the server names the sequence the
+        stale scope really ends at, so one read of that message finds the stale members.
+        They are re-validated on their writer's view once it holds that message (or checked
+        against the log); the others are sent again at once. False when that does not apply
+        or the message does not point at a member (then every member is checked)."""
+        if refused.last_seq is None:
+            return False
+        with contextlib.suppress(*TRANSIENT):
+            subject = await self._store.subject_at(refused.last_seq)
+            stale = [m for m in group if subject is not None and _expects_other(m, subject)]
+            if not stale:
+                return False
+            for member in stale:
+                if member.revalidator is not None:
+                    await member.revalidator.catch_up(refused.last_seq)
+            innocent = [m for m in group if m not in stale]
+            scope = _conflict_scope(subject)
+            rechecks = [self._recheck(m, scope) for m in stale]
+            survivors = [m for m in await asyncio.gather(*rechecks) if m]
+            self._requeue(innocent + survivors, "group refused for another member")
+            return True
+        return False
+
+    async def _recheck(self, member: _Member, scope: str) -> _Member | None:
+        """A stale member after its writer's view caught up: rebased (or failed), or when the
+        view had nothing newer, checked against the log. A rebased member lost a race at the
+        log (counted here as a conflict of `scope`); a failed one is counted by its writer."""
+        before = list(member.items)
+        if not _rebase(member):
+            _fail(member, KnownStaleError("an expected scope moved on"))
+            return None
+        if member.items != before:
+            COMMIT_CONFLICTS.labels(scope=scope).inc()
+            return member
+        return await self._look_up(member)
+
+    async def _look_up(self, member: _Member) -> _Member | None:
+        """Settle a member by what the log holds: landed (resolved), lost (failed), or not
+        there with its expectations intact (returned, to be sent again)."""
+        try:
+            landed = await self._store.member_status(member.items)
+        except ConflictError as exc:
+            _fail(member, exc)
+            return None
+        except TRANSIENT:
+            return member  # cannot tell yet: try again later
+        if landed is not None:
+            _resolve(member, landed)
+            return None
+        return member
 
     async def _settle(self, group: list[_Member], retry_reason: str | None, unknown: bool) -> None:
         """After a refused or unanswered group: resolve each member.
@@ -243,17 +309,7 @@ class GroupCommitter:
             if not unknown and member.revalidator is not None and member.refusals == 0:
                 member.refusals += 1
                 return member
-            try:
-                landed = await self._store.member_status(member.items)
-            except ConflictError as exc:
-                _fail(member, exc)
-                return None
-            except TRANSIENT:
-                return member  # cannot tell yet: try again later
-            if landed is not None:
-                _resolve(member, landed)
-                return None
-            return member
+            return await self._look_up(member)
 
         survivors = [m for m in await asyncio.gather(*(check(m) for m in group)) if m is not None]
         if retry_reason is not None:
@@ -268,6 +324,37 @@ class GroupCommitter:
                 continue
             self._queue.appendleft(member)
         self._wake.set()
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """Why a group did not land: a retry reason (transient), whether its outcome is unknown
+    (a timeout), and for a wrong last sequence the sequence the stale scope ends at."""
+
+    retry_reason: str | None
+    unknown: bool
+    last_seq: int | None = None
+
+
+def _conflict_scope(subject: str | None) -> str:
+    """How a lost race is counted: on a node, or on a request's history."""
+    try:
+        key, _ = parse_subject(subject or "")
+    except SubjectError:
+        return "request"
+    return "node" if isinstance(key, NodeKey) else "request"
+
+
+def _expects_other(member: _Member, subject: str) -> bool:
+    """Whether a member expects a scope that `subject` belongs to (then it is stale)."""
+    for item in member.items:
+        if item.expect_seq is None:
+            continue
+        scope = item.expect_scope or item.subject
+        within = subject.startswith(scope[:-1]) if scope.endswith(">") else subject == scope
+        if within:
+            return True
+    return False
 
 
 def _rebase(member: _Member) -> bool:

@@ -37,7 +37,7 @@ from gsch.eventstore.appends import (
     EXPECTED_SEQ,
     MSG_ID,
     TRANSIENT,
-    WRONG_LAST_SEQUENCE,
+    WRONG_LAST,
     Append,
     ConflictError,
     EventTooLargeError,
@@ -90,6 +90,9 @@ class StoredEvent:
     subject: str
     msg_id: str | None
     event: AnyEvent
+    # When the server stored it (seconds since the epoch, the server's clock); 0.0 where the
+    # reader did not get it.
+    stored_at: float = 0.0
 
     @property
     def request_id(self) -> str | None:
@@ -219,7 +222,7 @@ class EventStore:
                     raise StoreUnavailableError(f"append of {item.subject}: {exc!r}") from exc
                 log.warning("append retry", extra={"subject": item.subject, "error": repr(exc)})
             except Rejected as exc:
-                if exc.err_code != WRONG_LAST_SEQUENCE:
+                if exc.err_code not in WRONG_LAST:
                     raise StoreError(f"{item.subject}: {exc.description}") from exc
                 status = await self.member_status([item])
                 if isinstance(status, list):
@@ -303,6 +306,14 @@ class EventStore:
         except nats.js.errors.NotFoundError:
             return None
         return _stored(raw)
+
+    async def subject_at(self, seq: int) -> str | None:
+        """The subject of the message at stream sequence `seq` (None: there is none)."""
+        try:
+            raw = await self._js.get_msg(self.stream, seq=seq, direct=True)
+        except nats.js.errors.NotFoundError:
+            return None
+        return str(raw.subject)
 
     async def first_after(self, scope: str, seq: int) -> StoredEvent | None:
         try:

@@ -117,7 +117,9 @@ class Follower:
                 self._on_skip(seq)
             return
         headers = msg.headers or {}
-        self._handler(StoredEvent(seq, msg.subject, headers.get(MSG_ID), event))
+        stamp = msg.metadata.timestamp
+        stored_at = stamp.timestamp() if stamp is not None else 0.0
+        self._handler(StoredEvent(seq, msg.subject, headers.get(MSG_ID), event, stored_at))
 
     async def stop(self) -> None:
         if self._watchdog is not None:

@@ -243,11 +243,14 @@ class CommitGuard:
         # Requests whose commit is on its way, for re-validation just before sending.
         self.requests: dict[str, Request] = {}
 
-    async def catch_up(self) -> None:
-        """Wait until the snapshot holds every cluster event the log has now."""
-        newest = await self.store.last(ALL_CLUSTER_EVENTS)
-        if newest is not None:
-            await self.snapshot.wait_for(newest.seq, timeout=5.0)
+    async def catch_up(self, seq: int | None = None) -> None:
+        """Wait until the snapshot holds the cluster events up to `seq`, or every cluster
+        event the log has now."""
+        if seq is None:
+            newest = await self.store.last(ALL_CLUSTER_EVENTS)
+            seq = newest.seq if newest is not None else None
+        if seq is not None:
+            await self.snapshot.wait_for(seq, timeout=5.0)
 
     def rebase(self, item: Append) -> Append | None:
         """If the snapshot has meanwhile seen newer events of a chosen node (another worker's

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -29,7 +30,7 @@ from gsch.logs import setup_logging
 from gsch.model.ids import numbered_request_id
 from gsch.runtime.embedded import EmbeddedNats, free_port
 from gsch.runtime.procs import ChildProcess, serve_args
-from gsch.tools.bench import percentile, wait_ok
+from gsch.tools.bench_load import percentile
 
 TOKEN = "bench-token"
 SEED_REQUESTS = 300
@@ -192,3 +193,16 @@ async def run_api_bench(args: argparse.Namespace) -> int:
             f" ({result['plans_answered_per_second']} answered/s)"
         )
     return 0
+
+
+async def wait_ok(url: str, timeout: float = 60.0) -> None:
+    """Until GET `url` answers 200 (a process's /livez or /readyz)."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout:g} s")

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
 
+import nats
 import pytest
 
 from gsch.eventstore.group import GroupCommitter
@@ -21,6 +22,8 @@ from gsch.eventstore.store import (
 from gsch.eventstore.subjects import NodeKey, RequestKey, node_history, request_history
 from gsch.model.events import CapacityReserved, Explanation, PlacementCommitted
 from gsch.model.resources import Resources
+from gsch.runtime.embedded import EmbeddedCluster
+from tests.support.fleet import declare_r3
 
 
 def decision(request_id: str, node: str, node_seq: int) -> list[Write]:
@@ -86,7 +89,7 @@ class Rebasing:
     def __init__(self, node_seq: int) -> None:
         self.node_seq = node_seq
 
-    async def catch_up(self) -> None:
+    async def catch_up(self, seq: int | None = None) -> None:
         pass
 
     def rebase(self, item: Append) -> Append | None:
@@ -187,3 +190,67 @@ async def test_an_unforeseen_error_settles_its_group_and_never_the_loop(store: E
         assert sequences[1] == sequences[0] + 1
     finally:
         await committer.close()
+
+
+class Counting(EventStore):
+    """The event store, counting the batches it sends and the members it checks in the log."""
+
+    def __init__(self, store: EventStore) -> None:
+        super().__init__(store.nc, request_timeout=2.0, give_up_after=30.0)
+        self.batches = 0
+        self.checked = 0
+
+    async def publish_batch(self, items: Sequence[Append]) -> list[int]:
+        self.batches += 1
+        return await super().publish_batch(items)
+
+    async def member_status(self, items: Sequence[Append]) -> list[int] | None:
+        self.checked += 1
+        return await super().member_status(items)
+
+
+async def test_a_refused_group_finds_its_stale_member_from_the_servers_answer(
+    store: EventStore,
+) -> None:
+    """The server names the sequence the stale scope ends at: only the member expecting that
+    scope is checked against the log; the others go out again at once, in one more batch,
+    and the next groups are smaller while refusals come."""
+    await store.append(*decision("before", "n-moved", 0))
+    counting = Counting(store)
+    outcomes = await asyncio.gather(
+        *(counting.append(*decision(f"fine-{i}", f"n-{i}", 0)) for i in range(5)),
+        counting.append(*decision("stale", "n-moved", 0)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(o, list) for o in outcomes[:5]), outcomes
+    assert isinstance(outcomes[5], ConflictError)
+    assert counting.batches == 2  # refused once, then the five land together
+    assert counting.checked == 1  # the stale one alone was looked up
+    grouper = counting._grouper
+    assert grouper is not None
+    # Halved at the refusal (500 -> 250), grown by one step when the resend landed.
+    assert grouper.limit == 250 + 24
+    assert await store.last(request_history("stale")) is None
+
+
+async def test_on_a_replicated_stream_a_lost_race_is_a_conflict_not_an_error(
+    nats_cluster: EmbeddedCluster,
+) -> None:
+    """Two processes racing for a node on an R3 stream: the batch that loses while both are
+    in flight is refused with another code (10164, no sequence) than on a single server
+    (10071). It must still be a conflict to re-plan, not an error that leaves the request to
+    its lease."""
+    await declare_r3(nats_cluster.urls, lease_seconds=30)
+    connections = [await nats.connect(nats_cluster.urls.split(",")) for _ in range(2)]
+    try:
+        stores = [EventStore(nc, request_timeout=5.0, give_up_after=30.0) for nc in connections]
+        for race in range(10):
+            appends = [
+                store.append(*decision(f"r{race}-{index}", f"n-{race}", 0))
+                for index, store in enumerate(stores)
+            ]
+            outcomes = await asyncio.gather(*appends, return_exceptions=True)
+            assert sorted(type(o).__name__ for o in outcomes) == ["ConflictError", "list"]
+    finally:
+        for nc in connections:
+            await nc.close()
