@@ -25,7 +25,9 @@ from typing import Any
 
 import aiohttp
 import msgspec
+import nats
 
+from gsch.eventstore.streams import apply_declarations, load_declarations
 from gsch.logs import setup_logging
 from gsch.model.ids import numbered_request_id
 from gsch.runtime.embedded import EmbeddedNats, free_port
@@ -125,6 +127,12 @@ async def run_api_bench(args: argparse.Namespace) -> int:
     data_dir, token_file = _data_dir(args)
     embedded = EmbeddedNats(data_dir / "nats")
     url = await embedded.start()
+    # The operator's first-time step: gsch processes never create the log themselves.
+    nc = await nats.connect(url)
+    try:
+        await apply_declarations(nc, load_declarations())
+    finally:
+        await nc.close()
     port = free_port()
     api = f"http://127.0.0.1:{port}"
     env = {"GSCH_API__AUTH__TOKEN_FILE": str(token_file), "GSCH_LOG_LEVEL": "WARNING"}
