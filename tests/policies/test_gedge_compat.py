@@ -12,7 +12,8 @@ formulas, independently of gsch's planner:
   the workload asks for GPUs], usage = what pods already request; each cluster stands with its
   top node, clusters sorted by score descending (ties: any of them), tried in order.
   Intended, not as built: the top node *that fits* (GEdge scores nodes before filtering
-  them) and GPU requests counted in pod templates too (GEdge looks at bare Pods only). Modes cpu/memory/gpu (slides) weigh one.
+  them) and GPU requests counted in pod templates too (GEdge looks at bare Pods only).
+  Modes cpu/memory/gpu (slides) weigh one.
 - GSelectedCluster (§5.3): mode cluster tries the listed clusters in order, first success
   wins; mode node pins the node (and fails when it cannot run there).
 - GSetClusters (slides, never built): a copy on every cluster of the set, or none.
