@@ -144,6 +144,26 @@ def bench_command(commands: Commands) -> None:
         help="with --plan-only: cluster counts to measure (default: %(default)s)",
     )
     bench.add_argument(
+        "--quality",
+        action="store_true",
+        help="placement quality against exact optima (needs gsch[quality]: highspy), no NATS",
+    )
+    bench.add_argument(
+        "--instances",
+        type=int,
+        default=20,
+        help="with --quality: seeded instances per family (default: %(default)s)",
+    )
+    bench.add_argument(
+        "--first-seed", type=int, default=0, help="with --quality: first seed (default: 0)"
+    )
+    bench.add_argument(
+        "--solver-time-limit",
+        type=float,
+        default=10.0,
+        help="with --quality: seconds HiGHS may spend per instance (default: %(default)s)",
+    )
+    bench.add_argument(
         "--plan-requests",
         type=int,
         default=200,
@@ -152,6 +172,10 @@ def bench_command(commands: Commands) -> None:
 
 
 def _bench(args: argparse.Namespace) -> Coroutine[Any, Any, int] | int:
+    if args.quality:
+        from gsch.tools.quality.report import run_quality_bench
+
+        return run_quality_bench(args)
     if args.plan_only:
         from gsch.tools.bench_plan import run_plan_bench
 

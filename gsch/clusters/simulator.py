@@ -21,7 +21,7 @@ from gsch.eventstore.store import ConflictError, EventStore
 from gsch.eventstore.subjects import ClusterKey, LatencyKey, NodeKey, PodsKey
 from gsch.metrics import E2E_DURATION
 from gsch.model.decisions import finish
-from gsch.model.events import ClusterDeclared, LatencyReported, NodeDeclared, PodsReported
+from gsch.model.events import ClusterDeclared, PodsReported
 from gsch.model.states import State
 from gsch.runtime.config import Config
 
@@ -53,42 +53,31 @@ class Simulator:
         Returns the number of events appended (0 when the log already says it all)."""
         appended = 0
         now = time.time()
-        for cluster in self.topology.clusters:
+        topology = self.topology
+        for cluster in topology.clusters:
             view = self.snapshot.clusters.get(cluster.name)
-            declared = ClusterDeclared(
-                at=now, cluster=cluster.name, tier=cluster.tier, labels=cluster.labels,
-                ready=cluster.ready,
-            )  # fmt: skip
             if view is None or not view.declared or (view.tier, view.labels, view.ready) != (
                 cluster.tier, cluster.labels, cluster.ready,
             ):  # fmt: skip
-                await declare(self.store, ClusterKey(cluster.name), declared)
+                await declare(
+                    self.store, ClusterKey(cluster.name), topology.cluster_event(cluster, now)
+                )
                 appended += 1
-            intra = self.topology.intra_cluster_ms
-            to_clusters = self.topology.latencies_from(cluster.name)
+            to_clusters = topology.latencies_from(cluster.name)
             for node in cluster.nodes:
-                # A node is 0 ms from itself: a workload next to its source lands on it.
-                to_nodes = {n.name: 0.0 if n.name == node.name else intra for n in cluster.nodes}
                 current = view.nodes.get(node.name) if view else None
                 wanted = (node.allocatable, node.labels, node.taints, node.ready)
                 if current is None or not current.declared or wanted != (
                     current.allocatable, current.labels, current.taints, current.ready,
                 ):  # fmt: skip
-                    event = NodeDeclared(
-                        at=now, cluster=cluster.name, node=node.name,
-                        allocatable=node.allocatable, labels=node.labels, taints=node.taints,
-                        ready=node.ready,
-                    )  # fmt: skip
+                    event = topology.node_event(cluster, node, now)
                     await declare(self.store, NodeKey(cluster.name, node.name), event)
                     appended += 1
                 reported = self.snapshot.latency.get((cluster.name, node.name))
                 if reported is None or (reported.to_clusters, reported.to_nodes) != (
-                    to_clusters, to_nodes,
+                    to_clusters, topology.node_latencies_from(cluster, node),
                 ):  # fmt: skip
-                    latency = LatencyReported(
-                        at=now, cluster=cluster.name, node=node.name,
-                        to_clusters=to_clusters, to_nodes=to_nodes,
-                    )  # fmt: skip
+                    latency = topology.latency_event(cluster, node, now)
                     await declare(self.store, LatencyKey(cluster.name, node.name), latency)
                     appended += 1
                 appended += await self._report_pods(cluster.name, node, now)

@@ -32,11 +32,12 @@ File format (TOML; see README "Topology files"):
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 
-from gsch.model.events import Taint
+from gsch.model.events import ClusterDeclared, LatencyReported, NodeDeclared, Taint
 from gsch.model.resources import QuantityError, Resources, cpu_millis, whole_units
 
 TIERS = ("cloud", "edge", "near-edge")
@@ -111,6 +112,56 @@ class Topology(msgspec.Struct, frozen=True):
         found = dict(self.cluster_latency.get(cluster, {}))
         found[cluster] = self.intra_cluster_ms
         return found
+
+    def node_latencies_from(self, cluster: SimCluster, node: SimNode) -> dict[str, float]:
+        """Round trips from a node to the nodes of its own cluster (0 ms to itself: a
+        workload next to its source lands on it)."""
+        return {
+            n.name: 0.0 if n.name == node.name else self.intra_cluster_ms for n in cluster.nodes
+        }
+
+    def rtt(self, source: tuple[str, str], cluster: str, node: str) -> float | None:
+        """Round trip (ms) from a source node (cluster, node) to a node, as the simulator
+        reports latencies: 0 to itself, `intra_cluster_ms` within its cluster, else the two
+        clusters' latency; None when the topology gives none."""
+        source_cluster, source_node = source
+        if cluster == source_cluster:
+            return 0.0 if node == source_node else self.intra_cluster_ms
+        return self.cluster_latency.get(source_cluster, {}).get(cluster)
+
+    # --- the inventory as events (the simulator appends them; tools fold them) ----------
+
+    @staticmethod
+    def cluster_event(cluster: SimCluster, at: float) -> ClusterDeclared:
+        return ClusterDeclared(
+            at=at, cluster=cluster.name, tier=cluster.tier, labels=cluster.labels,
+            ready=cluster.ready,
+        )  # fmt: skip
+
+    @staticmethod
+    def node_event(cluster: SimCluster, node: SimNode, at: float) -> NodeDeclared:
+        return NodeDeclared(
+            at=at, cluster=cluster.name, node=node.name, allocatable=node.allocatable,
+            labels=node.labels, taints=node.taints, ready=node.ready,
+        )  # fmt: skip
+
+    def latency_event(self, cluster: SimCluster, node: SimNode, at: float) -> LatencyReported:
+        return LatencyReported(
+            at=at, cluster=cluster.name, node=node.name,
+            to_clusters=self.latencies_from(cluster.name),
+            to_nodes=self.node_latencies_from(cluster, node),
+        )  # fmt: skip
+
+    def inventory(
+        self, at: float = 0.0
+    ) -> Iterator[ClusterDeclared | NodeDeclared | LatencyReported]:
+        """Every cluster, node and latency report of the topology, as the simulator declares
+        them."""
+        for cluster in self.clusters:
+            yield self.cluster_event(cluster, at)
+            for node in cluster.nodes:
+                yield self.node_event(cluster, node, at)
+                yield self.latency_event(cluster, node, at)
 
 
 def _nodes(cluster: ClusterSpec) -> tuple[SimNode, ...]:
