@@ -8,10 +8,11 @@ own fullness: an empty 4-core node that a 2-core pod half fills beats a 64-core 
 - A node already holding a workload gsch placed (a reservation, or one being committed) beats
   every empty one; among those, the tightest fit wins (best fit: the fewest further copies of
   this request would still fit; equal there, the node that strands the least).
-- Otherwise the request opens the empty node that can take the most copies of it (the
-  biggest, measured in the request's own shape), so later requests have room there; equal
-  there, the one that strands the least. An empty GPU node is opened for a request without
-  GPUs only when nothing else can take it: its GPUs stay free for GPU work.
+- Otherwise the request opens the node that can take the most copies of it (the biggest,
+  measured in the request's own shape), so later requests have room there; equal there, the
+  fullest once it is on (others' pods already keep that node on; a snug fit strands the
+  least). A GPU node is opened for a request without GPUs only when nothing else can take
+  it: its GPUs stay free for GPU work.
 
 "In use" counts gsch's own reservations, not foreign pods: every real node runs some
 (DaemonSets), which says nothing about whether gsch's workloads are packed.
@@ -29,7 +30,7 @@ import math
 from gsch.clusters.snapshot import ClusterSnapshot, NodeView
 from gsch.model.request import Request
 from gsch.model.resources import Resources
-from gsch.policies.allocation import MOST_ALLOCATED
+from gsch.policies.allocation import MAX_SCORE, MOST_ALLOCATED, most_allocated_score
 from gsch.policies.framework import PlanState, Scale, ScorePlugin
 from gsch.policies.rules import PlannerRules
 
@@ -42,8 +43,10 @@ MOST_ALLOCATED_MODE = "mostallocated"
 POINTS_PER_COPY = 100.0
 IN_USE = 1e12
 GPU_HELD_BACK = 1e11
-# Stranding counts up to this many copies: a tie-break within a whole copy, never more.
+# Tie-breaks within a whole copy, never more: stranding (in copies) on a node in use, and
+# fullness (0..1) on one that is not.
 MAX_STRANDED = 99.0
+FULLNESS_POINTS = 99.0
 _NOTHING = Resources()
 
 
@@ -68,12 +71,17 @@ def in_use(node: NodeView) -> bool:
 
 
 def fewest_nodes_score(request: Request, node: NodeView) -> float:
-    left, plenty = _copies(request.demand, node.free - request.demand)
-    stranded = min(MAX_STRANDED, plenty - left)
+    demand = request.demand
     if in_use(node):
-        return IN_USE - (POINTS_PER_COPY * left + stranded)
-    score = POINTS_PER_COPY * math.floor(left) - stranded
-    if node.allocatable.gpu > 0 and request.demand.gpu == 0:
+        left, plenty = _copies(demand, node.free - demand)
+        return IN_USE - (POINTS_PER_COPY * left + min(MAX_STRANDED, plenty - left))
+    # Not in use: the biggest node first, counted in whole copies of the request its
+    # allocatable holds; within a count, the fullest once the workload is on it (others'
+    # pods already keep it on, and a snug fit strands the least).
+    size, _ = _copies(demand, node.allocatable)
+    fullness = most_allocated_score(request, node) / MAX_SCORE
+    score = POINTS_PER_COPY * math.floor(size) + FULLNESS_POINTS * fullness
+    if node.allocatable.gpu > 0 and demand.gpu == 0:
         score -= GPU_HELD_BACK
     return score
 

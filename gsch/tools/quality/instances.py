@@ -77,16 +77,20 @@ def _fleet(
     ]
 
 
-def _demands(chooser: random.Random, cpu_total: float, share: float) -> list[Resources]:
-    """Requests until they ask for `share` of `cpu_total` cores."""
+def _demands(chooser: random.Random, clusters: list[SimCluster], share: float) -> list[Resources]:
+    """Requests until they ask for `share` of the fleet's cores, each one some node of the
+    fleet could hold (a request no node can ever hold measures nothing)."""
     sizes, weights = zip(*REQUEST_CORES, strict=True)
+    largest = [n.allocatable for c in clusters for n in c.nodes]
     made: list[Resources] = []
     asked = 0.0
-    while asked < share * cpu_total:
+    while asked < share * _cores(clusters):
         cores = chooser.choices(sizes, weights)[0]
         gib = cores * chooser.choice(GIB_PER_CORE)
-        made.append(Resources(cpu_m=int(cores * 1000), memory=int(gib * GI), pods=1))
-        asked += cores
+        amount = Resources(cpu_m=int(cores * 1000), memory=int(gib * GI), pods=1)
+        if any(amount.fits_in(room) for room in largest):
+            made.append(amount)
+            asked += cores
     return made
 
 
@@ -99,7 +103,7 @@ def packing_instance(family: str, seed: int) -> Instance:
     shapes = (UNIFORM_SHAPE,) if family == "uniform" else MIXED_SHAPES
     clusters = _fleet(chooser, 3, 12, shapes)
     low, high = (1.2, 1.5) if family == "overloaded" else (0.3, 0.85)
-    amounts = _demands(chooser, _cores(clusters), chooser.uniform(low, high))
+    amounts = _demands(chooser, clusters, chooser.uniform(low, high))
     demands = tuple(Demand(f"{family}-{seed}-{i}", a) for i, a in enumerate(amounts))
     return Instance(family, seed, Topology(tuple(clusters), {}, 0.5), demands)
 
@@ -127,7 +131,7 @@ def latency_instance(seed: int) -> Instance:
                 latency.setdefault(a.name, {})[b.name] = ms
                 latency.setdefault(b.name, {})[a.name] = ms
     sources = [(c.name, n.name) for c in clusters if c.tier == "near-edge" for n in c.nodes]
-    amounts = _demands(chooser, _cores(clusters), chooser.uniform(0.5, 0.8))
+    amounts = _demands(chooser, clusters, chooser.uniform(0.5, 0.8))
     demands = tuple(
         Demand(f"latency-{seed}-{i}", amount, chooser.choice(sources))
         for i, amount in enumerate(amounts)

@@ -124,6 +124,8 @@ def _assign(
                 pairs[(i, j)] = program.binary(cost(i, j))
     for i in range(len(instance.demands)):
         terms = [(column, 1.0) for (r, _), column in pairs.items() if r == i]
+        if not terms and exactly_once:
+            raise ValueError(f"request {i} fits on no node: the instance cannot be placed whole")
         program.row(1.0 if exactly_once else -inf, 1.0, terms)
     for j, (_, node) in enumerate(nodes):
         on_node = [(i, column) for (i, n), column in pairs.items() if n == j]

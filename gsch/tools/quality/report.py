@@ -111,12 +111,17 @@ def run_quality_bench(args: argparse.Namespace) -> int:
         " HiGHS's optimum for the whole instance (its bound where it was not proven within"
         f" {args.solver_time_limit:g} s: never flattering)"
     )
-    columns = ("family", "measure", "policy", "mean", "worst")
-    print("{:<11} {:<17} {:<34} {:>6} {:>6}  all placed  proven".format(*columns))
+    columns = ("family", "measure", "policy", "mean", "worst", "all placed", "requests placed")
+    print("{:<11} {:<17} {:<34} {:>6} {:>6}  {:>10}  {:>15}".format(*columns))
     for r in rows:
         name = f"{r.policy} ({r.mode})"
         print(
             f"{r.family:<11} {r.measure:<17} {name:<34} {r.mean:>6.3f} {r.worst:>6.3f}"
-            f"  {r.all_placed:>4}/{r.instances:<5} {r.proven:>3}/{r.instances}"
+            f"  {f'{r.all_placed}/{r.instances}':>10}  {f'{r.placed}/{r.requests}':>15}"
         )
+    proven = {r.family: r.proven for r in rows}
+    print(
+        "optima proven per family: "
+        + ", ".join(f"{f} {p}/{args.instances}" for f, p in proven.items())
+    )
     return 0
