@@ -1,4 +1,4 @@
-"""The commands that run gsch itself: `demo`, `serve`, `agent` and `bench`."""
+"""The commands that run gsch itself: `demo`, `serve`, `agent`, `experiment` and `bench`."""
 
 from __future__ import annotations
 
@@ -112,6 +112,39 @@ async def _agent(args: argparse.Namespace) -> int:
     ):
         await serve_agent(config, nc, store, args.cluster, node, stop)
     return 0
+
+
+# --- experiment --------------------------------------------------------------------------
+
+
+def experiment_command(commands: Commands) -> None:
+    experiment = add_command(
+        commands,
+        "experiment",
+        "run the GEdge seed's evaluation through the pipeline: table and chart",
+        _experiment,
+        connects=False,
+    )
+    experiment.add_argument(
+        "scenario", nargs="?", help="scenario file (default: config/experiment-seed.toml)"
+    )
+    experiment.add_argument(
+        "--chart", default="gsch-experiment.png", help="PNG to write (default: %(default)s)"
+    )
+    experiment.add_argument(
+        "--time-scale", type=float, help="real seconds per modelled second (default: the file's)"
+    )
+    experiment.add_argument(
+        "--quick", action="store_true", help="a few videos per case: a look, not a result"
+    )
+    experiment.add_argument("--data-dir", help="default: a fresh temporary directory")
+    add_output_flag(experiment)
+
+
+async def _experiment(args: argparse.Namespace) -> int:
+    from gsch.tools.experiment.command import run
+
+    return await run(args)
 
 
 # --- bench -------------------------------------------------------------------------------
