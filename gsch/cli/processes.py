@@ -188,7 +188,10 @@ def bench_command(commands: Commands) -> None:
         help="with --quality: seeded instances per family (default: %(default)s)",
     )
     bench.add_argument(
-        "--first-seed", type=int, default=0, help="with --quality: first seed (default: 0)"
+        "--first-seed",
+        type=int,
+        default=0,
+        help="with --quality: first seed (default: %(default)s)",
     )
     bench.add_argument(
         "--solver-time-limit",
