@@ -37,6 +37,7 @@ _COMMANDS: tuple[Callable[[Commands], None], ...] = (
     admin.projections_command,
     admin.audit_command,
     processes.bench_command,
+    processes.experiment_command,
 )
 
 

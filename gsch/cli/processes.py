@@ -1,4 +1,4 @@
-"""The commands that run gsch itself: `demo`, `serve`, `agent` and `bench`."""
+"""The commands that run gsch itself: `demo`, `serve`, `agent`, `experiment` and `bench`."""
 
 from __future__ import annotations
 
@@ -115,6 +115,39 @@ async def _agent(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- experiment --------------------------------------------------------------------------
+
+
+def experiment_command(commands: Commands) -> None:
+    experiment = add_command(
+        commands,
+        "experiment",
+        "run the GEdge seed's evaluation through the pipeline: table and chart",
+        _experiment,
+        connects=False,
+    )
+    experiment.add_argument(
+        "scenario", nargs="?", help="scenario file (default: config/experiment-seed.toml)"
+    )
+    experiment.add_argument(
+        "--chart", default="gsch-experiment.png", help="PNG to write (default: %(default)s)"
+    )
+    experiment.add_argument(
+        "--time-scale", type=float, help="real seconds per modelled second (default: the file's)"
+    )
+    experiment.add_argument(
+        "--quick", action="store_true", help="a few videos per case: a look, not a result"
+    )
+    experiment.add_argument("--data-dir", help="default: a fresh temporary directory")
+    add_output_flag(experiment)
+
+
+async def _experiment(args: argparse.Namespace) -> int:
+    from gsch.tools.experiment.command import run
+
+    return await run(args)
+
+
 # --- bench -------------------------------------------------------------------------------
 
 
@@ -178,6 +211,29 @@ def bench_command(commands: Commands) -> None:
         help="with --api-reads: seconds of reads per phase (default: %(default)s)",
     )
     bench.add_argument(
+        "--quality",
+        action="store_true",
+        help="placement quality against exact optima (needs gsch[quality]: highspy), no NATS",
+    )
+    bench.add_argument(
+        "--instances",
+        type=int,
+        default=20,
+        help="with --quality: seeded instances per family (default: %(default)s)",
+    )
+    bench.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="with --quality: first seed (default: %(default)s)",
+    )
+    bench.add_argument(
+        "--solver-time-limit",
+        type=float,
+        default=10.0,
+        help="with --quality: seconds HiGHS may spend per instance (default: %(default)s)",
+    )
+    bench.add_argument(
         "--plan-requests",
         type=int,
         default=200,
@@ -186,6 +242,10 @@ def bench_command(commands: Commands) -> None:
 
 
 def _bench(args: argparse.Namespace) -> Coroutine[Any, Any, int] | int:
+    if args.quality:
+        from gsch.tools.quality.report import run_quality_bench
+
+        return run_quality_bench(args)
     if args.plan_only:
         from gsch.tools.bench_plan import run_plan_bench
 

@@ -1,8 +1,11 @@
 """The simulator backend: member clusters that exist only as a topology file, but behave like
 clusters. It declares their inventory and latencies as events, binds the placements the binder
-routes to it after a delay (failing a configured share of them, which the queue retries), and,
-with a workload lifetime, finishes bound workloads and releases their capacity so long runs
-reach a steady state. It is the embedded default for the demo and benchmarks, not a test double.
+routes to it after a delay (failing a configured share of them, which the queue retries), and
+finishes bound workloads, releasing their capacity: after `simulator.workload_lifetime`, or,
+when the topology has a duration model (`[workloads]`, see `durations`), after a run that
+depends on where the workload was placed (and on the queues of shared resources), scaled by
+`simulator.time_scale`. It is the embedded default for the demo and benchmarks, not a test
+double.
 """
 
 from __future__ import annotations
@@ -14,18 +17,24 @@ import random
 import time
 
 from gsch.clusters.binder import Binding, BindingRefused
+from gsch.clusters.durations import DurationError, Run
 from gsch.clusters.facts import declare
+from gsch.clusters.runs import WorkloadRuns
 from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.clusters.topology import SimNode, Topology
 from gsch.eventstore.store import ConflictError, EventStore
 from gsch.eventstore.subjects import ClusterKey, LatencyKey, NodeKey, PodsKey
 from gsch.metrics import E2E_DURATION
 from gsch.model.decisions import finish
-from gsch.model.events import ClusterDeclared, LatencyReported, NodeDeclared, PodsReported
+from gsch.model.events import ClusterDeclared, PodsReported
 from gsch.model.states import State
 from gsch.runtime.config import Config
 
 log = logging.getLogger(__name__)
+
+# A run ended before its binding was recorded (the binder appends it just after `bind`):
+# looked at again this much later.
+NOT_BOUND_YET = 0.05
 
 
 class Simulator:
@@ -42,8 +51,11 @@ class Simulator:
         self._specs = {cluster.name: cluster for cluster in topology.clusters}
         self._unreachable: set[str] = set()
         self._outages: list[asyncio.TimerHandle] = []
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._runs = WorkloadRuns(self._spawn_finish)
         self._tasks: set[asyncio.Task[None]] = set()
+        # A duration model reads the request (its source and annotations); without one a
+        # simulated cluster applies nothing and needs no workload.
+        self.needs_request = topology.workloads is not None
 
     # --- inventory -----------------------------------------------------------------------
 
@@ -53,42 +65,31 @@ class Simulator:
         Returns the number of events appended (0 when the log already says it all)."""
         appended = 0
         now = time.time()
-        for cluster in self.topology.clusters:
+        topology = self.topology
+        for cluster in topology.clusters:
             view = self.snapshot.clusters.get(cluster.name)
-            declared = ClusterDeclared(
-                at=now, cluster=cluster.name, tier=cluster.tier, labels=cluster.labels,
-                ready=cluster.ready,
-            )  # fmt: skip
             if view is None or not view.declared or (view.tier, view.labels, view.ready) != (
                 cluster.tier, cluster.labels, cluster.ready,
             ):  # fmt: skip
-                await declare(self.store, ClusterKey(cluster.name), declared)
+                await declare(
+                    self.store, ClusterKey(cluster.name), topology.cluster_event(cluster, now)
+                )
                 appended += 1
-            intra = self.topology.intra_cluster_ms
-            to_clusters = self.topology.latencies_from(cluster.name)
+            to_clusters = topology.latencies_from(cluster.name)
             for node in cluster.nodes:
-                # A node is 0 ms from itself: a workload next to its source lands on it.
-                to_nodes = {n.name: 0.0 if n.name == node.name else intra for n in cluster.nodes}
                 current = view.nodes.get(node.name) if view else None
                 wanted = (node.allocatable, node.labels, node.taints, node.ready)
                 if current is None or not current.declared or wanted != (
                     current.allocatable, current.labels, current.taints, current.ready,
                 ):  # fmt: skip
-                    event = NodeDeclared(
-                        at=now, cluster=cluster.name, node=node.name,
-                        allocatable=node.allocatable, labels=node.labels, taints=node.taints,
-                        ready=node.ready,
-                    )  # fmt: skip
+                    event = topology.node_event(cluster, node, now)
                     await declare(self.store, NodeKey(cluster.name, node.name), event)
                     appended += 1
                 reported = self.snapshot.latency.get((cluster.name, node.name))
                 if reported is None or (reported.to_clusters, reported.to_nodes) != (
-                    to_clusters, to_nodes,
+                    to_clusters, topology.node_latencies_from(cluster, node),
                 ):  # fmt: skip
-                    latency = LatencyReported(
-                        at=now, cluster=cluster.name, node=node.name,
-                        to_clusters=to_clusters, to_nodes=to_nodes,
-                    )  # fmt: skip
+                    latency = topology.latency_event(cluster, node, now)
                     await declare(self.store, LatencyKey(cluster.name, node.name), latency)
                     appended += 1
                 appended += await self._report_pods(cluster.name, node, now)
@@ -105,8 +106,6 @@ class Simulator:
 
     # --- binding (a Backend of the binder) ----------------------------------------------
 
-    needs_request = False  # a simulated cluster applies nothing, so it needs no workload
-
     def serves(self, cluster: str) -> bool:
         return cluster in self._clusters
 
@@ -117,12 +116,26 @@ class Simulator:
         rate = self._specs[binding.cluster].bind_failure_rate
         if self._random.random() < (self.options.bind_failure_rate if rate is None else rate):
             raise BindingRefused(f"binding failed on {binding.cluster}: simulated API error")
-        self._arm_lifetime(binding.request_id)
+        run = self._run_of(binding)
+        if run is not None:
+            self._runs.start(binding.request_id, run)
+
+    def _run_of(self, binding: Binding) -> Run | None:
+        """How long the bound workload runs (real seconds); None: for ever."""
+        model = self.topology.workloads
+        if model is None:
+            lifetime = self.options.workload_lifetime
+            return Run(lifetime) if lifetime is not None else None
+        placed = (binding.cluster, binding.placements[0].node)
+        try:
+            run = model.run(binding.request, placed, self.topology.rtt, self.topology.pod_node)
+        except DurationError as exc:
+            raise BindingRefused(f"binding failed on {binding.cluster}: {exc}") from exc
+        scale = self.options.time_scale
+        return Run(run.node_seconds * scale, tuple((n, t * scale) for n, t in run.shared))
 
     async def unbind(self, binding: Binding) -> None:
-        timer = self._timers.pop(binding.request_id, None)
-        if timer is not None:
-            timer.cancel()
+        self._runs.cancel(binding.request_id)
 
     def start(self) -> None:
         """Re-arm the lifetimes of workloads that already run on our clusters, and the
@@ -153,47 +166,41 @@ class Simulator:
     async def close(self) -> None:
         for outage in self._outages:
             outage.cancel()
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
+        self._runs.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # --- workload lifetime ---------------------------------------------------------------
 
-    def _arm_lifetime(self, request_id: str, delay: float | None = None) -> None:
-        lifetime = self.options.workload_lifetime
-        if lifetime is None or request_id in self._timers:
-            return
-        loop = asyncio.get_running_loop()
-        self._timers[request_id] = loop.call_later(
-            lifetime if delay is None else delay, self._spawn_finish, request_id
-        )
-
     def _spawn_finish(self, request_id: str) -> None:
-        self._timers.pop(request_id, None)
-        task = asyncio.create_task(self._finish(request_id))
+        # Stamped now, when the run ends, not when the log has been read and written.
+        task = asyncio.create_task(self._finish(request_id, time.time()))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     def _rearm_running_workloads(self) -> None:
-        """After a restart, workloads holding capacity on our clusters get a (spread) lifetime."""
-        lifetime = self.options.workload_lifetime
-        if lifetime is None:
+        """After a restart, workloads holding capacity on our clusters finish after a spread
+        share of their run (where they were in it is not known; shared queues restart empty)."""
+        model = self.topology.workloads
+        if model is not None:
+            longest: float | None = model.base_seconds * self.options.time_scale
+        else:
+            longest = self.options.workload_lifetime
+        if longest is None:
             return
         for name in self._clusters:
             view = self.snapshot.clusters.get(name)
             for node in view.nodes.values() if view else ():
                 for request_id in node.reservations:
-                    self._arm_lifetime(request_id, self._random.uniform(0, lifetime))
+                    self._runs.start(request_id, Run(self._random.uniform(0, longest)))
 
-    async def _finish(self, request_id: str) -> None:
+    async def _finish(self, request_id: str, ended: float) -> None:
         state = await self.store.load_request(request_id)
         if state.state is State.SCHEDULED:
-            self._arm_lifetime(request_id, 1.0)  # not bound yet: look again shortly
+            self._runs.start(request_id, Run(NOT_BOUND_YET))  # look again shortly
             return
-        change = finish(state, time.time())
+        change = finish(state, ended)
         if change is None:
             return
         with contextlib.suppress(ConflictError):

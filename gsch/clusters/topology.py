@@ -27,16 +27,24 @@ File format (TOML; see README "Topology files"):
     [[latency]]                        # round-trip time between clusters, both directions
     between = ["edge-1", "cloud-1"]
     ms = 12.0
+
+    [workloads]                        # optional: how long bound workloads run (durations.py)
+    source = "edge-1/edge-1-w1"        # where their data comes from, unless a request says
+    base_seconds = 60.0                # runtime = base + per_ms x RTT(source, chosen node)
+    per_ms_seconds = 4.0
+    shared = [{ name = "gpu", seconds = 30.0 }]  # then a first-come turn on each, in order
 """
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 
-from gsch.model.events import Taint
+from gsch.clusters.durations import DurationError, DurationModel, WorkloadsSpec
+from gsch.model.events import ClusterDeclared, LatencyReported, NodeDeclared, Taint
 from gsch.model.resources import QuantityError, Resources, cpu_millis, whole_units
 
 TIERS = ("cloud", "edge", "near-edge")
@@ -78,6 +86,7 @@ class TopologyFile(msgspec.Struct, forbid_unknown_fields=True):
     clusters: list[ClusterSpec]
     latency: list[LatencySpec] = msgspec.field(default_factory=list)
     intra_cluster_ms: float = 0.5
+    workloads: WorkloadsSpec | None = None
 
 
 class SimNode(msgspec.Struct, frozen=True):
@@ -103,6 +112,7 @@ class Topology(msgspec.Struct, frozen=True):
     clusters: tuple[SimCluster, ...]
     cluster_latency: dict[str, dict[str, float]]
     intra_cluster_ms: float
+    workloads: DurationModel | None = None  # None: workloads run `workload_lifetime`
 
     def cluster_names(self) -> frozenset[str]:
         return frozenset(c.name for c in self.clusters)
@@ -111,6 +121,63 @@ class Topology(msgspec.Struct, frozen=True):
         found = dict(self.cluster_latency.get(cluster, {}))
         found[cluster] = self.intra_cluster_ms
         return found
+
+    def node_latencies_from(self, cluster: SimCluster, node: SimNode) -> dict[str, float]:
+        """Round trips from a node to the nodes of its own cluster (0 ms to itself: a
+        workload next to its source lands on it)."""
+        return {
+            n.name: 0.0 if n.name == node.name else self.intra_cluster_ms for n in cluster.nodes
+        }
+
+    def rtt(self, source: tuple[str, str], cluster: str, node: str) -> float | None:
+        """Round trip (ms) from a source node (cluster, node) to a node, as the simulator
+        reports latencies: 0 to itself, `intra_cluster_ms` within its cluster, else the two
+        clusters' latency; None when the topology gives none."""
+        source_cluster, source_node = source
+        if cluster == source_cluster:
+            return 0.0 if node == source_node else self.intra_cluster_ms
+        return self.cluster_latency.get(source_cluster, {}).get(cluster)
+
+    def pod_node(self, cluster: str, pod: str) -> str | None:
+        """The node of `cluster` that runs `pod` ("namespace/name"), per `running_pods`."""
+        for spec in self.clusters:
+            if spec.name == cluster:
+                return next((n.name for n in spec.nodes if pod in n.pods), None)
+        return None
+
+    # --- the inventory as events (the simulator appends them; tools fold them) ----------
+
+    @staticmethod
+    def cluster_event(cluster: SimCluster, at: float) -> ClusterDeclared:
+        return ClusterDeclared(
+            at=at, cluster=cluster.name, tier=cluster.tier, labels=cluster.labels,
+            ready=cluster.ready,
+        )  # fmt: skip
+
+    @staticmethod
+    def node_event(cluster: SimCluster, node: SimNode, at: float) -> NodeDeclared:
+        return NodeDeclared(
+            at=at, cluster=cluster.name, node=node.name, allocatable=node.allocatable,
+            labels=node.labels, taints=node.taints, ready=node.ready,
+        )  # fmt: skip
+
+    def latency_event(self, cluster: SimCluster, node: SimNode, at: float) -> LatencyReported:
+        return LatencyReported(
+            at=at, cluster=cluster.name, node=node.name,
+            to_clusters=self.latencies_from(cluster.name),
+            to_nodes=self.node_latencies_from(cluster, node),
+        )  # fmt: skip
+
+    def inventory(
+        self, at: float = 0.0
+    ) -> Iterator[ClusterDeclared | NodeDeclared | LatencyReported]:
+        """Every cluster, node and latency report of the topology, as the simulator declares
+        them."""
+        for cluster in self.clusters:
+            yield self.cluster_event(cluster, at)
+            for node in cluster.nodes:
+                yield self.node_event(cluster, node, at)
+                yield self.latency_event(cluster, node, at)
 
 
 def _nodes(cluster: ClusterSpec) -> tuple[SimNode, ...]:
@@ -164,7 +231,18 @@ def build_topology(parsed: TopologyFile) -> Topology:
                 raise TopologyError(f"latency names unknown cluster {name}")
         latency.setdefault(a, {})[b] = entry.ms
         latency.setdefault(b, {})[a] = entry.ms
-    return Topology(tuple(clusters), latency, parsed.intra_cluster_ms)
+    topology = Topology(tuple(clusters), latency, parsed.intra_cluster_ms)
+    if parsed.workloads is None:
+        return topology
+    try:
+        model = DurationModel.from_spec(parsed.workloads)
+    except DurationError as exc:
+        raise TopologyError(str(exc)) from exc
+    if model.source is not None:
+        cluster, node = model.source
+        if not any(c.name == cluster and any(n.name == node for n in c.nodes) for c in clusters):
+            raise TopologyError(f"workloads.source: no node {node} in cluster {cluster}")
+    return msgspec.structs.replace(topology, workloads=model)
 
 
 def load_topology(path: str | Path) -> Topology:

@@ -38,7 +38,7 @@ POLICY_MODES: dict[Policy, tuple[str, ...]] = {
     Policy.MOST_REQUESTED: ("default", "cpu", "memory", "gpu"),
     Policy.SELECTED_CLUSTER: ("cluster", "node"),
     Policy.SET_CLUSTERS: ("default",),
-    Policy.BIN_PACK: ("default",),
+    Policy.BIN_PACK: ("default", "mostallocated"),  # fewest nodes; kube's MostAllocated
     Policy.LEAST_REQUESTED: ("default",),
     Policy.BALANCED: ("default",),
 }

@@ -1,6 +1,7 @@
 """Packing and spreading scorers, as kube-scheduler's NodeResourcesFit strategies and
 NodeResourcesBalancedAllocation compute them, on the node as it would be *after* placing the
-workload: `GBinPackPriority` (MostAllocated), `GLeastRequestedPriority` (LeastAllocated) and
+workload: MostAllocated (`GBinPackPriority` mode `mostallocated`; its default mode packs to
+the fewest nodes, `packing.py`), `GLeastRequestedPriority` (LeastAllocated) and
 `GBalancedPriority` (BalancedAllocation). Scores run 0..100; GPUs count only when the node has
 some, so GPU-less fleets are scored on cpu and memory alone.
 """

@@ -4,11 +4,12 @@ the strategy that turns a level into placements."""
 from __future__ import annotations
 
 from gsch.model.request import Policy
-from gsch.policies.allocation import BALANCED_ALLOCATION, LEAST_ALLOCATED, MOST_ALLOCATED
+from gsch.policies.allocation import BALANCED_ALLOCATION, LEAST_ALLOCATED
 from gsch.policies.filters import COMMON_CLUSTER_FILTERS, COMMON_NODE_FILTERS
 from gsch.policies.framework import PreScore, Profile, ScorePlugin, Strategy
 from gsch.policies.low_latency import prepare_low_latency
 from gsch.policies.most_requested import FREE_CAPACITY
+from gsch.policies.packing import FEWEST_NODES, prepare_bin_pack
 from gsch.policies.strategies import (
     EveryCluster,
     ListedOrder,
@@ -40,7 +41,9 @@ _RANKED = RankedByScore()
 
 PROFILES: dict[Policy, Profile] = {
     Policy.MOST_REQUESTED: _profile(Policy.MOST_REQUESTED, FREE_CAPACITY, _RANKED),
-    Policy.BIN_PACK: _profile(Policy.BIN_PACK, MOST_ALLOCATED, _RANKED),
+    # Fewest nodes by default; kube's MostAllocated as mode "mostallocated" (its PreScore
+    # picks the scorer by mode). No cluster bound: levels are scanned whole.
+    Policy.BIN_PACK: _profile(Policy.BIN_PACK, FEWEST_NODES, _RANKED, prepare_bin_pack),
     Policy.LEAST_REQUESTED: _profile(Policy.LEAST_REQUESTED, LEAST_ALLOCATED, _RANKED),
     Policy.BALANCED: _profile(Policy.BALANCED, BALANCED_ALLOCATION, _RANKED),
     # Clusters ranked by round-trip time from the source (scores: negative ms); its PreScore

@@ -25,7 +25,7 @@ from gsch.policies.framework import (
     LevelResult,
     unresolvable,
 )
-from gsch.policies.search import LevelScan, matched
+from gsch.policies.search import ClusterOrder, LevelScan, cluster_order, matched, order_of
 from gsch.policies.tracing import TOP, level_trace, node_plugin_scores
 
 # Levels of up to this many clusters are scanned whole, so every cluster gets its own score
@@ -49,7 +49,8 @@ class _Defaults:
 
 @dataclass(frozen=True)
 class RankedByScore(_Defaults):
-    """Highest best-node score first, then the smallest name; the first is placed."""
+    """Highest best-node score first, equal scores by the request's hash of the cluster
+    (`search.order_of`); the first is placed."""
 
     # From how many clusters a level is searched best bound first (when there is a bound).
     search_from: int = BOUND_FROM
@@ -68,7 +69,7 @@ class RankedByScore(_Defaults):
                 candidates = [found] if found is not None else []
             else:
                 candidates = scan.visit_all(admitted)
-        candidates.sort(key=lambda c: (-c.score, c.cluster))
+        candidates.sort(key=cluster_order(context.request))
         return _finish(context, scan, shown, candidates, _scores(candidates), {}, _first)
 
 
@@ -111,8 +112,9 @@ class EveryCluster(ListedOrder):
 
 @dataclass(frozen=True)
 class RankedByClusterRank(_Defaults):
-    """Clusters by PreScore's ranking (higher first), measured before unmeasured (those in
-    name order); the first is placed on its best node by the profile's node score."""
+    """Clusters by PreScore's ranking (higher first), measured before unmeasured; equal ranks,
+    and the unmeasured among themselves, by the request's hash of the cluster (as equal
+    scores are). The first is placed on its best node by the profile's node score."""
 
     def place(self, context: LevelContext, listed: tuple[str, ...]) -> LevelResult:
         ranking = context.state.ranking
@@ -123,7 +125,8 @@ class RankedByClusterRank(_Defaults):
         candidates = scan.visit_all(admitted)
         ranks = {c.cluster: ranking.rank(c.cluster) for c in candidates}
         scan.notes.update({n: ranking.unmeasured for n, rank in ranks.items() if rank is None})
-        candidates.sort(key=lambda c: _ranked(ranks[c.cluster], c.cluster))
+        request = context.request
+        candidates.sort(key=lambda c: _ranked(request, ranks[c.cluster], c.cluster))
         scores = {name: round(rank, 3) for name, rank in ranks.items() if rank is not None}
         by_plugin = {
             ranking.plugin: {
@@ -194,6 +197,8 @@ def _finish(
     return LevelResult(placements, trace, scan.unschedulable)
 
 
-def _ranked(rank: float | None, cluster: str) -> tuple[int, float, str]:
-    """Measured clusters first, best rank first; the rest after them in name order."""
-    return (0, -rank, cluster) if rank is not None else (1, 0.0, cluster)
+def _ranked(request: Request, rank: float | None, cluster: str) -> tuple[int, ClusterOrder]:
+    """Measured clusters first, best rank first; the rest after them; ties fairly."""
+    return (0, order_of(request, rank, cluster)) if rank is not None else (
+        1, order_of(request, 0.0, cluster)
+    )  # fmt: skip

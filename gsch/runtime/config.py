@@ -88,6 +88,9 @@ class SimulatorConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     bind_delay: float = 0.02  # seconds a binding takes
     bind_failure_rate: float = 0.0  # share of bindings that fail (retried by the queue)
     workload_lifetime: float | None = None  # seconds a bound workload runs, None: forever
+    # Real seconds per modelled second of a topology's duration model ([workloads]): 0.01
+    # runs a 100 s workload in 1 s.
+    time_scale: float = 1.0
     seed: int | None = None
 
 

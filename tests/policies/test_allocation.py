@@ -28,12 +28,31 @@ def fleet(used: list[float]) -> list[AnyEvent]:
     return events
 
 
-def test_bin_packing_fills_the_fullest_node_that_fits() -> None:
+@pytest.mark.parametrize("mode", ["default", "mostallocated"])
+def test_bin_packing_fills_the_fullest_node_that_fits(mode: str) -> None:
     snapshot = snapshot_of(fleet([1, 6, 7.8, 3]))
-    wanted = request((("c1",),), cpu=1, memory_gi=1, policy=Policy.BIN_PACK)
+    wanted = request((("c1",),), cpu=1, memory_gi=1, policy=Policy.BIN_PACK, mode=mode)
     decision = plan(PROFILES[Policy.BIN_PACK], wanted, snapshot)
     # n2 (7.8 used) cannot take 1 more cpu; n1 is the fullest that can.
     assert chosen(decision) == "c1/n1"
+    # The explanation names the scorer of the mode.
+    (plugin,) = decision.explanation.levels[0].plugin_scores
+    assert plugin.startswith("most allocated" if mode == "mostallocated" else "fewest nodes")
+
+
+def test_bin_packing_modes_differ_on_a_mixed_fleet() -> None:
+    """Kube's MostAllocated fills the node it fills most (the small one); the default packs
+    into the node that holds the most such requests (the big one)."""
+    snapshot = snapshot_of(
+        [
+            cluster("c1"),
+            node("c1", "small", cpu=4, memory_gi=8),
+            node("c1", "big", cpu=64, memory_gi=256),
+        ]
+    )
+    for mode, expected in (("mostallocated", "c1/small"), ("default", "c1/big")):
+        wanted = request((("c1",),), cpu=2, memory_gi=2, policy=Policy.BIN_PACK, mode=mode)
+        assert chosen(plan(PROFILES[Policy.BIN_PACK], wanted, snapshot)) == expected
 
 
 def test_least_requested_picks_the_emptiest_node() -> None:

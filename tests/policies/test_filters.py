@@ -152,9 +152,10 @@ def test_a_project_places_only_on_its_clusters() -> None:
         "us1": ["not allowed for project p1"],
     }
     # No project named, or no projects configured: every cluster competes (c2, kr1 and us1
-    # tie as empty; the smallest name wins).
-    assert chosen(plan(MOST, request(levels), snapshot, PROJECTS)) == "c2/n"
-    assert chosen(plan(MOST, wanted, snapshot)) == "c2/n"
+    # tie as empty; any of them may win).
+    tied = {"c2/n", "kr1/n", "us1/n"}
+    assert chosen(plan(MOST, request(levels), snapshot, PROJECTS)) in tied
+    assert chosen(plan(MOST, wanted, snapshot)) in tied
     # A project the configuration does not list has no clusters.
     other = plan(MOST, request(levels, project_name="p2"), snapshot, PROJECTS)
     assert not other.placed
