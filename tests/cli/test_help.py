@@ -38,12 +38,8 @@ def _name(path: tuple[str, ...]) -> str:
 def test_the_command_line_has_the_commands_the_readme_documents() -> None:
     assert [" ".join(path) for path in COMMANDS] == [
         "demo", "serve", "agent", "submit", "get", "plan", "explain", "cancel",
-<<<<<<< HEAD:tests/cli/test_help.py
         "streams apply", "bus init", "bus add", "bus remove", "bus list",
-        "projections rebuild", "audit", "bench",
-=======
-        "streams apply", "projections rebuild", "audit", "bench", "experiment",
->>>>>>> quality:tests/test_cli.py
+        "projections rebuild", "audit", "bench", "experiment",
     ]  # fmt: skip
 
 
