@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import nats
 from nats.aio.client import Client
 
+from gsch.bus.roles import Role
 from gsch.client import publish_request
 from gsch.clusters.topology import Topology
 from gsch.eventstore.store import StoredEvent
@@ -28,6 +28,7 @@ from gsch.model.events import (
     WorkloadFinished,
 )
 from gsch.runtime.config import load_config
+from gsch.runtime.connection import connect
 from gsch.runtime.procs import ChildProcess, serve_args
 from gsch.runtime.service import Running, serve
 
@@ -92,12 +93,17 @@ class Pipeline:
         running = started.result()
         for index in range(self.workers):
             args = serve_args("worker", running.nats_url, self.data_dir / f"worker-{index}")
-            child = ChildProcess(args, self.data_dir / f"worker-{index}.log", WORKER_ENV)
+            # The workers connect with the worker identity of the secured embedded server.
+            env = {**WORKER_ENV, "GSCH_NATS__CREDENTIALS_DIR": str(self.config.data_path / "bus")}
+            child = ChildProcess(args, self.data_dir / f"worker-{index}.log", env)
             await child.start()
             self._children.append(child)
         self._follower = Follower(running.store, ALL_REQUEST_EVENTS, self._apply)
         await self._follower.start(await running.store.last_seq())
-        self._nc = await nats.connect(running.nats_url)
+        # The load comes as a user's would: with the submitter's credentials.
+        self._nc = await connect(
+            self.config, running.nats_url, "gsch-experiment", role=Role.SUBMITTER
+        )
 
     async def stop(self) -> None:
         if self._nc is not None:
