@@ -11,6 +11,7 @@ from aiohttp import web
 from gsch.api.auth import Guarded, Tokens, bearer_tokens
 from gsch.api.cancel_routes import CancelRoutes
 from gsch.api.cursor import Cursors
+from gsch.api.gedge import GedgeDoor
 from gsch.api.http import json_response
 from gsch.api.middleware import count_requests, etags, json_errors, read_your_writes
 from gsch.api.plan_routes import PlanRoutes
@@ -32,6 +33,7 @@ def make_app(
     dry_run: DryRun | None = None,
     config: ApiConfig | None = None,
     tokens: Tokens | None = None,
+    gedge: GedgeDoor | None = None,
     max_wait: float | None = None,
     read_connections: int = 4,
 ) -> web.Application:
@@ -54,6 +56,8 @@ def make_app(
         operations += CancelRoutes(store, projector).operations()
     if dry_run is not None:
         operations += PlanRoutes(dry_run).operations()
+    if gedge is not None:  # GEdge's own shapes, with the door's own token (api/gedge.py)
+        operations += gedge.operations()
 
     async def spec(_: web.Request) -> web.StreamResponse:
         return json_response(document, projector.last_seq)

@@ -58,9 +58,11 @@ class SubmitRoutes:
         try:  # JSON or YAML, one document or a request and its manifests
             body = load_request_body(await request.read())
         except DocumentError as exc:
-            raise ApiError(400, f"the body must be a request object: {exc}") from None
+            raise ApiError(400, f"the body must be a JSON object or YAML request: {exc}") from None
         if not isinstance(body, dict):
-            raise ApiError(400, f"the body must be a request object, got {type(body).__name__}")
+            raise ApiError(
+                400, f"the body must be a JSON object or YAML request, got {type(body).__name__}"
+            )
         request_id = _request_id(body)
         try:
             ack = await self._store.publish_intake(msgspec.json.encode(body), request_id)

@@ -45,6 +45,8 @@ class DocumentLimits:
     max_depth: int = MAX_DEPTH
 
 
+DEFAULT_LIMITS = DocumentLimits()
+
 _Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -172,7 +174,7 @@ def _looks_like_json(data: bytes) -> bool:
     return data.lstrip()[:1] in (b"{", b"[")
 
 
-def load_documents(data: bytes, limits: DocumentLimits = DocumentLimits()) -> list[Any]:
+def load_documents(data: bytes, limits: DocumentLimits = DEFAULT_LIMITS) -> list[Any]:
     """The documents of a JSON or YAML body, as JSON values. Raises `DocumentError`."""
     if _looks_like_json(data):
         try:
@@ -228,6 +230,6 @@ def request_body(documents: list[Any]) -> Any:
     return combined
 
 
-def load_request_body(data: bytes, limits: DocumentLimits = DocumentLimits()) -> Any:
+def load_request_body(data: bytes, limits: DocumentLimits = DEFAULT_LIMITS) -> Any:
     """`request_body(load_documents(data))`. Raises `DocumentError`."""
     return request_body(load_documents(data, limits))

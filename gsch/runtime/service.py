@@ -213,6 +213,7 @@ async def _start_api(
 ) -> str:
     """The projector, the read-model gauges and the HTTP API (which serves /metrics too)."""
     from gsch.api.app import make_app
+    from gsch.api.gedge import gedge_door
     from gsch.projections.gauges import ReadModelGauges
     from gsch.projections.projector import Projector
     from gsch.projections.reader import ReadModel
@@ -231,6 +232,7 @@ async def _start_api(
         store=store,
         dry_run=dry_run,
         config=config.api,
+        gedge=gedge_door(config, store, projector),
     )
     runner, api_url = await _http_site(app, config.api.listen)
     stack.push_async_callback(runner.cleanup)

@@ -4,6 +4,7 @@ dry run and the API answer alike)."""
 
 from __future__ import annotations
 
+from gsch.model.gedge import GedgeCompat
 from gsch.model.intake import IntakeRules, Rejection, decode_request
 from gsch.model.limits import CountLimits
 from gsch.model.request import SELECTOR_PATTERN, Request
@@ -24,6 +25,12 @@ def intake_rules(config: Config) -> IntakeRules:
             max_clusters=config.intake.max_clusters,
             max_documents=config.intake.max_documents,
         ),
+        compat=GedgeCompat(
+            cluster_aliases=dict(config.gedge.cluster_aliases),
+            resource_aliases=dict(config.gedge.resource_aliases),
+            scheduler_names=dict(config.gedge.scheduler_names),
+        ),
+        callback_hosts=frozenset(config.callbacks.allowed_hosts),
     )
 
 
