@@ -18,6 +18,7 @@ from gsch.api.plan_routes import PlanRoutes
 from gsch.api.routes import ReadRoutes
 from gsch.api.spec import Operation, openapi, register
 from gsch.api.submit import SubmitRoutes
+from gsch.api.tenancy import TenancyRoutes
 from gsch.api.watch import CLOSING, WatchRoutes, close_feeds
 from gsch.eventstore.store import EventStore
 from gsch.projections.projector import Projector
@@ -34,6 +35,7 @@ def make_app(
     config: ApiConfig | None = None,
     tokens: Tokens | None = None,
     gedge: GedgeDoor | None = None,
+    tenancy: TenancyRoutes | None = None,
     max_wait: float | None = None,
     read_connections: int = 4,
 ) -> web.Application:
@@ -58,6 +60,8 @@ def make_app(
         operations += PlanRoutes(dry_run).operations()
     if gedge is not None:  # GEdge's own shapes, with the door's own token (api/gedge.py)
         operations += gedge.operations()
+    if tenancy is not None:  # projects and workspaces as data
+        operations += tenancy.operations()
 
     async def spec(_: web.Request) -> web.StreamResponse:
         return json_response(document, projector.last_seq)

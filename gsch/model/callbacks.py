@@ -98,6 +98,7 @@ class CallbackResult(msgspec.Struct, frozen=True, kw_only=True):
     result: str  # GEdge's cluster-agent words: success, fail, cancel
     reason: str | None = None
     placements: tuple[CallbackPlacement, ...] = ()
+    namespace: str | None = None  # where its objects are (or would have been) applied
     event_sequence: int  # the settling event: `min_seq` for reads that must reflect it
     at: float
 
@@ -106,7 +107,9 @@ def _placements(placements: tuple[Placement, ...]) -> tuple[CallbackPlacement, .
     return tuple(CallbackPlacement(p.cluster, p.node) for p in placements)
 
 
-def settled_result(request_id: str, event: AnyEvent, seq: int) -> CallbackResult | None:
+def settled_result(
+    request_id: str, event: AnyEvent, seq: int, namespace: str | None = None
+) -> CallbackResult | None:
     """What to tell the callback URL about `event`, or None when it settles nothing."""
     match event:
         case RequestBound(placements=placements):
@@ -128,6 +131,7 @@ def settled_result(request_id: str, event: AnyEvent, seq: int) -> CallbackResult
         result=result,
         reason=reason,
         placements=where,
+        namespace=namespace,
         event_sequence=seq,
         at=event.at,
     )

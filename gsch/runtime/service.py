@@ -29,13 +29,17 @@ from gsch.policies.registry import PROFILES
 from gsch.runtime.config import Config
 from gsch.runtime.connection import connect
 from gsch.runtime.embedded import EmbeddedNats
+from gsch.runtime.tenancy import TenancyFeed
 from gsch.scheduler.dryrun import DryRun
 from gsch.scheduler.rules import intake_rules, planner_rules
 from gsch.scheduler.worker import Worker
 
 log = logging.getLogger(__name__)
 
-ROLES = ("worker", "api", "binder")
+ROLES = ("worker", "api", "binder", "notifier")
+# What `gsch serve` runs without --roles. The notifier calls out of the installation, so it
+# runs only where it is asked for (and only to `[callbacks] allowed_hosts`).
+DEFAULT_ROLES = ("worker", "api", "binder")
 
 
 @dataclass
@@ -137,20 +141,33 @@ async def serve(
         feed = SnapshotFeed(store)
         snapshot = await feed.start()
         stack.push_async_callback(feed.stop)
+        # Projects and workspaces declared as data, for those who plan and admit.
+        tenancy = None
+        if {"worker", "api"} & roles:
+            tenancy = TenancyFeed(store)
+            await tenancy.start()
+            stack.push_async_callback(tenancy.stop)
         if "binder" in roles:
             binder = await _binder(config, nc, store, snapshot, stack, topology)
             if binder is not None:
                 tasks.append(asyncio.create_task(binder.run(stop)))
         if "worker" in roles:
             worker = Worker(config, store, snapshot, name)
+            assert tenancy is not None
+            tenancy.listen(worker.use_tenancy)
             tasks.append(asyncio.create_task(worker.run(stop)))
         elif "api" not in roles:
             # A binder needs the snapshot only to declare inventory and re-arm lifetimes
             # at start; following every reservation afterwards would be wasted work.
             await feed.stop()
 
+        if "notifier" in roles:
+            from gsch.callbacks.notifier import Notifier
+
+            tasks.append(asyncio.create_task(Notifier(store, config.callbacks).run(stop)))
         if "api" in roles:
-            api_url = await _start_api(config, store, snapshot, stack, tasks, stop)
+            assert tenancy is not None
+            api_url = await _start_api(config, store, snapshot, tenancy, stack, tasks, stop)
         listen = config.metrics.listen if metrics_listen is None else metrics_listen
         if "api" not in roles and listen:
             runner, metrics_url = await _http_site(metrics_app(), listen)
@@ -207,6 +224,7 @@ async def _start_api(
     config: Config,
     store: EventStore,
     snapshot: ClusterSnapshot,
+    tenancy: TenancyFeed,
     stack: AsyncExitStack,
     tasks: list[asyncio.Task[None]],
     stop: asyncio.Event,
@@ -214,6 +232,7 @@ async def _start_api(
     """The projector, the read-model gauges and the HTTP API (which serves /metrics too)."""
     from gsch.api.app import make_app
     from gsch.api.gedge import gedge_door
+    from gsch.api.tenancy import TenancyRoutes
     from gsch.projections.gauges import ReadModelGauges
     from gsch.projections.projector import Projector
     from gsch.projections.reader import ReadModel
@@ -227,12 +246,14 @@ async def _start_api(
     gauges = ReadModelGauges(gauges_reader)
     tasks.append(asyncio.create_task(gauges.run(stop, config.metrics.refresh_interval)))
     dry_run = DryRun(snapshot, intake_rules(config), planner_rules(config))
+    tenancy.listen(lambda declared: dry_run.use_rules(planner_rules(config, declared), declared))
     app = make_app(
         projector,
         store=store,
         dry_run=dry_run,
         config=config.api,
         gedge=gedge_door(config, store, projector),
+        tenancy=TenancyRoutes(store, tenancy, config),
     )
     runner, api_url = await _http_site(app, config.api.listen)
     stack.push_async_callback(runner.cleanup)
