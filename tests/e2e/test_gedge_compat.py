@@ -173,10 +173,12 @@ async def test_front_server_low_latency_from_node(gedge: Gedge) -> None:
     assert settled["callback"]["status"] == "completed"
     assert settled["state"] == "bound"
     request = settled["request"]
-    assert request["policy"] == "GLowLatencyPriority" and request["mode"] == "fromnode"
+    assert request["policy"] == "GLowLatencyPriority"
+    assert request["mode"] == "fromnode"
     assert request["fast"] is True
     # GEdge's namespace, found through the declared workspace's uid.
-    assert request["namespace"] == f"p1-{UID}" and request["workspace_uid"] == UID
+    assert request["namespace"] == f"p1-{UID}"
+    assert request["workspace_uid"] == UID
     # Nearest competing cluster of the first level: c3 (1 ms) before c4 (5 ms).
     assert [p["cluster"] for p in settled["placements"]] == ["c3"]
     # The Service came along; griffin_scheduler is gone (kube-scheduler binds to gsch's node).
@@ -248,7 +250,8 @@ async def test_front_server_rejections_are_failures_with_reasons(gedge: Gedge) -
     assert "select_node" in answer["error"]["reason"]
     assert answer["Error"]["ErrorCode"] == "InvalidRequestContentException"
     callback = await gedge.receiver.wait_for(answer["request_id"])
-    assert callback["state"] == "rejected" and callback["result"] == "fail"
+    assert callback["state"] == "rejected"
+    assert callback["result"] == "fail"
     # Bad shapes never reach the intake.
     for route, fields, words in (
         ("low", {"select_clusters": "__import__('os').system('true')"}, "select_clusters"),
@@ -260,7 +263,8 @@ async def test_front_server_rejections_are_failures_with_reasons(gedge: Gedge) -
         assert status == 400, answer
         assert words in answer["error"]["reason"], answer
     status, answer = await gedge.front("most", b"kind: [", selected_clusters="['c2']")
-    assert status == 400 and "yaml_file" in answer["error"]["reason"], answer
+    assert status == 400, answer
+    assert "yaml_file" in answer["error"]["reason"], answer
 
 
 async def test_the_door_needs_its_own_token(gedge: Gedge) -> None:
@@ -302,7 +306,8 @@ async def test_gateway_pod_with_nvidiagpu_reused_ids_and_a_callback(gedge: Gedge
         assert answer["client_request_id"] == "requestId42"
         answers.append(answer)
     first, second = (a["request_id"] for a in answers)
-    assert first != second and first.startswith("requestId42-")
+    assert first != second
+    assert first.startswith("requestId42-")
     for request_id in (first, second):
         settled = await gedge.settled(request_id)
         assert settled["callback"]["state"] == "bound"
@@ -357,11 +362,14 @@ async def test_gateway_rejections_carry_an_error(gedge: Gedge) -> None:
     status, answer = await gedge.gateway(
         UI_POD, requestId="requestId9", priority="GNoSuchPriority", options=ui_options()
     )
-    assert status == 400 and "policy" in answer["error"]["reason"], answer
+    assert status == 400, answer
+    assert "policy" in answer["error"]["reason"], answer
     status, answer = await gedge.gateway(UI_POD, priority="GSetCluster", options="{not json")
-    assert status == 400 and "options" in answer["error"]["reason"], answer
+    assert status == 400, answer
+    assert "options" in answer["error"]["reason"], answer
     status, answer = await gedge.gateway(b'{"not": "a manifest"}', priority="GSetCluster")
-    assert status == 400 and "manifest" in answer["error"]["reason"], answer
+    assert status == 400, answer
+    assert "manifest" in answer["error"]["reason"], answer
     # A callback host not allowed is refused at intake, never called.
     status, answer = await gedge.gateway(
         UI_POD, priority="GSetCluster", callbackUrl="http://169.254.169.254/latest",
@@ -375,15 +383,16 @@ async def test_gateway_rejections_carry_an_error(gedge: Gedge) -> None:
 
 
 async def test_multi_document_yaml_on_the_bus_the_api_and_the_dry_run(gedge: Gedge) -> None:
-    ack = await publish_intake(gedge.nc, EMBEDDED_V2, None)
-    assert ack.seq > 0
-    snake_id = "snake-1"
-    snake = EMBEDDED_SNAKE.replace(
-        b"name: snake\n", b"name: snake\n  annotations: {gsch.io/request-id: snake-1}\n", 1
-    )
-    await publish_intake(gedge.nc, snake, snake_id)
-    await _until_placed(gedge, snake_id)
-    request = await gedge.accepted(snake_id)
+    # GEdge's embedded forms, published to the bus as YAML.
+    await publish_intake(gedge.nc, EMBEDDED_V2, "embedded-v2")
+    await publish_intake(gedge.nc, EMBEDDED_SNAKE, "snake-1")
+    row = await _until_placed(gedge, "embedded-v2")
+    assert row["placements"][0]["cluster"] == "c1"  # the first level: the source's cluster
+    request = await gedge.accepted("embedded-v2")
+    assert request["levels"] == [["c1"], ["c2", "c3"]]
+    assert "schedulerName" not in request["workload"][0]["spec"]
+    await _until_placed(gedge, "snake-1")
+    request = await gedge.accepted("snake-1")
     assert [d["kind"] for d in request["workload"]] == ["ConfigMap", "Deployment"]
     assert request["levels"] == [["c2", "c3"], ["c4"]]
     # A request document followed by its manifests, as YAML, through the API.
@@ -397,7 +406,8 @@ async def test_multi_document_yaml_on_the_bus_the_api_and_the_dry_run(gedge: Ged
     await _until_placed(gedge, "yaml-api-1")
     assert (await gedge.accepted("yaml-api-1"))["namespace"] == f"p1-{UID}"
     status, plan = await gedge.write_raw("/v1/plan", native.replace(b"yaml-api-1", b"yaml-2"))
-    assert status == 200 and plan["placed"] is True, plan
+    assert status == 200, plan
+    assert plan["placed"] is True, plan
 
 
 async def test_callbacks_are_retried_and_visible_as_events(gedge: Gedge) -> None:
@@ -411,7 +421,8 @@ async def test_callbacks_are_retried_and_visible_as_events(gedge: Gedge) -> None
     events = await gedge.get(f"/v1/requests/{answer['request_id']}/events",
                              min_seq=callback["event_sequence"] + 3)  # fmt: skip
     kinds = [event["type"] for event in events["items"]]
-    assert kinds.count("CallbackFailed") == 2 and kinds[-1] == "CallbackDelivered", kinds
+    assert kinds.count("CallbackFailed") == 2, kinds
+    assert kinds[-1] == "CallbackDelivered", kinds
 
 
 async def _until_placed(gedge: Gedge, request_id: str) -> dict[str, Any]:

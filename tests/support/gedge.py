@@ -200,11 +200,20 @@ spec:
       targetPort: 80
 """
 
-# The v2.0 embedded form (3rd deck p.15): gschConfig in the first container's env.
-EMBEDDED_V2 = b"""apiVersion: v1
+# The v2.0 embedded form (3rd deck p.15): gschConfig in the first container's env, the
+# cluster levels as bracket text.
+_V2_CONFIG = {
+    "type": "global",
+    "targetClusters": "[c1,[c2,c3]]",
+    "priority": "GLowLatencyPriority",
+    "option": {"sourceCluster": "c1", "sourceNode": "c1wnode1"},
+}
+EMBEDDED_V2 = f"""apiVersion: v1
 kind: Pod
 metadata:
   name: embedded
+  annotations:
+    gsch.io/request-id: embedded-v2
 spec:
   schedulerName: griffin_scheduler
   containers:
@@ -215,12 +224,17 @@ spec:
         cpu: 100m
     env:
     - name: gschConfig
-      value: '{"type":"global","targetClusters":"[c1,[c2,c3]]","priority":"GLowLatencyPriority","option":{"sourceCluster":"c1","sourceNode":"c1wnode1"}}'
-"""
+      value: '{json.dumps(_V2_CONFIG)}'
+""".encode()
 
 # The same from v3.5 on (7th deck p.12): snake_case keys, in a multi-document YAML whose
 # gschConfig sits in the second document.
-EMBEDDED_SNAKE = b"""apiVersion: v1
+_SNAKE_CONFIG = {
+    "scope": "global",
+    "priority": "GMostRequestedPriority",
+    "select_clusters": [["c2", "c3"], "c4"],
+}
+EMBEDDED_SNAKE = f"""apiVersion: v1
 kind: ConfigMap
 metadata:
   name: settings
@@ -231,23 +245,24 @@ apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: snake
+  annotations: {{gsch.io/request-id: snake-1}}
 spec:
   replicas: 1
   selector:
-    matchLabels: {app: snake}
+    matchLabels: {{app: snake}}
   template:
     metadata:
-      labels: {app: snake}
+      labels: {{app: snake}}
     spec:
       containers:
       - name: app
         image: busybox
         resources:
-          requests: {cpu: 100m}
+          requests: {{cpu: 100m}}
         env:
         - name: gschConfig
-          value: '{"scope":"global","priority":"GMostRequestedPriority","select_clusters":[["c2","c3"],"c4"]}'
-"""
+          value: '{json.dumps(_SNAKE_CONFIG)}'
+""".encode()
 
 
 def ui_options(**option: Any) -> str:
