@@ -33,6 +33,7 @@ _COMMANDS: tuple[Callable[[Commands], None], ...] = (
     admin.streams_command,
     admin.projections_command,
     admin.audit_command,
+    admin.declare_command,
     processes.bench_command,
 )
 

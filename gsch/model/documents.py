@@ -131,7 +131,25 @@ def _json_key(key: Any, where: str) -> str:
 
 
 class _TextTimestamps(_Loader):  # type: ignore[misc]
-    """The safe loader, with timestamps left as text (as kubectl reads them)."""
+    """The safe loader, with timestamps left as text and mapping keys made text as they are
+    read (as kubectl reads them: `1` and `true` stay two keys), and a key given twice refused
+    (which of the two would count is not for gsch to guess)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[str, Any]:
+        own = sum(1 for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge")
+        self.flatten_mapping(node)  # merge keys (`<<: *base`) first, then the node's own
+        merged = len(node.value) - own
+        mapping: dict[str, Any] = {}
+        given: set[str] = set()
+        for index, (key_node, value_node) in enumerate(node.value):
+            key = _json_key(self.construct_object(key_node, deep=deep), _where(key_node))
+            if index >= merged:  # a merged key may be overridden; an own key only once
+                if key in given:
+                    where = _where(key_node)
+                    raise DocumentError(f"the key {key[:64]!r} is given twice ({where})")
+                given.add(key)
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
 
 
 _TextTimestamps.yaml_constructors = dict(_Loader.yaml_constructors)

@@ -8,12 +8,16 @@ change to its listeners, which rebuild their rules (`gsch.scheduler.rules`); not
 from __future__ import annotations
 
 import asyncio
+import getpass
 import logging
 import time
 from collections.abc import Callable
 
+import msgspec
+
 from gsch.eventstore.store import EventStore, StoredEvent, Write
 from gsch.eventstore.subjects import ALL_TENANCY_EVENTS, TenancyKey
+from gsch.model.documents import DocumentError, load_documents
 from gsch.model.events import (
     Event,
     ProjectDeclared,
@@ -24,6 +28,7 @@ from gsch.model.events import (
     WorkspaceSpec,
 )
 from gsch.model.tenancy import DeclarationError, Tenancy, check_project, check_workspace
+from gsch.runtime.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +113,44 @@ async def declare_workspace(
         check_workspace(name, spec, tenancy)
         event = WorkspaceDeclared(at=time.time(), name=name, spec=spec, by=by)
     return (await store.append(Write(TenancyKey("workspace", name), (event,))))[0]
+
+
+class _Declarations(msgspec.Struct, forbid_unknown_fields=True):
+    workspaces: dict[str, WorkspaceSpec | None] = msgspec.field(default_factory=dict)
+    projects: dict[str, ProjectSpec | None] = msgspec.field(default_factory=dict)
+
+
+async def declare_from_file(store: EventStore, config: Config, text: bytes) -> list[str]:
+    """`gsch declare FILE`: record a file's declarations straight in the log (the bus path;
+    the API's is `PUT /v1/projects/{name}`). Workspaces first, so projects can name them.
+    Raises `DeclarationError` at the first refused one (those before it are recorded)."""
+    try:
+        documents = load_documents(text)
+        wanted = msgspec.convert(documents[0] if len(documents) == 1 else None, _Declarations)
+    except (DocumentError, msgspec.ValidationError) as exc:
+        raise DeclarationError("file", f"not a declarations document: {exc}") from None
+    tenancy = Tenancy()
+
+    async def catch_up() -> None:  # each declaration is checked against the ones before it
+        for stored in await store.read(ALL_TENANCY_EVENTS, after=tenancy.last_seq):
+            tenancy.apply(stored.event, stored.seq)
+
+    await catch_up()
+    by = f"cli:{getpass.getuser()}"
+    aliases = config.gedge.cluster_aliases
+    lines = []
+    for name, workspace in wanted.workspaces.items():
+        if workspace is not None:
+            clusters = tuple(aliases.get(c, c) for c in workspace.clusters)
+            workspace = msgspec.structs.replace(workspace, clusters=clusters)
+        seq = await declare_workspace(store, tenancy, name, workspace, by)
+        await catch_up()
+        lines.append(f"workspace {name}: {'removed' if workspace is None else 'declared'} ({seq})")
+    for name, project in wanted.projects.items():
+        if project is not None:
+            clusters = tuple(aliases.get(c, c) for c in project.clusters)
+            project = msgspec.structs.replace(project, clusters=clusters)
+        seq = await declare_project(store, tenancy, set(config.projects), name, project, by)
+        await catch_up()
+        lines.append(f"project {name}: {'removed' if project is None else 'declared'} ({seq})")
+    return lines

@@ -24,6 +24,8 @@ import pytest
 from gsch.eventstore.intake import publish_intake
 from gsch.runtime.config import load_config
 from gsch.runtime.embedded import EmbeddedNats
+from gsch.runtime.service import Running
+from gsch.runtime.tenancy import declare_from_file
 from tests.support.gedge import (
     EMBEDDED_SNAKE,
     EMBEDDED_V2,
@@ -48,6 +50,7 @@ class Gedge:
     session: aiohttp.ClientSession
     receiver: CallbackReceiver
     nc: Any
+    service: Running
 
     async def front(
         self, route: str, yaml: bytes, token: str | None = DOOR_TOKEN, **fields: str
@@ -138,7 +141,7 @@ async def gedge(nats_server: EmbeddedNats, nc: Any, tmp_path: Path) -> AsyncIter
         aiohttp.ClientSession() as session,
     ):
         assert service.api_url is not None
-        door = Gedge(service.api_url, session, receiver, nc)
+        door = Gedge(service.api_url, session, receiver, nc, service)
         # GEdge's platform-info creates workspaces and projects at run time.
         status, body = await door.write(
             "PUT", "/v1/workspaces/w1", {"uid": UID, "user_name": "user1",
@@ -423,6 +426,40 @@ async def test_callbacks_are_retried_and_visible_as_events(gedge: Gedge) -> None
     kinds = [event["type"] for event in events["items"]]
     assert kinds.count("CallbackFailed") == 2, kinds
     assert kinds[-1] == "CallbackDelivered", kinds
+
+
+async def test_projects_declared_on_the_bus_take_effect_without_a_restart(gedge: Gedge) -> None:
+    config = load_config(None, {"gedge": {"cluster_aliases": {"mec(ilsan)": "mec-ilsan"}}},
+                         environ={})  # fmt: skip
+    declarations = b"""
+workspaces:
+  w2: {uid: 9d2e41b0, user_name: user2, clusters: ['mec(ilsan)', c4]}
+projects:
+  p2: {workspace: w2, clusters: [c4]}
+"""
+    lines = await declare_from_file(gedge.service.store, config, declarations)
+    assert lines[0].startswith("workspace w2: declared")
+    projects = await gedge.get("/v1/projects")
+    p2 = next(p for p in projects["projects"] if p["name"] == "p2")
+    assert (p2["source"], p2["clusters"]) == ("declared", ["c4"])
+    # p2 may use c4 only: c2 is refused as not allowed for the project, c4 takes it.
+    status, answer = await gedge.front(
+        "select", SERVICE_AND_POD, user_name="user2", workspace_name="w2", project_name="p2",
+        mode="cluster", select_clusters="['c2','c4']",
+    )  # fmt: skip
+    assert status == 202, answer
+    row = await _until_placed(gedge, _request_id(answer))
+    assert row["placements"][0]["cluster"] == "c4"
+    assert (await gedge.accepted(_request_id(answer)))["namespace"] == "p2-9d2e41b0"
+    # Bad declarations are refused with the field, and change nothing.
+    status, body = await gedge.write("PUT", "/v1/projects/p2", {"workspace": "w2",
+                                                                "clusters": ["c1"]})  # fmt: skip
+    assert status == 400, body
+    assert "not among workspace 'w2'" in body["error"]["reason"]
+    status, body = await gedge.write("PUT", "/v1/projects/p3", {"colour": "red"})
+    assert status == 400, body
+    status, body = await gedge.write("DELETE", "/v1/projects/p9", None)
+    assert status == 404, body
 
 
 async def _until_placed(gedge: Gedge, request_id: str) -> dict[str, Any]:
