@@ -113,7 +113,10 @@ class Gedge:
 
 
 @pytest.fixture
-async def gedge(nats_server: EmbeddedNats, nc: Any, tmp_path: Path) -> AsyncIterator[Gedge]:
+async def gedge(
+    request: pytest.FixtureRequest, nats_server: EmbeddedNats, nc: Any, tmp_path: Path
+) -> AsyncIterator[Gedge]:
+    door_options = getattr(request, "param", {})
     (tmp_path / "api-token").write_text(API_TOKEN)
     (tmp_path / "door-token").write_text(DOOR_TOKEN + "\n")
     (tmp_path / "topology.toml").write_text(TOPOLOGY)
@@ -129,7 +132,7 @@ async def gedge(nats_server: EmbeddedNats, nc: Any, tmp_path: Path) -> AsyncIter
             "simulator": {"topology": str(tmp_path / "topology.toml"), "bind_delay": 0.01},
             "admission": {"workspace_namespace": "uid"},
             "gedge": {"token_file": str(tmp_path / "door-token"),
-                      "cluster_aliases": {"mec(ilsan)": "mec-ilsan"}},
+                      "cluster_aliases": {"mec(ilsan)": "mec-ilsan"}, **door_options},
             "callbacks": {"allowed_hosts": ["127.0.0.1"], "backoff_base": 0.05,
                           "backoff_max": 0.2, "max_attempts": 4},
         },
@@ -320,6 +323,28 @@ async def test_gateway_pod_with_nvidiagpu_reused_ids_and_a_callback(gedge: Gedge
         container = settled["request"]["workload"][0]["spec"]["containers"][0]
         assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
         assert settled["request"]["namespace"] == f"p1-{UID}"
+
+
+@pytest.mark.parametrize("gedge", [{"fresh_ids": False}], indirect=True)
+async def test_without_fresh_ids_a_reused_id_is_a_conflict(gedge: Gedge) -> None:
+    options = ui_options(parameters={"select_clusters": ["c2"]})
+    status, answer = await gedge.gateway(
+        UI_POD, requestId="requestId5", priority="GSetCluster", options=options
+    )
+    assert status == 202, answer
+    assert answer["request_id"] == "requestId5"
+    assert "client_request_id" not in answer
+    # The same body again is the same request; another body under the id is refused.
+    status, again = await gedge.gateway(
+        UI_POD, requestId="requestId5", priority="GSetCluster", options=options
+    )
+    assert status == 202, again
+    status, other = await gedge.gateway(
+        UI_DEPLOYMENT_AND_SERVICE, requestId="requestId5", priority="GSetCluster",
+        options=options,
+    )  # fmt: skip
+    assert status == 409, other
+    assert "error" in other
 
 
 @pytest.mark.parametrize(
