@@ -155,26 +155,25 @@ class RequestIdConflict(Event, frozen=True, kw_only=True):
 # --- callbacks (gsch.events.callback.<id>.*, apart from the request's history) ---------
 
 
-class CallbackDelivered(Event, frozen=True, kw_only=True):
-    """The result of settling event `settled_seq` reached the request's callback URL."""
+class _CallbackAttempt(Event, frozen=True, kw_only=True):
+    """One call to a request's callback URL about its settling event `settled_seq`."""
 
     request_id: str
     settled_seq: int
     state: str  # what was told: bound, failed, rejected, cancelled
     url: str
     attempt: int
+
+
+class CallbackDelivered(_CallbackAttempt, frozen=True, kw_only=True):
+    """The receiver took the result."""
+
     status: int  # the receiver's HTTP status
 
 
-class CallbackFailed(Event, frozen=True, kw_only=True):
-    """An attempt to tell the callback URL failed; `final`: the notifier gave up (or the
-    host is not allowed)."""
+class CallbackFailed(_CallbackAttempt, frozen=True, kw_only=True):
+    """The call failed; `final`: the notifier gave up (or the host is not allowed)."""
 
-    request_id: str
-    settled_seq: int
-    state: str
-    url: str
-    attempt: int
     error: str
     final: bool = False
     retry_after: float = 0.0  # seconds, when not final

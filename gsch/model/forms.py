@@ -164,22 +164,15 @@ class _V2Config(msgspec.Struct, forbid_unknown_fields=True):
     fast: bool = False
 
 
-class _SnakeParameters(msgspec.Struct, forbid_unknown_fields=True):
-    select_clusters: LevelsInput | None = None
-    select_cluster: str | None = None
-    select_node: str | None = None
-    source_cluster: str | None = None
-    source_node: str | None = None
-    pod_name: str | None = None
+class _SnakeOption(_V4Parameters, forbid_unknown_fields=True):
+    """v3.5+ options: the v4 parameters flat in the option, or under `parameters`."""
 
-
-class _SnakeOption(_SnakeParameters, forbid_unknown_fields=True):
     user_name: str | None = None
     workspace_name: str | None = None
     workspace_uid: str | None = None
     project_name: str | None = None
     mode: str | None = None
-    parameters: _SnakeParameters = msgspec.field(default_factory=_SnakeParameters)
+    parameters: _V4Parameters = msgspec.field(default_factory=_V4Parameters)
 
 
 class _SnakeConfig(msgspec.Struct, forbid_unknown_fields=True):

@@ -112,16 +112,9 @@ def front_server_request(
     fast = values.get("fast_option")
     if fast not in (None, "fast"):
         raise DoorError("fast_option", f"must be 'fast' or absent, got {fast!r}")
-    body: dict[str, Any] = {
-        "scope": "global",
-        "priority": policy,
-        "option": option,
-        "workload": _manifests(yaml_text, "yaml_file", limits),
-        "fast": fast == "fast",
-    }
-    if values.get("callback_url") is not None:
-        body["callback_url"] = values["callback_url"]
-    return Translated(body)
+    workload = _manifests(yaml_text, "yaml_file", limits)
+    body = _v4_body(policy, option, workload, values.get("callback_url"))
+    return Translated(dict(body, fast=fast == "fast"))
 
 
 def gateway_request(
@@ -144,13 +137,20 @@ def gateway_request(
             raise DoorError("options", f"not valid JSON: {exc}") from None
         if not isinstance(option, dict):
             raise DoorError("options", f"must be a JSON object, got {type(option).__name__}")
+    workload = _manifests(yaml_text, "body", limits)
+    body = _v4_body(priority, option, workload, _present(query.get("callbackUrl")))
+    return Translated(body, _present(query.get("requestId")))
+
+
+def _v4_body(
+    priority: str, option: dict[str, Any], workload: list[dict[str, Any]], callback: str | None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "scope": "global",
         "priority": priority,
         "option": option,
-        "workload": _manifests(yaml_text, "body", limits),
+        "workload": workload,
     }
-    callback = _present(query.get("callbackUrl"))
     if callback is not None:
         body["callback_url"] = callback
-    return Translated(body, _present(query.get("requestId")))
+    return body
