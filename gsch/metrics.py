@@ -59,6 +59,12 @@ CANCELS = Counter(
     ["result"],
 )
 RETRIES = Counter("gsch_request_retries_total", "Requeued attempts by reason", ["reason"])
+CALLBACK_RESULTS = ("delivered", "failed", "gave_up", "not_allowed")
+CALLBACKS = Counter(
+    "gsch_callbacks_total",
+    "Calls to requests' callback URLs by result (delivered, failed, gave_up, not_allowed)",
+    ["result"],
+)
 EVENT_APPENDS = Counter("gsch_event_appends_total", "Events appended by type", ["type"])
 BINDING_DURATION = Histogram(
     "gsch_binding_duration_seconds",
@@ -134,6 +140,9 @@ def initialise_labels(policies: Iterable[str], roles: Collection[str]) -> None:
             COMMIT_CONFLICTS.labels(scope=scope)
         for result in ("cancelled", "noop", "invalid"):
             CANCELS.labels(result=result)
+    if "notifier" in roles:
+        for result in CALLBACK_RESULTS:
+            CALLBACKS.labels(result=result)
     if {"worker", "binder"} & set(roles):
         for reason in RETRY_REASONS:
             RETRIES.labels(reason=reason)

@@ -12,12 +12,14 @@ from aiohttp import web
 from gsch.api.auth import Guarded, Tokens, bearer_tokens
 from gsch.api.cancel_routes import CancelRoutes
 from gsch.api.cursor import Cursors
+from gsch.api.gedge import GedgeDoor
 from gsch.api.http import json_response
 from gsch.api.middleware import count_requests, etags, json_errors, read_your_writes
 from gsch.api.plan_routes import Planner, PlanRoutes
 from gsch.api.routes import ReadRoutes
 from gsch.api.spec import Operation, openapi, register
 from gsch.api.submit import SubmitRoutes
+from gsch.api.tenancy import TenancyRoutes
 from gsch.api.watch import CLOSING, WatchRoutes, close_feeds
 from gsch.eventstore.store import EventStore
 from gsch.model.intake import IntakeRules
@@ -34,6 +36,8 @@ def make_app(
     planner: Planner | None = None,
     config: ApiConfig | None = None,
     tokens: Tokens | None = None,
+    gedge: GedgeDoor | None = None,
+    tenancy: TenancyRoutes | None = None,
     max_wait: float | None = None,
     read_connections: int = 4,
     continue_secret: str | None = None,
@@ -62,6 +66,10 @@ def make_app(
         operations += CancelRoutes(store, projector).operations()
     if planner is not None:
         operations += PlanRoutes(planner).operations()
+    if gedge is not None:  # GEdge's own shapes, with the door's own token (api/gedge.py)
+        operations += gedge.operations()
+    if tenancy is not None:  # projects and workspaces as data
+        operations += tenancy.operations()
 
     async def spec(_: web.Request) -> web.StreamResponse:
         return json_response(document, projector.last_seq)

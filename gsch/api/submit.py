@@ -30,16 +30,15 @@ from gsch.eventstore.store import EventStore, StoredEvent
 from gsch.eventstore.subjects import request_history
 from gsch.model.decisions import is_conflict
 from gsch.model.digest import body_digest
+from gsch.model.documents import DocumentError, load_request_body
 from gsch.model.events import RequestRejected
-from gsch.model.forms import detect_form
-from gsch.model.ids import REQUEST_ID_KEY, fresh_request_id
+from gsch.model.forms import Invalid, claimed_request_id, detect_form, set_request_id
+from gsch.model.ids import fresh_request_id
 from gsch.model.intake import IntakeRules, Rejection
 from gsch.model.request import Request
 from gsch.model.states import RequestState, State, step
 from gsch.projections.projector import Projector
 from gsch.scheduler.rules import admit
-
-_body = msgspec.json.Decoder(dict[str, Any])
 
 
 class Submitted(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,12 +68,16 @@ class SubmitRoutes:
         ]  # fmt: skip
 
     async def submit(self, request: web.Request) -> web.StreamResponse:
-        try:
-            body = _body.decode(await request.read())
-        except msgspec.DecodeError as exc:
-            raise ApiError(400, f"the body must be a JSON object: {exc}", field="body") from None
+        try:  # JSON or YAML, one document or a request and its manifests
+            body = load_request_body(await request.read())
+        except DocumentError as exc:
+            problem = f"the body must be a JSON object or YAML request: {exc}"
+            raise ApiError(400, problem, field="body") from None
         except RecursionError:  # msgspec's own depth limit, far below max_body_bytes
             raise ApiError(400, "the body is nested too deeply", field="body") from None
+        if not isinstance(body, dict):
+            problem = f"the body must be a JSON object or YAML request, got {type(body).__name__}"
+            raise ApiError(400, problem, field="body")
         request_id = _request_id(body)
         data = msgspec.json.encode(body)
         _admitted(admit(data, self._rules, request_id))
@@ -126,18 +129,16 @@ class SubmitRoutes:
 
 def _request_id(body: dict[str, Any]) -> str:
     """The sender's id, or a new one written into the body where the intake reads it."""
-    if detect_form(body) == "gedge-v2":
-        metadata = body.setdefault("metadata", {})
-        annotations = metadata.setdefault("annotations", {}) if isinstance(metadata, dict) else None
-        if not isinstance(annotations, dict):
-            raise ApiError(400, "metadata.annotations must be an object")
-        found = annotations.setdefault(REQUEST_ID_KEY, fresh_request_id("api"))
-        where = f"metadata.annotations[{REQUEST_ID_KEY!r}]"
-    else:
-        found = body.setdefault("request_id", fresh_request_id("api"))
-        where = "request_id"
+    form = detect_form(body)
+    found = claimed_request_id(form, body) if form == "gedge-v2" else body.get("request_id")
+    if found is None:
+        found = fresh_request_id("api")
+        try:
+            set_request_id(form, body, found)
+        except Invalid as exc:
+            raise ApiError(400, str(exc), field="request_id") from None
     if not isinstance(found, str) or not found:
-        raise ApiError(400, f"{where} must be a non-empty string")
+        raise ApiError(400, "request_id must be a non-empty string", field="request_id")
     return found
 
 

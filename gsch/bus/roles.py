@@ -31,6 +31,7 @@ INTAKE_CONSUMER = "gsch-intake"
 CANCELS_CONSUMER = "gsch-cancels"
 RETRIES_CONSUMER = "gsch-retries"
 BINDER_CONSUMER = "gsch-binder"
+CALLBACKS_CONSUMER = "gsch-callbacks"
 
 
 class Role(enum.StrEnum):
@@ -38,12 +39,13 @@ class Role(enum.StrEnum):
     WORKER = "worker"  # intake, retries, planning, commits
     API = "api"  # projector, HTTP API (submits and cancels for its callers)
     BINDER = "binder"  # applies placements, declares simulated and central clusters
+    NOTIFIER = "notifier"  # calls requests' callback URLs when they settle
     AGENT = "agent"  # one member cluster, from inside it
     ADMIN = "admin"  # declares streams and consumers; everything else too
 
 
 # The roles gsch's own processes run as; an agent is one per cluster, submitters are people.
-SERVICE_ROLES = (Role.WORKER, Role.API, Role.BINDER)
+SERVICE_ROLES = (Role.WORKER, Role.API, Role.BINDER, Role.NOTIFIER)
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,9 @@ def grant(role: Role, inbox: str, cluster: str | None = None) -> Grant:
         publish = (
             *_requests(
                 "RequestAccepted", "RequestRejected", "RequestClaimed", "PlacementCommitted",
-                "RequestRequeued", "RequestFailed", "RequestCancelled",
+                "RequestRequeued", "RequestFailed", "RequestCancelled", "CancelRecorded",
             ),
+            "gsch.events.conflict.*.RequestIdConflict",  # an id reused with another body
             *_nodes("CapacityReserved", "CapacityReleased"),
             *_pull(INTAKE_STREAM, INTAKE_CONSUMER),
             *_pull(INTAKE_STREAM, CANCELS_CONSUMER),
@@ -125,7 +128,8 @@ def grant(role: Role, inbox: str, cluster: str | None = None) -> Grant:
         # POST /v1/requests publishes for its caller; a cancel is appended directly.
         publish = (
             INTAKE_SUBJECT,
-            *_requests("RequestCancelled"),
+            *_requests("RequestCancelled", "CancelRecorded"),
+            "gsch.events.tenancy.>",  # projects and workspaces declared through the API
             *_nodes("CapacityReleased"),
             *SERVICE,
         )
@@ -141,6 +145,13 @@ def grant(role: Role, inbox: str, cluster: str | None = None) -> Grant:
             *SERVICE,
         )
         return Grant(publish=publish, subscribe=(*replies, f"{AGENT_SUBJECTS}.*.heartbeat"))
+    if role is Role.NOTIFIER:
+        publish = (
+            "gsch.events.callback.>",  # each delivery attempt, as an event
+            *_pull(EVENTS_STREAM, CALLBACKS_CONSUMER),
+            *SERVICE,
+        )
+        return Grant(publish=publish, subscribe=replies)
     if role is Role.AGENT:
         if not cluster:
             raise ValueError("an agent's permissions are those of one cluster: name it")

@@ -36,6 +36,7 @@ _COMMANDS: tuple[Callable[[Commands], None], ...] = (
     bus.bus_command,
     admin.projections_command,
     admin.audit_command,
+    admin.declare_command,
     processes.bench_command,
     processes.experiment_command,
 )

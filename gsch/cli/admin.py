@@ -1,9 +1,11 @@
-"""Operators' maintenance commands: `streams apply`, `projections rebuild` and `audit`."""
+"""Operators' maintenance commands: `streams apply`, `projections rebuild`, `audit` and
+`declare` (projects and workspaces as data)."""
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gsch.bus.roles import Role
@@ -92,3 +94,25 @@ async def _audit(args: argparse.Namespace) -> int:
         if len(items) > 20:
             print(f"  {title}: … and {len(items) - 20} more")
     return 1 if violations else 0
+
+
+def declare_command(commands: Commands) -> None:
+    declare = add_command(
+        commands, "declare", "declare projects and workspaces as data (in the log)", _declare
+    )
+    declare.add_argument(
+        "file",
+        help="YAML or JSON: {workspaces: {NAME: {uid, user_name, clusters}}, projects: {NAME:"
+        " {clusters, selectors, workspace}}}; a null spec removes the declaration",
+    )
+
+
+async def _declare(args: argparse.Namespace) -> int:
+    from gsch.runtime.tenancy import declare_from_file
+
+    config = config_of(args)
+    text = Path(args.file).read_bytes()  # noqa: ASYNC240 (a small file, before any I/O)
+    async with client_store(config, args, Role.ADMIN) as store:
+        for line in await declare_from_file(store, config, text):
+            print(line)
+    return 0

@@ -56,7 +56,9 @@ async def _demo(args: argparse.Namespace) -> int:
 def serve_command(commands: Commands) -> None:
     serve = add_command(commands, "serve", "run gsch roles", _serve)
     serve.add_argument(
-        "--roles", default="worker,api,binder", help="roles to run (default: %(default)s)"
+        "--roles",
+        default="worker,api,binder",
+        help="roles to run: worker, api, binder, notifier (default: %(default)s)",
     )
     serve.add_argument("--api-listen", help="host:port of the HTTP API")
     serve.add_argument("--metrics-listen", help="host:port for /metrics without the api role")

@@ -125,6 +125,40 @@ class ConflictKey:
 
 
 @dataclass(frozen=True, slots=True)
+class CallbackKey:
+    """What a request's callback URL was told: `gsch.events.callback.<id>.<type>`, outside the
+    request's history (recording a delivery never invalidates a decision in flight)."""
+
+    request_id: str
+
+    def subject(self, event_type: str) -> str:
+        return f"gsch.events.callback.{token(self.request_id)}.{event_type}"
+
+    @property
+    def history(self) -> str:
+        return f"gsch.events.callback.{token(self.request_id)}.*"
+
+
+TENANCY_KINDS = ("project", "workspace")
+ALL_TENANCY_EVENTS = "gsch.events.tenancy.>"
+
+
+@dataclass(frozen=True, slots=True)
+class TenancyKey:
+    """A project or a workspace declared as data: `gsch.events.tenancy.<kind>.<name>.<type>`."""
+
+    kind: str  # project | workspace
+    name: str
+
+    def subject(self, event_type: str) -> str:
+        return f"gsch.events.tenancy.{self.kind}.{token(self.name)}.{event_type}"
+
+    @property
+    def history(self) -> str:
+        return f"gsch.events.tenancy.{self.kind}.{token(self.name)}.*"
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterKey:
     """A member cluster's own declaration: `gsch.events.cluster.<cluster>.<type>`."""
 
@@ -184,7 +218,16 @@ class PodsKey:
         return f"gsch.events.cluster.{token(self.cluster)}.pods.{token(self.node)}.*"
 
 
-EntityKey = RequestKey | ConflictKey | ClusterKey | NodeKey | LatencyKey | PodsKey
+EntityKey = (
+    RequestKey
+    | ConflictKey
+    | CallbackKey
+    | TenancyKey
+    | ClusterKey
+    | NodeKey
+    | LatencyKey
+    | PodsKey
+)
 
 _NODE_PARTS: dict[str, type[NodeKey | LatencyKey | PodsKey]] = {
     "node": NodeKey,
@@ -206,6 +249,10 @@ def parse_subject(subject: str) -> tuple[EntityKey, str]:
                 return RequestKey(untoken(request_id)), event_type
             case ["conflict", request_id, event_type]:
                 return ConflictKey(untoken(request_id)), event_type
+            case ["callback", request_id, event_type]:
+                return CallbackKey(untoken(request_id)), event_type
+            case ["tenancy", kind, name, event_type] if kind in TENANCY_KINDS:
+                return TenancyKey(kind, untoken(name)), event_type
             case ["cluster", cluster, event_type]:
                 return ClusterKey(untoken(cluster)), event_type
             case ["cluster", cluster, part, node, event_type] if part in _NODE_PARTS:

@@ -1,7 +1,7 @@
 """`gsch agent --cluster NAME`: serves one member cluster from inside it, over NATS only.
 
 It publishes the cluster's inventory and its latency measurements to the event log, answers
-binding and removal requests addressed to it (`gsch.agent.<cluster>.bind|remove`, GEdge
+binding and removal requests addressed to it (`gsch.agent.<cluster>.bind|remove`, gsch's
 envelope, see `envelope.py`), and announces itself (`.heartbeat`, see `liveness.py`).
 Everything goes through one NATS connection, so an edge site behind a NATS leaf node works
 although the centre cannot reach its API server. Several agents of one cluster share the

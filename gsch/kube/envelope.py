@@ -1,18 +1,34 @@
-"""The messages between the central binder and cluster agents, in GEdge's envelope.
+"""gsch's agent protocol: the messages between the central binder and cluster agents.
 
-GEdge's cluster agents exchange `{source, target, hcode, lcode, msg}` (reference/
-gedge-gs-scheduler.md §2.2): `hcode` selects the function, `lcode` 1 is a request and 2 its
-response. gsch keeps the fields and the request/response convention, but sends them with NATS
-request/reply on one subject per cluster and function (no broadcast topic every agent must
-filter, no reply topic per request), so a reply is correlated by NATS itself.
+It is gsch's own protocol, not GEdge's. Its envelope is shaped like the one GEdge's cluster
+agents exchange over Kafka (`{source, target, hcode, lcode, msg}`, reference/
+gedge-gs-scheduler.md §2.2): `hcode` selects the function, `lcode` 1 is a request, 2 its
+response, 3 a notice. But GEdge's agents cannot speak it and gsch's cannot speak theirs:
+the transport is NATS request/reply on one subject per cluster and function (no broadcast
+topic every agent filters, no reply topic per request: NATS correlates the reply), a GEdge
+`target.object` may be a list (one message, many agents) where gsch addresses one cluster,
+and GEdge's functions (measure latency, apply with GEdge's local scheduler, report resources,
+create namespaces) are not gsch's (agents publish inventory and latency as events; gsch
+places, the agent applies). A GEdge installation replaces its agents with `gsch agent`.
+
+So that no code means one thing in GEdge and another in gsch, gsch's codes are only those
+GEdge never used, or used for the same thing:
+
+| hcode | GEdge (Kafka) | gsch (NATS) |
+|---|---|---|
+| 200 | measure latency from a node | not used |
+| 210, 300, 310 | apply with the local scheduler, report resources | not used |
+| 400 | apply a workload (GSelectedCluster) | `bind`: apply a placement's workload |
+| 410 | — | `remove`: delete what a request applied |
+| 520, 530 | create namespaces, find a pod's node | not used |
+| 600 | — | `heartbeat`: the agent is alive (lcode 3, a notice) |
+| 900 | error | error (lcode 2) |
 
 - `gsch.agent.<cluster>.bind`: hcode 400, lcode 1 → 2; msg `BindOrder` → `Outcome`.
-  Apply the workload of a placement.
 - `gsch.agent.<cluster>.remove`: hcode 410, lcode 1 → 2; msg `BindOrder` → `Outcome`.
-  Remove what the request applied (cancel, rollback).
-- `gsch.agent.<cluster>.heartbeat`: hcode 200, lcode 3 (a notice: nobody answers); msg
-  `Heartbeat`. Every `kube.agent_heartbeat_seconds`, on core NATS: the binder declares the
-  cluster not ready when no agent of it has spoken for `kube.agent_silence_seconds`.
+- `gsch.agent.<cluster>.heartbeat`: hcode 600, lcode 3 (nobody answers); msg `Heartbeat`.
+  Every `kube.agent_heartbeat_seconds`, on core NATS: the binder declares the cluster not
+  ready when no agent of it has spoken for `kube.agent_silence_seconds`.
 - any of them: hcode 900, lcode 2; msg `Outcome` with status `error`: the request was not
   understood (not an envelope, wrong target, unknown hcode).
 
@@ -30,7 +46,7 @@ from gsch.eventstore.subjects import token
 from gsch.model.events import Placement
 from gsch.model.request import Request
 
-HCODE_HEARTBEAT = 200
+HCODE_HEARTBEAT = 600  # not 200: GEdge's 200 is "measure latency"
 HCODE_BIND = 400
 HCODE_REMOVE = 410
 HCODE_ERROR = 900
@@ -53,7 +69,7 @@ HEARTBEATS = "gsch.agent.*.heartbeat"
 
 
 class Party(msgspec.Struct, frozen=True):
-    type: str  # "cluster" (GEdge also had node and pod)
+    type: str  # "cluster" (one cluster: GEdge's list targets have no equivalent)
     object: str
 
 

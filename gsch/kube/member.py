@@ -106,7 +106,10 @@ class MemberCluster:
             raise ApplyError(f"{self.name}: {exc}") from exc
         # Admission again, under this cluster's own configuration: whoever wrote the event
         # this binding comes from, nothing the intake would refuse reaches the cluster.
-        scope = Scope(request.project_name, request.workspace_name, request.namespace)
+        scope = Scope.of(
+            request.project_name, request.workspace_name, request.workspace_uid,
+            request.namespace, self.admission,
+        )  # fmt: skip
         found = violations(workload, scope, self.admission)
         if found:
             first = summary(found)

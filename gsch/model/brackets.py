@@ -5,6 +5,8 @@ Grammar (whitespace allowed between tokens):
     level  := name | "[" name ( "," name )* "]"
     name   := bare | "'" chars "'" | '"' chars '"'
     bare   := [A-Za-z0-9._/=&-]+    (a name, or a label selector such as tier=near-edge)
+    chars  := [A-Za-z0-9._/=&()-]+  (quoted, a name may hold parentheses: GEdge's dashboard
+                                     names clusters like 'mec(ilsan)'; see gsch.model.gedge)
 A plain name is a level of one cluster; an inner list is a group of clusters that compete.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import re
 
 _BARE = re.compile(r"[A-Za-z0-9._/=&-]+")
+_QUOTED = re.compile(r"[A-Za-z0-9._/=&()-]+")
 
 
 class BracketError(ValueError):
@@ -49,7 +52,7 @@ class _Parser:
                 raise BracketError(f"unterminated quote starting at position {self.pos}")
             value = self.text[self.pos + 1 : end]
             self.pos = end + 1
-            if not _BARE.fullmatch(value):
+            if not _QUOTED.fullmatch(value):
                 raise BracketError(f"{value!r} is not a cluster name")
             return value
         match = _BARE.match(self.text, self.pos)

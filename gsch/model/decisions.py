@@ -89,11 +89,12 @@ def reject(
     *,
     digest: str = "",
     expect: int = 0,
+    callback_url: str | None = None,
 ) -> Change:
     """An invalid request enters the log as rejected, on the same condition as `accept`."""
     rejected = RequestRejected(
         at=now, request_id=request_id, reason=reason, field=field, form=form,
-        intake_seq=intake_seq, excerpt=excerpt, digest=digest,
+        intake_seq=intake_seq, excerpt=excerpt, digest=digest, callback_url=callback_url,
     )  # fmt: skip
     return Change(request_id, expect, (rejected,))
 

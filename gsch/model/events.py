@@ -69,6 +69,8 @@ class RequestRejected(Event, frozen=True, kw_only=True):
     intake_seq: int = 0
     excerpt: str = ""
     digest: str = ""
+    # The callback URL the sender named (an allowed one): told of the rejection too.
+    callback_url: str | None = None
 
 
 class RequestClaimed(Event, frozen=True, kw_only=True):
@@ -148,6 +150,79 @@ class RequestIdConflict(Event, frozen=True, kw_only=True):
     original_digest: str
     reason: str
     excerpt: str = ""
+
+
+# --- callbacks (gsch.events.callback.<id>.*, apart from the request's history) ---------
+
+
+class _CallbackAttempt(Event, frozen=True, kw_only=True):
+    """One call to a request's callback URL about its settling event `settled_seq`."""
+
+    request_id: str
+    settled_seq: int
+    state: str  # what was told: bound, failed, rejected, cancelled
+    url: str
+    attempt: int
+
+
+class CallbackDelivered(_CallbackAttempt, frozen=True, kw_only=True):
+    """The receiver took the result."""
+
+    status: int  # the receiver's HTTP status
+
+
+class CallbackFailed(_CallbackAttempt, frozen=True, kw_only=True):
+    """The call failed; `final`: the notifier gave up (or the host is not allowed)."""
+
+    error: str
+    final: bool = False
+    retry_after: float = 0.0  # seconds, when not final
+
+
+# --- tenancy (gsch.events.tenancy.*): projects and workspaces declared as data ---------
+
+
+class ProjectSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A project as data: where its requests may be placed, and its workspace (GEdge's
+    hierarchy). What its workloads may do (Pod Security level, extra namespaces, service
+    accounts, exemptions) stays in the reviewed configuration (`[projects.<name>]`), which
+    binders and agents read too; a project declared as data gets the installation's
+    defaults."""
+
+    clusters: tuple[str, ...] = ()
+    selectors: tuple[str, ...] = ()
+    workspace: str | None = None
+
+
+class WorkspaceSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A workspace as data: GEdge's `{workspace_name, workspace_uid, select_clusters,
+    user_name}`. Its uid names its namespaces under the uid rule."""
+
+    uid: str | None = None
+    user_name: str | None = None
+    clusters: tuple[str, ...] = ()
+
+
+class ProjectDeclared(Event, frozen=True, kw_only=True):
+    name: str
+    spec: ProjectSpec
+    by: str = ""  # who declared it (the API's client, the CLI's user)
+
+
+class ProjectRemoved(Event, frozen=True, kw_only=True):
+    name: str
+    by: str = ""
+
+
+class WorkspaceDeclared(Event, frozen=True, kw_only=True):
+    name: str
+    spec: WorkspaceSpec
+    by: str = ""
+
+
+class WorkspaceRemoved(Event, frozen=True, kw_only=True):
+    name: str
+    by: str = ""
 
 
 # --- cluster state -----------------------------------------------------------------------
@@ -231,6 +306,12 @@ AnyEvent = (
     | RequestCancelled
     | CancelRecorded
     | RequestIdConflict
+    | CallbackDelivered
+    | CallbackFailed
+    | ProjectDeclared
+    | ProjectRemoved
+    | WorkspaceDeclared
+    | WorkspaceRemoved
     | ClusterDeclared
     | NodeDeclared
     | CapacityReserved
@@ -249,6 +330,15 @@ REQUEST_EVENTS: tuple[type[Event], ...] = (
     RequestBound,
     WorkloadFinished,
     RequestCancelled,
+)
+
+# Recorded about a request but outside its history; listed with its events.
+CALLBACK_EVENTS: tuple[type[Event], ...] = (CallbackDelivered, CallbackFailed)
+TENANCY_EVENTS: tuple[type[Event], ...] = (
+    ProjectDeclared,
+    ProjectRemoved,
+    WorkspaceDeclared,
+    WorkspaceRemoved,
 )
 
 _encoder = msgspec.json.Encoder()

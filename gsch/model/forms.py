@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import msgspec
@@ -83,9 +83,11 @@ class Fields:
     source: Source | None = None
     user_name: str | None = None
     workspace_name: str | None = None
+    workspace_uid: str | None = None
     project_name: str | None = None
     namespace: str | None = None
     fast: bool = False
+    callback_url: str | None = None
 
 
 # --- wire structs ------------------------------------------------------------------------
@@ -108,9 +110,11 @@ class _Native(msgspec.Struct, forbid_unknown_fields=True):
     source: _NativeSource | None = None
     user_name: str | None = None
     workspace_name: str | None = None
+    workspace_uid: str | None = None
     project_name: str | None = None
     namespace: str | None = None
     fast: bool = False
+    callback_url: str | None = None
 
 
 class _V4Parameters(msgspec.Struct, forbid_unknown_fields=True):
@@ -125,6 +129,7 @@ class _V4Parameters(msgspec.Struct, forbid_unknown_fields=True):
 class _V4Option(msgspec.Struct, forbid_unknown_fields=True):
     user_name: str | None = None
     workspace_name: str | None = None
+    workspace_uid: str | None = None  # GEdge's UI sends it: its namespaces are <project>-<uid>
     project_name: str | None = None
     mode: str | None = None
     parameters: _V4Parameters = msgspec.field(default_factory=_V4Parameters)
@@ -157,6 +162,39 @@ class _V2Config(msgspec.Struct, forbid_unknown_fields=True):
     mode: str | None = None
     option: _V2Option = msgspec.field(default_factory=_V2Option)
     fast: bool = False
+
+
+class _SnakeOption(_V4Parameters, forbid_unknown_fields=True):
+    """v3.5+ options: the v4 parameters flat in the option, or under `parameters`."""
+
+    user_name: str | None = None
+    workspace_name: str | None = None
+    workspace_uid: str | None = None
+    project_name: str | None = None
+    mode: str | None = None
+    parameters: _V4Parameters = msgspec.field(default_factory=_V4Parameters)
+
+
+class _SnakeConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """gschConfig as GEdge wrote it from v3.5 on (7th deck p.12): `scope` for `type`,
+    `select_clusters` for `targetClusters`, snake_case options, flat or under `parameters`."""
+
+    priority: str
+    scope: str = "global"
+    select_clusters: LevelsInput | None = None
+    mode: str | None = None
+    option: _SnakeOption = msgspec.field(default_factory=_SnakeOption)
+    fast: bool = False
+
+
+_SNAKE_PATHS = FieldPaths(
+    levels="env.gschConfig.select_clusters",
+    select_cluster="env.gschConfig.option.select_cluster",
+    select_node="env.gschConfig.option.select_node",
+    source="env.gschConfig.option.source_cluster",
+    source_node="env.gschConfig.option.source_node",
+    source_pod="env.gschConfig.option.pod_name",
+)
 
 
 # --- msgspec's errors, in the sender's terms ---------------------------------------------
@@ -209,9 +247,11 @@ def _native(body: dict[str, Any]) -> Fields:
         source=source,
         user_name=wire.user_name,
         workspace_name=wire.workspace_name,
+        workspace_uid=wire.workspace_uid,
         project_name=wire.project_name,
         namespace=wire.namespace,
         fast=wire.fast,
+        callback_url=wire.callback_url,
     )
 
 
@@ -240,62 +280,157 @@ def _gedge_v4(body: dict[str, Any]) -> Fields:
         source=source,
         user_name=wire.option.user_name,
         workspace_name=wire.option.workspace_name,
+        workspace_uid=wire.option.workspace_uid,
         project_name=wire.option.project_name,
         fast=wire.fast or wire.fast_option == "fast",
+        callback_url=wire.callback_url,
     )
 
 
-def _gedge_v2(manifest: dict[str, Any]) -> Fields:
+def _manifests(body: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    """The manifests of an embedded-form body: itself, or the items of a `v1/List` (what a
+    multi-document YAML becomes, `gsch.model.documents`)."""
+    if body.get("kind") != "List":
+        return (body,)
+    items = body.get("items")
+    if not isinstance(items, list) or not items:
+        raise Invalid("items", "a List needs its manifests in items")
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise Invalid(f"items[{index}]", f"must be a manifest, got {type(item).__name__}")
+    return tuple(items)
+
+
+def _first_container_env(manifest: dict[str, Any]) -> list[Any] | None:
     spec = pod_spec(manifest)
     containers = spec.get("containers") if spec else None
     if not isinstance(containers, list) or not containers or not isinstance(containers[0], dict):
-        raise Invalid("spec.containers[0]", "the embedded form needs a first container")
+        return None
     env = containers[0].get("env") or []
     if not isinstance(env, list):
         raise Invalid("spec.containers[0].env", "must be a list")
-    raw = next(
-        (e.get("value") for e in env if isinstance(e, dict) and e.get("name") == "gschConfig"),
-        None,
-    )
-    if not isinstance(raw, str):
+    return env
+
+
+def _gsch_config(manifests: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], str]:
+    """The manifest carrying `gschConfig` in its first container, and the raw value."""
+    for manifest in manifests:
+        env = _first_container_env(manifest)
+        raw = next(
+            (
+                e.get("value")
+                for e in env or ()
+                if isinstance(e, dict) and e.get("name") == "gschConfig"
+            ),
+            None,
+        )
+        if isinstance(raw, str):
+            return manifest, raw
+    if len(manifests) == 1:
+        if pod_spec(manifests[0]) is None or _first_container_env(manifests[0]) is None:
+            raise Invalid("spec.containers[0]", "the embedded form needs a first container")
         raise Invalid("env.gschConfig", "the first container has no gschConfig string value")
+    raise Invalid(
+        "env.gschConfig",
+        "no manifest's first container has a gschConfig string value (these manifests need"
+        " scheduling options: a gschConfig, or a request document before them)",
+    )
+
+
+def _gedge_v2(body: dict[str, Any]) -> Fields:
+    manifests = _manifests(body)
+    manifest, raw = _gsch_config(manifests)
     try:
-        config = msgspec.json.decode(raw, type=_V2Config)
-    except msgspec.ValidationError as exc:
-        raise _from_validation(exc, "env.gschConfig") from exc
+        decoded = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise Invalid("env.gschConfig", f"not valid JSON: {exc}") from exc
+    if not isinstance(decoded, dict):
+        raise Invalid("env.gschConfig", f"must be a JSON object, got {type(decoded).__name__}")
+    fields = _snake_config(decoded) if "scope" in decoded or "select_clusters" in decoded else None
+    if fields is None:
+        fields = _camel_config(decoded)
+    metadata = manifest.get("metadata") or {}
+    namespace = metadata.get("namespace") if isinstance(metadata, dict) else None
+    if namespace is not None and not isinstance(namespace, str):
+        raise Invalid("metadata.namespace", f"must be a string, got {type(namespace).__name__}")
+    return replace(fields, workload=manifests, request_id=_v2_request_id(body), namespace=namespace)
+
+
+def _camel_config(decoded: dict[str, Any]) -> Fields:
+    try:
+        config = msgspec.convert(decoded, _V2Config)
+    except msgspec.ValidationError as exc:
+        raise _from_validation(exc, "env.gschConfig") from exc
     if config.type != "global":
         raise Invalid("env.gschConfig.type", f"must be 'global', got {config.type!r}")
     option = config.option
     source = None
     if option.sourceCluster is not None:
         source = Source(option.sourceCluster, option.sourceNode, option.sourcePod)
-    metadata = manifest.get("metadata") or {}
-    namespace = metadata.get("namespace") if isinstance(metadata, dict) else None
-    if namespace is not None and not isinstance(namespace, str):
-        raise Invalid("metadata.namespace", f"must be a string, got {type(namespace).__name__}")
     return Fields(
         form="gedge-v2",
         policy=config.priority,
-        workload=(manifest,),
+        workload=(),
         paths=_V2_PATHS,
-        request_id=_v2_request_id(manifest),
         mode=config.mode,
         levels=config.targetClusters,
         select_cluster=option.selectCluster,
         select_node=option.selectNode,
         source=source,
-        namespace=namespace,
         fast=config.fast,
     )
 
 
-def _v2_request_id(manifest: dict[str, Any]) -> str | None:
-    metadata = manifest.get("metadata")
-    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
-    value = annotations.get(REQUEST_ID_KEY) if isinstance(annotations, dict) else None
-    return value if isinstance(value, str) else None
+def _snake_config(decoded: dict[str, Any]) -> Fields:
+    try:
+        config = msgspec.convert(decoded, _SnakeConfig)
+    except msgspec.ValidationError as exc:
+        raise _from_validation(exc, "env.gschConfig") from exc
+    if config.scope not in ("global", "##global"):
+        raise Invalid("env.gschConfig.scope", f"must be 'global', got {config.scope!r}")
+    option, nested = config.option, config.option.parameters
+
+    def pick(name: str) -> Any:
+        value = getattr(nested, name)
+        return value if value is not None else getattr(option, name)
+
+    source = None
+    if pick("source_cluster") is not None:
+        source = Source(pick("source_cluster"), pick("source_node"), pick("pod_name"))
+    levels = pick("select_clusters")
+    return Fields(
+        form="gedge-v2",
+        policy=config.priority,
+        workload=(),
+        paths=_SNAKE_PATHS,
+        mode=option.mode if option.mode is not None else config.mode,
+        levels=levels if levels is not None else config.select_clusters,
+        select_cluster=pick("select_cluster"),
+        select_node=pick("select_node"),
+        source=source,
+        user_name=option.user_name,
+        workspace_name=option.workspace_name,
+        workspace_uid=option.workspace_uid,
+        project_name=option.project_name,
+        fast=config.fast,
+    )
+
+
+def _v2_request_id(body: dict[str, Any]) -> str | None:
+    """The id in the annotation `gsch.io/request-id` of the manifest (of a List: of the
+    first item that has one)."""
+    manifests = (
+        tuple(item for item in body.get("items") or () if isinstance(item, dict))
+        if body.get("kind") == "List"
+        else (body,)
+    )
+    for manifest in manifests:
+        metadata = manifest.get("metadata")
+        annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+        value = annotations.get(REQUEST_ID_KEY) if isinstance(annotations, dict) else None
+        if isinstance(value, str):
+            return value
+    return None
 
 
 _READERS: Mapping[FormName, Callable[[dict[str, Any]], Fields]] = {
@@ -318,6 +453,25 @@ def claimed_request_id(form: FormName, body: dict[str, Any]) -> str | None:
     rejected for another field is still recorded under the id its sender knows."""
     value = _v2_request_id(body) if form == "gedge-v2" else body.get("request_id")
     return value if isinstance(value, str) else None
+
+
+def set_request_id(form: FormName, body: dict[str, Any], request_id: str) -> None:
+    """Write `request_id` into `body` where the intake reads it: `request_id`, or in the
+    embedded form the annotation `gsch.io/request-id` (of a List: on its first manifest)."""
+    if form != "gedge-v2":
+        body["request_id"] = request_id
+        return
+    holder = body
+    if body.get("kind") == "List":
+        items = body.get("items")
+        if not isinstance(items, list) or not items or not isinstance(items[0], dict):
+            raise Invalid("items", "a List needs its manifests in items")
+        holder = items[0]
+    metadata = holder.setdefault("metadata", {})
+    annotations = metadata.setdefault("annotations", {}) if isinstance(metadata, dict) else None
+    if not isinstance(annotations, dict):
+        raise Invalid("metadata.annotations", "must be an object")
+    annotations[REQUEST_ID_KEY] = request_id
 
 
 def read_fields(form: FormName, body: dict[str, Any]) -> Fields:

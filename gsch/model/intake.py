@@ -5,17 +5,19 @@ bad input; reading the wire forms is `gsch.model.forms`' job.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-
-import msgspec
 
 from gsch.model.admission.admit import AdmissionRefused, Scope, admit
 from gsch.model.admission.rules import DEFAULT_ADMISSION, AdmissionRules
 from gsch.model.affinity import node_affinity_of
 from gsch.model.brackets import BracketError, parse_levels
+from gsch.model.callbacks import callback_problem
+from gsch.model.documents import DocumentError, DocumentLimits, load_request_body
 from gsch.model.forms import Fields, Invalid, claimed_request_id, detect_form, read_fields
+from gsch.model.gedge import DEFAULT_COMPAT, GedgeCompat, adapt, unmapped_cluster_hint
 from gsch.model.limits import (
     MAX_FIELD_CHARS,
     MAX_PROBLEM_CHARS,
@@ -50,6 +52,7 @@ class Rejection:
     field: str
     problem: str
     form: str | None = None
+    callback_url: str | None = None  # an allowed one the sender named: told of the rejection
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "field", bounded(self.field, MAX_FIELD_CHARS))
@@ -66,6 +69,11 @@ class IntakeRules:
     allowed_kinds: frozenset[str]
     admission: AdmissionRules = DEFAULT_ADMISSION
     limits: CountLimits = CountLimits()
+    compat: GedgeCompat = DEFAULT_COMPAT
+    callback_hosts: frozenset[str] = frozenset()  # [callbacks] allowed_hosts
+    # Declared workspaces' uids by name: a request naming only its workspace's name still
+    # lands in `<project>-<workspace_uid>` under the uid namespace rule.
+    workspace_uids: Mapping[str, str] = field(default_factory=dict)
 
 
 # --- levels, policy and mode --------------------------------------------------------------
@@ -96,7 +104,7 @@ def _levels(fields: Fields, limits: CountLimits) -> Levels:
                         f"{shown(name)} is not a valid label selector (key=value, joined by '&')",
                     )
             elif not NAME_PATTERN.match(name):
-                raise Invalid(where, f"{shown(name)} is not a valid cluster name")
+                raise Invalid(where, unmapped_cluster_hint(name))
             if name in seen:
                 raise Invalid(where, f"cluster {shown(name)} appears more than once")
             seen.add(name)
@@ -211,11 +219,20 @@ def _validate(fields: Fields, request_id: str, rules: IntakeRules) -> Request:
     if max(demand.cpu_m, demand.memory, demand.gpu, demand.pods) > _INT64_MAX:
         # Events must decode again: msgspec reads integers only up to 64 bits.
         raise Invalid("workload", "its total resource demand is out of range")
-    scope = Scope(fields.project_name, fields.workspace_name, fields.namespace)
+    if fields.callback_url is not None:
+        problem = callback_problem(fields.callback_url, rules.callback_hosts)
+        if problem is not None:
+            raise Invalid("callback_url", problem)
+    workspace_uid = _workspace_uid(fields, rules)
+    scope = Scope.of(
+        fields.project_name, fields.workspace_name, workspace_uid, fields.namespace,
+        rules.admission,
+    )  # fmt: skip
     try:
         workload = admit(fields.workload, scope, rules.admission)
     except AdmissionRefused as exc:
         raise Invalid(exc.violation.field, exc.violation.problem) from exc
+    by_uid = rules.admission.workspace_namespace == "uid" and fields.project_name is not None
     return Request(
         request_id=request_id,
         policy=policy,
@@ -225,16 +242,49 @@ def _validate(fields: Fields, request_id: str, rules: IntakeRules) -> Request:
         source=fields.source,
         user_name=fields.user_name,
         workspace_name=fields.workspace_name,
+        workspace_uid=workspace_uid,
         project_name=fields.project_name,
-        namespace=fields.namespace,
+        # Under the uid rule the namespace is written down: every reader (binder, frompod)
+        # then finds it without knowing the rule.
+        namespace=scope.target if by_uid else fields.namespace,
         fast=fields.fast,
         form=fields.form,
+        callback_url=fields.callback_url,
         workload=workload,
         demand=demand,
         node_selector=node_selector_of(fields.workload),
         node_affinity=affinity,
     )
 
+
+def _workspace_uid(fields: Fields, rules: IntakeRules) -> str | None:
+    """The request's workspace uid: its own, else its declared workspace's. Under the uid
+    namespace rule a request with a project and no namespace of its own needs one."""
+    uid = fields.workspace_uid
+    if uid is None and fields.workspace_name is not None:
+        uid = rules.workspace_uids.get(fields.workspace_name)
+    if uid is not None and not _UID_PATTERN.match(uid):
+        raise Invalid("workspace_uid", f"{shown(uid)} must be 1-63 of a-z, 0-9 and '-'")
+    needs_uid = (
+        rules.admission.workspace_namespace == "uid"
+        and fields.project_name is not None
+        and fields.namespace is None
+    )
+    if needs_uid and uid is None:
+        known = (
+            f"workspace {shown(fields.workspace_name)} is not declared with a uid"
+            if fields.workspace_name
+            else "the request names no workspace"
+        )
+        raise Invalid(
+            "workspace_uid",
+            "is required: namespaces here are <project>-<workspace_uid>"
+            f' ([admission] workspace_namespace = "uid"), and {known}',
+        )
+    return uid
+
+
+_UID_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
 
 MAX_NESTING = 64  # Kubernetes manifests nest about 15 levels deep
 
@@ -261,9 +311,9 @@ def decode_request(data: bytes, rules: IntakeRules, fallback_id: str) -> Request
             f"request is {len(data)} bytes, over the limit of {rules.max_request_bytes}",
         )
     try:
-        body = msgspec.json.decode(data)
-    except msgspec.DecodeError as exc:
-        return Rejection(fallback_id, "body", f"not valid JSON: {exc}")
+        body = load_request_body(data, _document_limits(rules))
+    except DocumentError as exc:
+        return Rejection(fallback_id, "body", str(exc))
     except RecursionError:
         # Reachable well under the size limit ("[[[[..."); msgspec raises it while decoding.
         return Rejection(fallback_id, "body", "nested too deeply")
@@ -280,8 +330,9 @@ def decode_request(data: bytes, rules: IntakeRules, fallback_id: str) -> Request
         # inside an event, deeper in some other call stack.
         problem = f"nested too deeply (more than {MAX_NESTING} levels)"
         return Rejection(request_id, "body", problem, form)
+    fields: Fields | None = None
     try:
-        fields = read_fields(form, body)
+        fields = adapt(read_fields(form, body), rules.compat)
         if fields.request_id is not None:
             if not REQUEST_ID_PATTERN.match(fields.request_id):
                 raise Invalid(
@@ -292,6 +343,20 @@ def decode_request(data: bytes, rules: IntakeRules, fallback_id: str) -> Request
             request_id = fields.request_id
         return _validate(fields, request_id, rules)
     except Invalid as exc:
-        return Rejection(request_id, exc.field, exc.problem, form)
+        callback = _allowed_callback(fields, rules) if exc.field != "callback_url" else None
+        return Rejection(request_id, exc.field, exc.problem, form, callback)
     except RecursionError:
         return Rejection(request_id, "body", "nested too deeply", form)
+
+
+def _allowed_callback(fields: Fields | None, rules: IntakeRules) -> str | None:
+    url = fields.callback_url if fields is not None else None
+    if url is None or callback_problem(url, rules.callback_hosts) is not None:
+        return None
+    return url
+
+
+def _document_limits(rules: IntakeRules) -> DocumentLimits:
+    # A request document and its manifests; the manifests' own count is checked later,
+    # with a reason that names the workload.
+    return DocumentLimits(max_documents=rules.limits.max_documents + 1, max_depth=MAX_NESTING)

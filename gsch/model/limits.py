@@ -82,6 +82,7 @@ def check_field_limits(fields: Fields, limits: CountLimits) -> None:
     for field, value, limit in (
         ("user_name", fields.user_name, MAX_USER_CHARS),
         ("workspace_name", fields.workspace_name, MAX_LABEL_CHARS),
+        ("workspace_uid", fields.workspace_uid, MAX_LABEL_CHARS),
         ("project_name", fields.project_name, MAX_LABEL_CHARS),
         ("namespace", fields.namespace, MAX_LABEL_CHARS),
     ):

@@ -26,8 +26,14 @@ class Policy(enum.StrEnum):
 # GEdge's UI and its server disagree on spellings; both are accepted and normalised.
 POLICY_ALIASES: dict[str, Policy] = {
     **{p.value: p for p in Policy},
+    # GEdge's UI (gm-tool) and its scheduler's code and README:
     "GMostRequestPriority": Policy.MOST_REQUESTED,
     "GSetCluster": Policy.SET_CLUSTERS,
+    "GSetClusterPriority": Policy.SET_CLUSTERS,
+    "GSelectedClusterPriority": Policy.SELECTED_CLUSTER,
+    "GSelectClusterPriority": Policy.SELECTED_CLUSTER,
+    "GSelectCluster": Policy.SELECTED_CLUSTER,
+    "low-latency": Policy.LOW_LATENCY,  # v1.5 test YAMLs (a PodPreset's gschConfig)
 }
 
 MODE_ALIASES: dict[str, str] = {"from_node": "fromnode", "from_pod": "frompod"}
@@ -98,10 +104,13 @@ class Request(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     source: Source | None = None
     user_name: str | None = None
     workspace_name: str | None = None
+    workspace_uid: str | None = None
     project_name: str | None = None
     namespace: str | None = None
     fast: bool = False
     form: str = "native"
+    # Where the request's result is POSTed when it settles (host on callbacks.allowed_hosts).
+    callback_url: str | None = None
     workload: tuple[dict[str, Any], ...] = ()
     demand: Resources = Resources()
     node_selector: dict[str, str] = msgspec.field(default_factory=dict)

@@ -18,6 +18,8 @@ import msgspec
 from gsch.eventstore.store import StoredEvent
 from gsch.model.events import (
     REQUEST_EVENTS,
+    CallbackDelivered,
+    CallbackFailed,
     CapacityReleased,
     CapacityReserved,
     ClusterDeclared,
@@ -114,6 +116,12 @@ class _Batch:
             self.request_events.setdefault(request_id, []).append(stored)
             self.event_rows.append(
                 (seq, request_id, event_type(event), event.at, encode_event(event))
+            )
+            return
+        if isinstance(event, CallbackDelivered | CallbackFailed):
+            # Listed with the request's events; they change nothing about the request.
+            self.event_rows.append(
+                (seq, event.request_id, event_type(event), event.at, encode_event(event))
             )
             return
         match event:

@@ -59,6 +59,7 @@ def admission_rules(config: Config) -> AdmissionRules:
         gsch_namespace=settings.gsch_namespace,
         denied_service_accounts=frozenset(settings.denied_service_accounts),
         secret_key=_secret_key(settings.secret_key_file),
+        workspace_namespace=settings.workspace_namespace,
     )
     # A namespace a project lists, or a shared one, must itself be one a request could use.
     for name, project in rules.projects.items():

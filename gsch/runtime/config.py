@@ -177,6 +177,9 @@ class AdmissionConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     gsch_namespace: str = "gsch-system"  # where gsch runs in a member cluster: never a target
     denied_service_accounts: list[str] = msgspec.field(default_factory=list)
     secret_key_file: str | None = None  # seals Secret data; without it a Secret is refused
+    # The workspace's part of `<project>-<workspace>`: its name, or (GEdge installations,
+    # whose namespaces are `<project>-<workspace_uid>`) its uid.
+    workspace_namespace: Literal["name", "uid"] = "name"
 
 
 class AuthConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -211,6 +214,44 @@ class ApiConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
 
 
+class GedgeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """`[gedge]`: GEdge's clients and inputs (README "Coming from GEdge").
+
+    The HTTP door for GEdge's front-server and gm-center shapes exists only when `token_file`
+    is set: it has a token of its own, given as `Authorization: Bearer`, in `token_header`
+    (a header a gateway can be configured to add), or as the path prefix `/gedge/<token>`
+    (for a gateway whose only setting is the URL, like gm-center's GS_SCHEDULER)."""
+
+    token_file: str | None = None
+    token_header: str = "X-Gsch-Gedge-Token"
+    # GEdge's UI makes ids as "requestId" + 1..9999, so they collide: give every request
+    # through the door an id of its own (the client's id is kept beside it).
+    fresh_ids: bool = True
+    verdict_wait: float = 5.0  # seconds the door waits for a worker's accept or reject
+    # GEdge dashboard cluster names (e.g. "mec(ilsan)") -> gsch cluster names.
+    cluster_aliases: dict[str, str] = msgspec.field(default_factory=dict)
+    resource_aliases: dict[str, str] = msgspec.field(
+        default_factory=lambda: {"NVIDIAGPU": "nvidia.com/gpu"}
+    )
+    # schedulerName -> replacement ("" removes it: kube-scheduler binds to gsch's node).
+    scheduler_names: dict[str, str] = msgspec.field(
+        default_factory=lambda: {"griffin_scheduler": ""}
+    )
+
+
+class CallbacksConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """`[callbacks]`: POSTing a settled request's result to its `callback_url`."""
+
+    # host, host:port or *.domain; empty: no request may name a callback URL.
+    allowed_hosts: list[str] = msgspec.field(default_factory=list)
+    method: Literal["POST", "PUT"] = "POST"  # gm-center's /callback-scheduler takes PUT
+    timeout: float = 10.0  # per call
+    max_attempts: int = 8  # then CallbackFailed(final) and the notifier moves on
+    backoff_base: float = 1.0
+    backoff_max: float = 300.0
+    max_in_flight: int = 32  # calls at once per notifier process
+
+
 class MetricsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """/metrics of processes without the api role (the api serves it on its own listener).
     Port 0 takes a free port, logged at start; an empty string turns the listener off."""
@@ -234,6 +275,8 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     projects: dict[str, ProjectConfig] = msgspec.field(default_factory=dict)
     admission: AdmissionConfig = msgspec.field(default_factory=AdmissionConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    gedge: GedgeConfig = msgspec.field(default_factory=GedgeConfig)
+    callbacks: CallbacksConfig = msgspec.field(default_factory=CallbacksConfig)
 
     @property
     def data_path(self) -> Path:

@@ -31,11 +31,15 @@ from gsch.runtime.bus import Bus, open_bus
 from gsch.runtime.config import Config
 from gsch.runtime.embedded import EmbeddedNats
 from gsch.runtime.secrets import CONTINUE_SECRET, installation_secret
+from gsch.runtime.tenancy import TenancyFeed
 from gsch.scheduler.worker import Worker
 
 log = logging.getLogger(__name__)
 
-ROLES = ("worker", "api", "binder")
+ROLES = ("worker", "api", "binder", "notifier")
+# What `gsch serve` runs without --roles. The notifier calls out of the installation, so it
+# runs only where it is asked for (and only to `[callbacks] allowed_hosts`).
+DEFAULT_ROLES = ("worker", "api", "binder")
 
 
 @dataclass
@@ -112,6 +116,12 @@ async def serve(
         snapshot = await feed.start()
         stack.push_async_callback(feed.stop)
         derived: list[Callable[[], int]] = [lambda: snapshot.last_seq]
+        # Projects and workspaces declared as data, for those who plan and admit.
+        tenancy = None
+        if {"worker", "api"} & roles:
+            tenancy = TenancyFeed(reader)
+            await tenancy.start()
+            stack.push_async_callback(tenancy.stop)
         if "binder" in roles:
             binder_store = await stores.of(Role.BINDER)
             binder = await _binder(config, binder_store, snapshot, stack, topology)
@@ -119,16 +129,24 @@ async def serve(
                 tasks.append(asyncio.create_task(binder.run(stop)))
         if "worker" in roles:
             worker = Worker(config, await stores.of(Role.WORKER), snapshot, name)
+            assert tenancy is not None
+            tenancy.listen(worker.use_tenancy)
             tasks.append(asyncio.create_task(worker.run(stop)))
         else:
             # A binder needs the snapshot only to declare inventory and re-arm lifetimes
             # at start; following every reservation afterwards would be wasted work.
             await feed.stop()
 
+        if "notifier" in roles:
+            from gsch.callbacks.notifier import Notifier
+
+            notifier = Notifier(await stores.of(Role.NOTIFIER), config.callbacks)
+            tasks.append(asyncio.create_task(notifier.run(stop)))
         if "api" in roles:
+            assert tenancy is not None
             api_url = await _start_api(
-                config, await stores.of(Role.API), bus.url, name, stack, tasks, stop, roles,
-                derived,
+                config, await stores.of(Role.API), bus.url, name, tenancy, stack, tasks, stop,
+                roles, derived,
             )  # fmt: skip
         guard = LogGuard(reader.nc, lambda: max(seen() for seen in derived), "this process")
         tasks.append(asyncio.create_task(guard.run(stop)))
@@ -230,6 +248,7 @@ async def _start_api(
     store: EventStore,
     url: str,
     name: str,
+    tenancy: TenancyFeed,
     stack: AsyncExitStack,
     tasks: list[asyncio.Task[None]],
     stop: asyncio.Event,
@@ -239,7 +258,9 @@ async def _start_api(
     """The projector, the read-model gauges, the planner processes and the HTTP API (which
     serves /metrics too)."""
     from gsch.api.app import make_app
+    from gsch.api.gedge import gedge_door
     from gsch.api.planners import PlanLimits, PlannerPool
+    from gsch.api.tenancy import TenancyRoutes
     from gsch.projections import lock
     from gsch.projections.gauges import ReadModelGauges
     from gsch.projections.projector import Projector
@@ -278,6 +299,8 @@ async def _start_api(
         config=config.api,
         continue_secret=secret,
         intake=intake_rules(config),
+        gedge=gedge_door(config, store, projector),
+        tenancy=TenancyRoutes(store, tenancy, config),
     )
     runner, api_url = await _http_site(app, config.api.listen)
     stack.push_async_callback(runner.cleanup)

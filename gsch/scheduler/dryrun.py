@@ -8,10 +8,11 @@ import msgspec
 from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.model.events import Explanation, Placement
 from gsch.model.intake import IntakeRules, Rejection
+from gsch.model.tenancy import Tenancy
 from gsch.policies.framework import plan
 from gsch.policies.registry import PROFILES
 from gsch.policies.rules import DEFAULT_RULES, PlannerRules
-from gsch.scheduler.rules import admit
+from gsch.scheduler.rules import admit, with_tenancy
 
 DRY_RUN_ID = "dry-run"
 
@@ -36,6 +37,12 @@ class DryRun:
         self.snapshot = snapshot
         self.rules = rules
         self.planner = planner
+        self._base_rules = rules
+
+    def use_rules(self, planner: PlannerRules, tenancy: Tenancy) -> None:
+        """Answer with the projects and workspaces the log declares now (as workers do)."""
+        self.planner = planner
+        self.rules = with_tenancy(self._base_rules, tenancy)
 
     def plan(self, data: bytes) -> PlanAnswer | Rejection:
         admitted = admit(data, self.rules, DRY_RUN_ID)

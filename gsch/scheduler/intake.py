@@ -98,6 +98,7 @@ class Intake:
             change = reject(
                 rejection.request_id, rejection.reason, rejection.field, rejection.form,
                 item.seq, excerpt, time.time(), digest=digest, expect=expect,
+                callback_url=rejection.callback_url,
             )  # fmt: skip
             try:
                 await self.store.append_change(change)

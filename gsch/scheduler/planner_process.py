@@ -31,6 +31,7 @@ from gsch.logs import setup_logging
 from gsch.model.intake import Rejection
 from gsch.runtime.config import Config
 from gsch.runtime.connection import connect
+from gsch.runtime.tenancy import TenancyFeed
 from gsch.scheduler.dryrun import DryRun
 from gsch.scheduler.rules import intake_rules, planner_rules
 
@@ -149,10 +150,15 @@ async def serve(out: BinaryIO) -> None:
     nc = await connect(config, start.url, start.name, role=Role.API)
     store = EventStore(nc, request_timeout=config.nats.request_timeout)
     feed = SnapshotFeed(store)
+    tenancy = TenancyFeed(store)  # projects and workspaces declared as data, as workers see them
     progress: asyncio.Task[None] | None = None
     try:
         snapshot = await feed.start()
+        await tenancy.start()
         dry_run = DryRun(snapshot, *dry_run_rules)
+        tenancy.listen(
+            lambda declared: dry_run.use_rules(planner_rules(config, declared), declared)
+        )
         writer.write(frame(Ready(snapshot.last_seq)))
         progress = asyncio.create_task(_report_progress(feed, writer))
         while (payload := await read_frame(reader)) is not None:
@@ -167,6 +173,7 @@ async def serve(out: BinaryIO) -> None:
             progress.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await progress
+        await tenancy.stop()
         await feed.stop()
         await store.close()
         with contextlib.suppress(Exception):

@@ -4,9 +4,13 @@ dry run and the API answer alike)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from gsch.model.gedge import GedgeCompat
 from gsch.model.intake import IntakeRules, Rejection, decode_request
 from gsch.model.limits import CountLimits
 from gsch.model.request import SELECTOR_PATTERN, Request
+from gsch.model.tenancy import Tenancy
 from gsch.policies.registry import PROFILES
 from gsch.policies.rules import PlannerRules, ProjectClusters
 from gsch.runtime.admission import admission_rules
@@ -24,22 +28,37 @@ def intake_rules(config: Config) -> IntakeRules:
             max_clusters=config.intake.max_clusters,
             max_documents=config.intake.max_documents,
         ),
+        compat=GedgeCompat(
+            cluster_aliases=dict(config.gedge.cluster_aliases),
+            resource_aliases=dict(config.gedge.resource_aliases),
+            scheduler_names=dict(config.gedge.scheduler_names),
+        ),
+        callback_hosts=frozenset(config.callbacks.allowed_hosts),
     )
 
 
-def planner_rules(config: Config) -> PlannerRules:
-    """The rules every plan of this process follows (workers and the dry run alike)."""
+def planner_rules(config: Config, tenancy: Tenancy | None = None) -> PlannerRules:
+    """The rules every plan of this process follows (workers and the dry run alike): the
+    configured projects, and those declared as data (`tenancy`; the file wins a name)."""
     for name, project in config.projects.items():
         for selector in project.selectors:
             if not SELECTOR_PATTERN.match(selector):
                 raise ConfigError(f"projects.{name}.selectors: {selector!r} is not key=value[&…]")
-    return PlannerRules(
-        max_latency_age=config.planner.max_latency_age,
-        projects={
-            name: ProjectClusters.of(project.clusters, project.selectors)
-            for name, project in config.projects.items()
-        },
-    )
+    projects = {
+        name: ProjectClusters.of(project.clusters, project.selectors)
+        for name, project in config.projects.items()
+    }
+    declared = tenancy.projects if tenancy is not None else {}
+    for name in declared.keys() - projects.keys():
+        assert tenancy is not None
+        clusters, selectors = tenancy.project_clusters(name)
+        projects[name] = ProjectClusters.of(list(clusters), list(selectors))
+    return PlannerRules(max_latency_age=config.planner.max_latency_age, projects=projects)
+
+
+def with_tenancy(rules: IntakeRules, tenancy: Tenancy) -> IntakeRules:
+    """The intake's rules with what declared workspaces add (their uids)."""
+    return replace(rules, workspace_uids=dict(tenancy.workspace_uids()))
 
 
 def admit(data: bytes, rules: IntakeRules, fallback_id: str) -> Request | Rejection:

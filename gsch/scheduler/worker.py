@@ -26,6 +26,7 @@ from gsch.model.decisions import SCHEDULABLE
 from gsch.model.events import Placement, RequestRequeued, decode_event
 from gsch.model.request import QueueLevel, Request
 from gsch.model.retry import RetryPolicy
+from gsch.model.tenancy import Tenancy
 from gsch.policies.framework import plan
 from gsch.policies.registry import PROFILES
 from gsch.runtime.config import Config
@@ -34,7 +35,7 @@ from gsch.scheduler.blocked import BlockedRequests, Parked
 from gsch.scheduler.cancel import InvalidCancel, cancel_request, decode_cancel
 from gsch.scheduler.dispatch import Job, LevelDispatcher
 from gsch.scheduler.intake import Intake
-from gsch.scheduler.rules import intake_rules, planner_rules
+from gsch.scheduler.rules import intake_rules, planner_rules, with_tenancy
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +77,16 @@ class Worker:
             limit=queue.max_parked, max_blocked_seconds=queue.max_blocked_seconds,
             expire=self._expire,
         )  # fmt: skip
+        self._intake_rules = self.intake.rules
         self._recent_cancels: OrderedDict[str, None] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
+
+    def use_tenancy(self, tenancy: Tenancy) -> None:
+        """Plan and admit with the projects and workspaces the log declares now."""
+        self.planner = planner_rules(self.config, tenancy)
+        self.attempts.planner = self.planner
+        self.intake.rules = with_tenancy(self._intake_rules, tenancy)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Take work until `stop`, then drain: queued and parked messages are handed back at

@@ -24,8 +24,21 @@ class Scope:
     """Where a request asks to run: the fields that decide its namespace and its rules."""
 
     project: str | None
-    workspace: str | None
+    workspace: str | None  # the workspace's part of `<project>-<workspace>`
     namespace: str | None
+
+    @classmethod
+    def of(
+        cls,
+        project: str | None,
+        workspace_name: str | None,
+        workspace_uid: str | None,
+        namespace: str | None,
+        rules: AdmissionRules,
+    ) -> Scope:
+        """The scope of a request's fields under the installation's namespace rule."""
+        by_uid = rules.workspace_namespace == "uid"
+        return cls(project, workspace_uid if by_uid else workspace_name, namespace)
 
     @property
     def target(self) -> str:

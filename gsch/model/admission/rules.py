@@ -83,6 +83,9 @@ class AdmissionRules:
     gsch_namespace: str = "gsch-system"
     denied_service_accounts: frozenset[str] = frozenset()
     secret_key: bytes | None = None
+    # What names a workspace in `<project>-<workspace>`: its name (gsch), or its uid (GEdge,
+    # whose namespaces are `<project>-<workspace_uid>`).
+    workspace_namespace: str = "name"
 
     def project(self, name: str | None) -> ProjectAdmission:
         if name is None:

@@ -1,0 +1,1 @@
+"""Telling callback URLs what became of their requests (the notifier role)."""
