@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -41,7 +41,7 @@ def make_app(
     max_wait: float | None = None,
     read_connections: int = 4,
     continue_secret: str | None = None,
-    intake: IntakeRules | None = None,
+    intake: IntakeRules | Callable[[], IntakeRules] | None = None,
 ) -> web.Application:
     """The API over `projector`'s database, which `projector.open()` must have created
     before the first request. `store`, when given, serves readiness and submissions;
@@ -61,7 +61,8 @@ def make_app(
         ).operations(),
     ]
     if store is not None:
-        rules = intake if intake is not None else intake_rules(Config())
+        fixed = intake_rules(Config()) if intake is None else intake
+        rules = fixed if callable(fixed) else (lambda: fixed)  # the rules as they are now
         operations += SubmitRoutes(store, projector, config.submit_wait, rules).operations()
         operations += CancelRoutes(store, projector).operations()
     if planner is not None:

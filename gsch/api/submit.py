@@ -18,6 +18,7 @@ request. If no worker took it in time the answer says so (`event_sequence` null)
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -53,7 +54,11 @@ class Submitted(msgspec.Struct, frozen=True, kw_only=True):
 
 class SubmitRoutes:
     def __init__(
-        self, store: EventStore, projector: Projector, wait: float, rules: IntakeRules
+        self,
+        store: EventStore,
+        projector: Projector,
+        wait: float,
+        rules: Callable[[], IntakeRules],
     ) -> None:
         self._store = store
         self._projector = projector
@@ -80,7 +85,7 @@ class SubmitRoutes:
             raise ApiError(400, problem, field="body")
         request_id = _request_id(body)
         data = msgspec.json.encode(body)
-        _admitted(admit(data, self._rules, request_id))
+        _admitted(admit(data, self._rules(), request_id))
         digest = body_digest(data)  # what the worker compares too
         try:
             _refuse_conflict(await self._store.load_request(request_id), digest)

@@ -265,8 +265,10 @@ async def _start_api(
     from gsch.projections.gauges import ReadModelGauges
     from gsch.projections.projector import Projector
     from gsch.projections.reader import ReadModel
-    from gsch.scheduler.rules import intake_rules
+    from gsch.scheduler.rules import intake_rules, with_tenancy
 
+    # The workers' intake rules, with the workspaces declared as data when a request comes.
+    base_intake = intake_rules(config)
     # Held until the process ends: no rebuild replaces the file under a running API.
     stack.enter_context(lock.serving(config.database_path))
     projector = Projector(store, config.database_path)
@@ -298,7 +300,7 @@ async def _start_api(
         planner=planners,
         config=config.api,
         continue_secret=secret,
-        intake=intake_rules(config),
+        intake=lambda: with_tenancy(base_intake, tenancy.tenancy),
         gedge=gedge_door(config, store, projector),
         tenancy=TenancyRoutes(store, tenancy, config),
     )
