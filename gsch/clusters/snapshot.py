@@ -10,6 +10,8 @@ import bisect
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
+from gsch.clusters.aggregates import NO_NODES, Aggregates, NodeSummary, aggregate, summarise
+from gsch.clusters.rankings import RankedClusters, RankKey
 from gsch.model.events import (
     AnyEvent,
     CapacityReleased,
@@ -24,7 +26,7 @@ from gsch.model.events import (
 from gsch.model.resources import Resources
 
 
-@dataclass
+@dataclass(slots=True)
 class NodeView:
     cluster: str
     name: str
@@ -40,6 +42,9 @@ class NodeView:
     # subtracts them so concurrent attempts in one worker spread instead of colliding.
     pending: Resources = Resources()
     last_seq: int = 0  # stream sequence of the last event in this node's scope
+    # What the cluster's aggregates need of this node; None while it is not declared and
+    # ready. Recomputed by the snapshot whenever the node's state changes.
+    summary: NodeSummary | None = None
 
     @property
     def confirmed_free(self) -> Resources:
@@ -68,8 +73,14 @@ class NodeView:
         """Free capacity for planning: the log's view less this process's pending commits."""
         return self.allocatable - self.held
 
+    def resummarise(self) -> None:
+        ready = self.declared and self.ready
+        self.summary = (
+            summarise(self.allocatable, self.held, self.confirmed_free) if ready else None
+        )
 
-@dataclass
+
+@dataclass(slots=True)
 class ClusterView:
     name: str
     tier: str = "cloud"
@@ -77,32 +88,24 @@ class ClusterView:
     ready: bool = False
     declared: bool = False
     nodes: dict[str, NodeView] = field(default_factory=dict)
-    # Cluster-level aggregates over ready nodes, kept current on every node event, so a planner
-    # can bound what a cluster could score, and see that nothing fits, without visiting its
-    # nodes: the largest free share of cpu and of memory any node has (0..1), the most free
-    # GPUs on one node, and the most free of each resource on any one node.
-    max_free_cpu_share: float = 0.0
-    max_free_memory_share: float = 0.0
-    max_free_gpus: int = 0
-    max_free: Resources = Resources()
+    # Aggregates over the ready nodes' summaries, kept current on every node event, so a
+    # planner can bound what a cluster could score, and see that nothing fits, without
+    # visiting its nodes (see `aggregates`).
+    aggregates: Aggregates = NO_NODES
+
+    @property
+    def max_free(self) -> Resources:
+        """The most free of each resource on any one ready node (the log's numbers)."""
+        return self.aggregates.max_free
 
     def refresh_aggregates(self) -> None:
-        cpu = memory = 0.0
-        most = [0, 0, 0, 0]
+        summaries = []
+        allocatables = []
         for node in self.nodes.values():
-            if not (node.declared and node.ready):
-                continue
-            free = node.confirmed_free
-            a = node.allocatable
-            if a.cpu_m > 0:
-                cpu = max(cpu, free.cpu_m / a.cpu_m)
-            if a.memory > 0:
-                memory = max(memory, free.memory / a.memory)
-            for index, amount in enumerate((free.cpu_m, free.memory, free.gpu, free.pods)):
-                most[index] = max(most[index], amount)
-        self.max_free_cpu_share, self.max_free_memory_share = cpu, memory
-        self.max_free_gpus = most[2]
-        self.max_free = Resources(*most)
+            if node.summary is not None:
+                summaries.append(node.summary)
+                allocatables.append(node.allocatable)
+        self.aggregates = aggregate(summaries, allocatables)
 
     def node(self, name: str) -> NodeView:
         view = self.nodes.get(name)
@@ -111,36 +114,15 @@ class ClusterView:
         return view
 
 
-class RankedClusters:
-    """The clusters of one selection, in order of an upper bound of what they can score (best
-    first, then by name), kept in order as their aggregates change. A planner walks it from
-    the front and stops once no cluster further on can win: the cost of a request follows the
-    clusters it visits, not the size of the selection."""
-
-    def __init__(self, clusters: list[ClusterView], bound: Callable[[ClusterView], float]):
-        self.bound = bound
-        self.bounds = {c.name: bound(c) for c in clusters}
-        self.order = sorted((-b, name) for name, b in self.bounds.items())
-
-    def __len__(self) -> int:
-        return len(self.order)
-
-    def update(self, cluster: ClusterView) -> None:
-        old = self.bounds.get(cluster.name)
-        if old is None:
-            return  # not in this selection
-        new = self.bound(cluster)
-        if new != old:
-            # A plain sorted list: a move is a binary search and a memmove, microseconds for
-            # thousands of clusters, and walking it from the front allocates nothing.
-            del self.order[bisect.bisect_left(self.order, (-old, cluster.name))]
-            bisect.insort(self.order, (-new, cluster.name))
-            self.bounds[cluster.name] = new
-
-
 # Rankings kept current at once; beyond this many, the least recently built is dropped (each
 # costs a little on every capacity event, and selectors come from requests).
-MAX_RANKINGS = 32
+MAX_RANKINGS = 64
+# Latency orders (clusters by round-trip time from one source node) kept at once.
+MAX_LATENCY_ORDERS = 64
+
+
+def _meets(requirements: tuple[tuple[str, str], ...], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in requirements)
 
 
 class ClusterSnapshot:
@@ -149,9 +131,14 @@ class ClusterSnapshot:
         # Cluster names by (label, value), so a label selector costs what it matches, not
         # what the fleet holds.
         self._by_label: dict[tuple[str, str], set[str]] = {}
-        self._selected: dict[tuple[tuple[str, str], ...], list[str]] = {}  # cleared on relabel
-        self._ranked: dict[Hashable, RankedClusters] = {}  # cleared on relabel too
+        # Selections and their standing rankings, kept current as clusters are relabelled
+        # and as their aggregates change (derived from the folded state alone).
+        self._selected: dict[tuple[tuple[str, str], ...], list[str]] = {}
+        self._ranked: dict[tuple[tuple[tuple[str, str], ...], Hashable], RankedClusters] = {}
         self.latency: dict[tuple[str, str], LatencyReported] = {}
+        # Per source node: the clusters its latency report measured, nearest first (built
+        # when first asked for, dropped when a newer report from that node is folded).
+        self._latency_orders: dict[tuple[str, str], list[tuple[float, str]]] = {}
         # (cluster, "namespace/name") -> (node, sequence of the report that placed it there),
         # and each node's pods as last reported, so a newer report replaces the node's list.
         self._pod_nodes: dict[tuple[str, str], tuple[str, int]] = {}
@@ -184,14 +171,16 @@ class ClusterSnapshot:
         match event:
             case ClusterDeclared():
                 cluster = self.cluster(event.cluster)
-                for label in cluster.labels.items():
-                    self._by_label.get(label, set()).discard(cluster.name)
-                for label in event.labels.items():
-                    self._by_label.setdefault(label, set()).add(cluster.name)
-                self._selected.clear()
-                self._ranked.clear()
+                relabelled = not cluster.declared or cluster.labels != event.labels
+                if relabelled:
+                    for label in cluster.labels.items():
+                        self._by_label.get(label, set()).discard(cluster.name)
+                    for label in event.labels.items():
+                        self._by_label.setdefault(label, set()).add(cluster.name)
                 cluster.tier, cluster.labels = event.tier, dict(event.labels)
                 cluster.ready, cluster.declared = event.ready, True
+                if relabelled:
+                    self._reselect(cluster)
                 self._capacity_may_have_grown(event.cluster)
             case NodeDeclared() | CapacityReserved() | CapacityReleased() if (
                 seq <= self.cluster(event.cluster).node(event.node).last_seq
@@ -203,7 +192,7 @@ class ClusterSnapshot:
                 node.labels, node.taints = dict(event.labels), event.taints
                 node.ready, node.declared = event.ready, True
                 node.last_seq = seq
-                self._refresh(event.cluster)
+                self._refresh(node)
                 self._capacity_may_have_grown(event.cluster)
             case CapacityReserved():
                 node = self.cluster(event.cluster).node(event.node)
@@ -213,18 +202,19 @@ class ClusterSnapshot:
                 node.reservations[event.request_id] = event.amount
                 node.reserved = node.reserved + event.amount
                 node.last_seq = seq
-                self._refresh(event.cluster)
+                self._refresh(node)
             case CapacityReleased():
                 node = self.cluster(event.cluster).node(event.node)
                 released = node.reservations.pop(event.request_id, None)
                 if released is not None:
                     node.reserved = node.reserved - released
                 node.last_seq = seq
-                self._refresh(event.cluster)
+                self._refresh(node)
                 if released is not None:
                     self._capacity_may_have_grown(event.cluster)
             case LatencyReported():
                 self.latency[(event.cluster, event.node)] = event
+                self._latency_orders.pop((event.cluster, event.node), None)
             case PodsReported():
                 self._fold_pods(event, seq)
             case _:
@@ -234,26 +224,58 @@ class ClusterSnapshot:
         for listener in self.capacity_listeners:
             listener(cluster)
 
-    def _refresh(self, name: str) -> None:
-        cluster = self.clusters[name]
+    def _refresh(self, node: NodeView) -> None:
+        """A node's state changed: its summary, its cluster's aggregates, and the cluster's
+        place in every standing ranking follow."""
+        node.resummarise()
+        cluster = self.clusters[node.cluster]
         cluster.refresh_aggregates()
         for ranked in self._ranked.values():
             ranked.update(cluster)
 
+    def _reselect(self, cluster: ClusterView) -> None:
+        """A cluster's labels changed: it joins or leaves the selections kept here (and their
+        rankings), one binary search each, instead of every selection being rebuilt."""
+        name = cluster.name
+        for requirements, names in self._selected.items():
+            index = bisect.bisect_left(names, name)
+            present = index < len(names) and names[index] == name
+            wanted = _meets(requirements, cluster.labels)
+            if wanted and not present:
+                names.insert(index, name)
+            elif present and not wanted:
+                del names[index]
+        for (requirements, _), ranked in self._ranked.items():
+            if _meets(requirements, cluster.labels):
+                ranked.add(cluster)
+            else:
+                ranked.discard(name)
+
     def ranked(
-        self,
-        requirements: tuple[tuple[str, str], ...],
-        key: Hashable,
-        bound: Callable[[ClusterView], float],
+        self, requirements: tuple[tuple[str, str], ...], key: Hashable, rank: RankKey
     ) -> RankedClusters:
-        """The clusters `requirements` select, ordered by `bound` (best first). `key` names
-        the bound: the same key must always come with the same bound."""
+        """The clusters `requirements` select, ordered by `rank` (best first within each of
+        its groups). `key` names the rank: the same key must always come with the same rank.
+        Built when first asked for, then kept current from the events folded."""
         found = self._ranked.get((requirements, key))
         if found is None:
             if len(self._ranked) >= MAX_RANKINGS:
                 del self._ranked[next(iter(self._ranked))]
             clusters = [self.clusters[name] for name in self.select(requirements)]
-            found = self._ranked[(requirements, key)] = RankedClusters(clusters, bound)
+            found = self._ranked[(requirements, key)] = RankedClusters(clusters, rank)
+        return found
+
+    def latency_order(self, cluster: str, node: str) -> list[tuple[float, str]]:
+        """The clusters the latest report from `cluster`/`node` measured, as (ms, cluster),
+        nearest first (ties by name); empty without a report."""
+        key = (cluster, node)
+        found = self._latency_orders.get(key)
+        if found is None:
+            report = self.latency.get(key)
+            found = sorted((ms, name) for name, ms in report.to_clusters.items()) if report else []
+            if len(self._latency_orders) >= MAX_LATENCY_ORDERS:
+                del self._latency_orders[next(iter(self._latency_orders))]
+            self._latency_orders[key] = found
         return found
 
     def _fold_pods(self, event: PodsReported, seq: int) -> None:
@@ -306,12 +328,14 @@ class ClusterSnapshot:
         for placement in placements:
             node = self.clusters[placement.cluster].nodes[placement.node]
             node.pending = node.pending + placement.amount
+            self._refresh(node)
 
     def forget(self, placements: Iterable[Placement]) -> None:
         """Undo `assume` (committed: the reservation is folded from the log instead; or lost)."""
         for placement in placements:
             node = self.clusters[placement.cluster].nodes[placement.node]
             node.pending = node.pending - placement.amount
+            self._refresh(node)
 
     async def wait_for(self, seq: int, timeout: float) -> bool:
         """Wait until events up to `seq` are folded; False on timeout."""

@@ -17,6 +17,8 @@ snapshot's clock (the newest event it folded), so a plan is a function of the sn
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from gsch.clusters.snapshot import ClusterSnapshot, NodeView
 from gsch.model.events import LatencyReported
 from gsch.model.request import Request
@@ -61,11 +63,19 @@ def prepare_low_latency(
         tiered(measured_node, free_capacity_score),
         scale=NEAREST_SCALE,
     )
+
+    def nearest_first() -> Sequence[tuple[float, str]]:
+        # The snapshot's standing order of the same report (ms, cluster): -rank, name.
+        if report is None:
+            return ()
+        return snapshot.latency_order(report.cluster, report.node)
+
     ranking = ClusterRanking(
         rank=cluster_rank,
         plugin=f"latency from {where} (ms)",
         unmeasured=f"no latency measured from {where}: ranked after measured clusters",
         shown=_negated,
+        order=nearest_first,
     )
     plugins = (nearest,)
     return PlanState(plugins, nearest.score, ranking=ranking, notes=notes, blocked=blocked)

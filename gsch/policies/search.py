@@ -12,18 +12,24 @@ from __future__ import annotations
 import heapq
 import zlib
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from gsch.clusters.aggregates import NO_NODES as NO_READY_NODES
+from gsch.clusters.rankings import Entry, SortedRuns
 from gsch.clusters.snapshot import ClusterSnapshot, ClusterView
 from gsch.model.request import Request, is_selector, selector_requirements
 from gsch.policies.framework import (
+    BOUND_SLACK,
+    BoundSearch,
     Candidate,
     ClusterFilter,
     Code,
     NodeFilter,
     NodeScorer,
     Status,
+    cluster_order,
+    micro,
     unresolvable,
 )
 from gsch.policies.rules import PlannerRules
@@ -46,7 +52,8 @@ class LevelScan:
     filtered: Counter[str] = field(default_factory=Counter)  # node reasons over the level
     nodes: int = 0  # nodes the filters looked at
     visited: int = 0  # clusters whose nodes were looked at
-    walked: int = 0  # clusters a best-first walk took up (visited or rejected by a filter)
+    walked: int = 0  # clusters a walk took up (visited or rejected by a filter)
+    stopped_at: float = 0.0  # the bound at which a best-first walk stopped
 
     def reject(self, name: str, reasons: list[str], unschedulable: bool) -> None:
         self.rejections[name] = reasons
@@ -88,97 +95,144 @@ class LevelScan:
     def visit_all(self, clusters: Iterable[ClusterView]) -> list[Candidate]:
         return [found for cluster in clusters if (found := self.visit(cluster)) is not None]
 
-    def walk(
-        self,
-        ordered: Iterable[tuple[float, str]],
-        clusters: Mapping[str, ClusterView],
-        admitted: bool = False,
-    ) -> Candidate | None:
-        """Branch and bound: visit clusters in (-bound, name) order and stop when no cluster
-        further on could beat the best found. That is exactly the cluster a full scan ranks
-        first (highest score, then smallest name). `admitted`: the cluster filters already ran.
-        """
-        best: Candidate | None = None
-        seen: set[str] = set()  # several selectors of one level may match one cluster
-        for negative_bound, name in ordered:
-            if best is not None and (-negative_bound, _neg(name)) < (
-                best.score,
-                _neg(best.cluster),
-            ):
-                break
-            if name in seen:
-                continue
-            seen.add(name)
-            self.walked += 1
-            cluster = clusters.get(name)
-            if not admitted:
-                cluster = self.admit(name, cluster)
-            if cluster is None:
-                continue
+    def take_up(self, name: str, cluster: ClusterView | None, admitted: bool) -> Candidate | None:
+        """One cluster of a walk: filtered (unless `admitted`), out at once when no ready node
+        has room for the demand, else visited."""
+        self.walked += 1
+        if not admitted:
+            cluster = self.admit(name, cluster)
+        if cluster is None:
+            return None
+        if self.unschedulable and cluster.aggregates is not NO_READY_NODES:
             missing = self.request.demand.shortfalls(cluster.max_free)
             if missing:
                 # No ready node has that much free (pending commits only lower it): out
                 # without a look at its nodes, so an unplaceable request over a large level
-                # costs a check per cluster, not a scan of every node.
+                # costs a check per cluster, not a scan of every node. Only once some
+                # rejection already made the request wait for capacity: a scan of these
+                # nodes could only add to that (a taint, say), not take it away.
                 reason = f"insufficient {', '.join(missing)} on every ready node"
                 self.reject(name, [reason], unschedulable=True)
-                continue
-            found = self.visit(cluster)
-            if found is not None and (
-                best is None or (found.score, _neg(name)) > (best.score, _neg(best.cluster))
-            ):
+                return None
+        return self.visit(cluster)
+
+    def walk(
+        self,
+        orders: Sequence[Iterator[Entry]],
+        clusters: Mapping[str, ClusterView],
+        admitted: bool = False,
+    ) -> Candidate | None:
+        """Branch and bound over one or more orders of the same clusters, each as (-bound,
+        name) ascending, where a cluster's true bound is at most its bound in every order.
+        The front of the order with the lowest bound is visited next; the walk stops when the
+        front of some order cannot beat the best found (every cluster after it, and so every
+        unvisited one, is bounded by it). That is exactly the cluster a full scan ranks
+        first (`cluster_order`). `admitted`: the cluster filters already ran."""
+        best: Candidate | None = None
+        seen: set[str] = set()  # several selectors of one level may match one cluster
+        fronts = [next(order, None) for order in orders]
+        while True:
+            lowest: tuple[Entry, int] | None = None
+            for index, order in enumerate(orders):
+                front = fronts[index]
+                while front is not None and front[1] in seen:
+                    front = next(order, None)
+                fronts[index] = front
+                if front is None:
+                    return best  # every cluster of the level was taken up
+                if best is not None and _cannot_win(front, best):
+                    self.stopped_at = -front[0]
+                    return best
+                if lowest is None or front > lowest[0]:
+                    lowest = (front, index)
+            assert lowest is not None  # a level has at least one order
+            (_, name), index = lowest
+            fronts[index] = next(orders[index], None)
+            seen.add(name)
+            found = self.take_up(name, clusters.get(name), admitted)
+            if found is not None and (best is None or cluster_order(found) < cluster_order(best)):
                 best = found
-        return best
 
     def walk_by_bound(
         self,
         admitted: list[ClusterView],
         clusters: Mapping[str, ClusterView],
-        bound: Callable[[ClusterView], float],
+        search: BoundSearch,
     ) -> Candidate | None:
         """A large level already resolved and filtered: walk it best bound first."""
-        heap = [(-bound(c), c.name) for c in admitted]
-        heapq.heapify(heap)
-        ordered = (heapq.heappop(heap) for _ in range(len(heap)))
-        found = self.walk(ordered, clusters, admitted=True)
-        self.note_unvisited(len(admitted))
+        orders = []
+        for side in search.sides:
+            entries = [(-side.limit(*side.rank(c)), c.name) for c in admitted]
+            heapq.heapify(entries)
+            orders.append(heapq.heappop(entries) for _ in range(len(entries)))
+        found = self.walk(orders, clusters, admitted=True)
+        self.note_unvisited(len(admitted), found)
         return found
 
     def walk_rankings(
-        self,
-        listed: tuple[str, ...],
-        snapshot: ClusterSnapshot,
-        bound: Callable[[ClusterView], float],
-        key: Hashable,
+        self, listed: tuple[str, ...], snapshot: ClusterSnapshot, search: BoundSearch
     ) -> Candidate | None:
         """A level whose selectors match many clusters: walk the snapshot's standing rankings
-        of those clusters by bound (kept current from events), merged, so a request costs what
-        it visits and nothing per cluster of the fleet."""
-        orders = []
+        of those clusters (kept current from events), merged over selectors and groups, each
+        entry's bound computed for this request only when the walk reaches it, so a request
+        costs what it visits and nothing per cluster of the fleet."""
+        orders: list[list[Iterator[Entry]]] = [[] for _ in search.sides]
         names = []
+        total = 0
         for entry in listed:
-            if is_selector(entry):
-                self.note_match(entry, snapshot.select(selector_requirements(entry)))
-                orders.append(snapshot.ranked(selector_requirements(entry), key, bound).order)
-            else:
+            if not is_selector(entry):
                 names.append(entry)
+                continue
+            requirements = selector_requirements(entry)
+            selected = snapshot.select(requirements)
+            self.note_match(entry, selected)
+            total += len(selected)
+            for merged, side in zip(orders, search.sides, strict=True):
+                ranked = snapshot.ranked(requirements, side.key, side.rank)
+                merged.extend(
+                    _bounded(runs, group, side.limit) for group, runs in ranked.groups.items()
+                )
         if names:  # names listed beside selectors: few, ranked here
-            clusters = [c for name in names if (c := snapshot.clusters.get(name)) is not None]
-            orders.append(sorted((-bound(c), c.name) for c in clusters))
+            known = [c for name in names if (c := snapshot.clusters.get(name)) is not None]
+            total += len(known)
+            for merged, side in zip(orders, search.sides, strict=True):
+                merged.append(iter(sorted((-side.limit(*side.rank(c)), c.name) for c in known)))
             for name in names:
                 if name not in snapshot.clusters:
                     self.reject_status(name, UNKNOWN_CLUSTER)
-        found = self.walk(heapq.merge(*orders), snapshot.clusters)
-        # Clusters two selectors both match count twice here: the count is for reading only.
-        self.note_unvisited(sum(len(order) for order in orders))
+        found = self.walk([heapq.merge(*merged) for merged in orders], snapshot.clusters)
+        self.note_unvisited(total, found)
         return found
 
-    def note_unvisited(self, total: int) -> None:
+    def walk_in_order(
+        self, names: Iterable[str], clusters: Mapping[str, ClusterView]
+    ) -> Candidate | None:
+        """The first cluster in `names` order that has a node for the request (a level in
+        the request's own order, or ranked by a measurement): nothing after it is visited."""
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                continue
+            seen.add(name)
+            found = self.take_up(name, clusters.get(name), admitted=False)
+            if found is not None:
+                return found
+        return None
+
+    def note_unvisited(self, total: int, best: Candidate | None) -> None:
         skipped = total - self.walked
-        if skipped > 0:
+        if skipped > 0 and best is not None:
             self.notes["not visited"] = (
-                f"{skipped} cluster(s) whose best possible score could not win"
+                f"{skipped} cluster(s) (one per selector matching them): by a bound from their"
+                f" aggregates no node of theirs scores above {self.stopped_at:.3f}, and"
+                f" {best.cluster} scores {best.score:.3f}"
             )
+
+    def note_passed_over(self, total: int, chosen: Candidate | None, why: str) -> None:
+        """A walk in order stopped at `chosen`: say how many clusters after it it left."""
+        skipped = total - self.walked
+        if skipped > 0 and chosen is not None:
+            self.notes["not visited"] = f"{skipped} cluster(s) after {chosen.cluster} ({why})"
 
     def expand(self, level: tuple[str, ...], snapshot: ClusterSnapshot) -> tuple[str, ...]:
         """The clusters a level names: names as listed, label selectors resolved against the
@@ -260,10 +314,20 @@ def _best_node(
     return best, rejected, unschedulable
 
 
+def _bounded(
+    runs: SortedRuns, group: Hashable, limit: Callable[[Hashable, float], float]
+) -> Iterator[Entry]:
+    """A ranking group's entries as (-bound, name), best first: the bound is monotone in the
+    ranked value within a group, so the order holds."""
+    return ((-limit(group, -negative), name) for negative, name in runs)
+
+
+def _cannot_win(front: Entry, best: Candidate) -> bool:
+    """Whether the cluster at an order's front, and so every cluster after it, scores below
+    `best` in `cluster_order` (the slack absorbs roundings between a bound and a score)."""
+    bound, top = micro(BOUND_SLACK - front[0]), micro(best.score)
+    return bound < top or (bound == top and front[1] > best.cluster)
+
+
 def _tie(request: Request, name: str) -> int:
     return zlib.crc32(f"{request.request_id}/{name}".encode())
-
-
-def _neg(name: str) -> tuple[int, ...]:
-    # Orders names in reverse, so "higher is better" comparisons prefer the smaller name.
-    return tuple(-ord(char) for char in name)

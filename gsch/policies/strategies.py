@@ -12,17 +12,20 @@ All of them resolve and scan a level alike (`_resolve`) and explain it alike (`_
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import heapq
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from gsch.clusters.snapshot import ClusterView
+from gsch.clusters.snapshot import ClusterSnapshot, ClusterView
 from gsch.model.events import Placement
-from gsch.model.request import Request
+from gsch.model.request import Request, is_selector, selector_requirements
 from gsch.policies.framework import (
     MAX_LISTED,
     Candidate,
+    ClusterRanking,
     LevelContext,
     LevelResult,
+    cluster_order,
     unresolvable,
 )
 from gsch.policies.search import LevelScan, matched
@@ -56,25 +59,29 @@ class RankedByScore(_Defaults):
 
     def place(self, context: LevelContext, listed: tuple[str, ...]) -> LevelResult:
         scan = _scan(context)
-        state, snapshot = context.state, context.snapshot
+        search, snapshot = context.state.search, context.snapshot
         candidates: list[Candidate]
-        if state.bound is not None and matched(listed, snapshot) > self.search_from:
-            found = scan.walk_rankings(listed, snapshot, state.bound, state.bound_key)
+        if search is not None and matched(listed, snapshot) > self.search_from:
+            found = scan.walk_rankings(listed, snapshot, search)
             shown, candidates = listed, [found] if found is not None else []
         else:
             shown, admitted = _resolve(context, scan, listed)
-            if state.bound is not None and len(admitted) > self.search_from:
-                found = scan.walk_by_bound(admitted, snapshot.clusters, state.bound)
+            if search is not None and len(admitted) > self.search_from:
+                found = scan.walk_by_bound(admitted, snapshot.clusters, search)
                 candidates = [found] if found is not None else []
             else:
                 candidates = scan.visit_all(admitted)
-        candidates.sort(key=lambda c: (-c.score, c.cluster))
+        candidates.sort(key=cluster_order)
         return _finish(context, scan, shown, candidates, _scores(candidates), {}, _first)
 
 
 @dataclass(frozen=True)
 class ListedOrder(_Defaults):
-    """The request's order is the preference: the first listed cluster that can take it."""
+    """The request's order is the preference: the first listed cluster that can take it.
+    Levels of up to `search_from` clusters are scanned whole (every cluster explained); in
+    larger ones nothing after the first cluster that can take it is visited."""
+
+    search_from: int = BOUND_FROM
 
     @property
     def keeps_listed_order(self) -> bool:
@@ -82,6 +89,13 @@ class ListedOrder(_Defaults):
 
     def place(self, context: LevelContext, listed: tuple[str, ...]) -> LevelResult:
         scan = _scan(context)
+        snapshot = context.snapshot
+        total = matched(listed, snapshot)
+        if total > self.search_from and context.state.blocked is None:
+            found = scan.walk_in_order(_in_listed_order(scan, listed, snapshot), snapshot.clusters)
+            scan.note_passed_over(total, found, "the first listed cluster that fits wins")
+            candidates = [found] if found is not None else []
+            return _finish(context, scan, listed, candidates, _scores(candidates), {}, _first)
         shown, admitted = _resolve(context, scan, listed)
         candidates = scan.visit_all(admitted)
         return _finish(context, scan, shown, candidates, _scores(candidates), {}, _first)
@@ -90,7 +104,8 @@ class ListedOrder(_Defaults):
 @dataclass(frozen=True)
 class EveryCluster(ListedOrder):
     """A copy on every cluster of the level, or none: one cluster that cannot take its copy
-    fails the level (and the next level is tried)."""
+    fails the level (and the next level is tried). In a level of more than `search_from`
+    clusters, the first cluster that cannot ends the level's search."""
 
     @property
     def level_is_a_set(self) -> bool:
@@ -98,29 +113,79 @@ class EveryCluster(ListedOrder):
 
     def place(self, context: LevelContext, listed: tuple[str, ...]) -> LevelResult:
         scan = _scan(context)
-        shown, admitted = _resolve(context, scan, listed)
-        candidates = scan.visit_all(admitted)
+        snapshot = context.snapshot
+        total = matched(listed, snapshot)
+        if total > self.search_from and context.state.blocked is None:
+            candidates = self._walk(scan, listed, snapshot, total)
+            shown = listed
+        else:
+            shown, admitted = _resolve(context, scan, listed)
+            candidates = scan.visit_all(admitted)
 
         def every(request: Request, ranked: list[Candidate]) -> tuple[Placement, ...]:
             if not ranked or scan.rejections:
                 return ()
             return tuple(Placement(c.cluster, c.node.name, request.demand) for c in ranked)
 
-        return _finish(context, scan, shown, candidates, _scores(candidates), {}, every)
+        scores = _scores(candidates[:MAX_LISTED])  # decision events stay small
+        if len(candidates) > MAX_LISTED:
+            scan.notes["scores"] = f"shown for the first {MAX_LISTED} of {len(candidates)}"
+        return _finish(context, scan, shown, candidates, scores, {}, every)
+
+    @staticmethod
+    def _walk(
+        scan: LevelScan, listed: tuple[str, ...], snapshot: ClusterSnapshot, total: int
+    ) -> list[Candidate]:
+        """Every cluster of a large level in order, until one cannot take its copy (and a
+        rejection has told whether the request should wait for capacity, as a full scan
+        would: once one did, nothing further can change what the level decides)."""
+        candidates = []
+        seen: set[str] = set()
+        failed_at = None
+        for name in _in_listed_order(scan, listed, snapshot):
+            if name in seen:
+                continue
+            seen.add(name)
+            found = scan.take_up(name, snapshot.clusters.get(name), admitted=False)
+            if found is None:
+                failed_at = failed_at or name
+            elif failed_at is None:
+                candidates.append(found)
+            if failed_at is not None and scan.unschedulable:
+                break
+        if failed_at is not None and total > scan.walked:
+            scan.notes["not visited"] = (
+                f"{total - scan.walked} cluster(s): {failed_at} cannot take its copy, which"
+                " fails the set"
+            )
+        return candidates
 
 
 @dataclass(frozen=True)
 class RankedByClusterRank(_Defaults):
     """Clusters by PreScore's ranking (higher first), measured before unmeasured (those in
-    name order); the first is placed on its best node by the profile's node score."""
+    name order); the first is placed on its best node by the profile's node score. In a level
+    of more than `search_from` clusters, clusters are taken up in that order (the ranking's
+    standing order, filtered to the level) and nothing after the first that fits is visited."""
+
+    search_from: int = BOUND_FROM
 
     def place(self, context: LevelContext, listed: tuple[str, ...]) -> LevelResult:
         ranking = context.state.ranking
         if ranking is None:
             raise ValueError(f"{context.profile.name}: its PreScore ranks no clusters")
         scan = _scan(context)
-        shown, admitted = _resolve(context, scan, listed)
-        candidates = scan.visit_all(admitted)
+        snapshot = context.snapshot
+        total = matched(listed, snapshot)
+        if total > self.search_from and context.state.blocked is None:
+            found = scan.walk_in_order(
+                _in_rank_order(scan, listed, snapshot, ranking, total), snapshot.clusters
+            )
+            scan.note_passed_over(total, found, f"ranked after it by {ranking.plugin}")
+            shown, candidates = listed, [found] if found is not None else []
+        else:
+            shown, admitted = _resolve(context, scan, listed)
+            candidates = scan.visit_all(admitted)
         ranks = {c.cluster: ranking.rank(c.cluster) for c in candidates}
         scan.notes.update({n: ranking.unmeasured for n, rank in ranks.items() if rank is None})
         candidates.sort(key=lambda c: _ranked(ranks[c.cluster], c.cluster))
@@ -133,6 +198,60 @@ class RankedByClusterRank(_Defaults):
             }
         }
         return _finish(context, scan, shown, candidates, scores, by_plugin, _first)
+
+
+def _in_listed_order(
+    scan: LevelScan, listed: tuple[str, ...], snapshot: ClusterSnapshot
+) -> Iterator[str]:
+    """The clusters of a level in the request's order, selectors yielding what they match in
+    name order, lazily (a walk that stops early costs what it took)."""
+    for entry in listed:
+        if is_selector(entry):
+            selected = snapshot.select(selector_requirements(entry))
+            scan.note_match(entry, selected)
+            yield from selected
+        else:
+            yield entry
+
+
+def _in_rank_order(
+    scan: LevelScan,
+    listed: tuple[str, ...],
+    snapshot: ClusterSnapshot,
+    ranking: ClusterRanking,
+    total: int,
+) -> Iterator[str]:
+    """The clusters of a level, measured ones best rank first, then the rest by name, lazily:
+    the ranking's standing order filtered to the level (or, when the level is small beside
+    the ranking, the level's clusters sorted by rank)."""
+    requirements = [selector_requirements(e) for e in listed if is_selector(e)]
+    names = sorted({e for e in listed if not is_selector(e)})
+    selections = [snapshot.select(r) for r in requirements]
+    for entry, selected in zip((e for e in listed if is_selector(e)), selections, strict=True):
+        scan.note_match(entry, selected)
+    ranked = ranking.order()
+    if total * 8 < len(ranked):
+        level = set(names).union(*selections)
+        ranks = {name: ranking.rank(name) for name in level}
+        measured = [name for name, rank in ranks.items() if rank is not None]
+        yield from sorted(measured, key=lambda name: _ranked(ranks[name], name))
+    else:
+        clusters = snapshot.clusters
+
+        def in_level(name: str) -> bool:
+            if name in names:
+                return True
+            cluster = clusters.get(name)
+            return (
+                cluster is not None
+                and cluster.declared
+                and any(
+                    all(cluster.labels.get(k) == v for k, v in wanted) for wanted in requirements
+                )
+            )
+
+        yield from (name for _, name in ranked if in_level(name))
+    yield from (n for n in heapq.merge(names, *selections) if ranking.rank(n) is None)
 
 
 def _scan(context: LevelContext) -> LevelScan:
@@ -192,6 +311,10 @@ def _finish(
     where = ", ".join(f"{p.cluster}/{p.node}" for p in placements) or None
     trace = level_trace(context.index, shown, scan, scores, by_plugin, where)
     return LevelResult(placements, trace, scan.unschedulable)
+
+
+def _key(ranks: dict[str, float | None], name: str) -> tuple[int, float, str]:
+    return _ranked(ranks[name], name)
 
 
 def _ranked(rank: float | None, cluster: str) -> tuple[int, float, str]:
