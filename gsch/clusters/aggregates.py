@@ -30,14 +30,17 @@ class NodeSummary(NamedTuple):
     # memory, and GPUs when it has any); and used cpu share minus used memory share.
     used_mean: float
     balance: float
-    confirmed_free: Resources  # free on the log's numbers alone (pending not subtracted)
+    # Free on the log's numbers alone (this process's pending commits not subtracted).
+    confirmed_cpu_m: int
+    confirmed_memory: int
+    confirmed_gpu: int
+    confirmed_pods: int
 
 
 def summarise(allocatable: Resources, held: Resources, confirmed_free: Resources) -> NodeSummary:
-    a, h = allocatable, held
+    a, h, c = allocatable, held, confirmed_free
     free_cpu = 100.0 - 100.0 * h.cpu_m / a.cpu_m if a.cpu_m > 0 else 0.0
     free_memory = 100.0 - 100.0 * h.memory / a.memory if a.memory > 0 else 0.0
-    free_gpus = max(0, a.gpu - h.gpu)
     used_cpu = min(1.0, h.cpu_m / a.cpu_m) if a.cpu_m > 0 else 1.0
     used_memory = min(1.0, h.memory / a.memory) if a.memory > 0 else 1.0
     if a.gpu > 0:
@@ -47,11 +50,14 @@ def summarise(allocatable: Resources, held: Resources, confirmed_free: Resources
     return NodeSummary(
         free_cpu,
         free_memory,
-        free_gpus,
+        max(0, a.gpu - h.gpu),
         free_cpu + free_memory,
         used_mean,
         used_cpu - used_memory,
-        confirmed_free,
+        c.cpu_m,
+        c.memory,
+        c.gpu,
+        c.pods,
     )
 
 
@@ -90,32 +96,28 @@ class Aggregates(NamedTuple):
 NO_NODES = Aggregates(0.0, 0.0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, Resources(), EMPTY_SHAPE)
 
 
-def aggregate(summaries: list[NodeSummary], allocatables: list[Resources]) -> Aggregates:
-    """Aggregates of the ready nodes whose summaries and allocatables are given (same order)."""
+def aggregate(summaries: list[NodeSummary], shape: Shape) -> Aggregates:
+    """Aggregates of the ready nodes whose summaries are given, of the given shape."""
     if not summaries:
         return NO_NODES
     columns = list(zip(*summaries, strict=True))
-    free = columns[6]
+    most = list(map(max, columns))
     return Aggregates(
-        free_cpu=max(columns[0]),
-        free_memory=max(columns[1]),
-        free_gpus=max(columns[2]),
-        free_sum=max(columns[3]),
-        used_mean_high=max(columns[4]),
+        free_cpu=most[0],
+        free_memory=most[1],
+        free_gpus=most[2],
+        free_sum=most[3],
+        used_mean_high=most[4],
         used_mean_low=min(columns[4]),
         balance_low=min(columns[5]),
-        balance_high=max(columns[5]),
-        max_free=Resources(
-            max(f.cpu_m for f in free),
-            max(f.memory for f in free),
-            max(f.gpu for f in free),
-            max(f.pods for f in free),
-        ),
-        shape=_shape(allocatables),
+        balance_high=most[5],
+        max_free=Resources(most[6], most[7], most[8], most[9]),
+        shape=shape,
     )
 
 
-def _shape(allocatables: list[Resources]) -> Shape:
+def shape_of(allocatables: list[Resources]) -> Shape:
+    """The shape of nodes of these sizes."""
     cpus = [a.cpu_m for a in allocatables if a.cpu_m > 0]
     memories = [a.memory for a in allocatables if a.memory > 0]
     gpus = [a.gpu for a in allocatables if a.gpu > 0]

@@ -29,9 +29,10 @@ class SortedRuns:
     one costs a binary search and a shift within one run (microseconds at a million entries,
     where one flat list would move megabytes), iterating costs what it yields."""
 
-    def __init__(self, entries: Iterable[Entry] = ()) -> None:
+    def __init__(self, entries: Iterable[Entry] = (), run: int = RUN) -> None:
         ordered = sorted(entries)
-        self._runs = [ordered[i : i + RUN] for i in range(0, len(ordered), RUN)]
+        self._run = run
+        self._runs = [ordered[i : i + run] for i in range(0, len(ordered), run)]
         self._lasts = [run[-1] for run in self._runs]
         self._size = len(ordered)
 
@@ -51,9 +52,10 @@ class SortedRuns:
         run = self._runs[index]
         bisect.insort(run, entry)
         self._lasts[index] = run[-1]
-        if len(run) > 2 * RUN:
-            self._runs[index : index + 1] = [run[:RUN], run[RUN:]]
-            self._lasts[index : index + 1] = [run[RUN - 1], run[-1]]
+        if len(run) > 2 * self._run:
+            half = self._run
+            self._runs[index : index + 1] = [run[:half], run[half:]]
+            self._lasts[index : index + 1] = [run[half - 1], run[-1]]
 
     def remove(self, entry: Entry) -> None:
         index = bisect.bisect_left(self._lasts, entry)

@@ -10,7 +10,14 @@ import bisect
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
-from gsch.clusters.aggregates import NO_NODES, Aggregates, NodeSummary, aggregate, summarise
+from gsch.clusters.aggregates import (
+    NO_NODES,
+    Aggregates,
+    NodeSummary,
+    aggregate,
+    shape_of,
+    summarise,
+)
 from gsch.clusters.rankings import RankedClusters, RankKey
 from gsch.model.events import (
     AnyEvent,
@@ -98,14 +105,16 @@ class ClusterView:
         """The most free of each resource on any one ready node (the log's numbers)."""
         return self.aggregates.max_free
 
-    def refresh_aggregates(self) -> None:
-        summaries = []
-        allocatables = []
-        for node in self.nodes.values():
-            if node.summary is not None:
-                summaries.append(node.summary)
-                allocatables.append(node.allocatable)
-        self.aggregates = aggregate(summaries, allocatables)
+    def refresh_aggregates(self, resized: bool = True) -> None:
+        """Recompute the aggregates from the nodes' summaries; `resized`: some node's size or
+        readiness may have changed, so the shape too (capacity events leave it as it was)."""
+        ready = [node for node in self.nodes.values() if node.summary is not None]
+        shape = (
+            shape_of([node.allocatable for node in ready])
+            if resized or self.aggregates is NO_NODES
+            else self.aggregates.shape
+        )
+        self.aggregates = aggregate([node.summary for node in ready if node.summary], shape)
 
     def node(self, name: str) -> NodeView:
         view = self.nodes.get(name)
@@ -149,6 +158,7 @@ class ClusterSnapshot:
         # run decides what a worker decides on the same snapshot, whatever its wall clock.
         self.clock = 0.0
         self._advanced = asyncio.Event()
+        self._waiting = 0  # callers in `wait_for` (no event to make while there are none)
         # Called with a cluster's name when capacity there may have grown (released, node
         # (re)declared, cluster ready again): blocked requests wait for exactly this.
         self.capacity_listeners: list[Callable[[str], None]] = []
@@ -165,9 +175,10 @@ class ClusterSnapshot:
         committed reservation as soon as it is acknowledged, before the feed delivers it)."""
         self.last_seq = max(self.last_seq, seq)
         self.clock = max(self.clock, event.at)
-        # Wake everyone waiting for a sequence; they re-check and wait on a fresh event.
-        self._advanced.set()
-        self._advanced = asyncio.Event()
+        if self._waiting:
+            # Wake everyone waiting for a sequence; they re-check and wait on a fresh event.
+            self._advanced.set()
+            self._advanced = asyncio.Event()
         match event:
             case ClusterDeclared():
                 cluster = self.cluster(event.cluster)
@@ -192,7 +203,7 @@ class ClusterSnapshot:
                 node.labels, node.taints = dict(event.labels), event.taints
                 node.ready, node.declared = event.ready, True
                 node.last_seq = seq
-                self._refresh(node)
+                self._refresh(node, resized=True)
                 self._capacity_may_have_grown(event.cluster)
             case CapacityReserved():
                 node = self.cluster(event.cluster).node(event.node)
@@ -224,14 +235,16 @@ class ClusterSnapshot:
         for listener in self.capacity_listeners:
             listener(cluster)
 
-    def _refresh(self, node: NodeView) -> None:
+    def _refresh(self, node: NodeView, resized: bool = False) -> None:
         """A node's state changed: its summary, its cluster's aggregates, and the cluster's
         place in every standing ranking follow."""
         node.resummarise()
         cluster = self.clusters[node.cluster]
-        cluster.refresh_aggregates()
-        for ranked in self._ranked.values():
-            ranked.update(cluster)
+        before = cluster.aggregates
+        cluster.refresh_aggregates(resized)
+        if cluster.aggregates != before:
+            for ranked in self._ranked.values():
+                ranked.update(cluster)
 
     def _reselect(self, cluster: ClusterView) -> None:
         """A cluster's labels changed: it joins or leaves the selections kept here (and their
@@ -339,10 +352,13 @@ class ClusterSnapshot:
 
     async def wait_for(self, seq: int, timeout: float) -> bool:
         """Wait until events up to `seq` are folded; False on timeout."""
+        self._waiting += 1
         try:
             async with asyncio.timeout(timeout):
                 while self.last_seq < seq:
                     await self._advanced.wait()
         except TimeoutError:
             return False
+        finally:
+            self._waiting -= 1
         return True

@@ -120,19 +120,21 @@ class LevelScan:
         self,
         orders: Sequence[Iterator[Entry]],
         clusters: Mapping[str, ClusterView],
+        bound: Callable[[ClusterView], float],
         admitted: bool = False,
     ) -> Candidate | None:
         """Branch and bound over one or more orders of the same clusters, each as (-bound,
-        name) ascending, where a cluster's true bound is at most its bound in every order.
-        The front of the order with the lowest bound is visited next; the walk stops when the
-        front of some order cannot beat the best found (every cluster after it, and so every
-        unvisited one, is bounded by it). That is exactly the cluster a full scan ranks
-        first (`cluster_order`). `admitted`: the cluster filters already ran."""
+        name) ascending by its own side of the bound, a cluster's `bound` being at most its
+        bound in every order. Of the orders' fronts, the one with the highest `bound` is
+        visited next; the walk stops when the front of some order cannot beat the best found
+        (every cluster after it, and so every unvisited one, is bounded by it). That is
+        exactly the cluster a full scan ranks first (`cluster_order`). `admitted`: the
+        cluster filters already ran."""
         best: Candidate | None = None
         seen: set[str] = set()  # several selectors of one level may match one cluster
         fronts = [next(order, None) for order in orders]
         while True:
-            lowest: tuple[Entry, int] | None = None
+            chosen: tuple[tuple[float, str], int] | None = None
             for index, order in enumerate(orders):
                 front = fronts[index]
                 while front is not None and front[1] in seen:
@@ -143,10 +145,14 @@ class LevelScan:
                 if best is not None and _cannot_win(front, best):
                     self.stopped_at = -front[0]
                     return best
-                if lowest is None or front > lowest[0]:
-                    lowest = (front, index)
-            assert lowest is not None  # a level has at least one order
-            (_, name), index = lowest
+                # With one order its bound is the cluster's; with more, the least of them.
+                cluster = clusters.get(front[1])
+                rank = (front[0] if len(orders) == 1 or cluster is None else -bound(cluster),
+                        front[1])  # fmt: skip
+                if chosen is None or rank < chosen[0]:
+                    chosen = (rank, index)
+            assert chosen is not None  # a level has at least one order
+            (_, name), index = chosen
             fronts[index] = next(orders[index], None)
             seen.add(name)
             found = self.take_up(name, clusters.get(name), admitted)
@@ -165,7 +171,7 @@ class LevelScan:
             entries = [(-side.limit(*side.rank(c)), c.name) for c in admitted]
             heapq.heapify(entries)
             orders.append(heapq.heappop(entries) for _ in range(len(entries)))
-        found = self.walk(orders, clusters, admitted=True)
+        found = self.walk(orders, clusters, search.bound, admitted=True)
         self.note_unvisited(len(admitted), found)
         return found
 
@@ -200,7 +206,8 @@ class LevelScan:
             for name in names:
                 if name not in snapshot.clusters:
                     self.reject_status(name, UNKNOWN_CLUSTER)
-        found = self.walk([heapq.merge(*merged) for merged in orders], snapshot.clusters)
+        merged_orders = [heapq.merge(*merged) for merged in orders]
+        found = self.walk(merged_orders, snapshot.clusters, search.bound)
         self.note_unvisited(total, found)
         return found
 
