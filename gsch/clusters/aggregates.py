@@ -10,6 +10,7 @@ summary and one pass over the summaries of its cluster.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 from gsch.model.resources import Resources
@@ -91,17 +92,24 @@ class Aggregates(NamedTuple):
     balance_high: float
     max_free: Resources
     shape: Shape
+    # The node with the highest free_sum, and the highest free_sum of the others: when the two
+    # differ by whole points, that node is the cluster's best by free capacity for certain.
+    free_sum_leader: str = ""
+    free_sum_runner_up: float = -math.inf
 
 
 NO_NODES = Aggregates(0.0, 0.0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, Resources(), EMPTY_SHAPE)
 
 
-def aggregate(summaries: list[NodeSummary], shape: Shape) -> Aggregates:
-    """Aggregates of the ready nodes whose summaries are given, of the given shape."""
+def aggregate(summaries: list[NodeSummary], names: list[str], shape: Shape) -> Aggregates:
+    """Aggregates of the ready nodes whose summaries (and names) are given, of that shape."""
     if not summaries:
         return NO_NODES
     columns = list(zip(*summaries, strict=True))
     most = list(map(max, columns))
+    sums = columns[3]
+    leader = sums.index(most[3])
+    runner_up = max((*sums[:leader], *sums[leader + 1 :]), default=-math.inf)
     return Aggregates(
         free_cpu=most[0],
         free_memory=most[1],
@@ -113,6 +121,8 @@ def aggregate(summaries: list[NodeSummary], shape: Shape) -> Aggregates:
         balance_high=most[5],
         max_free=Resources(most[6], most[7], most[8], most[9]),
         shape=shape,
+        free_sum_leader=names[leader],
+        free_sum_runner_up=runner_up,
     )
 
 

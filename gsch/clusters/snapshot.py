@@ -114,7 +114,8 @@ class ClusterView:
             if resized or self.aggregates is NO_NODES
             else self.aggregates.shape
         )
-        self.aggregates = aggregate([node.summary for node in ready if node.summary], shape)
+        summaries = [node.summary for node in ready if node.summary is not None]
+        self.aggregates = aggregate(summaries, [node.name for node in ready], shape)
 
     def node(self, name: str) -> NodeView:
         view = self.nodes.get(name)

@@ -71,6 +71,7 @@ ClusterFilter = Callable[[Request, ClusterView | None, PlannerRules], Status | N
 # --- scores ---------------------------------------------------------------------------------
 
 NodeScorer = Callable[[Request, NodeView], float]
+Leader = Callable[[Request, ClusterView], str | None]
 Variant = TypeVar("Variant", bound=Hashable)
 
 
@@ -132,6 +133,10 @@ class ScorePlugin:
     weight: float = 1.0
     scale: Scale = PERCENT
     bound: ClusterBound[Any] | None = None
+    # The node that alone scores highest in whole points in a cluster, with its score, when
+    # the cluster's aggregates tell (None when they cannot): a visit then looks at that node
+    # only, and at the others only if a filter rejects it.
+    leader: Leader | None = None
 
     @property
     def label(self) -> str:
@@ -244,6 +249,7 @@ class PlanState(msgspec.Struct, frozen=True):
     scorer: NodeScorer  # the same, as one function for the inner loop
     # The node score's cluster bound, the request fixed; None when the plugins have none.
     search: BoundSearch | None = None
+    leader: Leader | None = None  # the plugin's, when it is scored alone
     ranking: ClusterRanking | None = None
     notes: tuple[str, ...] = ()  # said once per level (e.g. a source that could not be found)
     # When set, nothing can be placed (e.g. the source pod is unknown): every cluster of every
@@ -321,7 +327,8 @@ class Profile:
         if self.prepare is not None:
             return self.prepare(request, snapshot, rules)
         search = self.bound_for(request) if self.bound_for is not None else None
-        return PlanState(self.scorers, self.node_scorer, search)
+        leader = self.scorers[0].leader if len(self.scorers) == 1 else None
+        return PlanState(self.scorers, self.node_scorer, search, leader)
 
 
 # The node score's cluster bound for a request.

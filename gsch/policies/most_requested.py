@@ -6,6 +6,8 @@ usage counting what is already held on the node. Modes weight one resource inste
 
 from __future__ import annotations
 
+import math
+
 from gsch.clusters.snapshot import ClusterView, NodeView
 from gsch.model.request import Request
 from gsch.policies.framework import (
@@ -69,6 +71,20 @@ def free_capacity_rank(variant: tuple[str, bool], cluster: ClusterView) -> tuple
             return None, best.free_sum + (GPU_WEIGHT * best.free_gpus if wants_gpu else 0.0)
 
 
+def free_capacity_leader(request: Request, cluster: ClusterView) -> str | None:
+    """The node with most free cpu and memory (in percent), when it leads every other ready
+    node by whole points: the score in mode default for a request without GPUs."""
+    if request.mode != "default" or request.demand.gpu > 0:
+        return None
+    best = cluster.aggregates
+    if not best.free_sum_leader:
+        return None  # no ready node
+    alone = best.free_sum_runner_up == -math.inf
+    if alone or round(best.free_sum) > round(best.free_sum_runner_up):
+        return best.free_sum_leader
+    return None
+
+
 FREE_CAPACITY = ScorePlugin(
     "free capacity (GEdge)",
     free_capacity_score,
@@ -79,4 +95,5 @@ FREE_CAPACITY = ScorePlugin(
     bound=ClusterBound(
         free_capacity_variant, (BoundSide(free_capacity_rank, exact, ceiling_is_value),)
     ),
+    leader=free_capacity_leader,
 )

@@ -25,6 +25,7 @@ from gsch.policies.framework import (
     Candidate,
     ClusterFilter,
     Code,
+    Leader,
     NodeFilter,
     NodeScorer,
     Status,
@@ -46,6 +47,7 @@ class LevelScan:
     cluster_filters: Sequence[ClusterFilter]
     node_filters: Sequence[NodeFilter]
     scorer: NodeScorer
+    leader: Leader | None = None  # the node a visit looks at first (see ScorePlugin.leader)
     rejections: dict[str, list[str]] = field(default_factory=dict)
     unschedulable: bool = False  # some rejection could be lifted by a change of cluster state
     notes: dict[str, str] = field(default_factory=dict)
@@ -75,6 +77,14 @@ class LevelScan:
 
     def visit(self, cluster: ClusterView) -> Candidate | None:
         """The cluster's best node, or None with the reasons its nodes were rejected."""
+        if self.leader is not None and (name := self.leader(self.request, cluster)) is not None:
+            node = cluster.nodes[name]
+            if all(check(self.request, node) is None for check in self.node_filters):
+                # The aggregates say this node alone has the top score in whole points: it is
+                # what a scan of every node would choose, so only it is looked at.
+                self.visited += 1
+                self.nodes += 1
+                return Candidate(cluster.name, node, self.scorer(self.request, node))
         best, rejected, unschedulable = _best_node(
             self.request, cluster, self.node_filters, self.scorer
         )

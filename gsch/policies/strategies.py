@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from gsch.clusters.snapshot import ClusterSnapshot, ClusterView
 from gsch.model.events import Placement
 from gsch.model.request import Request, is_selector, selector_requirements
+from gsch.policies.filters import filters_for
 from gsch.policies.framework import (
     MAX_LISTED,
     Candidate,
@@ -260,8 +261,9 @@ def _scan(context: LevelContext) -> LevelScan:
         context.request,
         context.rules,
         profile.cluster_filters,
-        profile.node_filters,
+        filters_for(context.request, profile.node_filters),
         context.state.scorer,
+        context.state.leader,
     )
 
 

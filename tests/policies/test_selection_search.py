@@ -27,11 +27,12 @@ from gsch.model.events import (
 from gsch.model.request import Policy, Request, Source
 from gsch.model.resources import Resources
 from gsch.policies.allocation import LEAST_ALLOCATED
-from gsch.policies.filters import resource_fit
+from gsch.policies.filters import COMMON_NODE_FILTERS, resource_fit
 from gsch.policies.framework import Decision, Profile, plan
 from gsch.policies.most_requested import FREE_CAPACITY
 from gsch.policies.registry import PROFILES
 from gsch.policies.rules import DEFAULT_RULES
+from gsch.policies.search import _best_node
 from gsch.policies.strategies import RankedByScore
 from tests.support.planning import GI, node, request, searching_from, snapshot_of
 
@@ -227,6 +228,7 @@ def test_searching_chooses_what_the_full_scan_chooses(
         assert order == fresh.latency_order(*source)
 
 
+FILTERS = COMMON_NODE_FILTERS
 BOUNDED = [case for case in CASES if isinstance(case[0].strategy, RankedByScore)]
 
 
@@ -259,6 +261,13 @@ def test_no_node_that_fits_scores_above_its_clusters_bound(
         scores = [profile.node_scorer(req, n) for n in ready if resource_fit(req, n) is None]
         for score in scores:
             assert score <= bound + 1e-9
+        leader = profile.pre_score(req, snapshot, DEFAULT_RULES).leader
+        named = leader(req, cluster) if leader is not None else None
+        if named is not None and all(f(req, cluster.nodes[named]) is None for f in FILTERS):
+            # The node a visit takes without looking at the others is the scan's choice.
+            scanned, _, _ = _best_node(req, cluster, FILTERS, profile.node_scorer)
+            assert scanned is not None
+            assert scanned.node.name == named
         pools = {n.allocatable for n in ready}
         one_pool = len(pools) == 1 and all(a.cpu_m > 0 and a.memory > 0 for a in pools)
         if one_pool and scores and len(scores) == len(ready) and exact_bound(profile, req):

@@ -76,7 +76,7 @@ def searching_from(profile: Profile, clusters: int) -> Profile:
     order, or in rank order, as its strategy does; 0: every level it can; huge: none, every
     level is scanned whole)."""
     strategy = profile.strategy
-    assert dataclasses.is_dataclass(strategy) and hasattr(strategy, "search_from"), profile.name
+    assert hasattr(strategy, "search_from"), profile.name
     return dataclasses.replace(
         profile,
         strategy=dataclasses.replace(strategy, search_from=clusters),  # type: ignore[type-var]
