@@ -223,7 +223,7 @@ def test_a_cluster_leader_is_taken_only_when_it_leads_by_whole_points() -> None:
         return free_capacity_leader(ask(), snapshot.clusters["c1"])
 
     assert leader(1.0, 2.0) == "a"  # 187.5 against 175: a leads by 12 points
-    assert leader(1.0, 1.02) is None  # 187.5 and 187.25: both 188 in whole points
+    assert leader(1.0, 0.98) is None  # 187.5 and 187.75: both 188 in whole points
     assert (
         free_capacity_leader(ask(mode="cpu"), snapshot_of([cluster("c1")]).clusters["c1"]) is None
     )
