@@ -7,6 +7,7 @@ chooses, and every standing ranking must equal one built from scratch."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import msgspec
 import pytest
@@ -185,11 +186,21 @@ def planned_with(
     return plan(searching_from(profile, search_from), req, snap)
 
 
-@pytest.mark.parametrize(
-    ("profile", "policy", "mode"), CASES, ids=[f"{p.name}-{mode}" for p, _, mode in CASES]
-)
-@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
-@given(data=st.data())
+def each_case(cases: list[tuple[Profile, Policy, str]], examples: int) -> Any:
+    """A property over each case (profile, policy, mode), with its own examples."""
+
+    def decorate(test: Any) -> Any:
+        drawn = given(data=st.data())(test)
+        limited = settings(
+            max_examples=examples, suppress_health_check=[HealthCheck.too_slow], deadline=None
+        )(drawn)
+        ids = [f"{profile.name}-{mode}" for profile, _, mode in cases]
+        return pytest.mark.parametrize(("profile", "policy", "mode"), cases, ids=ids)(limited)
+
+    return decorate
+
+
+@each_case(CASES, examples=40)
 def test_searching_chooses_what_the_full_scan_chooses(
     profile: Profile, policy: Policy, mode: str, data: st.DataObject
 ) -> None:
@@ -232,11 +243,7 @@ FILTERS = COMMON_NODE_FILTERS
 BOUNDED = [case for case in CASES if isinstance(case[0].strategy, RankedByScore)]
 
 
-@pytest.mark.parametrize(
-    ("profile", "policy", "mode"), BOUNDED, ids=[f"{p.name}-{mode}" for p, _, mode in BOUNDED]
-)
-@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow], deadline=None)
-@given(data=st.data())
+@each_case(BOUNDED, examples=60)
 def test_no_node_that_fits_scores_above_its_clusters_bound(
     profile: Profile, policy: Policy, mode: str, data: st.DataObject
 ) -> None:
