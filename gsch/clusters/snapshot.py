@@ -146,9 +146,11 @@ class ClusterSnapshot:
         self._selected: dict[tuple[tuple[str, str], ...], list[str]] = {}
         self._ranked: dict[tuple[tuple[tuple[str, str], ...], Hashable], RankedClusters] = {}
         self.latency: dict[tuple[str, str], LatencyReported] = {}
-        # Per source node: the clusters its latency report measured, nearest first (built
-        # when first asked for, dropped when a newer report from that node is folded).
-        self._latency_orders: dict[tuple[str, str], list[tuple[float, str]]] = {}
+        # Per source node and selection: the selected clusters its latency report measured,
+        # nearest first (built when first asked for, dropped when that node reports again).
+        self._latency_orders: dict[
+            tuple[str, str, tuple[tuple[str, str], ...]], list[tuple[float, str]]
+        ] = {}
         # (cluster, "namespace/name") -> (node, sequence of the report that placed it there),
         # and each node's pods as last reported, so a newer report replaces the node's list.
         self._pod_nodes: dict[tuple[str, str], tuple[str, int]] = {}
@@ -226,7 +228,9 @@ class ClusterSnapshot:
                     self._capacity_may_have_grown(event.cluster)
             case LatencyReported():
                 self.latency[(event.cluster, event.node)] = event
-                self._latency_orders.pop((event.cluster, event.node), None)
+                source = (event.cluster, event.node)
+                for key in [key for key in self._latency_orders if key[:2] == source]:
+                    del self._latency_orders[key]
             case PodsReported():
                 self._fold_pods(event, seq)
             case _:
@@ -264,6 +268,7 @@ class ClusterSnapshot:
                 ranked.add(cluster)
             else:
                 ranked.discard(name)
+        self._latency_orders.clear()  # rebuilt when next asked for
 
     def ranked(
         self, requirements: tuple[tuple[str, str], ...], key: Hashable, rank: RankKey
@@ -279,14 +284,23 @@ class ClusterSnapshot:
             found = self._ranked[(requirements, key)] = RankedClusters(clusters, rank)
         return found
 
-    def latency_order(self, cluster: str, node: str) -> list[tuple[float, str]]:
-        """The clusters the latest report from `cluster`/`node` measured, as (ms, cluster),
-        nearest first (ties by name); empty without a report."""
-        key = (cluster, node)
+    def latency_order(
+        self, cluster: str, node: str, requirements: tuple[tuple[str, str], ...]
+    ) -> list[tuple[float, str]]:
+        """The clusters `requirements` select that the latest report from `cluster`/`node`
+        measured, as (ms, cluster), nearest first (ties by name); empty without a report.
+        Built when first asked for; dropped when that node reports again or a cluster is
+        relabelled."""
+        key = (cluster, node, requirements)
         found = self._latency_orders.get(key)
         if found is None:
-            report = self.latency.get(key)
-            found = sorted((ms, name) for name, ms in report.to_clusters.items()) if report else []
+            report = self.latency.get((cluster, node))
+            measured = report.to_clusters if report is not None else {}
+            found = sorted(
+                (ms, name)
+                for name in self.select(requirements)
+                if (ms := measured.get(name)) is not None
+            )
             if len(self._latency_orders) >= MAX_LATENCY_ORDERS:
                 del self._latency_orders[next(iter(self._latency_orders))]
             self._latency_orders[key] = found

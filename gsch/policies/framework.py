@@ -217,9 +217,12 @@ class ClusterRanking:
     plugin: str  # what the explanation calls the ranking
     unmeasured: str  # what the explanation says about a cluster without a measurement
     shown: Callable[[float], float] = float  # a rank as the explanation shows it
-    # Every cluster with a rank as (-rank, name), best first (e.g. the snapshot's latency
-    # order from the source), so a large level is walked, not sorted.
-    order: Callable[[], Sequence[tuple[float, str]]] = tuple
+    # The clusters a selector selects that have a rank, as (-rank, name), best first (e.g.
+    # the snapshot's standing latency order from the source), so a large level is walked,
+    # not sorted.
+    order: Callable[[tuple[tuple[str, str], ...]], Sequence[tuple[float, str]]] = (
+        lambda requirements: ()
+    )
 
 
 @dataclass(frozen=True)

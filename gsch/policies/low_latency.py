@@ -64,11 +64,11 @@ def prepare_low_latency(
         scale=NEAREST_SCALE,
     )
 
-    def nearest_first() -> Sequence[tuple[float, str]]:
+    def nearest_first(requirements: tuple[tuple[str, str], ...]) -> Sequence[tuple[float, str]]:
         # The snapshot's standing order of the same report (ms, cluster): -rank, name.
         if report is None:
             return ()
-        return snapshot.latency_order(report.cluster, report.node)
+        return snapshot.latency_order(report.cluster, report.node, requirements)
 
     ranking = ClusterRanking(
         rank=cluster_rank,

@@ -180,7 +180,7 @@ class RankedByClusterRank(_Defaults):
         total = matched(listed, snapshot)
         if total > self.search_from and context.state.blocked is None:
             found = scan.walk_in_order(
-                _in_rank_order(scan, listed, snapshot, ranking, total), snapshot.clusters
+                _in_rank_order(scan, listed, snapshot, ranking), snapshot.clusters
             )
             scan.note_passed_over(total, found, f"ranked after it by {ranking.plugin}")
             shown, candidates = listed, [found] if found is not None else []
@@ -216,42 +216,22 @@ def _in_listed_order(
 
 
 def _in_rank_order(
-    scan: LevelScan,
-    listed: tuple[str, ...],
-    snapshot: ClusterSnapshot,
-    ranking: ClusterRanking,
-    total: int,
+    scan: LevelScan, listed: tuple[str, ...], snapshot: ClusterSnapshot, ranking: ClusterRanking
 ) -> Iterator[str]:
     """The clusters of a level, measured ones best rank first, then the rest by name, lazily:
-    the ranking's standing order filtered to the level (or, when the level is small beside
-    the ranking, the level's clusters sorted by rank)."""
-    requirements = [selector_requirements(e) for e in listed if is_selector(e)]
-    names = sorted({e for e in listed if not is_selector(e)})
-    selections = [snapshot.select(r) for r in requirements]
-    for entry, selected in zip((e for e in listed if is_selector(e)), selections, strict=True):
-        scan.note_match(entry, selected)
-    ranked = ranking.order()
-    if total * 8 < len(ranked):
-        level = set(names).union(*selections)
-        ranks = {name: ranking.rank(name) for name in level}
-        measured = [name for name, rank in ranks.items() if rank is not None]
-        yield from sorted(measured, key=lambda name: _ranked(ranks[name], name))
-    else:
-        clusters = snapshot.clusters
-
-        def in_level(name: str) -> bool:
-            if name in names:
-                return True
-            cluster = clusters.get(name)
-            return (
-                cluster is not None
-                and cluster.declared
-                and any(
-                    all(cluster.labels.get(k) == v for k, v in wanted) for wanted in requirements
-                )
-            )
-
-        yield from (name for _, name in ranked if in_level(name))
+    the ranking's standing orders of the level's selections merged, and its names."""
+    selectors = [entry for entry in listed if is_selector(entry)]
+    names = sorted({entry for entry in listed if not is_selector(entry)})
+    selections = []
+    orders = []
+    for entry in selectors:
+        requirements = selector_requirements(entry)
+        selections.append(snapshot.select(requirements))
+        scan.note_match(entry, selections[-1])
+        orders.append(ranking.order(requirements))
+    ranks = {name: ranking.rank(name) for name in names}
+    orders.append(sorted((-rank, name) for name, rank in ranks.items() if rank is not None))
+    yield from (name for _, name in heapq.merge(*orders))
     yield from (n for n in heapq.merge(names, *selections) if ranking.rank(n) is None)
 
 
