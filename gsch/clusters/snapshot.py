@@ -124,8 +124,8 @@ class ClusterView:
         return view
 
 
-# Rankings kept current at once; beyond this many, the least recently built is dropped (each
-# costs a little on every capacity event, and selectors come from requests).
+# Rankings kept current at once; beyond this many, the least recently used is dropped (each
+# costs a little on every capacity event, and selectors and demands come from requests).
 MAX_RANKINGS = 64
 # Latency orders (clusters by round-trip time from one source node) kept at once.
 MAX_LATENCY_ORDERS = 64
@@ -276,12 +276,13 @@ class ClusterSnapshot:
         """The clusters `requirements` select, ordered by `rank` (best first within each of
         its groups). `key` names the rank: the same key must always come with the same rank.
         Built when first asked for, then kept current from the events folded."""
-        found = self._ranked.get((requirements, key))
+        found = self._ranked.pop((requirements, key), None)
         if found is None:
             if len(self._ranked) >= MAX_RANKINGS:
-                del self._ranked[next(iter(self._ranked))]
+                del self._ranked[next(iter(self._ranked))]  # the least recently used
             clusters = [self.clusters[name] for name in self.select(requirements)]
-            found = self._ranked[(requirements, key)] = RankedClusters(clusters, rank)
+            found = RankedClusters(clusters, rank)
+        self._ranked[(requirements, key)] = found  # most recently used last
         return found
 
     def latency_order(

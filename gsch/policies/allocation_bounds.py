@@ -77,16 +77,36 @@ LEAST_ALLOCATED_BOUND = ClusterBound(
 
 
 # --- most allocated (bin packing): the fullest node, plus the workload's share --------------
+# The fullest nodes are often the ones that cannot take the workload, so the bound is taken
+# over the nodes with at least the demand's cpu and memory free (on the log's numbers, which
+# pending commits only lower): requests of equal cpu and memory demand share one ranking (a
+# fleet's workloads come in a few sizes; rankings are kept for the most recently used).
 
 
-def most_allocated_rank(_: Hashable, cluster: ClusterView) -> tuple[Hashable, float]:
-    best = cluster.aggregates
-    return best.shape, MAX_SCORE * best.used_mean_high
+def most_allocated_variant(request: Request) -> Hashable:
+    return request.demand.cpu_m, request.demand.memory
+
+
+def most_allocated_rank(variant: Hashable, cluster: ClusterView) -> tuple[Hashable, float]:
+    assert isinstance(variant, tuple)
+    cpu, memory = variant
+    fullest = max(
+        (
+            summary.used_mean
+            for node in cluster.nodes.values()
+            if (summary := node.summary) is not None
+            and summary.confirmed_cpu_m >= cpu
+            and summary.confirmed_memory >= memory
+        ),
+        default=None,
+    )
+    # No node with that much free: none can take such a request, any bound holds; last.
+    return cluster.aggregates.shape, -MAX_SCORE if fullest is None else MAX_SCORE * fullest
 
 
 def most_allocated_limit(request: Request, shape: Hashable, value: float) -> float:
-    # The fullest node may not fit the workload: then the bound is loose (still a bound), and
-    # the cluster is visited to find the fullest node that fits.
+    # GPUs, pods or pending commits may still keep that node from taking the workload: then
+    # the bound is loose (still a bound) and the cluster is visited.
     return min(MAX_SCORE, value + _workload_share(request, shape, largest=False))
 
 
@@ -95,7 +115,7 @@ def _full_ceiling(_: Hashable, value: float) -> float:
 
 
 MOST_ALLOCATED_BOUND = ClusterBound(
-    allocation_variant,
+    most_allocated_variant,
     (BoundSide(most_allocated_rank, most_allocated_limit, _full_ceiling),),
 )
 
