@@ -46,8 +46,10 @@ def prepare_low_latency(
         notes = (*notes, f"no latency reported from source node {where}")
     elif report is not None and (stale := _staleness(report, snapshot, rules)) is not None:
         notes, report = (*notes, stale), None
-    to_clusters = dict(report.to_clusters) if report is not None else {}
-    to_nodes = dict(report.to_nodes) if report is not None else {}
+    # Read in place, not copied: a report may measure every cluster of a large fleet.
+    no_report: dict[str, float] = {}
+    to_clusters = report.to_clusters if report is not None else no_report
+    to_nodes = report.to_nodes if report is not None else no_report
 
     def measured_node(req: Request, node: NodeView) -> float | None:
         rtt = to_nodes.get(node.name) if node.cluster == source_cluster else None
