@@ -51,6 +51,7 @@ def _build(clusters: int, nodes_per_cluster: int) -> tuple[ClusterSnapshot, Flee
         folding += time.perf_counter() - started
         folding_cpu += time.thread_time() - started_cpu
     gc.collect()
+    gc.freeze()  # as a worker does once its snapshot has caught up (see SnapshotFeed)
     nodes = clusters * nodes_per_cluster
     figures = {
         "events": count,
