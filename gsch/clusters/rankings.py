@@ -10,6 +10,7 @@ merges the groups' orders with the request's own bound per group.
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from itertools import chain
 from typing import TYPE_CHECKING
@@ -118,3 +119,26 @@ class RankedClusters:
     def ordered(self) -> list[Entry]:
         """Every entry best first regardless of group (for tests and explanations)."""
         return sorted(chain.from_iterable(self.groups.values()))
+
+
+class LazyOrder:
+    """Entries handed out in ascending order, sorted only as far as anyone has read: a heap
+    (built in linear time) feeds a sorted prefix that later readers replay. For orders that
+    are rebuilt often (a new latency report) and read only at the front."""
+
+    def __init__(self, entries: list[Entry]) -> None:
+        heapq.heapify(entries)
+        self._heap = entries
+        self._prefix: list[Entry] = []
+
+    def __iter__(self) -> Iterator[Entry]:
+        index = 0
+        while True:
+            if index < len(self._prefix):
+                yield self._prefix[index]
+            elif self._heap:
+                self._prefix.append(heapq.heappop(self._heap))
+                yield self._prefix[index]
+            else:
+                return
+            index += 1

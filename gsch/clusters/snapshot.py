@@ -18,7 +18,7 @@ from gsch.clusters.aggregates import (
     shape_of,
     summarise,
 )
-from gsch.clusters.rankings import RankedClusters, RankKey
+from gsch.clusters.rankings import LazyOrder, RankedClusters, RankKey
 from gsch.model.events import (
     AnyEvent,
     CapacityReleased,
@@ -148,9 +148,7 @@ class ClusterSnapshot:
         self.latency: dict[tuple[str, str], LatencyReported] = {}
         # Per source node and selection: the selected clusters its latency report measured,
         # nearest first (built when first asked for, dropped when that node reports again).
-        self._latency_orders: dict[
-            tuple[str, str, tuple[tuple[str, str], ...]], list[tuple[float, str]]
-        ] = {}
+        self._latency_orders: dict[tuple[str, str, tuple[tuple[str, str], ...]], LazyOrder] = {}
         # (cluster, "namespace/name") -> (node, sequence of the report that placed it there),
         # and each node's pods as last reported, so a newer report replaces the node's list.
         self._pod_nodes: dict[tuple[str, str], tuple[str, int]] = {}
@@ -287,21 +285,20 @@ class ClusterSnapshot:
 
     def latency_order(
         self, cluster: str, node: str, requirements: tuple[tuple[str, str], ...]
-    ) -> list[tuple[float, str]]:
+    ) -> LazyOrder:
         """The clusters `requirements` select that the latest report from `cluster`/`node`
         measured, as (ms, cluster), nearest first (ties by name); empty without a report.
-        Built when first asked for; dropped when that node reports again or a cluster is
-        relabelled."""
+        Built when first asked for (sorted as far as read); dropped when that node reports
+        again or a cluster is relabelled."""
         key = (cluster, node, requirements)
         found = self._latency_orders.get(key)
         if found is None:
             report = self.latency.get((cluster, node))
             measured = report.to_clusters if report is not None else {}
-            found = sorted(
-                (ms, name)
-                for name in self.select(requirements)
-                if (ms := measured.get(name)) is not None
-            )
+            found = LazyOrder(
+                [(ms, name) for name in self.select(requirements) if (ms := measured.get(name))
+                 is not None]
+            )  # fmt: skip
             if len(self._latency_orders) >= MAX_LATENCY_ORDERS:
                 del self._latency_orders[next(iter(self._latency_orders))]
             self._latency_orders[key] = found

@@ -21,7 +21,7 @@ strategy ranks the clusters and places. The first level that places is used.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
@@ -220,7 +220,7 @@ class ClusterRanking:
     # The clusters a selector selects that have a rank, as (-rank, name), best first (e.g.
     # the snapshot's standing latency order from the source), so a large level is walked,
     # not sorted.
-    order: Callable[[tuple[tuple[str, str], ...]], Sequence[tuple[float, str]]] = (
+    order: Callable[[tuple[tuple[str, str], ...]], Iterable[tuple[float, str]]] = (
         lambda requirements: ()
     )
 

@@ -17,7 +17,7 @@ snapshot's clock (the newest event it folded), so a plan is a function of the sn
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from gsch.clusters.snapshot import ClusterSnapshot, NodeView
 from gsch.model.events import LatencyReported
@@ -66,7 +66,7 @@ def prepare_low_latency(
         scale=NEAREST_SCALE,
     )
 
-    def nearest_first(requirements: tuple[tuple[str, str], ...]) -> Sequence[tuple[float, str]]:
+    def nearest_first(requirements: tuple[tuple[str, str], ...]) -> Iterable[tuple[float, str]]:
         # The snapshot's standing order of the same report (ms, cluster): -rank, name.
         if report is None:
             return ()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gsch.clusters.rankings import SortedRuns
+from gsch.clusters.rankings import LazyOrder, SortedRuns
 
 ENTRIES = st.tuples(st.sampled_from([-3.0, -1.5, 0.0, 2.0]), st.sampled_from("abcdefghij"))
 
@@ -27,3 +27,19 @@ def test_runs_keep_one_sorted_order(
         model.sort()
         assert list(runs) == model
         assert len(runs) == len(model)
+
+
+@given(st.lists(ENTRIES, unique=True), st.lists(st.integers(0, 2), max_size=30))
+def test_a_lazy_order_hands_every_reader_the_sorted_entries(
+    entries: list[tuple[float, str]], turns: list[int]
+) -> None:
+    """Readers interleaved in any way each read the entries in order, sorting shared."""
+    order = LazyOrder(list(entries))
+    readers = [iter(order) for _ in range(3)]
+    read: list[list[tuple[float, str]]] = [[], [], []]
+    for turn in turns:
+        found = next(readers[turn], None)
+        if found is not None:
+            read[turn].append(found)
+    for reader, got in zip(readers, read, strict=True):
+        assert got + list(reader) == sorted(entries)
