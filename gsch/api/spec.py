@@ -29,7 +29,7 @@ _REASONS = {
     403: "Writes are disabled (no token configured)",
     404: "No such resource",
     409: "The resource kept changing while the request was carried out; try again",
-    410: "The continue token has expired",
+    410: "Gone: the continue token has expired, or the request was removed by retention",
     413: "Request body too large",
     422: "The request would be rejected",
     503: "The read model is not available yet, or the event log is unreachable",

@@ -21,6 +21,7 @@ EXPECTED_SCOPE = "Nats-Expected-Last-Subject-Sequence-Subject"
 BATCH_ID = "Nats-Batch-Id"
 BATCH_SEQ = "Nats-Batch-Sequence"
 BATCH_COMMIT = "Nats-Batch-Commit"
+ROLLUP = "Nats-Rollup"
 
 WRONG_LAST_SEQUENCE = 10071
 BATCH_DUPLICATE_MSG_ID = 10201
@@ -86,6 +87,7 @@ class Write:
                 msg_id=self.msg_ids[index] if self.msg_ids else new_msg_id(origin, event),
                 expect_seq=self.expect if index == 0 else None,
                 expect_scope=self.key.history if index == 0 and self.expect is not None else None,
+                rollup=self.key.latest_value,
             )
             for index, event in enumerate(self.events)
         ]
@@ -137,6 +139,8 @@ class Append:
     msg_id: str
     expect_seq: int | None = None
     expect_scope: str | None = None
+    # Replaces every earlier message on its subject (a current value, not history).
+    rollup: bool = False
 
 
 class Rejected(Exception):

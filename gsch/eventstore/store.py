@@ -36,6 +36,7 @@ from gsch.eventstore.appends import (
     EXPECTED_SCOPE,
     EXPECTED_SEQ,
     MSG_ID,
+    ROLLUP,
     TRANSIENT,
     WRONG_LAST_SEQUENCE,
     Append,
@@ -51,7 +52,13 @@ from gsch.eventstore.appends import (
 from gsch.eventstore.group import GroupCommitter
 from gsch.eventstore.intake import IntakeAck, publish_intake
 from gsch.eventstore.streams import Declarations
-from gsch.eventstore.subjects import EVENTS_STREAM, EntityKey, request_history, request_key_of
+from gsch.eventstore.subjects import (
+    ALL_EVENTS,
+    EVENTS_STREAM,
+    EntityKey,
+    request_history,
+    request_key_of,
+)
 from gsch.metrics import EVENT_APPENDS
 from gsch.model.decisions import Change
 from gsch.model.events import AnyEvent, decode_event, encode_event
@@ -123,6 +130,10 @@ class EventStore:
     @property
     def nc(self) -> Client:
         return self._nc
+
+    @property
+    def request_timeout(self) -> float:
+        return self._timeout
 
     @property
     def lease_seconds(self) -> float:
@@ -300,8 +311,19 @@ class EventStore:
         return state
 
     async def last_seq(self) -> int:
+        """The last sequence the stream assigned (the event there may have been removed by
+        compaction or retention since: compare positions with it, wait with `newest_seq`)."""
         info = await self._js.stream_info(self.stream)
         return int(info.state.last_seq)
+
+    async def newest_seq(self) -> int:
+        """The sequence of the newest event in the log (0 when empty): what a reader that
+        follows the log waits for, since removed events are never delivered."""
+        try:
+            raw = await self._js.get_last_msg(self.stream, ALL_EVENTS, direct=True)
+        except nats.js.errors.NotFoundError:
+            return 0
+        return int(raw.seq)  # not decoded: the newest may be an event no gsch wrote
 
     def follow(
         self,
@@ -324,6 +346,8 @@ class EventStore:
 
 def _headers(item: Append) -> dict[str, str]:
     headers = {MSG_ID: item.msg_id}
+    if item.rollup:
+        headers[ROLLUP] = "sub"
     if item.expect_seq is not None:
         headers[EXPECTED_SEQ] = str(item.expect_seq)
         if item.expect_scope is not None:

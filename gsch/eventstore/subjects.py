@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 EVENTS_STREAM = "GSCH_EVENTS"
 INTAKE_STREAM = "GSCH_INTAKE"
@@ -65,6 +66,7 @@ def cluster_events_of_type(event_type: str) -> str:
 
 ALL_REQUEST_EVENTS = "gsch.events.req.>"
 ALL_CLUSTER_EVENTS = "gsch.events.cluster.>"
+ALL_EXPIRY_EVENTS = "gsch.events.expired.>"
 ALL_EVENTS = "gsch.events.>"
 
 
@@ -99,6 +101,8 @@ def pods_subject(cluster: str, node: str, event_type: str) -> str:
 class RequestKey:
     """A scheduling request: `gsch.events.req.<id>.<type>`."""
 
+    latest_value: ClassVar[bool] = False  # history: every event is kept
+
     request_id: str
 
     def subject(self, event_type: str) -> str:
@@ -112,6 +116,8 @@ class RequestKey:
 @dataclass(frozen=True, slots=True)
 class ClusterKey:
     """A member cluster's own declaration: `gsch.events.cluster.<cluster>.<type>`."""
+
+    latest_value: ClassVar[bool] = False  # history: every event is kept
 
     cluster: str
 
@@ -128,6 +134,8 @@ class ClusterKey:
 class NodeKey:
     """A node: inventory and reservations, one optimistic-concurrency scope."""
 
+    latest_value: ClassVar[bool] = False  # history: every event is kept
+
     cluster: str
     node: str
 
@@ -142,6 +150,11 @@ class NodeKey:
 @dataclass(frozen=True, slots=True)
 class LatencyKey:
     """Latency measured from a node (outside the node's scope: never conflicts with it)."""
+
+    # A report is a current value, not history: each one replaces the node's previous one
+    # in the log itself (a roll-up), so telemetry takes one message per node however often
+    # it is measured.
+    latest_value: ClassVar[bool] = True
 
     cluster: str
     node: str
@@ -158,6 +171,8 @@ class LatencyKey:
 class PodsKey:
     """The pods a node runs (outside the node's scope too)."""
 
+    latest_value: ClassVar[bool] = True  # the newest report replaces the node's list
+
     cluster: str
     node: str
 
@@ -169,7 +184,24 @@ class PodsKey:
         return f"gsch.events.cluster.{token(self.cluster)}.pods.{token(self.node)}.*"
 
 
-EntityKey = RequestKey | ClusterKey | NodeKey | LatencyKey | PodsKey
+@dataclass(frozen=True, slots=True)
+class ExpiryKey:
+    """The requests retention removed on one UTC day (`YYYYMMDD`): the record that lets a
+    rebuilt read model answer 410 for them, removed itself after `retention.expired_ids`."""
+
+    latest_value: ClassVar[bool] = False
+
+    day: str
+
+    def subject(self, event_type: str) -> str:
+        return f"gsch.events.expired.{token(self.day)}.{event_type}"
+
+    @property
+    def history(self) -> str:
+        return f"gsch.events.expired.{token(self.day)}.*"
+
+
+EntityKey = RequestKey | ClusterKey | NodeKey | LatencyKey | PodsKey | ExpiryKey
 
 _NODE_PARTS: dict[str, type[NodeKey | LatencyKey | PodsKey]] = {
     "node": NodeKey,
@@ -193,6 +225,8 @@ def parse_subject(subject: str) -> tuple[EntityKey, str]:
                 return ClusterKey(untoken(cluster)), event_type
             case ["cluster", cluster, part, node, event_type] if part in _NODE_PARTS:
                 return _NODE_PARTS[part](untoken(cluster), untoken(node)), event_type
+            case ["expired", day, event_type]:
+                return ExpiryKey(untoken(day)), event_type
     raise SubjectError(f"not an event-log subject: {subject[:200]!r}")
 
 

@@ -168,6 +168,25 @@ class MetricsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     refresh_interval: float = 5.0  # how often read-model gauges (queues, capacity) refresh
 
 
+class SnapshotsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Cluster-state snapshots and compaction, run by the housekeeper of api processes."""
+
+    interval: float = 300.0  # seconds between snapshots; 0: only `gsch snapshot`
+    keep: int = 3  # slots in the object store; compaction stays behind the newest
+    compact: bool = True  # purge cluster events behind the second newest good snapshot
+    load_timeout: float = 30.0  # reading one snapshot at start
+
+
+class RetentionConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How long finished requests (bound and finished, failed, cancelled, rejected) stay."""
+
+    finished_requests: float = 7 * 86400.0  # seconds after the end; 0: for ever
+    expired_ids: float = 30 * 86400.0  # an expired id answers 410 this long, then 404
+    interval: float = 300.0  # seconds between retention passes
+    batch: int = 1000  # requests removed per pass at most
+    export_dir: str | None = None  # NDJSON of each expired request's events, before removal
+
+
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     data_dir: str = "var"
     log_level: str = "INFO"
@@ -182,6 +201,8 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # No projects: requests naming a project are not restricted to any clusters.
     projects: dict[str, ProjectConfig] = msgspec.field(default_factory=dict)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    snapshots: SnapshotsConfig = msgspec.field(default_factory=SnapshotsConfig)
+    retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
 
     @property
     def data_path(self) -> Path:

@@ -22,6 +22,7 @@ from gsch.clusters.feed import SnapshotFeed
 from gsch.clusters.simulator import Simulator
 from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.clusters.topology import Topology, load_topology
+from gsch.eventstore.snapshots import SnapshotStore
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import apply_declarations, load_declarations
 from gsch.metrics import initialise_labels
@@ -133,8 +134,11 @@ async def serve(
         api_url = None
 
         # Workers plan on the snapshot, binders declare inventory from it, the API dry-runs
-        # on it.
-        feed = SnapshotFeed(store)
+        # on it. Each starts from the newest good stored snapshot and folds the rest.
+        snapshots = SnapshotStore(
+            nc, keep=config.snapshots.keep, timeout=config.snapshots.load_timeout
+        )
+        feed = SnapshotFeed(store, snapshots)
         snapshot = await feed.start()
         stack.push_async_callback(feed.stop)
         if "binder" in roles:
@@ -150,7 +154,7 @@ async def serve(
             await feed.stop()
 
         if "api" in roles:
-            api_url = await _start_api(config, store, snapshot, stack, tasks, stop)
+            api_url = await _start_api(config, store, snapshots, snapshot, stack, tasks, stop)
         listen = config.metrics.listen if metrics_listen is None else metrics_listen
         if "api" not in roles and listen:
             runner, metrics_url = await _http_site(metrics_app(), listen)
@@ -206,18 +210,22 @@ async def _binder(
 async def _start_api(
     config: Config,
     store: EventStore,
+    snapshots: SnapshotStore,
     snapshot: ClusterSnapshot,
     stack: AsyncExitStack,
     tasks: list[asyncio.Task[None]],
     stop: asyncio.Event,
 ) -> str:
-    """The projector, the read-model gauges and the HTTP API (which serves /metrics too)."""
+    """The projector, the read-model gauges, the housekeeper and the HTTP API (which serves
+    /metrics too)."""
     from gsch.api.app import make_app
+    from gsch.housekeeping.housekeeper import Housekeeper
+    from gsch.housekeeping.retention import Retention
     from gsch.projections.gauges import ReadModelGauges
     from gsch.projections.projector import Projector
     from gsch.projections.reader import ReadModel
 
-    projector = Projector(store, config.database_path)
+    projector = Projector(store, config.database_path, snapshots)
     await projector.open()
     stack.push_async_callback(projector.close)
     tasks.append(asyncio.create_task(projector.run(stop)))
@@ -225,6 +233,11 @@ async def _start_api(
     stack.push_async_callback(gauges_reader.close)
     gauges = ReadModelGauges(gauges_reader)
     tasks.append(asyncio.create_task(gauges.run(stop, config.metrics.refresh_interval)))
+    retention = Retention(config.retention, store, projector.db_path)
+    housekeeper = Housekeeper(
+        store, snapshots, snapshot, config.snapshots, retention, config.retention.interval
+    )
+    tasks.append(asyncio.create_task(housekeeper.run(stop)))
     dry_run = DryRun(snapshot, intake_rules(config.intake), planner_rules(config))
     app = make_app(
         projector,
