@@ -5,6 +5,7 @@ exactly what they expected before."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -18,8 +19,8 @@ from gsch.clusters.restore import NoUsableSnapshotError, newest_snapshot
 from gsch.eventstore.compaction import subject_counts
 from gsch.eventstore.snapshots import SNAPSHOT_BUCKET, SnapshotStore
 from gsch.eventstore.store import EventStore
-from gsch.eventstore.subjects import ALL_CLUSTER_EVENTS, NodeKey
 from gsch.eventstore.streams import apply_declarations, load_declarations
+from gsch.eventstore.subjects import ALL_CLUSTER_EVENTS, NodeKey
 from gsch.housekeeping.housekeeper import compact, write_snapshot
 from tests.support.history import RandomHistory, state_of
 
@@ -35,10 +36,8 @@ async def _fresh(nc: Client) -> None:
     """An empty log and snapshot store for the next history."""
     js = nc.jetstream()
     for stream in ("GSCH_EVENTS", "OBJ_GSCH_SNAPSHOTS"):
-        try:
+        with contextlib.suppress(Exception):
             await js.delete_stream(stream)
-        except Exception:  # noqa: BLE001, S110 (absent on the first run)
-            pass
     await apply_declarations(nc, load_declarations())
 
 
@@ -90,7 +89,8 @@ async def test_snapshot_plus_tail_equals_full_replay(
         for node in cluster.nodes.values():
             if node.last_seq:
                 last = await store.last(NodeKey(cluster.name, node.name))
-                assert last is not None and last.seq == node.last_seq
+                assert last is not None
+                assert last.seq == node.last_seq
     # And a writer that read the full history still appends conditionally after compaction.
     for _ in range(30):
         await history.step()
@@ -106,7 +106,8 @@ async def test_latency_and_pods_keep_one_message_per_node(nc: Client, store: Eve
         await history.step()
     counts = await subject_counts(store, "gsch.events.cluster.*.latency.>")
     counts |= await subject_counts(store, "gsch.events.cluster.*.pods.>")
-    assert counts and set(counts.values()) == {1}
+    assert counts
+    assert set(counts.values()) == {1}
 
 
 async def test_a_bad_newest_snapshot_is_skipped_for_the_one_before(

@@ -90,8 +90,13 @@ class RandomHistory:
         roll = rng.random()
         event: Event
         if view is None or not view.declared or roll < 0.05:
-            event = ClusterDeclared(at=self._at(), cluster=cluster, tier=rng.choice(
-                ["cloud", "edge"]), labels={"zone": rng.choice("ab")}, ready=rng.random() < 0.9)
+            event = ClusterDeclared(
+                at=self._at(),
+                cluster=cluster,
+                tier=rng.choice(["cloud", "edge"]),
+                labels={"zone": rng.choice("ab")},
+                ready=rng.random() < 0.9,
+            )
             await self._append(Write(ClusterKey(cluster), (event,)))
         elif declared is None or not declared.declared or roll < 0.15:
             taints = (Taint("gpu", "NoSchedule"),) if rng.random() < 0.2 else ()
