@@ -122,11 +122,14 @@ async def test_rebuild_after_compaction_and_retention_gives_the_same_answers(
         assert [r[:-1] for r in rebuilt[table]] == [r[:-1] for r in live[table]], table
     active = [r for r in live["reservations"] if r[8]]
     assert [r[:3] + r[4:9] for r in rebuilt["reservations"]] == [r[:3] + r[4:9] for r in active]
-    async with running(Projector(store, rebuilt_path, snapshots)) as projector:
-        async with serving(make_app(projector, store=store)) as client:
-            status, _ = await _get(client, "/v1/requests/done")
-            assert status == 410
-            status, body = await _get(client, "/v1/clusters/c1/nodes")
-            assert {n["name"]: n["reservations"] for n in body["items"]} == {
-                "n1": 0, "n2": 1, "n3": 0,
-            }  # fmt: skip
+    rebuilt_projector = Projector(store, rebuilt_path, snapshots)
+    async with (
+        running(rebuilt_projector),
+        serving(make_app(rebuilt_projector, store=store)) as client,
+    ):
+        status, _ = await _get(client, "/v1/requests/done")
+        assert status == 410
+        status, body = await _get(client, "/v1/clusters/c1/nodes")
+        assert {n["name"]: n["reservations"] for n in body["items"]} == {
+            "n1": 0, "n2": 1, "n3": 0,
+        }  # fmt: skip
