@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING
 
 from gsch import __version__
-from gsch.cli import admin, processes, requests
+from gsch.cli import admin, history, processes, requests
 from gsch.runtime.config import ConfigError
 
 if TYPE_CHECKING:
@@ -33,6 +33,8 @@ _COMMANDS: tuple[Callable[[Commands], None], ...] = (
     admin.streams_command,
     admin.projections_command,
     admin.audit_command,
+    history.snapshot_command,
+    history.expired_command,
     processes.bench_command,
 )
 

@@ -38,12 +38,14 @@ def projections_command(commands: Commands) -> None:
 
 
 async def _rebuild(args: argparse.Namespace) -> int:
+    from gsch.eventstore.snapshots import SnapshotStore
     from gsch.projections.projector import rebuild
 
     config = config_of(args)
     async with client_store(config) as store:
         started = time.monotonic()
-        seq = await rebuild(store, config.database_path)
+        snapshots = SnapshotStore(store.nc, keep=config.snapshots.keep)
+        seq = await rebuild(store, config.database_path, snapshots)
     took = time.monotonic() - started
     print(f"rebuilt {config.database_path} up to sequence {seq} in {took:.1f}s")
     return 0
@@ -55,18 +57,29 @@ def audit_command(commands: Commands) -> None:
 
 async def _audit(args: argparse.Namespace) -> int:
     from gsch.audit import audit
+    from gsch.eventstore.snapshots import SnapshotStore
 
     config = config_of(args)
     async with client_store(config) as store:
-        report = await audit(store)
+        # From the newest good snapshot when there is one: on a compacted log the cluster
+        # events behind it are gone.
+        snapshots = SnapshotStore(store.nc, keep=config.snapshots.keep)
+        report = await audit(store, snapshots=snapshots)
+    print(report.checked())
     print(report.summary())
     for title, items in (
         ("placed twice", report.double_placements),
         ("overcommitted", report.overcommits),
         ("reserved twice", report.duplicate_reservations),
         ("still reserved", report.leaked_reservations),
+        ("reserved without a history", report.orphan_reservations),
     ):
         for item in items[:20]:
             print(f"  {title}: {item}")
-    failed = report.double_placements or report.overcommits or report.leaked_reservations
+    failed = (
+        report.double_placements
+        or report.overcommits
+        or report.leaked_reservations
+        or report.orphan_reservations
+    )
     return 0 if not failed else 1

@@ -144,6 +144,26 @@ def bench_command(commands: Commands) -> None:
         help="with --plan-only: cluster counts to measure (default: %(default)s)",
     )
     bench.add_argument(
+        "--history",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="write a realistic history of N events (per size), snapshot and compact it, and"
+        " time worker, binder and API starts against it",
+    )
+    bench.add_argument(
+        "--history-tail",
+        type=int,
+        default=20000,
+        help="with --history: events written after the last snapshot (default: %(default)s)",
+    )
+    bench.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=600.0,
+        help="with --history: seconds a process may take to be ready (default: %(default)s)",
+    )
+    bench.add_argument(
         "--plan-requests",
         type=int,
         default=200,
@@ -156,6 +176,10 @@ def _bench(args: argparse.Namespace) -> Coroutine[Any, Any, int] | int:
         from gsch.tools.bench_plan import run_plan_bench
 
         return run_plan_bench(args)
+    if args.history:
+        from gsch.tools.bench_history import run_history_bench
+
+        return run_history_bench(args)
     from gsch.tools.bench import run_bench
 
     return run_bench(args)
