@@ -153,9 +153,11 @@ class _Auditor:
 async def audit(
     store: EventStore, timeout: float = 120.0, snapshots: SnapshotStore | None = None
 ) -> AuditReport:
-    """Audit the log; with `snapshots`, from the newest good snapshot where one exists."""
+    """Audit the log: from its first event, or once it has been compacted, from the newest
+    good snapshot (the one a worker starts from)."""
     auditor = _Auditor()
-    if snapshots is not None:
+    snapshots = snapshots or SnapshotStore(store.nc)
+    if await snapshots.exists() and await snapshots.watermark() > 0:
         restored = await newest_snapshot(snapshots)
         auditor = _Auditor(restored.snapshot, restored.seq)
         auditor.report.snapshot_slot = restored.slot

@@ -61,8 +61,20 @@ class SnapshotStore:
 
     async def _store(self) -> ObjectStore:
         if self._bucket is None:
-            self._bucket = await self._js.object_store(SNAPSHOT_BUCKET)
+            try:
+                self._bucket = await self._js.object_store(SNAPSHOT_BUCKET)
+            except nats.js.errors.NotFoundError as exc:  # BucketNotFoundError too
+                raise SnapshotStoreError(
+                    f"object store {SNAPSHOT_BUCKET} missing: run `gsch streams apply`"
+                ) from exc
         return self._bucket
+
+    async def exists(self) -> bool:
+        try:
+            await self._store()
+        except SnapshotStoreError:
+            return False
+        return True
 
     async def list(self) -> list[StoredSnapshot]:
         """The snapshots the slots hold, newest (highest sequence) first."""
