@@ -152,6 +152,13 @@ def bench_command(commands: Commands) -> None:
         " time worker, binder and API starts against it",
     )
     bench.add_argument(
+        "--steady",
+        type=float,
+        metavar="HOURS",
+        help="storage under a steady load with a retention window of HOURS of simulated"
+        " time, reported at 1x, 2x and 4x the window",
+    )
+    bench.add_argument(
         "--history-tail",
         type=int,
         default=20000,
@@ -176,6 +183,10 @@ def _bench(args: argparse.Namespace) -> Coroutine[Any, Any, int] | int:
         from gsch.tools.bench_plan import run_plan_bench
 
         return run_plan_bench(args)
+    if args.steady:
+        from gsch.tools.bench_steady import run_steady_bench
+
+        return run_steady_bench(args)
     if args.history:
         from gsch.tools.bench_history import run_history_bench
 

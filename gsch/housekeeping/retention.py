@@ -28,7 +28,7 @@ from gsch.eventstore.subjects import ALL_EXPIRY_EVENTS, ExpiryKey, SubjectError,
 from gsch.housekeeping.export import ExportedRequest, write_export
 from gsch.metrics import COMPACTION_PURGED, REQUESTS_EXPIRED
 from gsch.model.events import ExpiredRequest, RequestsExpired
-from gsch.projections.expiry import Ended, ended_before, events_of
+from gsch.projections.expiry import Ended, ended_before, event_types, events_of
 from gsch.projections.schema import connect_reader
 from gsch.runtime.config import RetentionConfig
 
@@ -67,12 +67,12 @@ class Retention:
         if self.config.finished_requests <= 0:
             return RetentionPass(0, 0, 0)
         now = self.clock()
-        ended, exported = await self._candidates(now)
+        ended, histories, exported = await self._candidates(now)
         export = None
         if exported:
             folder = Path(self.config.export_dir or ".")
             export = await asyncio.to_thread(write_export, folder, exported, now)
-        purged = await purge_requests(self.store, [e.request_id for e in ended])
+        purged = await purge_requests(self.store, histories)
         forget_before = now - self.config.expired_ids
         for start in range(0, len(ended), _PER_EVENT):
             chunk = ended[start : start + _PER_EVENT]
@@ -95,14 +95,17 @@ class Retention:
             )
         return RetentionPass(len(ended), purged, forgotten, export)
 
-    async def _candidates(self, now: float) -> tuple[list[Ended], list[ExportedRequest]]:
+    async def _candidates(
+        self, now: float
+    ) -> tuple[list[Ended], dict[str, set[str]], list[ExportedRequest]]:
         try:
             db = await connect_reader(self.db_path)
         except sqlite3.OperationalError as exc:  # not created yet
             log.info("retention waits for the read model", extra={"error": repr(exc)})
-            return [], []
+            return [], {}, []
         try:
             ended = await ended_before(db, now - self.config.finished_requests, self.config.batch)
+            histories = await event_types(db, [e.request_id for e in ended])
             exported = []
             if self.config.export_dir:
                 for request in ended:
@@ -113,7 +116,7 @@ class Retention:
                     ))  # fmt: skip
         finally:
             await db.close()
-        return ended, exported
+        return ended, histories, exported
 
     async def _forget_days(self, forget_before: float) -> int:
         """Remove the expiry records of days that ended before `forget_before`: their ids

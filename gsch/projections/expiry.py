@@ -40,6 +40,21 @@ async def ended_before(db: aiosqlite.Connection, cutoff: float, limit: int) -> l
     return [Ended(request_id=i, state=s, ended_at=at) for i, s, at in records]
 
 
+async def event_types(db: aiosqlite.Connection, request_ids: list[str]) -> dict[str, set[str]]:
+    """The types of event each request has in the log (the subjects retention purges)."""
+    found: dict[str, set[str]] = {request_id: set() for request_id in request_ids}
+    for start in range(0, len(request_ids), 500):
+        chunk = request_ids[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        records = await db.execute_fetchall(
+            f"SELECT DISTINCT request_id, type FROM request_events WHERE request_id IN ({marks})",
+            chunk,
+        )
+        for request_id, kind in records:
+            found[str(request_id)].add(str(kind))
+    return found
+
+
 async def events_of(db: aiosqlite.Connection, request_id: str) -> list[tuple[int, str, bytes]]:
     """A request's events as stored: (sequence, type, encoded event), in log order."""
     records = await db.execute_fetchall(

@@ -77,7 +77,11 @@ async def _replay_seconds(store: EventStore) -> tuple[float, int]:
 
 
 async def one_size(events: int, args: argparse.Namespace) -> dict[str, Any]:
-    root = Path(tempfile.mkdtemp(prefix="gsch-history-"))
+    with tempfile.TemporaryDirectory(prefix="gsch-history-") as folder:
+        return await _one_size(events, args, Path(folder))
+
+
+async def _one_size(events: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     embedded = EmbeddedNats(root / "nats")
     url = await embedded.start()
     nc = await nats.connect(url, max_reconnect_attempts=-1)

@@ -76,6 +76,17 @@ class HistoryGenerator:
     _tick: int = 0
     _clock: float = 0.0
 
+    @property
+    def clock(self) -> float:
+        """The simulated time the history has reached."""
+        return self._clock
+
+    @property
+    def events_per_tick(self) -> int:
+        """About how many events one tick writes (telemetry and lifecycles)."""
+        nodes = self.shape.clusters * self.shape.nodes_per_cluster
+        return nodes + self.shape.placements_per_tick * 7
+
     async def run(self, events: int, progress: Callable[[int], None] | None = None) -> int:
         """Write at least `events` events (the fleet first); returns how many were written."""
         if not self._nodes:
