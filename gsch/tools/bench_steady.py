@@ -40,6 +40,12 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file())
 
 
+def _disk(folder: Path) -> int:
+    """Bytes the server's store takes on disk (blocks keep removed messages' space until
+    the server compacts them)."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
 async def _caught_up(projector: Projector, store: EventStore) -> None:
     if not await projector.wait_for(await store.newest_seq(), 600):
         raise TimeoutError("the read model did not catch up with the log in 600 s")
@@ -99,6 +105,7 @@ async def _run(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
                         (generator.clock - started) / HOUR, 1),
                     "events_written": generator.written, "stream_messages": info.state.messages,
                     "stream_mb": round(info.state.bytes / 1e6, 2),
+                    "store_disk_mb": round(_disk(root / "nats") / 1e6, 2),
                     "sqlite_mb": round(_size(db) / 1e6, 2),
                     "wall_seconds": round(time.monotonic() - wall),
                 })  # fmt: skip
