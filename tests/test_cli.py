@@ -38,7 +38,7 @@ def _name(path: tuple[str, ...]) -> str:
 def test_the_command_line_has_the_commands_the_readme_documents() -> None:
     assert [" ".join(path) for path in COMMANDS] == [
         "demo", "serve", "agent", "submit", "get", "plan", "explain", "cancel",
-        "streams apply", "projections rebuild", "audit", "bench",
+        "streams apply", "projections rebuild", "audit", "snapshot", "expired show", "bench",
     ]  # fmt: skip
 
 
