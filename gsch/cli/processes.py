@@ -159,6 +159,14 @@ def bench_command(commands: Commands) -> None:
         " time, reported at 1x, 2x and 4x the window",
     )
     bench.add_argument(
+        "--housekeeping-every",
+        type=int,
+        default=100_000,
+        help="with --history: snapshot and compact after every this many events, as the"
+        " housekeeper would all along; 0: only at the end, after timing a replay from the"
+        " log's beginning (default: %(default)s)",
+    )
+    bench.add_argument(
         "--history-tail",
         type=int,
         default=20000,

@@ -28,6 +28,7 @@ from gsch.clusters.feed import SnapshotFeed
 from gsch.eventstore.snapshots import SnapshotStore
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import apply_declarations, load_declarations
+from gsch.eventstore.subjects import ALL_CLUSTER_EVENTS
 from gsch.housekeeping.housekeeper import compact, write_snapshot
 from gsch.logs import setup_logging
 from gsch.runtime.embedded import EmbeddedNats, free_port
@@ -66,6 +67,12 @@ async def _time_start(url: str, root: Path, roles: str, timeout: float) -> float
         await child.stop()
 
 
+async def _caught_up(feed: SnapshotFeed, store: EventStore) -> None:
+    newest = await store.last(ALL_CLUSTER_EVENTS)
+    if newest is not None and not await feed.snapshot.wait_for(newest.seq, 600):
+        raise TimeoutError("the cluster state did not catch up with the log in 600 s")
+
+
 async def _replay_seconds(store: EventStore) -> tuple[float, int]:
     """A start as before snapshots: every cluster event folded from the log's beginning."""
     feed = SnapshotFeed(store)
@@ -91,16 +98,34 @@ async def _one_size(events: int, args: argparse.Namespace, root: Path) -> dict[s
         store = EventStore(nc, request_timeout=30, give_up_after=300)
         shape = HistoryShape(clusters=args.clusters, nodes_per_cluster=args.nodes_per_cluster)
         generator = HistoryGenerator(store, shape)
+        snapshots = SnapshotStore(nc, keep=3, timeout=120)
+        every = args.housekeeping_every
         started = time.monotonic()
-        await generator.run(events)
+        if every:
+            # As in production: the housekeeper snapshots and compacts all along, so each
+            # compaction removes only what came since the one before.
+            follower = SnapshotFeed(store, snapshots)
+            await generator.run(1)
+            await follower.start(catch_up_timeout=3600)
+            passes = 0
+            while generator.written < events:
+                await generator.run(min(events, generator.written + every))
+                await _caught_up(follower, store)
+                await write_snapshot(snapshots, follower.snapshot)
+                await compact(store, snapshots)
+                passes += 1
+            await follower.stop()
+            result["housekeeping_passes"] = passes
+        else:
+            await generator.run(events)
         took = time.monotonic() - started
         result |= {"written": generator.written, "write_seconds": round(took, 1),
                    "write_rate": round(generator.written / took)}  # fmt: skip
         info = await store.js.stream_info(store.stream)
         result |= {"stream_messages": info.state.messages, "stream_mb": info.state.bytes / 1e6}
-        replay, folded = await _replay_seconds(store)
-        result |= {"replay_from_start_seconds": round(replay, 2), "replayed_events": folded}
-        snapshots = SnapshotStore(nc, keep=3, timeout=120)
+        if not every:
+            replay, folded = await _replay_seconds(store)
+            result |= {"replay_from_start_seconds": round(replay, 2), "replayed_events": folded}
         started = time.monotonic()
         for _round in range(2):
             feed = SnapshotFeed(store, snapshots)
