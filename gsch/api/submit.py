@@ -143,7 +143,7 @@ def _request_id(body: dict[str, Any]) -> str:
         except Invalid as exc:
             raise ApiError(400, str(exc), field="request_id") from None
     if not isinstance(found, str) or not found:
-        raise ApiError(400, "request_id must be a non-empty string", field="request_id")
+        raise ApiError(400, "request_id must be a non-empty string")
     return found
 
 

@@ -29,7 +29,9 @@ def mode(path: Path) -> int:
 def test_gsch_identities_are_made_once_and_readable_by_their_owner_only(tmp_path: Path) -> None:
     directory = BusDirectory(tmp_path / "bus")
     made = directory.ensure_services()
-    assert sorted(user.name for user in made) == ["admin", "api", "binder", "submitter", "worker"]
+    assert sorted(user.name for user in made) == [
+        "admin", "api", "binder", "notifier", "submitter", "worker"
+    ]  # fmt: skip
     assert mode(directory.root) == 0o700
     for user in made:
         assert mode(directory.seed_path(user.name)) == 0o600

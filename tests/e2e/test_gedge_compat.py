@@ -131,7 +131,8 @@ async def gedge(
             "metrics": {"listen": ""},
             "simulator": {"topology": str(tmp_path / "topology.toml"), "bind_delay": 0.01},
             "admission": {"workspace_namespace": "uid"},
-            "gedge": {"token_file": str(tmp_path / "door-token"),
+            # A loaded CI machine may take more than the default 5 s to give a verdict.
+            "gedge": {"token_file": str(tmp_path / "door-token"), "verdict_wait": 30.0,
                       "cluster_aliases": {"mec(ilsan)": "mec-ilsan"}, **door_options},
             "callbacks": {"allowed_hosts": ["127.0.0.1"], "backoff_base": 0.05,
                           "backoff_max": 0.2, "max_attempts": 4},
