@@ -15,14 +15,18 @@ from nats.aio.client import Client
 
 from gsch.eventstore.intake import PUBLISH_TIMEOUT, IntakeAck, publish_intake
 from gsch.eventstore.store import EventStore
-from gsch.eventstore.subjects import ConflictKey
+from gsch.eventstore.subjects import CANCEL_SUBJECT, ConflictKey
 from gsch.model.events import RequestIdConflict
 from gsch.model.states import RequestState
-from gsch.scheduler.cancel import CANCEL_SUBJECT
 
 
 class ApiError(Exception):
-    """The API answered with an error; the message carries its reason."""
+    """The API answered with an error; the message carries its reason, `status` its HTTP
+    status (None: no answer at all)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ApiUnreachable(ApiError):
@@ -119,7 +123,7 @@ async def _call(method: str, base_url: str, path: str, **options: Any) -> Any:
             reason = msgspec.json.decode(body)["error"]["reason"]
         except (msgspec.DecodeError, KeyError, TypeError):
             reason = body.decode(errors="replace")[:200]
-        raise ApiError(f"{status}: {reason}")
+        raise ApiError(f"{status}: {reason}", status)
     try:
         return msgspec.json.decode(body)
     except msgspec.DecodeError:

@@ -23,8 +23,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from gsch.eventstore.subjects import EVENTS_STREAM, INTAKE_STREAM, INTAKE_SUBJECT, token
-from gsch.scheduler.cancel import CANCEL_SUBJECT
+from gsch.eventstore.subjects import (
+    CANCEL_SUBJECT,
+    EVENTS_STREAM,
+    INTAKE_STREAM,
+    INTAKE_SUBJECT,
+    token,
+)
 
 # The durable consumers of `streams/consumers/` and the one role that pulls from each.
 INTAKE_CONSUMER = "gsch-intake"

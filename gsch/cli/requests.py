@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import sys
 import time
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -346,7 +347,7 @@ async def _unknown_to_api(api: Api, request_id: str) -> bool:
     try:
         await api.get(f"/v1/requests/{request_id}")
     except ApiError as exc:
-        return str(exc).startswith("404")
+        return exc.status == HTTPStatus.NOT_FOUND
     except CliError:  # no API answers: it cannot tell
         return False
     return False

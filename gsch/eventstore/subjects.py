@@ -12,6 +12,7 @@ from dataclasses import dataclass
 EVENTS_STREAM = "GSCH_EVENTS"
 INTAKE_STREAM = "GSCH_INTAKE"
 INTAKE_SUBJECT = "gsch.requests"
+CANCEL_SUBJECT = "gsch.cancel"  # cancel commands, on the intake stream too
 
 _SAFE = re.compile(r"[A-Za-z0-9_:-]")
 _ALL_SAFE = re.compile(r"[A-Za-z0-9_:-]+")

@@ -22,8 +22,6 @@ from gsch.model.decisions import cancel
 from gsch.model.request import REQUEST_ID_PATTERN
 from gsch.model.states import State
 
-CANCEL_SUBJECT = "gsch.cancel"
-
 
 class CancelOutcome(msgspec.Struct, frozen=True, kw_only=True):
     request_id: str

@@ -24,10 +24,10 @@ import pytest
 from gsch.audit import AuditReport, audit
 from gsch.client import publish_request
 from gsch.eventstore.store import EventStore
+from gsch.eventstore.subjects import CANCEL_SUBJECT
 from gsch.model.events import RequestIdConflict
 from gsch.model.states import State
 from gsch.runtime.embedded import EmbeddedNats
-from gsch.scheduler.cancel import CANCEL_SUBJECT
 from tests.support.fleet import Fleet
 from tests.support.pipeline import generated_levels, pod_request, wait_inventory
 

@@ -15,10 +15,10 @@ import pytest
 
 from gsch.audit import audit
 from gsch.eventstore.store import EventStore
-from gsch.eventstore.subjects import request_history
+from gsch.eventstore.subjects import CANCEL_SUBJECT, request_history
 from gsch.model.events import RequestCancelled
 from gsch.runtime.embedded import EmbeddedCluster, EmbeddedNats
-from gsch.scheduler.cancel import CANCEL_SUBJECT, cancel_request
+from gsch.scheduler.cancel import cancel_request
 from tests.support.fleet import Fleet, assert_sound, declare_r3, wait_settled
 from tests.support.pipeline import generated_levels, pod_request, publish_all, wait_inventory
 from tests.support.waits import eventually

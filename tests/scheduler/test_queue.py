@@ -13,11 +13,11 @@ import nats
 from gsch.audit import audit
 from gsch.client import publish_request
 from gsch.eventstore.store import EventStore
-from gsch.eventstore.subjects import request_history
+from gsch.eventstore.subjects import CANCEL_SUBJECT, request_history
 from gsch.model.events import RequestAccepted, RequestFailed, RequestRequeued
 from gsch.model.states import State
 from gsch.runtime.config import Config, load_config
-from gsch.scheduler.cancel import CANCEL_SUBJECT, cancel_request
+from gsch.scheduler.cancel import cancel_request
 from tests.support.pipeline import SMALL_FLEET, pod_request, running
 from tests.support.waits import eventually
 
