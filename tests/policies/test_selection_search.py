@@ -49,6 +49,7 @@ CASES: list[tuple[Profile, Policy, str]] = [
     *((PROFILES[Policy.MOST_REQUESTED], Policy.MOST_REQUESTED, m)
       for m in ("default", "cpu", "memory", "gpu")),
     (PROFILES[Policy.BIN_PACK], Policy.BIN_PACK, "default"),
+    (PROFILES[Policy.BIN_PACK], Policy.BIN_PACK, "mostallocated"),
     (PROFILES[Policy.LEAST_REQUESTED], Policy.LEAST_REQUESTED, "default"),
     (PROFILES[Policy.BALANCED], Policy.BALANCED, "default"),
     (PROFILES[Policy.LOW_LATENCY], Policy.LOW_LATENCY, "fromnode"),
@@ -260,19 +261,19 @@ def test_no_node_that_fits_scores_above_its_clusters_bound(
         1,
     )
     req = asking(policy, mode, (("c00",),), demand)
-    search = profile.pre_score(req, snapshot, DEFAULT_RULES).search
+    state = profile.pre_score(req, snapshot, DEFAULT_RULES)  # the mode's scorer and bound
+    search = state.search
     assert search is not None
     for cluster in snapshot.clusters.values():
         bound = search.bound(cluster)
         ready = [n for n in cluster.nodes.values() if n.declared and n.ready]
-        scores = [profile.node_scorer(req, n) for n in ready if resource_fit(req, n) is None]
+        scores = [state.scorer(req, n) for n in ready if resource_fit(req, n) is None]
         for score in scores:
             assert score <= bound + 1e-9
-        leader = profile.pre_score(req, snapshot, DEFAULT_RULES).leader
-        named = leader(req, cluster) if leader is not None else None
+        named = state.leader(req, cluster) if state.leader is not None else None
         if named is not None and all(f(req, cluster.nodes[named]) is None for f in FILTERS):
             # The node a visit takes without looking at the others is the scan's choice.
-            scanned, _, _ = _best_node(req, cluster, FILTERS, profile.node_scorer)
+            scanned, _, _ = _best_node(req, cluster, FILTERS, state.scorer)
             assert scanned is not None
             assert scanned.node.name == named
         pools = {n.allocatable for n in ready}
