@@ -145,11 +145,12 @@ class LevelScan:
         best: Candidate | None = None
         order = cluster_order(self.request)
         seen: set[str] = set()  # several selectors of one level may match one cluster
+        ties: dict[str, tuple[int, str]] = {}  # the best's tie key, computed once
         fronts = [next(ranked, None) for ranked in orders]
         while True:
             chosen: tuple[tuple[float, str], int] | None = None
             for index, ranked in enumerate(orders):
-                front = fronts[index] = self._front(ranked, fronts[index], seen, best)
+                front = fronts[index] = self._front(ranked, fronts[index], seen, best, ties)
                 if front is None:
                     return best  # every cluster of the level was taken up
                 if best is not None and micro(BOUND_SLACK - front[0]) < micro(best.score):
@@ -168,6 +169,7 @@ class LevelScan:
             found = self.take_up(name, clusters.get(name), admitted)
             if found is not None and (best is None or order(found) < order(best)):
                 best = found
+                ties = {found.cluster: order(found)[1:]}
 
     def _front(
         self,
@@ -175,17 +177,17 @@ class LevelScan:
         front: Entry | None,
         seen: set[str],
         best: Candidate | None,
+        ties: dict[str, tuple[int, str]],
     ) -> Entry | None:
         """The order's first entry not taken up yet, passing over (into `seen`) those bounded
-        at exactly the best score that would lose the tie to it."""
+        at exactly the best score that would lose the tie to it (`order_of`'s tie part;
+        `ties` holds the best's)."""
         while front is not None:
             name = front[1]
             if name not in seen:
                 if best is None or micro(BOUND_SLACK - front[0]) != micro(best.score):
                     return front
-                if order_of(self.request, best.score, name) < order_of(
-                    self.request, best.score, best.cluster
-                ):
+                if (_tie(self.request, name), name) < ties[best.cluster]:
                     return front
                 seen.add(name)
                 self.tied_out += 1
