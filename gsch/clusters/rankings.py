@@ -13,7 +13,7 @@ import bisect
 import heapq
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from itertools import chain
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from gsch.clusters.snapshot import ClusterView
@@ -23,14 +23,16 @@ RankKey = Callable[["ClusterView"], tuple[Hashable, float]]
 Entry = tuple[float, str]  # (-value, name): ascending order is best first, then by name
 
 RUN = 512  # entries per run: a move shifts at most two runs, whatever the selection's size
+# What a SortedRuns holds: tuples, compared as tuples are.
+Item = TypeVar("Item", bound=tuple[Any, ...])
 
 
-class SortedRuns:
+class SortedRuns(Generic[Item]):
     """A sorted sequence of distinct entries as a list of short sorted runs: adding or removing
     one costs a binary search and a shift within one run (microseconds at a million entries,
     where one flat list would move megabytes), iterating costs what it yields."""
 
-    def __init__(self, entries: Iterable[Entry] = (), run: int = RUN) -> None:
+    def __init__(self, entries: Iterable[Item] = (), run: int = RUN) -> None:
         ordered = sorted(entries)
         self._run = run
         self._runs = [ordered[i : i + run] for i in range(0, len(ordered), run)]
@@ -40,10 +42,10 @@ class SortedRuns:
     def __len__(self) -> int:
         return self._size
 
-    def __iter__(self) -> Iterator[Entry]:
+    def __iter__(self) -> Iterator[Item]:
         return chain.from_iterable(self._runs)
 
-    def add(self, entry: Entry) -> None:
+    def add(self, entry: Item) -> None:
         self._size += 1
         if not self._runs:
             self._runs.append([entry])
@@ -58,7 +60,7 @@ class SortedRuns:
             self._runs[index : index + 1] = [run[:half], run[half:]]
             self._lasts[index : index + 1] = [run[half - 1], run[-1]]
 
-    def remove(self, entry: Entry) -> None:
+    def remove(self, entry: Item) -> None:
         index = bisect.bisect_left(self._lasts, entry)
         run = self._runs[index]  # the entry is there: callers remove only what they added
         del run[bisect.bisect_left(run, entry)]
@@ -84,7 +86,9 @@ class RankedClusters:
         members: dict[Hashable, list[Entry]] = {}
         for name, (group, value) in self.keys.items():
             members.setdefault(group, []).append((-value, name))
-        self.groups = {group: SortedRuns(entries) for group, entries in members.items()}
+        self.groups: dict[Hashable, SortedRuns[Entry]] = {
+            group: SortedRuns(entries) for group, entries in members.items()
+        }
 
     def __len__(self) -> int:
         return len(self.keys)
