@@ -14,9 +14,9 @@ own fullness: an empty 4-core node that a 2-core pod half fills beats a 64-core 
   least). A GPU node is opened for a request without GPUs only when nothing else can take
   it: its GPUs stay free for GPU work.
 - Except the fleet's largest empty node (of those with GPUs for a GPU request, else of those
-  without; largest by free GPUs, cpu, memory): a request that the next largest empty node
-  holds at least KEEP_BACK_COPIES times over opens it only when no other node (but a GPU
-  node) can take it. Opening the biggest node for small requests is what packs them; the
+  without; largest by free GPUs, cpu, memory), when it is larger than the next: a request
+  that the next largest holds at least KEEP_BACK_COPIES times over opens it only when no
+  other node (but a GPU node) can take it. Opening the biggest node for small requests is what packs them; the
   largest node is what a late large request needs (16 cores and 128 GiB fit two shapes of
   the mixed fleets), and small ones have other big nodes to open.
 
@@ -176,15 +176,25 @@ def _search(plugin: ScorePlugin, request: Request) -> BoundSearch | None:
 
 def kept_back(request: Request, snapshot: ClusterSnapshot) -> tuple[NodeView, NodeView] | None:
     """The fleet's largest empty node when this request leaves it for one that needs it, with
-    the next largest (which holds the request KEEP_BACK_COPIES times over, or more)."""
+    the next largest (smaller, and holding the request KEEP_BACK_COPIES times over or more)."""
     demand = request.demand
     largest = snapshot.empty_nodes.largest(with_gpus=demand.gpu > 0, count=2)
     if len(largest) < 2:
         return None  # the only empty node: nothing else to open
     first, second = largest
+    if _largeness(first) == _largeness(second):
+        # Keeping back one of equal nodes would keep nothing (the other is as large) and
+        # send every request to the other, where equal nodes should share the load.
+        return None
     if _copies(demand, second.free)[0] < KEEP_BACK_COPIES:
         return None
     return first, second
+
+
+def _largeness(node: NodeView) -> tuple[int, int, int]:
+    """What the fleet's empty nodes are ordered by (`clusters.empty_nodes`)."""
+    free = node.free
+    return free.gpu, free.cpu_m, free.memory
 
 
 def _keeping_back(node: NodeView) -> NodeScorer:
