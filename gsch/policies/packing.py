@@ -16,9 +16,9 @@ own fullness: an empty 4-core node that a 2-core pod half fills beats a 64-core 
 - Except the fleet's largest empty node (of those with GPUs for a GPU request, else of those
   without; largest by free GPUs, cpu, memory), when it is larger than the next: a request
   that the next largest holds at least KEEP_BACK_COPIES times over opens it only when no
-  other node (but a GPU node) can take it. Opening the biggest node for small requests is what packs them; the
-  largest node is what a late large request needs (16 cores and 128 GiB fit two shapes of
-  the mixed fleets), and small ones have other big nodes to open.
+  other node (but a GPU node) can take it. Opening the biggest node for small requests is
+  what packs them; the largest node is what a late large request needs (16 cores and 128
+  GiB fit two shapes of the mixed fleets), and small ones have other big nodes to open.
 
 "In use" counts gsch's own reservations, not foreign pods: every real node runs some
 (DaemonSets), which says nothing about whether gsch's workloads are packed.
