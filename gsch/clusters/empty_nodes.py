@@ -46,21 +46,26 @@ def _slot(cluster: ClusterView, node: NodeView) -> tuple[bool, Slot] | None:
     return node.allocatable.gpu > 0, (-free.gpu, -free.cpu_m, -free.memory, cluster.name, node.name)
 
 
+def _every_slot(
+    clusters: Mapping[str, ClusterView],
+) -> Iterator[tuple[tuple[str, str], tuple[bool, Slot]]]:
+    for cluster in clusters.values():
+        for node in cluster.nodes.values():
+            slot = _slot(cluster, node)
+            if slot is not None:
+                yield (cluster.name, node.name), slot
+
+
 class EmptyNodes:
     """The empty nodes of the fleet in two orders, with GPUs and without (a request without
     GPUs does not open a GPU node while another fits, so its largest candidates are the
     others)."""
 
-    def __init__(self, clusters: Mapping[str, ClusterView]) -> None:
-        self._clusters = clusters
+    def __init__(self) -> None:
         self._built = False
         self._slots: dict[tuple[str, str], tuple[bool, Slot]] = {}
         self._orders: dict[bool, SortedRuns[Slot]] = {False: SortedRuns(), True: SortedRuns()}
         self._stale: set[tuple[str, str]] = set()
-
-    def __len__(self) -> int:
-        self._bring_up_to_date()
-        return len(self._slots)
 
     def mark(self, node: NodeView) -> None:
         """The node changed: looked at again when the index is next read, if it may be or
@@ -75,36 +80,32 @@ class EmptyNodes:
         if self._built:
             self._stale.update((cluster.name, name) for name in cluster.nodes)
 
-    def largest(self, with_gpus: bool, count: int) -> list[NodeView]:
-        """Up to `count` empty nodes with (or without) GPUs, largest first."""
-        self._bring_up_to_date()
+    def largest(
+        self, clusters: Mapping[str, ClusterView], with_gpus: bool, count: int
+    ) -> list[NodeView]:
+        """Up to `count` empty nodes of `clusters` (the snapshot's, every time) with (or
+        without) GPUs, largest first."""
+        self._bring_up_to_date(clusters)
         found = islice(self._orders[with_gpus], count)
-        return [self._clusters[cluster].nodes[name] for *_, cluster, name in found]
+        return [clusters[cluster].nodes[name] for *_, cluster, name in found]
 
-    def _bring_up_to_date(self) -> None:
+    def _bring_up_to_date(self, clusters: Mapping[str, ClusterView]) -> None:
         if not self._built:
-            self._build()
+            self._build(clusters)
             return
         for cluster, name in self._stale:
-            view = self._clusters[cluster]
+            view = clusters[cluster]
             self._place((cluster, name), _slot(view, view.nodes[name]))
         self._stale.clear()
 
-    def _build(self) -> None:
-        for where, slot in self._every_slot():
+    def _build(self, clusters: Mapping[str, ClusterView]) -> None:
+        for where, slot in _every_slot(clusters):
             self._slots[where] = slot
         for with_gpus in (False, True):
             self._orders[with_gpus] = SortedRuns(
                 slot for has_gpus, slot in self._slots.values() if has_gpus is with_gpus
             )
         self._built = True
-
-    def _every_slot(self) -> Iterator[tuple[tuple[str, str], tuple[bool, Slot]]]:
-        for cluster in self._clusters.values():
-            for node in cluster.nodes.values():
-                slot = _slot(cluster, node)
-                if slot is not None:
-                    yield (cluster.name, node.name), slot
 
     def _place(self, where: tuple[str, str], slot: tuple[bool, Slot] | None) -> None:
         old = self._slots.get(where)

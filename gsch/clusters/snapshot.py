@@ -167,7 +167,7 @@ class ClusterSnapshot:
         self._pod_nodes: dict[tuple[str, str], tuple[str, int]] = {}
         self._node_pods: dict[tuple[str, str], tuple[tuple[str, ...], int]] = {}
         # The fleet's empty nodes, largest first (bin packing keeps the largest back).
-        self.empty_nodes = EmptyNodes(self.clusters)
+        self._empty = EmptyNodes()
         self.last_seq = 0
         # The newest `at` of any folded event: the snapshot's own clock. Ages (of latency
         # reports) are judged against it, so a plan depends on the snapshot alone and a dry
@@ -206,7 +206,7 @@ class ClusterSnapshot:
                         self._by_label.setdefault(label, set()).add(cluster.name)
                 cluster.tier, cluster.labels = event.tier, dict(event.labels)
                 if cluster.ready != event.ready:
-                    self.empty_nodes.mark_cluster(cluster)
+                    self._empty.mark_cluster(cluster)
                 cluster.ready, cluster.declared = event.ready, True
                 if relabelled:
                     self._reselect(cluster)
@@ -260,7 +260,7 @@ class ClusterSnapshot:
         when next read, and the standing rankings holding the cluster re-place it when next
         walked. Nothing is computed here: every worker folds every event of the fleet."""
         node.resummarise()
-        self.empty_nodes.mark(node)
+        self._empty.mark(node)
         cluster = self.clusters[node.cluster]
         cluster.refresh_aggregates()
         for ranked in self._ranked.values():
@@ -302,6 +302,12 @@ class ClusterSnapshot:
             found.flush(self.clusters)
         self._ranked[(requirements, key)] = found  # most recently used last
         return found
+
+    def largest_empty(self, with_gpus: bool, count: int) -> list[NodeView]:
+        """Up to `count` ready nodes of ready clusters on which gsch holds nothing, with (or
+        without) GPUs, largest first by what is free on them (see `empty_nodes`). Built when
+        first asked for, then kept current from the events folded."""
+        return self._empty.largest(self.clusters, with_gpus, count)
 
     def latency_order(
         self, cluster: str, node: str, requirements: tuple[tuple[str, str], ...]

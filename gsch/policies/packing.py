@@ -178,7 +178,7 @@ def kept_back(request: Request, snapshot: ClusterSnapshot) -> tuple[NodeView, No
     """The fleet's largest empty node when this request leaves it for one that needs it, with
     the next largest (smaller, and holding the request KEEP_BACK_COPIES times over or more)."""
     demand = request.demand
-    largest = snapshot.empty_nodes.largest(with_gpus=demand.gpu > 0, count=2)
+    largest = snapshot.largest_empty(with_gpus=demand.gpu > 0, count=2)
     if len(largest) < 2:
         return None  # the only empty node: nothing else to open
     first, second = largest
@@ -215,7 +215,7 @@ def _fewest_nodes_state(request: Request, snapshot: ClusterSnapshot) -> PlanStat
     explanation, and the scorer that holds them back."""
     search = _search(FEWEST_NODES, request)
     notes = []
-    if request.demand.gpu == 0 and (gpu_nodes := snapshot.empty_nodes.largest(True, 1)):
+    if request.demand.gpu == 0 and (gpu_nodes := snapshot.largest_empty(True, 1)):
         notes.append(
             f"empty GPU nodes (the largest {gpu_nodes[0].cluster}/{gpu_nodes[0].name}) are"
             " opened only when no other node can take the request: their GPUs stay free for"

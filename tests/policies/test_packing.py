@@ -92,7 +92,7 @@ def test_nodes_in_use_still_come_first_and_equal_largest_nodes_are_not_kept_back
     # mid is in use now: the largest empty nodes are big and small; small holds 16 copies of
     # a quarter core, but mid, in use, takes it first (best fit).
     assert chosen(plan(PACK, packing(0.25, 0.25), snapshot)) == "b/mid"
-    assert [n.name for n in snapshot.empty_nodes.largest(False, 3)] == ["big", "small"]
+    assert [n.name for n in snapshot.largest_empty(False, 3)] == ["big", "small"]
     # Two equal largest nodes: keeping one back keeps nothing (the other is as big).
     twins = snapshot_of([*fleet(), cluster("d"), node("d", "big2", cpu=64, memory_gi=256)])
     assert kept_back(packing(1, 2), twins) is None
@@ -146,7 +146,7 @@ def release(snapshot: ClusterSnapshot, cluster_name: str, name: str) -> None:
 
 
 def largest(snapshot: ClusterSnapshot) -> list[str]:
-    return [f"{n.cluster}/{n.name}" for n in snapshot.empty_nodes.largest(False, 10)]
+    return [f"{n.cluster}/{n.name}" for n in snapshot.largest_empty(False, 10)]
 
 
 def test_the_index_follows_reservations_pending_commits_readiness_and_sizes() -> None:
@@ -194,5 +194,5 @@ def test_a_searched_level_chooses_what_a_scan_chooses_where_the_rule_bites() -> 
             snapshot.last_seq + 1,
         )  # fmt: skip
     # Best fit fills each opened node (16 such requests) before opening the next: three.
-    assert len(snapshot.empty_nodes) == 71 - 3
+    assert len(snapshot.largest_empty(False, 10**6)) == 71 - 3
     assert largest(snapshot)[0] == "big/n0"
