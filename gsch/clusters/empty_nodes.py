@@ -37,13 +37,19 @@ def holds_workloads(node: NodeView) -> bool:
     return bool(node.reservations) or node.pending != _NOTHING
 
 
+def largeness(node: NodeView) -> tuple[int, int, int]:
+    """What the empty nodes are ordered by: free GPUs, then cpu, then memory."""
+    free = node.free
+    return free.gpu, free.cpu_m, free.memory
+
+
 def _slot(cluster: ClusterView, node: NodeView) -> tuple[bool, Slot] | None:
     """Whether the node has GPUs, and its place among the empty nodes; None when it is not
     an empty node a request could open (in use, not ready, its cluster not ready)."""
     if not (cluster.ready and node.declared and node.ready) or holds_workloads(node):
         return None
-    free = node.free
-    return node.allocatable.gpu > 0, (-free.gpu, -free.cpu_m, -free.memory, cluster.name, node.name)
+    gpu, cpu, memory = largeness(node)
+    return node.allocatable.gpu > 0, (-gpu, -cpu, -memory, cluster.name, node.name)
 
 
 def _every_slot(

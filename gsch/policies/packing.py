@@ -32,7 +32,7 @@ once, so the walk's bound (the best score of a cluster's nodes without the rule,
 size) is still an upper bound: it is exact except on the kept node's cluster, which a walk
 may visit once more.
 
-Measured (README "Placement quality", seeds 0-29): 1.10x the optimum's nodes on mixed
+Measured (README "Placement quality", seeds 0-29): 1.13x the optimum's nodes on mixed
 fleets, as good as MostAllocated on fleets of one shape, as many requests placed as
 MostAllocated on the mixed fleets (1,927 of 1,928) and more where not everything fits. The
 threshold was chosen on 200 further seeds (30-229), where 5 beats the 3 or 4 that suffice on
@@ -47,7 +47,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from gsch.clusters.empty_nodes import holds_workloads
+from gsch.clusters.empty_nodes import holds_workloads, largeness
 from gsch.clusters.snapshot import ClusterSnapshot, ClusterView, NodeView
 from gsch.model.request import Request
 from gsch.model.resources import Resources
@@ -81,9 +81,9 @@ KEPT_BACK = 1e10
 # A request that the second-largest empty node holds this many times over leaves the largest
 # for one that needs it. Measured (`gsch bench --quality`, and seeds 30-229 apart): 3 or 4
 # already place as many as MostAllocated on seeds 0-29, 5 does too with fewer nodes and
-# more placed where not everything fits, on both sets of seeds; beyond 8 the rule stops
-# placing more (64 and up: it rarely bites), 1 (keep it back from everything) places the
-# most on mixed fleets but with 35 % more nodes.
+# more placed where not everything fits, on both sets of seeds; from 16 on the rule stops
+# placing more beyond seeds 0-29; 1 (keep it back from everything) places the most on mixed
+# fleets but with 35 % more nodes, and fewer where not everything fits.
 KEEP_BACK_COPIES = 5
 # Tie-breaks within a whole copy, never more: stranding (in copies) on a node in use, and
 # fullness (0..1) on one that is not.
@@ -182,19 +182,13 @@ def kept_back(request: Request, snapshot: ClusterSnapshot) -> tuple[NodeView, No
     if len(largest) < 2:
         return None  # the only empty node: nothing else to open
     first, second = largest
-    if _largeness(first) == _largeness(second):
+    if largeness(first) == largeness(second):
         # Keeping back one of equal nodes would keep nothing (the other is as large) and
         # send every request to the other, where equal nodes should share the load.
         return None
     if _copies(demand, second.free)[0] < KEEP_BACK_COPIES:
         return None
     return first, second
-
-
-def _largeness(node: NodeView) -> tuple[int, int, int]:
-    """What the fleet's empty nodes are ordered by (`clusters.empty_nodes`)."""
-    free = node.free
-    return free.gpu, free.cpu_m, free.memory
 
 
 def _keeping_back(node: NodeView) -> NodeScorer:
