@@ -13,7 +13,7 @@ import bisect
 import heapq
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from itertools import chain
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from gsch.clusters.snapshot import ClusterView
@@ -23,16 +23,14 @@ RankKey = Callable[["ClusterView"], tuple[Hashable, float]]
 Entry = tuple[float, str]  # (-value, name): ascending order is best first, then by name
 
 RUN = 512  # entries per run: a move shifts at most two runs, whatever the selection's size
-# What a SortedRuns holds: tuples, compared as tuples are.
-Item = TypeVar("Item", bound=tuple[Any, ...])
 
 
-class SortedRuns(Generic[Item]):
+class SortedRuns:
     """A sorted sequence of distinct entries as a list of short sorted runs: adding or removing
     one costs a binary search and a shift within one run (microseconds at a million entries,
     where one flat list would move megabytes), iterating costs what it yields."""
 
-    def __init__(self, entries: Iterable[Item] = (), run: int = RUN) -> None:
+    def __init__(self, entries: Iterable[Entry] = (), run: int = RUN) -> None:
         ordered = sorted(entries)
         self._run = run
         self._runs = [ordered[i : i + run] for i in range(0, len(ordered), run)]
@@ -42,10 +40,10 @@ class SortedRuns(Generic[Item]):
     def __len__(self) -> int:
         return self._size
 
-    def __iter__(self) -> Iterator[Item]:
+    def __iter__(self) -> Iterator[Entry]:
         return chain.from_iterable(self._runs)
 
-    def add(self, entry: Item) -> None:
+    def add(self, entry: Entry) -> None:
         self._size += 1
         if not self._runs:
             self._runs.append([entry])
@@ -60,7 +58,7 @@ class SortedRuns(Generic[Item]):
             self._runs[index : index + 1] = [run[:half], run[half:]]
             self._lasts[index : index + 1] = [run[half - 1], run[-1]]
 
-    def remove(self, entry: Item) -> None:
+    def remove(self, entry: Entry) -> None:
         index = bisect.bisect_left(self._lasts, entry)
         run = self._runs[index]  # the entry is there: callers remove only what they added
         del run[bisect.bisect_left(run, entry)]
@@ -86,9 +84,7 @@ class RankedClusters:
         members: dict[Hashable, list[Entry]] = {}
         for name, (group, value) in self.keys.items():
             members.setdefault(group, []).append((-value, name))
-        self.groups: dict[Hashable, SortedRuns[Entry]] = {
-            group: SortedRuns(entries) for group, entries in members.items()
-        }
+        self.groups = {group: SortedRuns(entries) for group, entries in members.items()}
 
     def __len__(self) -> int:
         return len(self.keys)

@@ -371,7 +371,7 @@ def _best_node(
 
 
 def _bounded(
-    runs: SortedRuns[Entry], group: Hashable, limit: Callable[[Hashable, float], float]
+    runs: SortedRuns, group: Hashable, limit: Callable[[Hashable, float], float]
 ) -> Iterator[Entry]:
     """A ranking group's entries as (-bound, name), best first: the bound is monotone in the
     ranked value within a group, so the order holds."""

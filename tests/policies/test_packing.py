@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import msgspec
 
+from gsch.clusters.empty_nodes import SLACK
 from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.model.events import (
     AnyEvent,
@@ -167,6 +168,21 @@ def test_the_index_follows_reservations_pending_commits_readiness_and_sizes() ->
     # Others' pods shrink what an empty node can hold: it is ordered by what is free.
     snapshot.apply(node("a", "big", cpu=64, memory_gi=256, used_cpu=60), snapshot.last_seq + 1)
     assert largest(snapshot) == ["b/mid", "a/big"]
+
+
+def test_nodes_going_in_and_out_of_use_leave_a_bounded_index() -> None:
+    """The smallest node goes in and out of use two thousand times while reads take the two
+    largest: its old entries wait deep in the index, unread, until it is compacted, and a
+    full read lists it once."""
+    snapshot = snapshot_of(fleet())
+    front = ["a/big", "b/mid"]
+    for _ in range(2000):
+        reserve(snapshot, "c", "small", Resources(1000, GI, 0, 1))
+        assert [f"{n.cluster}/{n.name}" for n in snapshot.largest_empty(False, 2)] == front
+        release(snapshot, "c", "small")
+        assert [f"{n.cluster}/{n.name}" for n in snapshot.largest_empty(False, 2)] == front
+    assert len(snapshot._empty._heaps[False]) <= 3 * 2 + SLACK + 1
+    assert largest(snapshot) == ["a/big", "b/mid", "c/small"]
 
 
 def test_a_searched_level_chooses_what_a_scan_chooses_where_the_rule_bites() -> None:
