@@ -224,7 +224,7 @@ def _fewest_nodes_state(request: Request, snapshot: ClusterSnapshot) -> PlanStat
         f"kept back {largest.cluster}/{largest.name}, the fleet's largest empty node"
         f" ({_size(largest.free)}), for requests that need it: the next largest,"
         f" {next_largest.cluster}/{next_largest.name}, holds this request {copies} times over"
-        f" (at least {KEEP_BACK_COPIES}), so {largest.name} is opened only when no other node"
+        f" (at least {KEEP_BACK_COPIES}), so it is opened only when no other node"
         " can take it"
     )
     plugin = dataclasses.replace(FEWEST_NODES, score=_keeping_back(largest))
