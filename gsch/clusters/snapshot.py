@@ -18,6 +18,7 @@ from gsch.clusters.aggregates import (
     shape_of,
     summarise,
 )
+from gsch.clusters.empty_nodes import EmptyNodes
 from gsch.clusters.rankings import LazyOrder, RankedClusters, RankKey
 from gsch.model.events import (
     AnyEvent,
@@ -165,6 +166,8 @@ class ClusterSnapshot:
         # and each node's pods as last reported, so a newer report replaces the node's list.
         self._pod_nodes: dict[tuple[str, str], tuple[str, int]] = {}
         self._node_pods: dict[tuple[str, str], tuple[tuple[str, ...], int]] = {}
+        # The fleet's empty nodes, largest first (bin packing keeps the largest back).
+        self._empty = EmptyNodes()
         self.last_seq = 0
         # The newest `at` of any folded event: the snapshot's own clock. Ages (of latency
         # reports) are judged against it, so a plan depends on the snapshot alone and a dry
@@ -202,6 +205,8 @@ class ClusterSnapshot:
                     for label in event.labels.items():
                         self._by_label.setdefault(label, set()).add(cluster.name)
                 cluster.tier, cluster.labels = event.tier, dict(event.labels)
+                if cluster.ready != event.ready:
+                    self._empty.mark_cluster(cluster)
                 cluster.ready, cluster.declared = event.ready, True
                 if relabelled:
                     self._reselect(cluster)
@@ -255,6 +260,7 @@ class ClusterSnapshot:
         when next read, and the standing rankings holding the cluster re-place it when next
         walked. Nothing is computed here: every worker folds every event of the fleet."""
         node.resummarise()
+        self._empty.mark(node)
         cluster = self.clusters[node.cluster]
         cluster.refresh_aggregates()
         for ranked in self._ranked.values():
@@ -296,6 +302,12 @@ class ClusterSnapshot:
             found.flush(self.clusters)
         self._ranked[(requirements, key)] = found  # most recently used last
         return found
+
+    def largest_empty(self, with_gpus: bool, count: int) -> list[NodeView]:
+        """Up to `count` ready nodes of ready clusters on which gsch holds nothing, with (or
+        without) GPUs, largest first by what is free on them (see `empty_nodes`). Built when
+        first asked for, then kept current from the events folded."""
+        return self._empty.largest(self.clusters, with_gpus, count)
 
     def latency_order(
         self, cluster: str, node: str, requirements: tuple[tuple[str, str], ...]

@@ -90,6 +90,17 @@ def test_packing_places_no_fewer_requests_where_not_everything_fits() -> None:
     assert default >= kube
 
 
+def test_packing_places_as_many_as_mostallocated_on_the_mixed_fleets() -> None:
+    """Where everything fits, the default mode places every request MostAllocated places, over
+    the bench's seeds 0-29: the fleet's largest empty node is kept back for the late large
+    requests that only it could hold (without that, seeds 8 and 12 each lost one). Not a law
+    of every fleet: on seeds 30-229 it places 22 fewer of 12,802 (README, Placement quality)."""
+    mixed = instances("mixed", 30)
+    default = [place_in_order(i, Policy.BIN_PACK).count for i in mixed]
+    kube = [place_in_order(i, Policy.BIN_PACK, "mostallocated").count for i in mixed]
+    assert sum(default) >= sum(kube)
+
+
 def test_low_latency_rtt_is_summed_from_each_source() -> None:
     (instance,) = instances("latency", 1)
     placed = place_in_order(instance, Policy.LOW_LATENCY, "fromnode")
