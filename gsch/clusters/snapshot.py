@@ -278,7 +278,9 @@ class ClusterSnapshot:
 
     def _fold_pods(self, event: PodsReported, seq: int) -> None:
         """A node's report replaces its previous one; a pod named by two nodes' reports is
-        where the newer report (higher sequence) says."""
+        where the newer report (higher sequence) says. Reports are current values (the log
+        keeps only each node's newest), so the answer depends on those alone: a pod that
+        leaves its node's report falls back to the newest other report still naming it."""
         where = (event.cluster, event.node)
         previous, previous_seq = self._node_pods.get(where, ((), 0))
         if seq <= previous_seq:
@@ -287,8 +289,22 @@ class ClusterSnapshot:
         for pod in set(previous) - set(event.pods):
             if self._pod_nodes.get((event.cluster, pod), ("", 0))[0] == event.node:
                 del self._pod_nodes[(event.cluster, pod)]
+                self._pod_elsewhere(event.cluster, pod)
         for pod in event.pods:
             self._pod_nodes[(event.cluster, pod)] = (event.node, seq)
+
+    def _pod_elsewhere(self, cluster: str, pod: str) -> None:
+        best: tuple[str, int] | None = None
+        for (named_cluster, node), (pods, seq) in self._node_pods.items():
+            if named_cluster == cluster and pod in pods and (best is None or seq > best[1]):
+                best = (node, seq)
+        if best is not None:
+            self._pod_nodes[(cluster, pod)] = best
+
+    def pod_reports(self) -> list[tuple[str, str, tuple[str, ...], int]]:
+        """Each node's newest pod report: (cluster, node, pods, sequence), oldest first."""
+        reports = [(c, n, pods, seq) for (c, n), (pods, seq) in self._node_pods.items()]
+        return sorted(reports, key=lambda report: report[3])
 
     def node_pods(self, cluster: str, node: str) -> tuple[str, ...] | None:
         """The pods last reported on a node; None when it never reported any."""

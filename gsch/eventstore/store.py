@@ -36,6 +36,7 @@ from gsch.eventstore.appends import (
     EXPECTED_SCOPE,
     EXPECTED_SEQ,
     MSG_ID,
+    ROLLUP,
     TRANSIENT,
     WRONG_LAST,
     Append,
@@ -52,7 +53,13 @@ from gsch.eventstore.appends import (
 from gsch.eventstore.group import GroupCommitter
 from gsch.eventstore.intake import IntakeAck, publish_intake
 from gsch.eventstore.streams import Declarations
-from gsch.eventstore.subjects import EVENTS_STREAM, EntityKey, request_history, request_key_of
+from gsch.eventstore.subjects import (
+    ALL_EVENTS,
+    EVENTS_STREAM,
+    EntityKey,
+    request_history,
+    request_key_of,
+)
 from gsch.metrics import EVENT_APPENDS
 from gsch.model.decisions import Change
 from gsch.model.events import AnyEvent, decode_event
@@ -138,6 +145,10 @@ class EventStore:
     @property
     def nc(self) -> Client:
         return self._nc
+
+    @property
+    def request_timeout(self) -> float:
+        return self._timeout
 
     @property
     def lease_seconds(self) -> float:
@@ -268,6 +279,33 @@ class EventStore:
                 await self._nc.publish(item.subject, data, headers=headers)
         raise AssertionError("unreachable")
 
+    async def bulk_append(self, writes: Sequence[Write], window: int = 5000) -> int:
+        """Unconditional, non-atomic appends for bulk loads (the history generator): every
+        event in order as plain publishes, the connection flushed every `window`, then the
+        stream's last sequence checked to have moved by exactly the number sent (a refused
+        message would show as a shortfall). No message ids: a bulk load is not retried, and
+        millions of ids would only fill the server's de-duplication window. Only for a
+        log nobody else writes to meanwhile. Returns the sequence of the last event."""
+        items = [item for write in writes for item in write.appends()]
+        before = await self.last_seq()
+        for start in range(0, len(items), window):
+            for item in items[start : start + window]:
+                headers = {ROLLUP: "sub"} if item.rollup else None
+                await self._nc.publish(item.subject, item.data, headers=headers)
+            await self._nc.flush(timeout=int(self._give_up_after))
+        # The server stores what it has received a little later than it acknowledges the
+        # flush: wait (bounded) for the log to have grown by everything sent.
+        deadline = time.monotonic() + self._give_up_after
+        while (last := await self.last_seq()) - before < len(items):
+            if time.monotonic() > deadline:
+                raise StoreError(f"bulk append: sent {len(items)}, log grew by {last - before}")
+            await asyncio.sleep(0.005)
+        if last - before != len(items):
+            raise StoreError(f"bulk append: sent {len(items)}, log grew by {last - before}")
+        for item in items:
+            self._appended(type(item.event)).inc()
+        return last
+
     async def member_status(self, items: Sequence[Append]) -> list[int] | None:
         """Whether `items` (appended together, all or none) are in the log.
 
@@ -342,8 +380,19 @@ class EventStore:
         return state
 
     async def last_seq(self) -> int:
+        """The last sequence the stream assigned (the event there may have been removed by
+        compaction or retention since: compare positions with it, wait with `newest_seq`)."""
         info = await self._js.stream_info(self.stream)
         return int(info.state.last_seq)
+
+    async def newest_seq(self) -> int:
+        """The sequence of the newest event in the log (0 when empty): what a reader that
+        follows the log waits for, since removed events are never delivered."""
+        try:
+            raw = await self._js.get_last_msg(self.stream, ALL_EVENTS, direct=True)
+        except nats.js.errors.NotFoundError:
+            return 0
+        return int(raw.seq or 0)  # not decoded: the newest may be an event no gsch wrote
 
     def follow(
         self,
@@ -366,6 +415,8 @@ class EventStore:
 
 def _headers(item: Append) -> dict[str, str]:
     headers = {MSG_ID: item.msg_id}
+    if item.rollup:
+        headers[ROLLUP] = "sub"
     if item.expect_seq is not None:
         headers[EXPECTED_SEQ] = str(item.expect_seq)
         if item.expect_scope is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 EVENTS_STREAM = "GSCH_EVENTS"
 INTAKE_STREAM = "GSCH_INTAKE"
@@ -66,6 +67,7 @@ def cluster_events_of_type(event_type: str) -> str:
 
 ALL_REQUEST_EVENTS = "gsch.events.req.>"
 ALL_CLUSTER_EVENTS = "gsch.events.cluster.>"
+ALL_EXPIRY_EVENTS = "gsch.events.expired.>"
 ALL_EVENTS = "gsch.events.>"
 
 
@@ -100,6 +102,8 @@ def pods_subject(cluster: str, node: str, event_type: str) -> str:
 class RequestKey:
     """A scheduling request: `gsch.events.req.<id>.<type>`."""
 
+    latest_value: ClassVar[bool] = False  # history: every event is kept
+
     request_id: str
 
     def subject(self, event_type: str) -> str:
@@ -115,6 +119,8 @@ class ConflictKey:
     """Messages that reused a request id with another body: `gsch.events.conflict.<id>.<type>`,
     outside the request's history, so recording one never invalidates its decisions."""
 
+    latest_value: ClassVar[bool] = False  # history: every event is kept
+
     request_id: str
 
     def subject(self, event_type: str) -> str:
@@ -129,6 +135,8 @@ class ConflictKey:
 class CallbackKey:
     """What a request's callback URL was told: `gsch.events.callback.<id>.<type>`, outside the
     request's history (recording a delivery never invalidates a decision in flight)."""
+
+    latest_value: ClassVar[bool] = False  # history: every event is kept
 
     request_id: str
 
@@ -148,6 +156,8 @@ ALL_TENANCY_EVENTS = "gsch.events.tenancy.>"
 class TenancyKey:
     """A project or a workspace declared as data: `gsch.events.tenancy.<kind>.<name>.<type>`."""
 
+    latest_value: ClassVar[bool] = False  # history: every event is kept
+
     kind: str  # project | workspace
     name: str
 
@@ -162,6 +172,8 @@ class TenancyKey:
 @dataclass(frozen=True, slots=True)
 class ClusterKey:
     """A member cluster's own declaration: `gsch.events.cluster.<cluster>.<type>`."""
+
+    latest_value: ClassVar[bool] = False  # history: every event is kept
 
     cluster: str
 
@@ -178,6 +190,8 @@ class ClusterKey:
 class NodeKey:
     """A node: inventory and reservations, one optimistic-concurrency scope."""
 
+    latest_value: ClassVar[bool] = False  # history: every event is kept
+
     cluster: str
     node: str
 
@@ -192,6 +206,11 @@ class NodeKey:
 @dataclass(frozen=True, slots=True)
 class LatencyKey:
     """Latency measured from a node (outside the node's scope: never conflicts with it)."""
+
+    # A report is a current value, not history: each one replaces the node's previous one
+    # in the log itself (a roll-up), so telemetry takes one message per node however often
+    # it is measured.
+    latest_value: ClassVar[bool] = True
 
     cluster: str
     node: str
@@ -208,6 +227,8 @@ class LatencyKey:
 class PodsKey:
     """The pods a node runs (outside the node's scope too)."""
 
+    latest_value: ClassVar[bool] = True  # the newest report replaces the node's list
+
     cluster: str
     node: str
 
@@ -219,6 +240,23 @@ class PodsKey:
         return f"gsch.events.cluster.{token(self.cluster)}.pods.{token(self.node)}.*"
 
 
+@dataclass(frozen=True, slots=True)
+class ExpiryKey:
+    """The requests retention removed on one UTC day (`YYYYMMDD`): the record that lets a
+    rebuilt read model answer 410 for them, removed itself after `retention.expired_ids`."""
+
+    latest_value: ClassVar[bool] = False
+
+    day: str
+
+    def subject(self, event_type: str) -> str:
+        return f"gsch.events.expired.{token(self.day)}.{event_type}"
+
+    @property
+    def history(self) -> str:
+        return f"gsch.events.expired.{token(self.day)}.*"
+
+
 EntityKey = (
     RequestKey
     | ConflictKey
@@ -228,6 +266,7 @@ EntityKey = (
     | NodeKey
     | LatencyKey
     | PodsKey
+    | ExpiryKey
 )
 
 _NODE_PARTS: dict[str, type[NodeKey | LatencyKey | PodsKey]] = {
@@ -258,6 +297,8 @@ def parse_subject(subject: str) -> tuple[EntityKey, str]:
                 return ClusterKey(untoken(cluster)), event_type
             case ["cluster", cluster, part, node, event_type] if part in _NODE_PARTS:
                 return _NODE_PARTS[part](untoken(cluster), untoken(node)), event_type
+            case ["expired", day, event_type]:
+                return ExpiryKey(untoken(day)), event_type
     raise SubjectError(f"not an event-log subject: {subject[:200]!r}")
 
 

@@ -54,6 +54,7 @@ class Follower:
         self._watchdog: asyncio.Task[None] | None = None
         self.last_seq = 0
         self.undecodable = 0
+        self.delivered = 0  # events handed to the handler (a start-up measures its replay)
 
     async def start(self, after_seq: int = 0) -> None:
         self.last_seq = after_seq
@@ -119,6 +120,7 @@ class Follower:
         headers = msg.headers or {}
         stamp = msg.metadata.timestamp
         stored_at = stamp.timestamp() if stamp is not None else 0.0
+        self.delivered += 1
         self._handler(StoredEvent(seq, msg.subject, headers.get(MSG_ID), event, stored_at))
 
     async def stop(self) -> None:
