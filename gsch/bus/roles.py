@@ -32,6 +32,7 @@ from gsch.eventstore.subjects import (
     EVENTS_STREAM,
     INTAKE_STREAM,
     INTAKE_SUBJECT,
+    TELEMETRY_STREAM,
     token,
 )
 
@@ -82,11 +83,12 @@ def _inventory(cluster: str) -> tuple[str, ...]:
     """What describes a cluster, never what reserves it: the cluster, its nodes' inventory,
     the latency measured from its nodes and the pods they run."""
     base = f"gsch.events.cluster.{cluster}"
+    reports = f"gsch.telemetry.{cluster}"  # current values, on the telemetry stream
     return (
         f"{base}.ClusterDeclared",
         f"{base}.node.*.NodeDeclared",
-        f"{base}.latency.*.LatencyReported",
-        f"{base}.pods.*.PodsReported",
+        f"{reports}.latency.*.LatencyReported",
+        f"{reports}.pods.*.PodsReported",
     )
 
 
@@ -94,14 +96,23 @@ def _pull(stream: str, durable: str) -> tuple[str, ...]:
     return (f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}", f"$JS.ACK.{stream}.{durable}.>")
 
 
-# Direct gets (last of a subject, next after a sequence) and the log's state.
-READ_LOG = (
-    f"$JS.API.DIRECT.GET.{EVENTS_STREAM}",
-    f"$JS.API.DIRECT.GET.{EVENTS_STREAM}.>",
-    f"$JS.API.STREAM.INFO.{EVENTS_STREAM}",
+# Direct gets (last of a subject, next after a sequence) and the state of the log and of
+# the telemetry stream beside it.
+READ_LOG = tuple(
+    subject
+    for stream in (EVENTS_STREAM, TELEMETRY_STREAM)
+    for subject in (
+        f"$JS.API.DIRECT.GET.{stream}",
+        f"$JS.API.DIRECT.GET.{stream}.>",
+        f"$JS.API.STREAM.INFO.{stream}",
+    )
 )
 # Ordered consumers: ephemeral only (see the module's docstring).
-FOLLOW_LOG = (f"$JS.API.CONSUMER.CREATE.{EVENTS_STREAM}", f"$JS.FC.{EVENTS_STREAM}.>")
+FOLLOW_LOG = tuple(
+    subject
+    for stream in (EVENTS_STREAM, TELEMETRY_STREAM)
+    for subject in (f"$JS.API.CONSUMER.CREATE.{stream}", f"$JS.FC.{stream}.>")
+)
 # A process checks at start that what it needs was declared (it cannot declare it itself).
 CHECK_DECLARATIONS = (
     f"$JS.API.STREAM.INFO.{INTAKE_STREAM}",

@@ -158,6 +158,10 @@ class RankedClusters:
             self.bounds[cluster.name] = new
 
 
+# Pod reports are ordered by sequence; a report from the telemetry stream is newer than any
+# the log carried before telemetry had a stream of its own.
+_AFTER_THE_LOG = 1 << 62
+
 # Rankings kept current at once; beyond this many, the least recently built is dropped (each
 # costs a little on every capacity event, and selectors come from requests).
 MAX_RANKINGS = 32
@@ -243,12 +247,29 @@ class ClusterSnapshot:
                 self._refresh(event.cluster)
                 if released is not None:
                     self._capacity_may_have_grown(event.cluster)
-            case LatencyReported():
-                self.latency[(event.cluster, event.node)] = event
-            case PodsReported():
-                self._fold_pods(event, seq)
+            case LatencyReported() | PodsReported():
+                # Reports in the log itself: what a log written before telemetry had its
+                # own stream holds (and unit tests); folded like the stream's, but older.
+                self._fold_report(event, seq)
             case _:
                 pass
+
+    def apply_telemetry(self, event: LatencyReported | PodsReported, seq: int) -> None:
+        """Fold a node's current report from the telemetry stream. `seq` is that stream's
+        sequence, another sequence space than the log's: it moves neither `last_seq` nor
+        any node's position, only the clock (ages are judged against it)."""
+        self.clock = max(self.clock, event.at)
+        self._fold_report(event, _AFTER_THE_LOG + seq)
+
+    def _fold_report(self, event: LatencyReported | PodsReported, order: int) -> None:
+        if isinstance(event, PodsReported):
+            self._fold_pods(event, order)
+            return
+        where = (event.cluster, event.node)
+        current = self.latency.get(where)
+        # The newest measurement wins, whichever stream and in whichever order it came.
+        if current is None or event.at >= current.at:
+            self.latency[where] = event
 
     def _capacity_may_have_grown(self, cluster: str) -> None:
         for listener in self.capacity_listeners:

@@ -2,10 +2,12 @@
 
 A snapshot is stored as the shortest event history that folds into the same state, not as a
 dump of the in-memory structures: per cluster its declaration, per node its declaration and
-one `CapacityReserved` per live reservation, each node's newest pod report and every
-latency report. Reading one folds those events through `ClusterSnapshot.apply`, so whatever
-the snapshot derives from events (aggregates, label indexes, rankings) is rebuilt exactly as
-a replay of the log would build it, and a new index needs no change here.
+one `CapacityReserved` per live reservation. Reading one folds those events through
+`ClusterSnapshot.apply`, so whatever the snapshot derives from events (aggregates, label
+indexes, rankings) is rebuilt exactly as a replay of the log would build it, and a new index
+needs no change here. Latency and pod reports are not in it: they are current values on the
+telemetry stream, which every process folds whole at start (as long as the fleet is large,
+never as old as the installation).
 
 A node's synthetic events take the sequences just below the node's own last sequence, the
 last one *being* it: that is what a conditional reservation on the node is checked against,
@@ -35,7 +37,6 @@ from gsch.model.events import (
     ClusterDeclared,
     Event,
     NodeDeclared,
-    PodsReported,
 )
 
 MAGIC = b"GSCHSNAP"
@@ -83,10 +84,6 @@ def history_of(snapshot: ClusterSnapshot) -> Iterator[tuple[int, Event]]:
             )  # fmt: skip
         for name in sorted(cluster.nodes):
             yield from _node_history(cluster.nodes[name], clock)
-    for cluster_name, node, pods, seq in snapshot.pod_reports():
-        yield seq, PodsReported(at=clock, cluster=cluster_name, node=node, pods=pods)
-    for key in sorted(snapshot.latency):
-        yield snapshot.last_seq, snapshot.latency[key]
 
 
 def _node_history(node: NodeView, clock: float) -> Iterator[tuple[int, Event]]:

@@ -21,7 +21,6 @@ EXPECTED_SCOPE = "Nats-Expected-Last-Subject-Sequence-Subject"
 BATCH_ID = "Nats-Batch-Id"
 BATCH_SEQ = "Nats-Batch-Sequence"
 BATCH_COMMIT = "Nats-Batch-Commit"
-ROLLUP = "Nats-Rollup"
 
 WRONG_LAST_SEQUENCE = 10071  # "wrong last sequence: N", N where the scope really ends
 # The same refusal without the sequence: what a replicated (R3) stream answers to an atomic
@@ -97,7 +96,6 @@ class Write:
                 msg_id=self.msg_ids[index] if self.msg_ids else new_msg_id(origin, event),
                 expect_seq=self.expect if index == 0 else None,
                 expect_scope=self.key.history if index == 0 and self.expect is not None else None,
-                rollup=self.key.latest_value,
             )
             for index, event in enumerate(self.events)
         ]
@@ -155,9 +153,6 @@ class Append:
     def __post_init__(self) -> None:
         if not self.data:
             object.__setattr__(self, "data", encode_event(self.event))
-
-    # Replaces every earlier message on its subject (a current value, not history).
-    rollup: bool = False
 
 
 class Rejected(Exception):

@@ -97,7 +97,10 @@ async def _bounded(calls: Iterable[Callable[[], Awaitable[int]]]) -> int:
 async def compact_cluster_events(store: EventStore, through: int) -> Compacted:
     """Purge cluster events at or below `through`, keeping each subject's last message."""
     counts = await subject_counts(store, ALL_CLUSTER_EVENTS)
-    crowded = [subject for subject, count in counts.items() if count > 1]
+    crowded = [s for s, count in counts.items() if count > 1 and not _legacy_report(s)]
+    # Reports a log written before the telemetry stream still holds: nobody's scope, and
+    # replaced by the stream's, so they go whole (up to the cut).
+    legacy = [s for s in counts if _legacy_report(s)]
 
     def trim(subject: str) -> Callable[[], Awaitable[int]]:
         async def call() -> int:
@@ -109,8 +112,17 @@ async def compact_cluster_events(store: EventStore, through: int) -> Compacted:
 
         return call
 
-    purged = await _bounded(trim(subject) for subject in crowded)
-    return Compacted(through, len(crowded), purged)
+    def drop(subject: str) -> Callable[[], Awaitable[int]]:
+        return lambda: purge(store, subject, before=through + 1)
+
+    purged = await _bounded([*map(trim, crowded), *map(drop, legacy)])
+    return Compacted(through, len(crowded) + len(legacy), purged)
+
+
+def _legacy_report(subject: str) -> bool:
+    # gsch.events.cluster.<cluster>.latency|pods.<node>.<type>
+    parts = subject.split(".")
+    return len(parts) == 7 and parts[4] in ("latency", "pods")
 
 
 async def purge_requests(store: EventStore, histories: Mapping[str, Iterable[str]]) -> int:

@@ -36,7 +36,6 @@ from gsch.eventstore.appends import (
     EXPECTED_SCOPE,
     EXPECTED_SEQ,
     MSG_ID,
-    ROLLUP,
     TRANSIENT,
     WRONG_LAST,
     Append,
@@ -59,6 +58,7 @@ from gsch.eventstore.subjects import (
     EntityKey,
     request_history,
     request_key_of,
+    stream_of,
 )
 from gsch.metrics import EVENT_APPENDS
 from gsch.model.decisions import Change
@@ -279,32 +279,9 @@ class EventStore:
                 await self._nc.publish(item.subject, data, headers=headers)
         raise AssertionError("unreachable")
 
-    async def bulk_append(self, writes: Sequence[Write], window: int = 5000) -> int:
-        """Unconditional, non-atomic appends for bulk loads (the history generator): every
-        event in order as plain publishes, the connection flushed every `window`, then the
-        stream's last sequence checked to have moved by exactly the number sent (a refused
-        message would show as a shortfall). No message ids: a bulk load is not retried, and
-        millions of ids would only fill the server's de-duplication window. Only for a
-        log nobody else writes to meanwhile. Returns the sequence of the last event."""
-        items = [item for write in writes for item in write.appends()]
-        before = await self.last_seq()
-        for start in range(0, len(items), window):
-            for item in items[start : start + window]:
-                headers = {ROLLUP: "sub"} if item.rollup else None
-                await self._nc.publish(item.subject, item.data, headers=headers)
-            await self._nc.flush(timeout=int(self._give_up_after))
-        # The server stores what it has received a little later than it acknowledges the
-        # flush: wait (bounded) for the log to have grown by everything sent.
-        deadline = time.monotonic() + self._give_up_after
-        while (last := await self.last_seq()) - before < len(items):
-            if time.monotonic() > deadline:
-                raise StoreError(f"bulk append: sent {len(items)}, log grew by {last - before}")
-            await asyncio.sleep(0.005)
-        if last - before != len(items):
-            raise StoreError(f"bulk append: sent {len(items)}, log grew by {last - before}")
-        for item in items:
-            self._appended(type(item.event)).inc()
-        return last
+    def count_append(self, kind: type) -> None:
+        """Count an event appended outside `append` (a bulk load)."""
+        self._appended(kind).inc()
 
     async def member_status(self, items: Sequence[Append]) -> list[int] | None:
         """Whether `items` (appended together, all or none) are in the log.
@@ -340,7 +317,7 @@ class EventStore:
         if not isinstance(scope, str):
             scope = scope.history
         try:
-            raw = await self._js.get_last_msg(self.stream, scope, direct=True)
+            raw = await self._js.get_last_msg(stream_of(scope), scope, direct=True)
         except nats.js.errors.NotFoundError:
             return None
         return _stored(raw)
@@ -356,7 +333,7 @@ class EventStore:
     async def first_after(self, scope: str, seq: int) -> StoredEvent | None:
         try:
             raw = await self._js.get_msg(
-                self.stream, seq=seq + 1, subject=scope, direct=True, next=True
+                stream_of(scope), seq=seq + 1, subject=scope, direct=True, next=True
             )
         except nats.js.errors.NotFoundError:
             return None
@@ -415,8 +392,6 @@ class EventStore:
 
 def _headers(item: Append) -> dict[str, str]:
     headers = {MSG_ID: item.msg_id}
-    if item.rollup:
-        headers[ROLLUP] = "sub"
     if item.expect_seq is not None:
         headers[EXPECTED_SEQ] = str(item.expect_seq)
         if item.expect_scope is not None:

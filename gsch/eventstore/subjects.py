@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import ClassVar
 
 EVENTS_STREAM = "GSCH_EVENTS"
+# Latency and pod reports: current values, one message per node and kind (the stream keeps
+# only the newest on each subject), apart from the log so the log holds only history.
+TELEMETRY_STREAM = "GSCH_TELEMETRY"
+ALL_TELEMETRY = "gsch.telemetry.>"
 INTAKE_STREAM = "GSCH_INTAKE"
 INTAKE_SUBJECT = "gsch.requests"
 CANCEL_SUBJECT = "gsch.cancel"  # cancel commands, on the intake stream too
@@ -85,14 +88,19 @@ def node_history(cluster: str, node: str) -> str:
 
 
 def latency_subject(cluster: str, node: str, event_type: str) -> str:
-    # Under the cluster, but outside every node scope: a latency report never conflicts
-    # with a capacity reservation.
-    return f"gsch.events.cluster.{token(cluster)}.latency.{token(node)}.{event_type}"
+    # On the telemetry stream, outside every scope of the log: a latency report never
+    # conflicts with a capacity reservation.
+    return f"gsch.telemetry.{token(cluster)}.latency.{token(node)}.{event_type}"
 
 
 def pods_subject(cluster: str, node: str, event_type: str) -> str:
-    # Outside the node scope too: pods coming and going must not conflict with reservations.
-    return f"gsch.events.cluster.{token(cluster)}.pods.{token(node)}.{event_type}"
+    # On the telemetry stream too: pods coming and going never conflict with reservations.
+    return f"gsch.telemetry.{token(cluster)}.pods.{token(node)}.{event_type}"
+
+
+def stream_of(subject: str) -> str:
+    """The stream holding `subject` (a wildcard too): the telemetry stream or the log."""
+    return TELEMETRY_STREAM if subject.startswith("gsch.telemetry.") else EVENTS_STREAM
 
 
 # --- entities: what an event is about, and its subjects -----------------------------------
@@ -101,8 +109,6 @@ def pods_subject(cluster: str, node: str, event_type: str) -> str:
 @dataclass(frozen=True, slots=True)
 class RequestKey:
     """A scheduling request: `gsch.events.req.<id>.<type>`."""
-
-    latest_value: ClassVar[bool] = False  # history: every event is kept
 
     request_id: str
 
@@ -119,8 +125,6 @@ class ConflictKey:
     """Messages that reused a request id with another body: `gsch.events.conflict.<id>.<type>`,
     outside the request's history, so recording one never invalidates its decisions."""
 
-    latest_value: ClassVar[bool] = False  # history: every event is kept
-
     request_id: str
 
     def subject(self, event_type: str) -> str:
@@ -135,8 +139,6 @@ class ConflictKey:
 class CallbackKey:
     """What a request's callback URL was told: `gsch.events.callback.<id>.<type>`, outside the
     request's history (recording a delivery never invalidates a decision in flight)."""
-
-    latest_value: ClassVar[bool] = False  # history: every event is kept
 
     request_id: str
 
@@ -156,8 +158,6 @@ ALL_TENANCY_EVENTS = "gsch.events.tenancy.>"
 class TenancyKey:
     """A project or a workspace declared as data: `gsch.events.tenancy.<kind>.<name>.<type>`."""
 
-    latest_value: ClassVar[bool] = False  # history: every event is kept
-
     kind: str  # project | workspace
     name: str
 
@@ -172,8 +172,6 @@ class TenancyKey:
 @dataclass(frozen=True, slots=True)
 class ClusterKey:
     """A member cluster's own declaration: `gsch.events.cluster.<cluster>.<type>`."""
-
-    latest_value: ClassVar[bool] = False  # history: every event is kept
 
     cluster: str
 
@@ -190,8 +188,6 @@ class ClusterKey:
 class NodeKey:
     """A node: inventory and reservations, one optimistic-concurrency scope."""
 
-    latest_value: ClassVar[bool] = False  # history: every event is kept
-
     cluster: str
     node: str
 
@@ -207,11 +203,6 @@ class NodeKey:
 class LatencyKey:
     """Latency measured from a node (outside the node's scope: never conflicts with it)."""
 
-    # A report is a current value, not history: each one replaces the node's previous one
-    # in the log itself (a roll-up), so telemetry takes one message per node however often
-    # it is measured.
-    latest_value: ClassVar[bool] = True
-
     cluster: str
     node: str
 
@@ -220,14 +211,12 @@ class LatencyKey:
 
     @property
     def history(self) -> str:
-        return f"gsch.events.cluster.{token(self.cluster)}.latency.{token(self.node)}.*"
+        return f"gsch.telemetry.{token(self.cluster)}.latency.{token(self.node)}.*"
 
 
 @dataclass(frozen=True, slots=True)
 class PodsKey:
     """The pods a node runs (outside the node's scope too)."""
-
-    latest_value: ClassVar[bool] = True  # the newest report replaces the node's list
 
     cluster: str
     node: str
@@ -237,15 +226,13 @@ class PodsKey:
 
     @property
     def history(self) -> str:
-        return f"gsch.events.cluster.{token(self.cluster)}.pods.{token(self.node)}.*"
+        return f"gsch.telemetry.{token(self.cluster)}.pods.{token(self.node)}.*"
 
 
 @dataclass(frozen=True, slots=True)
 class ExpiryKey:
     """The requests retention removed on one UTC day (`YYYYMMDD`): the record that lets a
     rebuilt read model answer 410 for them, removed itself after `retention.expired_ids`."""
-
-    latest_value: ClassVar[bool] = False
 
     day: str
 
@@ -299,6 +286,10 @@ def parse_subject(subject: str) -> tuple[EntityKey, str]:
                 return _NODE_PARTS[part](untoken(cluster), untoken(node)), event_type
             case ["expired", day, event_type]:
                 return ExpiryKey(untoken(day)), event_type
+    if tokens[:2] == ["gsch", "telemetry"]:
+        match tokens[2:]:
+            case [cluster, "latency" | "pods" as part, node, event_type]:
+                return _NODE_PARTS[part](untoken(cluster), untoken(node)), event_type
     raise SubjectError(f"not an event-log subject: {subject[:200]!r}")
 
 

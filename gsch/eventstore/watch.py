@@ -19,6 +19,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from gsch.aio import reraise_swallowed_cancel
 from gsch.eventstore.store import MSG_ID, EventStore, StoredEvent
+from gsch.eventstore.subjects import stream_of
 from gsch.model.events import decode_event
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class Follower:
             config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
         self._subscription = await self._store.js.subscribe(
             self._subject,
-            stream=self._store.stream,
+            stream=stream_of(self._subject),
             cb=self._deliver,
             ordered_consumer=True,
             idle_heartbeat=2.0,

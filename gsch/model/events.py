@@ -1,8 +1,9 @@
 """Every event gsch appends to the log, as one tagged union.
 
 Request events live on `gsch.events.req.<request id>.<type>`, cluster events on
-`gsch.events.cluster.<cluster>[.node.<node>].<type>`, latency reports on
-`gsch.events.cluster.<cluster>.latency.<node>.<type>`. The subject layout is owned by
+`gsch.events.cluster.<cluster>[.node.<node>].<type>`; latency and pod reports, current values
+rather than history, on the telemetry stream (`gsch.telemetry.<cluster>.latency|pods.<node>.
+<type>`). The subject layout is owned by
 `gsch.eventstore.subjects`; this module only defines the payloads.
 """
 

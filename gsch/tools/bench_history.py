@@ -28,7 +28,7 @@ from gsch.clusters.feed import SnapshotFeed
 from gsch.eventstore.snapshots import SnapshotStore
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import apply_declarations, load_declarations
-from gsch.eventstore.subjects import ALL_CLUSTER_EVENTS
+from gsch.eventstore.subjects import ALL_CLUSTER_EVENTS, TELEMETRY_STREAM
 from gsch.housekeeping.housekeeper import compact, write_snapshot
 from gsch.logs import setup_logging
 from gsch.runtime.embedded import EmbeddedNats, free_port
@@ -80,7 +80,18 @@ async def _replay_seconds(store: EventStore) -> tuple[float, int]:
     await feed.start(catch_up_timeout=3600)
     took = time.monotonic() - started
     await feed.stop()
-    return took, feed._follower.delivered
+    return took, feed.replayed
+
+
+async def _sizes(store: EventStore, prefix: str) -> dict[str, Any]:
+    """Messages and MB the log and the telemetry stream hold."""
+    sizes: dict[str, Any] = {}
+    for name, stream in (("log", store.stream), ("telemetry", TELEMETRY_STREAM)):
+        info = await store.js.stream_info(stream)
+        sizes[f"{prefix}{name}_messages"] = info.state.messages
+        sizes[f"{prefix}{name}_mb"] = round(info.state.bytes / 1e6, 1)
+        sizes[f"{prefix}{name}_last_seq"] = info.state.last_seq
+    return sizes
 
 
 async def one_size(events: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -121,8 +132,7 @@ async def _one_size(events: int, args: argparse.Namespace, root: Path) -> dict[s
         took = time.monotonic() - started
         result |= {"written": generator.written, "write_seconds": round(took, 1),
                    "write_rate": round(generator.written / took)}  # fmt: skip
-        info = await store.js.stream_info(store.stream)
-        result |= {"stream_messages": info.state.messages, "stream_mb": info.state.bytes / 1e6}
+        result |= await _sizes(store, "")
         if not every:
             replay, folded = await _replay_seconds(store)
             result |= {"replay_from_start_seconds": round(replay, 2), "replayed_events": folded}
@@ -136,8 +146,7 @@ async def _one_size(events: int, args: argparse.Namespace, root: Path) -> dict[s
         result["snapshot_and_compact_seconds"] = round(time.monotonic() - started, 1)
         result["compacted_events"] = compacted.purged if compacted else 0
         await generator.run(generator.written + args.history_tail)
-        info = await store.js.stream_info(store.stream)
-        result |= {"after_messages": info.state.messages, "after_mb": info.state.bytes / 1e6}
+        result |= await _sizes(store, "after_")
         held = await snapshots.list()
         result["snapshot_kb"] = round(held[0].size / 1e3, 1) if held else 0
         for roles in ("worker", "binder"):

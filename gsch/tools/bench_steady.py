@@ -25,6 +25,7 @@ from gsch.clusters.feed import SnapshotFeed
 from gsch.eventstore.snapshots import SnapshotStore
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import apply_declarations, load_declarations
+from gsch.eventstore.subjects import TELEMETRY_STREAM
 from gsch.housekeeping.housekeeper import compact, write_snapshot
 from gsch.housekeeping.retention import Retention
 from gsch.logs import setup_logging
@@ -100,11 +101,14 @@ async def _run(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
             while marks and generator.clock - started >= marks[0] * window:
                 await _caught_up(projector, store)
                 info = await store.js.stream_info(store.stream)
+                reports = await store.js.stream_info(TELEMETRY_STREAM)
                 rows.append({
                     "windows": marks.pop(0), "simulated_hours": round(
                         (generator.clock - started) / HOUR, 1),
                     "events_written": generator.written, "stream_messages": info.state.messages,
                     "stream_mb": round(info.state.bytes / 1e6, 2),
+                    "telemetry_messages": reports.state.messages,
+                    "telemetry_mb": round(reports.state.bytes / 1e6, 2),
                     "store_disk_mb": round(_disk(root / "nats") / 1e6, 2),
                     "sqlite_mb": round(_size(db) / 1e6, 2),
                     "wall_seconds": round(time.monotonic() - wall),

@@ -2,9 +2,9 @@
 simulated time), pods now and then, and requests living their lifecycles — accepted, claimed,
 committed with a reservation, bound, finished with the capacity released, some rejected.
 
-Every event is what gsch's own writers would append (same types, subjects, roll-ups of
-telemetry, reservations that fit their node), but written with pipelined unconditional
-publishes (`EventStore.bulk_append`): a month of a fleet in minutes. Simulated time starts
+Every event is what gsch's own writers would append (same types and subjects, telemetry on
+its own stream, reservations that fit their node), but written with pipelined unconditional
+publishes (`eventstore/bulk.py`): a month of a fleet in minutes. Simulated time starts
 `days` before now, so retention sees requests that ended long ago.
 """
 
@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gsch.eventstore.appends import Write
+from gsch.eventstore.bulk import bulk_append
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.subjects import ClusterKey, LatencyKey, NodeKey, PodsKey, RequestKey
 from gsch.model.events import (
@@ -107,8 +108,7 @@ class HistoryGenerator:
 
     async def _write(self, writes: list[Write]) -> None:
         if writes:
-            await self.store.bulk_append(writes)
-            self.written += sum(len(w.events) for w in writes)
+            self.written += await bulk_append(self.store, writes)
 
     async def _declare_fleet(self) -> None:
         shape = self.shape

@@ -20,8 +20,9 @@ from gsch.eventstore.compaction import subject_counts
 from gsch.eventstore.snapshots import SNAPSHOT_BUCKET, SnapshotStore
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import apply_declarations, load_declarations
-from gsch.eventstore.subjects import ALL_CLUSTER_EVENTS, NodeKey
+from gsch.eventstore.subjects import ALL_CLUSTER_EVENTS, ALL_TELEMETRY, NodeKey
 from gsch.housekeeping.housekeeper import compact, write_snapshot
+from gsch.model.events import LatencyReported, encode_event
 from tests.support.history import RandomHistory, state_of
 
 # Fixed seeds by default (a run passes or fails for the code); GSCH_HYPOTHESIS=explore draws.
@@ -35,7 +36,7 @@ SEEDS = (
 async def _fresh(nc: Client) -> None:
     """An empty log and snapshot store for the next history."""
     js = nc.jetstream()
-    for stream in ("GSCH_EVENTS", "OBJ_GSCH_SNAPSHOTS"):
+    for stream in ("GSCH_EVENTS", "GSCH_TELEMETRY", "OBJ_GSCH_SNAPSHOTS"):
         with contextlib.suppress(Exception):
             await js.delete_stream(stream)
     await apply_declarations(nc, load_declarations())
@@ -100,14 +101,43 @@ async def test_snapshot_plus_tail_equals_full_replay(
 
 
 async def test_latency_and_pods_keep_one_message_per_node(nc: Client, store: EventStore) -> None:
+    """Reports are current values on the telemetry stream: the server keeps one per node and
+    kind however often they come, and the log holds none of them."""
     await _fresh(nc)
     history = RandomHistory(store, random.Random(5))
     for _ in range(300):
         await history.step()
-    counts = await subject_counts(store, "gsch.events.cluster.*.latency.>")
-    counts |= await subject_counts(store, "gsch.events.cluster.*.pods.>")
+    info = await nc.jetstream().stream_info("GSCH_TELEMETRY", subjects_filter=ALL_TELEMETRY)
+    counts = info.state.subjects or {}
     assert counts
     assert set(counts.values()) == {1}
+    assert info.state.last_seq > len(counts)  # more reports came than the stream keeps
+    assert await subject_counts(store, "gsch.events.cluster.*.latency.>") == {}
+    assert await subject_counts(store, "gsch.events.cluster.*.pods.>") == {}
+
+
+async def test_reports_an_older_log_carried_are_compacted_away(
+    nc: Client, store: EventStore
+) -> None:
+    """A log written before the telemetry stream holds reports on its own subjects: behind a
+    snapshot they go whole (nobody's scope; the stream's reports replace them)."""
+    await _fresh(nc)
+    legacy = "gsch.events.cluster.c1.latency.n1.LatencyReported"
+    for at in (1.0, 2.0, 3.0):
+        report = LatencyReported(at=at, cluster="c1", node="n1", to_clusters={"c2": at})
+        await nc.jetstream().publish(legacy, encode_event(report))
+    snapshots = SnapshotStore(nc, keep=2, timeout=10)
+    history = RandomHistory(store, random.Random(13))
+    for _round in range(2):
+        for _ in range(20):
+            await history.step()
+        await write_snapshot(snapshots, history.truth)
+    done = await compact(store, snapshots)
+    assert done is not None
+    assert await subject_counts(store, "gsch.events.cluster.*.latency.>") == {}
+    feed = await _restored(store, snapshots)
+    assert state_of(feed.snapshot) == state_of(history.truth)
+    await feed.stop()
 
 
 async def test_a_bad_newest_snapshot_is_skipped_for_the_one_before(

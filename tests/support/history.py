@@ -73,7 +73,11 @@ class RandomHistory:
 
     async def _append(self, write: Write) -> int:
         (seq,) = await self.store.append(write)
-        self.truth.apply(write.events[0], seq)  # type: ignore[arg-type]  # a cluster event
+        event = write.events[0]
+        if isinstance(event, LatencyReported | PodsReported):
+            self.truth.apply_telemetry(event, seq)  # a sequence of the telemetry stream
+        else:
+            self.truth.apply(event, seq)  # type: ignore[arg-type]  # a cluster event
         self.appended += 1
         return seq
 
