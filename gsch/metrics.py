@@ -86,6 +86,52 @@ AGENT_LAST_HEARTBEAT = Gauge(
     "When the binder last heard an agent of the member cluster (its start, before the first)",
     ["member_cluster"],
 )
+# --- bounded history: snapshots, compaction, retention, start-up --------------------------
+SNAPSHOT_NEWEST_SEQ = Gauge(
+    "gsch_snapshot_newest_sequence",
+    "Event-log sequence of the newest cluster-state snapshot in the snapshot store",
+)
+SNAPSHOT_NEWEST_TIME = Gauge(
+    "gsch_snapshot_newest_timestamp_seconds",
+    "When the newest cluster-state snapshot was written (unix time; its age is time() - this)",
+)
+SNAPSHOT_BYTES = Gauge("gsch_snapshot_bytes", "Size of the last snapshot this process wrote")
+SNAPSHOT_WRITES = Counter(
+    "gsch_snapshot_writes_total", "Cluster-state snapshots written, by result", ["result"]
+)
+SNAPSHOT_LOADED_SEQ = Gauge(
+    "gsch_snapshot_loaded_sequence",
+    "Sequence of the snapshot this process started from (0: it replayed the log)",
+)
+SNAPSHOT_LOAD_FAILURES = Counter(
+    "gsch_snapshot_load_failures_total",
+    "Snapshots skipped at start because a check failed (corrupt, unreadable, behind the"
+    " compaction watermark)",
+    ["reason"],
+)
+STARTUP_DURATION = Gauge(
+    "gsch_startup_duration_seconds",
+    "Seconds the cluster state took to be ready at start, by phase (snapshot, replay, total)",
+    ["phase"],
+)
+STARTUP_REPLAYED = Gauge(
+    "gsch_startup_replayed_events", "Cluster events folded at start after the snapshot"
+)
+COMPACTION_RUNS = Counter(
+    "gsch_compaction_runs_total", "Compaction passes, by result (ok, skipped, error)", ["result"]
+)
+COMPACTION_PURGED = Counter(
+    "gsch_compaction_purged_events_total",
+    "Events removed from the log: cluster (behind a snapshot), request (retention), expiry",
+    ["kind"],
+)
+COMPACTION_WATERMARK = Gauge(
+    "gsch_compaction_watermark_sequence",
+    "Cluster events at or below this sequence may have been compacted away",
+)
+REQUESTS_EXPIRED = Counter("gsch_requests_expired_total", "Finished requests removed by retention")
+STREAM_BYTES = Gauge("gsch_event_stream_bytes", "Bytes the event log stream holds")
+STREAM_MESSAGES = Gauge("gsch_event_stream_messages", "Messages the event log stream holds")
 NATS_ERRORS = Counter("gsch_nats_errors_total", "Errors reported by the NATS client", ["kind"])
 HTTP_REQUESTS = Counter(
     "gsch_http_requests_total",
@@ -126,6 +172,8 @@ ATTEMPT_RESULTS = ("scheduled", "unschedulable", "error")
 CONFLICT_SCOPES = ("request", "node", "node_seen")
 RETRY_REASONS = ("unschedulable", "commit_conflicts", "binding_failed")
 E2E_STAGES = ("scheduled", "bound", "finished")
+SNAPSHOT_LOAD_REASONS = ("corrupt", "unreadable", "behind_watermark")
+STARTUP_PHASES = ("snapshot", "replay", "total")
 
 
 def initialise_labels(policies: Iterable[str], roles: Collection[str]) -> None:
@@ -149,3 +197,14 @@ def initialise_labels(policies: Iterable[str], roles: Collection[str]) -> None:
     if {"worker", "binder", "api"} & set(roles):
         for stage in E2E_STAGES:
             E2E_DURATION.labels(stage=stage)
+        for reason in SNAPSHOT_LOAD_REASONS:
+            SNAPSHOT_LOAD_FAILURES.labels(reason=reason)
+        for phase in STARTUP_PHASES:
+            STARTUP_DURATION.labels(phase=phase)
+    if "api" in roles:  # the housekeeper runs beside the read model
+        for result in ("ok", "error"):
+            SNAPSHOT_WRITES.labels(result=result)
+        for result in ("ok", "skipped", "error"):
+            COMPACTION_RUNS.labels(result=result)
+        for kind in ("cluster", "request", "expiry"):
+            COMPACTION_PURGED.labels(kind=kind)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Protocol
 
 import msgspec
@@ -17,6 +18,7 @@ from gsch.api.spec import MIN_SEQ, TEXT, Operation, Param
 from gsch.eventstore.store import EventStore
 from gsch.model.request import POLICY_ALIASES
 from gsch.model.states import State
+from gsch.projections.expiry import Expired
 from gsch.projections.projector import Projector
 from gsch.projections.queries import RequestFilter, Snapshot
 from gsch.projections.reader import ReadModel
@@ -52,6 +54,16 @@ LIST_PARAMS = (
 )
 REQUEST_ID = Param("id", {"type": "string"}, "Request id", location="path")
 CLUSTER_NAME = Param("name", {"type": "string"}, "Member cluster name", location="path")
+
+
+def expired_reason(gone: Expired) -> str:
+    ended = datetime.fromtimestamp(gone.ended_at, UTC).isoformat(timespec="seconds")
+    removed = datetime.fromtimestamp(gone.expired_at, UTC).isoformat(timespec="seconds")
+    return (
+        f"request {gone.request_id!r} expired: it ended {gone.state} at {ended} and its"
+        f" history was removed at {removed}, after the retention of finished requests"
+        " (retention.finished_requests)"
+    )
 
 
 class _Sequenced(Protocol):
@@ -92,10 +104,10 @@ class ReadRoutes:
             Operation("GET", "/v1/requests", self.list_requests, "List requests, a page at"
                       " a time", RequestPage, LIST_PARAMS, errors=(410,)),
             Operation("GET", "/v1/requests/{id}", self.get_request, "One request",
-                      RequestDetail, one, errors=(404,)),
+                      RequestDetail, one, errors=(404, 410)),
             Operation("GET", "/v1/requests/{id}/events", self.request_events,
                       "The events of one request, in log order", RequestEvents, one,
-                      errors=(404,)),
+                      errors=(404, 410)),
             Operation("GET", "/v1/clusters", self.list_clusters, "Member clusters",
                       ClusterList, (MIN_SEQ,)),
             Operation("GET", "/v1/clusters/{name}", self.get_cluster, "One member cluster",
@@ -177,6 +189,9 @@ class ReadRoutes:
         name = request.match_info[key]
         async with self._reader.snapshot() as snapshot:
             found = await query(snapshot, name)
+            gone = await snapshot.expired(name) if found is None and what == "request" else None
+        if gone is not None:
+            raise ApiError(410, expired_reason(gone))
         if found is None:
             raise ApiError(404, f"no {what} {name!r}")
         return json_response(found, found.sequence)
@@ -196,7 +211,7 @@ class ReadRoutes:
         if not self._was_ready:
             try:
                 if self._store is not None:
-                    stream_last = await self._store.last_seq()
+                    stream_last = await self._store.newest_seq()
                     self._was_ready = sequence >= stream_last
                 else:
                     self._was_ready = await self._projector.caught_up()

@@ -30,7 +30,7 @@ _REASONS = {
     404: "No such resource",
     409: "Conflict: the request id belongs to another request, or the resource kept"
     " changing while the request was carried out (try again)",
-    410: "The continue token has expired",
+    410: "Gone: the continue token has expired, or the request was removed by retention",
     413: "Request body too large",
     422: "The request would be rejected",
     503: "The read model is not available yet, the event log is unreachable, or the planner"

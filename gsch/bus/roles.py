@@ -15,7 +15,10 @@ role do its job, found by running gsch against a server that enforces it:
 - appends are granted per event type, so a role can write only the events its decisions
   produce: a worker cannot declare a node, a binder cannot reserve capacity.
 
-Only admin may create, update, purge or delete streams and consumers.
+Only admin may create, update or delete streams and consumers. The api role keeps house
+(it holds the read model retention reads): it writes cluster-state snapshots to the
+`GSCH_SNAPSHOTS` object store, purges the log behind them and of expired requests, and
+records expiries; every service role reads snapshots, since each starts from one.
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from gsch.eventstore.snapshots import SNAPSHOT_BUCKET
 from gsch.eventstore.subjects import (
     CANCEL_SUBJECT,
     EVENTS_STREAM,
     INTAKE_STREAM,
     INTAKE_SUBJECT,
+    TELEMETRY_STREAM,
     token,
 )
 
@@ -78,11 +83,12 @@ def _inventory(cluster: str) -> tuple[str, ...]:
     """What describes a cluster, never what reserves it: the cluster, its nodes' inventory,
     the latency measured from its nodes and the pods they run."""
     base = f"gsch.events.cluster.{cluster}"
+    reports = f"gsch.telemetry.{cluster}"  # current values, on the telemetry stream
     return (
         f"{base}.ClusterDeclared",
         f"{base}.node.*.NodeDeclared",
-        f"{base}.latency.*.LatencyReported",
-        f"{base}.pods.*.PodsReported",
+        f"{reports}.latency.*.LatencyReported",
+        f"{reports}.pods.*.PodsReported",
     )
 
 
@@ -90,21 +96,53 @@ def _pull(stream: str, durable: str) -> tuple[str, ...]:
     return (f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}", f"$JS.ACK.{stream}.{durable}.>")
 
 
-# Direct gets (last of a subject, next after a sequence) and the log's state.
-READ_LOG = (
-    f"$JS.API.DIRECT.GET.{EVENTS_STREAM}",
-    f"$JS.API.DIRECT.GET.{EVENTS_STREAM}.>",
-    f"$JS.API.STREAM.INFO.{EVENTS_STREAM}",
+# Direct gets (last of a subject, next after a sequence) and the state of the log and of
+# the telemetry stream beside it.
+READ_LOG = tuple(
+    subject
+    for stream in (EVENTS_STREAM, TELEMETRY_STREAM)
+    for subject in (
+        f"$JS.API.DIRECT.GET.{stream}",
+        f"$JS.API.DIRECT.GET.{stream}.>",
+        f"$JS.API.STREAM.INFO.{stream}",
+    )
 )
 # Ordered consumers: ephemeral only (see the module's docstring).
-FOLLOW_LOG = (f"$JS.API.CONSUMER.CREATE.{EVENTS_STREAM}", f"$JS.FC.{EVENTS_STREAM}.>")
+FOLLOW_LOG = tuple(
+    subject
+    for stream in (EVENTS_STREAM, TELEMETRY_STREAM)
+    for subject in (f"$JS.API.CONSUMER.CREATE.{stream}", f"$JS.FC.{stream}.>")
+)
 # A process checks at start that what it needs was declared (it cannot declare it itself).
 CHECK_DECLARATIONS = (
     f"$JS.API.STREAM.INFO.{INTAKE_STREAM}",
     f"$JS.API.CONSUMER.INFO.{EVENTS_STREAM}.*",
     f"$JS.API.CONSUMER.INFO.{INTAKE_STREAM}.*",
 )
-SERVICE = READ_LOG + FOLLOW_LOG + CHECK_DECLARATIONS
+SNAPSHOTS_STREAM = f"OBJ_{SNAPSHOT_BUCKET}"
+# The cluster-state snapshots every service starts from (an object store: metadata by direct
+# get of a subject's last message, chunks and listings through ephemeral ordered consumers,
+# which nats-py binds by looking the stream up by subject: the names of streams, no content).
+READ_SNAPSHOTS = (
+    "$JS.API.STREAM.NAMES",
+    f"$JS.API.STREAM.INFO.{SNAPSHOTS_STREAM}",
+    f"$JS.API.DIRECT.GET.{SNAPSHOTS_STREAM}.>",
+    f"$JS.API.STREAM.MSG.GET.{SNAPSHOTS_STREAM}",
+    f"$JS.API.CONSUMER.CREATE.{SNAPSHOTS_STREAM}",
+    f"$JS.FC.{SNAPSHOTS_STREAM}.>",
+)
+# Housekeeping (the api role): snapshots written (chunks, then metadata; an overwritten
+# slot's old chunks purged), the log compacted behind them and trimmed of expired requests,
+# each expiry recorded. Purging is the one stream operation granted beyond admin: without
+# it the log only grows (DESIGN principle 8).
+KEEP_HOUSE = (
+    f"$O.{SNAPSHOT_BUCKET}.C.>",
+    f"$O.{SNAPSHOT_BUCKET}.M.>",
+    f"$JS.API.STREAM.PURGE.{SNAPSHOTS_STREAM}",
+    f"$JS.API.STREAM.PURGE.{EVENTS_STREAM}",
+    "gsch.events.expired.*.RequestsExpired",
+)
+SERVICE = READ_LOG + FOLLOW_LOG + CHECK_DECLARATIONS + READ_SNAPSHOTS
 
 AGENT_SUBJECTS = "gsch.agent"
 
@@ -136,6 +174,7 @@ def grant(role: Role, inbox: str, cluster: str | None = None) -> Grant:
             *_requests("RequestCancelled", "CancelRecorded"),
             "gsch.events.tenancy.>",  # projects and workspaces declared through the API
             *_nodes("CapacityReleased"),
+            *KEEP_HOUSE,
             *SERVICE,
         )
         return Grant(publish=publish, subscribe=replies)

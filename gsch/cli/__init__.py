@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING
 
 from gsch import __version__
-from gsch.cli import admin, bus, processes, requests
+from gsch.cli import admin, bus, history, processes, requests
 from gsch.cli.endpoints import CliError
 from gsch.cli.output import clean
 from gsch.runtime.config import ConfigError
@@ -37,6 +37,8 @@ _COMMANDS: tuple[Callable[[Commands], None], ...] = (
     admin.projections_command,
     admin.audit_command,
     admin.declare_command,
+    history.snapshot_command,
+    history.expired_command,
     processes.bench_command,
     processes.experiment_command,
 )

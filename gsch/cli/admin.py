@@ -48,6 +48,7 @@ def projections_command(commands: Commands) -> None:
 
 
 async def _rebuild(args: argparse.Namespace) -> int:
+    from gsch.eventstore.snapshots import SnapshotStore
     from gsch.projections import lock
     from gsch.projections.projector import rebuild
     from gsch.runtime.announce import API, announced
@@ -59,7 +60,10 @@ async def _rebuild(args: argparse.Namespace) -> int:
         async with client_store(config, args, Role.API) as store:
             await stream_state(store.nc)  # a missing log is an error, not an empty read model
             started = time.monotonic()
-            seq = await rebuild(store, config.database_path)
+            # Clusters and live reservations come from the newest good snapshot once the
+            # log has been compacted.
+            snapshots = SnapshotStore(store.nc, keep=config.snapshots.keep)
+            seq = await rebuild(store, config.database_path, snapshots)
     took = time.monotonic() - started
     print(f"rebuilt {config.database_path} up to sequence {seq} in {took:.1f}s")
     return 0
@@ -81,12 +85,17 @@ async def _audit(args: argparse.Namespace) -> int:
     """Exit 1 on any violation: stuck requests, double placements, overcommitted nodes,
     reservations made twice or left behind."""
     from gsch.audit import audit
+    from gsch.eventstore.snapshots import SnapshotStore
 
     config = config_of(args)
     async with client_store(config, args, Role.API) as store:
         await stream_state(store.nc)  # a missing log is an error, not "0 requests"
-        report = await audit(store)
+        # From the newest good snapshot when there is one: on a compacted log the cluster
+        # events behind it are gone.
+        snapshots = SnapshotStore(store.nc, keep=config.snapshots.keep)
+        report = await audit(store, snapshots=snapshots)
     print(clean(report.summary()))
+    print(clean(report.checked()))
     violations = report.violations(args.unsettled_after)
     for title, items in violations:
         for item in items[:20]:

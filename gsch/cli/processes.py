@@ -241,6 +241,41 @@ def bench_command(commands: Commands) -> None:
         help="with --quality: seconds HiGHS may spend per instance (default: %(default)s)",
     )
     bench.add_argument(
+        "--history",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="write a realistic history of N events (per size), snapshot and compact it, and"
+        " time worker, binder and API starts against it",
+    )
+    bench.add_argument(
+        "--steady",
+        type=float,
+        metavar="HOURS",
+        help="storage under a steady load with a retention window of HOURS of simulated"
+        " time, reported at 1x, 2x and 4x the window",
+    )
+    bench.add_argument(
+        "--housekeeping-every",
+        type=int,
+        default=100_000,
+        help="with --history: snapshot and compact after every this many events, as the"
+        " housekeeper would all along; 0: only at the end, after timing a replay from the"
+        " log's beginning (default: %(default)s)",
+    )
+    bench.add_argument(
+        "--history-tail",
+        type=int,
+        default=20000,
+        help="with --history: events written after the last snapshot (default: %(default)s)",
+    )
+    bench.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=600.0,
+        help="with --history: seconds a process may take to be ready (default: %(default)s)",
+    )
+    bench.add_argument(
         "--plan-requests",
         type=int,
         default=200,
@@ -266,6 +301,14 @@ def _bench(args: argparse.Namespace) -> Coroutine[Any, Any, int] | int:
         from gsch.tools.bench_api import run_api_bench
 
         return run_api_bench(args)
+    if args.steady:
+        from gsch.tools.bench_steady import run_steady_bench
+
+        return run_steady_bench(args)
+    if args.history:
+        from gsch.tools.bench_history import run_history_bench
+
+        return run_history_bench(args)
     if args.sweep and args.rate is None:
         args.rate = 200.0
     if args.nats_nodes not in (1, 3):

@@ -144,6 +144,11 @@ MAX_RANKINGS = 64
 MAX_LATENCY_ORDERS = 64
 
 
+# Pod reports are ordered by sequence; a report from the telemetry stream is newer than any
+# the log carried before telemetry had a stream of its own.
+_AFTER_THE_LOG = 1 << 62
+
+
 def _meets(requirements: tuple[tuple[str, str], ...], labels: dict[str, str]) -> bool:
     return all(labels.get(key) == value for key, value in requirements)
 
@@ -241,15 +246,32 @@ class ClusterSnapshot:
                 self._refresh(node)
                 if released is not None:
                     self._capacity_may_have_grown(event.cluster)
-            case LatencyReported():
-                self.latency[(event.cluster, event.node)] = event
-                source = (event.cluster, event.node)
-                for key in [key for key in self._latency_orders if key[:2] == source]:
-                    del self._latency_orders[key]
-            case PodsReported():
-                self._fold_pods(event, seq)
+            case LatencyReported() | PodsReported():
+                # Reports in the log itself: what a log written before telemetry had its
+                # own stream holds (and unit tests); folded like the stream's, but older.
+                self._fold_report(event, seq)
             case _:
                 pass
+
+    def apply_telemetry(self, event: LatencyReported | PodsReported, seq: int) -> None:
+        """Fold a node's current report from the telemetry stream. `seq` is that stream's
+        sequence, another sequence space than the log's: it moves neither `last_seq` nor
+        any node's position, only the clock (ages are judged against it)."""
+        self.clock = max(self.clock, event.at)
+        self._fold_report(event, _AFTER_THE_LOG + seq)
+
+    def _fold_report(self, event: LatencyReported | PodsReported, order: int) -> None:
+        if isinstance(event, PodsReported):
+            self._fold_pods(event, order)
+            return
+        where = (event.cluster, event.node)
+        current = self.latency.get(where)
+        # The newest measurement wins, whichever stream and in whichever order it came.
+        if current is None or event.at >= current.at:
+            self.latency[where] = event
+            # The source's latency orders are built again when a walk next asks for one.
+            for key in [key for key in self._latency_orders if key[:2] == where]:
+                del self._latency_orders[key]
 
     def _capacity_may_have_grown(self, cluster: str) -> None:
         for listener in self.capacity_listeners:
@@ -332,7 +354,9 @@ class ClusterSnapshot:
 
     def _fold_pods(self, event: PodsReported, seq: int) -> None:
         """A node's report replaces its previous one; a pod named by two nodes' reports is
-        where the newer report (higher sequence) says."""
+        where the newer report (higher sequence) says. Reports are current values (the log
+        keeps only each node's newest), so the answer depends on those alone: a pod that
+        leaves its node's report falls back to the newest other report still naming it."""
         where = (event.cluster, event.node)
         previous, previous_seq = self._node_pods.get(where, ((), 0))
         if seq <= previous_seq:
@@ -341,8 +365,22 @@ class ClusterSnapshot:
         for pod in set(previous) - set(event.pods):
             if self._pod_nodes.get((event.cluster, pod), ("", 0))[0] == event.node:
                 del self._pod_nodes[(event.cluster, pod)]
+                self._pod_elsewhere(event.cluster, pod)
         for pod in event.pods:
             self._pod_nodes[(event.cluster, pod)] = (event.node, seq)
+
+    def _pod_elsewhere(self, cluster: str, pod: str) -> None:
+        best: tuple[str, int] | None = None
+        for (named_cluster, node), (pods, seq) in self._node_pods.items():
+            if named_cluster == cluster and pod in pods and (best is None or seq > best[1]):
+                best = (node, seq)
+        if best is not None:
+            self._pod_nodes[(cluster, pod)] = best
+
+    def pod_reports(self) -> list[tuple[str, str, tuple[str, ...], int]]:
+        """Each node's newest pod report: (cluster, node, pods, sequence), oldest first."""
+        reports = [(c, n, pods, seq) for (c, n), (pods, seq) in self._node_pods.items()]
+        return sorted(reports, key=lambda report: report[3])
 
     def node_pods(self, cluster: str, node: str) -> tuple[str, ...] | None:
         """The pods last reported on a node; None when it never reported any."""

@@ -52,7 +52,14 @@ from gsch.eventstore.appends import (
 from gsch.eventstore.group import GroupCommitter
 from gsch.eventstore.intake import IntakeAck, publish_intake
 from gsch.eventstore.streams import Declarations
-from gsch.eventstore.subjects import EVENTS_STREAM, EntityKey, request_history, request_key_of
+from gsch.eventstore.subjects import (
+    ALL_EVENTS,
+    EVENTS_STREAM,
+    EntityKey,
+    request_history,
+    request_key_of,
+    stream_of,
+)
 from gsch.metrics import EVENT_APPENDS
 from gsch.model.decisions import Change
 from gsch.model.events import AnyEvent, decode_event
@@ -138,6 +145,10 @@ class EventStore:
     @property
     def nc(self) -> Client:
         return self._nc
+
+    @property
+    def request_timeout(self) -> float:
+        return self._timeout
 
     @property
     def lease_seconds(self) -> float:
@@ -268,6 +279,10 @@ class EventStore:
                 await self._nc.publish(item.subject, data, headers=headers)
         raise AssertionError("unreachable")
 
+    def count_append(self, kind: type) -> None:
+        """Count an event appended outside `append` (a bulk load)."""
+        self._appended(kind).inc()
+
     async def member_status(self, items: Sequence[Append]) -> list[int] | None:
         """Whether `items` (appended together, all or none) are in the log.
 
@@ -302,7 +317,7 @@ class EventStore:
         if not isinstance(scope, str):
             scope = scope.history
         try:
-            raw = await self._js.get_last_msg(self.stream, scope, direct=True)
+            raw = await self._js.get_last_msg(stream_of(scope), scope, direct=True)
         except nats.js.errors.NotFoundError:
             return None
         return _stored(raw)
@@ -318,7 +333,7 @@ class EventStore:
     async def first_after(self, scope: str, seq: int) -> StoredEvent | None:
         try:
             raw = await self._js.get_msg(
-                self.stream, seq=seq + 1, subject=scope, direct=True, next=True
+                stream_of(scope), seq=seq + 1, subject=scope, direct=True, next=True
             )
         except nats.js.errors.NotFoundError:
             return None
@@ -342,8 +357,19 @@ class EventStore:
         return state
 
     async def last_seq(self) -> int:
+        """The last sequence the stream assigned (the event there may have been removed by
+        compaction or retention since: compare positions with it, wait with `newest_seq`)."""
         info = await self._js.stream_info(self.stream)
         return int(info.state.last_seq)
+
+    async def newest_seq(self) -> int:
+        """The sequence of the newest event in the log (0 when empty): what a reader that
+        follows the log waits for, since removed events are never delivered."""
+        try:
+            raw = await self._js.get_last_msg(self.stream, ALL_EVENTS, direct=True)
+        except nats.js.errors.NotFoundError:
+            return 0
+        return int(raw.seq or 0)  # not decoded: the newest may be an event no gsch wrote
 
     def follow(
         self,

@@ -10,6 +10,10 @@ import re
 from dataclasses import dataclass
 
 EVENTS_STREAM = "GSCH_EVENTS"
+# Latency and pod reports: current values, one message per node and kind (the stream keeps
+# only the newest on each subject), apart from the log so the log holds only history.
+TELEMETRY_STREAM = "GSCH_TELEMETRY"
+ALL_TELEMETRY = "gsch.telemetry.>"
 INTAKE_STREAM = "GSCH_INTAKE"
 INTAKE_SUBJECT = "gsch.requests"
 CANCEL_SUBJECT = "gsch.cancel"  # cancel commands, on the intake stream too
@@ -66,6 +70,7 @@ def cluster_events_of_type(event_type: str) -> str:
 
 ALL_REQUEST_EVENTS = "gsch.events.req.>"
 ALL_CLUSTER_EVENTS = "gsch.events.cluster.>"
+ALL_EXPIRY_EVENTS = "gsch.events.expired.>"
 ALL_EVENTS = "gsch.events.>"
 
 
@@ -83,14 +88,19 @@ def node_history(cluster: str, node: str) -> str:
 
 
 def latency_subject(cluster: str, node: str, event_type: str) -> str:
-    # Under the cluster, but outside every node scope: a latency report never conflicts
-    # with a capacity reservation.
-    return f"gsch.events.cluster.{token(cluster)}.latency.{token(node)}.{event_type}"
+    # On the telemetry stream, outside every scope of the log: a latency report never
+    # conflicts with a capacity reservation.
+    return f"gsch.telemetry.{token(cluster)}.latency.{token(node)}.{event_type}"
 
 
 def pods_subject(cluster: str, node: str, event_type: str) -> str:
-    # Outside the node scope too: pods coming and going must not conflict with reservations.
-    return f"gsch.events.cluster.{token(cluster)}.pods.{token(node)}.{event_type}"
+    # On the telemetry stream too: pods coming and going never conflict with reservations.
+    return f"gsch.telemetry.{token(cluster)}.pods.{token(node)}.{event_type}"
+
+
+def stream_of(subject: str) -> str:
+    """The stream holding `subject` (a wildcard too): the telemetry stream or the log."""
+    return TELEMETRY_STREAM if subject.startswith("gsch.telemetry.") else EVENTS_STREAM
 
 
 # --- entities: what an event is about, and its subjects -----------------------------------
@@ -201,7 +211,7 @@ class LatencyKey:
 
     @property
     def history(self) -> str:
-        return f"gsch.events.cluster.{token(self.cluster)}.latency.{token(self.node)}.*"
+        return f"gsch.telemetry.{token(self.cluster)}.latency.{token(self.node)}.*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +226,22 @@ class PodsKey:
 
     @property
     def history(self) -> str:
-        return f"gsch.events.cluster.{token(self.cluster)}.pods.{token(self.node)}.*"
+        return f"gsch.telemetry.{token(self.cluster)}.pods.{token(self.node)}.*"
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiryKey:
+    """The requests retention removed on one UTC day (`YYYYMMDD`): the record that lets a
+    rebuilt read model answer 410 for them, removed itself after `retention.expired_ids`."""
+
+    day: str
+
+    def subject(self, event_type: str) -> str:
+        return f"gsch.events.expired.{token(self.day)}.{event_type}"
+
+    @property
+    def history(self) -> str:
+        return f"gsch.events.expired.{token(self.day)}.*"
 
 
 EntityKey = (
@@ -228,6 +253,7 @@ EntityKey = (
     | NodeKey
     | LatencyKey
     | PodsKey
+    | ExpiryKey
 )
 
 _NODE_PARTS: dict[str, type[NodeKey | LatencyKey | PodsKey]] = {
@@ -257,6 +283,12 @@ def parse_subject(subject: str) -> tuple[EntityKey, str]:
             case ["cluster", cluster, event_type]:
                 return ClusterKey(untoken(cluster)), event_type
             case ["cluster", cluster, part, node, event_type] if part in _NODE_PARTS:
+                return _NODE_PARTS[part](untoken(cluster), untoken(node)), event_type
+            case ["expired", day, event_type]:
+                return ExpiryKey(untoken(day)), event_type
+    if tokens[:2] == ["gsch", "telemetry"]:
+        match tokens[2:]:
+            case [cluster, "latency" | "pods" as part, node, event_type]:
                 return _NODE_PARTS[part](untoken(cluster), untoken(node)), event_type
     raise SubjectError(f"not an event-log subject: {subject[:200]!r}")
 

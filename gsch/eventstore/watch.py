@@ -19,6 +19,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from gsch.aio import reraise_swallowed_cancel
 from gsch.eventstore.store import MSG_ID, EventStore, StoredEvent
+from gsch.eventstore.subjects import stream_of
 from gsch.model.events import decode_event
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class Follower:
         self._watchdog: asyncio.Task[None] | None = None
         self.last_seq = 0
         self.undecodable = 0
+        self.delivered = 0  # events handed to the handler (a start-up measures its replay)
 
     async def start(self, after_seq: int = 0) -> None:
         self.last_seq = after_seq
@@ -69,7 +71,7 @@ class Follower:
             config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
         self._subscription = await self._store.js.subscribe(
             self._subject,
-            stream=self._store.stream,
+            stream=stream_of(self._subject),
             cb=self._deliver,
             ordered_consumer=True,
             idle_heartbeat=2.0,
@@ -119,6 +121,7 @@ class Follower:
         headers = msg.headers or {}
         stamp = msg.metadata.timestamp
         stored_at = stamp.timestamp() if stamp is not None else 0.0
+        self.delivered += 1
         self._handler(StoredEvent(seq, msg.subject, headers.get(MSG_ID), event, stored_at))
 
     async def stop(self) -> None:

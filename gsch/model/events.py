@@ -1,8 +1,9 @@
 """Every event gsch appends to the log, as one tagged union.
 
 Request events live on `gsch.events.req.<request id>.<type>`, cluster events on
-`gsch.events.cluster.<cluster>[.node.<node>].<type>`, latency reports on
-`gsch.events.cluster.<cluster>.latency.<node>.<type>`. The subject layout is owned by
+`gsch.events.cluster.<cluster>[.node.<node>].<type>`; latency and pod reports, current values
+rather than history, on the telemetry stream (`gsch.telemetry.<cluster>.latency|pods.<node>.
+<type>`). The subject layout is owned by
 `gsch.eventstore.subjects`; this module only defines the payloads.
 """
 
@@ -294,6 +295,24 @@ class PodsReported(Event, frozen=True, kw_only=True):
     pods: tuple[str, ...] = ()
 
 
+# --- retention ---------------------------------------------------------------------------
+
+
+class ExpiredRequest(msgspec.Struct, frozen=True, omit_defaults=True):
+    request_id: str
+    state: str  # the final state it ended in (failed, cancelled, rejected, bound = finished)
+    ended_at: float
+
+
+class RequestsExpired(Event, frozen=True, kw_only=True):
+    """Retention removed these finished requests' events from the log (after
+    `retention.finished_requests`). The read model keeps each id, so the API can say it
+    expired (410), until `forget_before`: ids that expired before then are forgotten (404)."""
+
+    requests: tuple[ExpiredRequest, ...]
+    forget_before: float = 0.0
+
+
 AnyEvent = (
     RequestAccepted
     | RequestRejected
@@ -318,6 +337,7 @@ AnyEvent = (
     | CapacityReleased
     | LatencyReported
     | PodsReported
+    | RequestsExpired
 )
 
 REQUEST_EVENTS: tuple[type[Event], ...] = (

@@ -19,12 +19,15 @@ import aiosqlite
 import nats.errors
 
 from gsch.aio import reraise_swallowed_cancel
+from gsch.clusters.restore import newest_snapshot
 from gsch.eventstore.guard import LogBehindError
+from gsch.eventstore.snapshots import SnapshotStore
 from gsch.eventstore.store import EventStore, StoredEvent
 from gsch.eventstore.subjects import ALL_EVENTS
 from gsch.eventstore.watch import Follower
 from gsch.metrics import E2E_DURATION, PROJECTION_LAG, PROJECTION_LAST_SEQ
 from gsch.projections.schema import connect_writer
+from gsch.projections.seeding import read_cluster_seed, seed_clusters
 from gsch.projections.writer import apply_batch, read_checkpoint
 
 log = logging.getLogger(__name__)
@@ -38,9 +41,9 @@ class Inbox:
     """What the follower delivered: a queue, and how far along the log delivery has got.
 
     The follower skips events it cannot decode without telling the handler which sequence
-    they had. The log has no gaps (the stream denies deletes), so every skip that comes after
-    the last delivered event is the next sequence: counting them tells how far the log has
-    been read even when its tail cannot be decoded.
+    they had. Counting the skips after the last delivered event tells at least how far the log
+    has been read when its tail cannot be decoded (where compaction or retention left gaps,
+    the checkpoint moves on with the next delivered event).
     """
 
     def __init__(self, after: int) -> None:
@@ -62,11 +65,18 @@ class Inbox:
 
 
 class Projector:
-    def __init__(self, store: EventStore, db_path: Path) -> None:
+    def __init__(
+        self, store: EventStore, db_path: Path, snapshots: SnapshotStore | None = None
+    ) -> None:
         self._store = store
         self.db_path = db_path
+        self._snapshots = snapshots
         self._db: aiosqlite.Connection | None = None
         self._last_seq = 0
+        # Cluster events at or below this were seeded from a snapshot; the watermark is the
+        # newest compaction the lag loop has seen (below it, the log may have gaps).
+        self._cluster_floor = 0
+        self._watermark = 0
         self._advanced = asyncio.Event()
         self._started_at = time.time()
 
@@ -84,6 +94,7 @@ class Projector:
             return
         self._db = await connect_writer(self.db_path)
         self._set_last_seq(await read_checkpoint(self._db, self._store.stream))
+        self._cluster_floor = await read_cluster_seed(self._db, self._store.stream)
 
     async def close(self) -> None:
         if self._db is not None:
@@ -94,6 +105,8 @@ class Projector:
         """Follow the log from the checkpoint until `stop` is set."""
         await self.open()
         await self._refuse_a_shorter_log()
+        await self._refresh_watermark()
+        await self._seed_if_compacted()
         inbox = Inbox(self._last_seq)
         follower = Follower(self._store, ALL_EVENTS, inbox.put)
         inbox.follower = follower
@@ -136,8 +149,8 @@ class Projector:
         return True
 
     async def caught_up(self) -> bool:
-        """Whether the checkpoint has reached the stream's last sequence at call time."""
-        stream_last = await self._store.last_seq()
+        """Whether the checkpoint has reached the newest event in the log at call time."""
+        stream_last = await self._store.newest_seq()
         PROJECTION_LAG.set(max(0, stream_last - self._last_seq))
         return self._last_seq >= stream_last
 
@@ -177,7 +190,8 @@ class Projector:
         if not fresh and checkpoint <= self._last_seq:
             return
         checkpoint = max(checkpoint, self._last_seq)
-        bound = await apply_batch(db, self._store.stream, fresh, checkpoint)
+        await self._seed_if_compacted()
+        bound = await apply_batch(db, self._store.stream, fresh, checkpoint, self._cluster_floor)
         for binding in bound:
             # Only what happened while this process runs: a replay is history, not latency.
             if binding.at >= self._started_at:
@@ -195,10 +209,30 @@ class Projector:
         await self.wait_for(seq, math.inf)
         stop.set()
 
+    async def _refresh_watermark(self) -> None:
+        if self._snapshots is not None:
+            self._watermark = await self._snapshots.watermark()
+
+    async def _seed_if_compacted(self) -> None:
+        """Behind the compaction watermark, cluster events this model has not applied may be
+        gone: take the cluster tables from the newest good snapshot instead."""
+        if self._snapshots is None or self._watermark <= max(self._last_seq, self._cluster_floor):
+            return
+        restored = await newest_snapshot(self._snapshots)
+        await seed_clusters(self._require_db(), self._store.stream, restored.snapshot, restored.seq)
+        log.warning(
+            "read model's cluster tables seeded from a snapshot (the log behind them was"
+            " compacted)",
+            extra={"checkpoint": self._last_seq, "snapshot_seq": restored.seq,
+                   "watermark": self._watermark},
+        )  # fmt: skip
+        self._cluster_floor = restored.seq
+
     async def _lag_loop(self) -> None:
         while True:
             try:
                 await self.caught_up()
+                await self._refresh_watermark()
             except (TimeoutError, nats.errors.Error) as exc:
                 log.warning("projection lag unknown", extra={"error": repr(exc)})
             reraise_swallowed_cancel()
@@ -220,11 +254,12 @@ class Projector:
         return self._db
 
 
-async def rebuild(store: EventStore, db_path: Path) -> int:
-    """Delete the read model and replay the log up to its last sequence at the start."""
+async def rebuild(store: EventStore, db_path: Path, snapshots: SnapshotStore | None = None) -> int:
+    """Delete the read model and replay the log up to its newest event at the start (cluster
+    tables from the newest snapshot when the log was compacted)."""
     await asyncio.to_thread(_delete_database, db_path)
-    target = await store.last_seq()
-    projector = Projector(store, db_path)
+    target = await store.newest_seq()
+    projector = Projector(store, db_path, snapshots)
     await projector.open()
     try:
         if target > 0:

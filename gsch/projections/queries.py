@@ -15,6 +15,7 @@ import msgspec
 from gsch.model.events import Taint
 from gsch.model.request import QueueLevel
 from gsch.model.states import FINAL_STATES, State
+from gsch.projections import expiry
 from gsch.projections.request_row import COLUMNS, RequestRow, from_record
 from gsch.projections.views import (
     Amount,
@@ -96,6 +97,10 @@ class Snapshot:
                 sequence=self.sequence,
             )
         return None
+
+    async def expired(self, request_id: str) -> expiry.Expired | None:
+        """The request was removed by retention (its id still answers 410)."""
+        return await expiry.expired(self._db, request_id)
 
     async def requests(
         self, where: RequestFilter, *, after: int | None, limit: int, newest_first: bool = False

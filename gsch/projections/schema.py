@@ -14,7 +14,7 @@ import aiosqlite
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Placements, explanations, labels and taints are JSON text (msgspec encodings); amounts are
 # integers in the units of `gsch.model.resources.Resources`.
@@ -108,6 +108,23 @@ TABLES = {
             last_seq INTEGER NOT NULL,
             PRIMARY KEY (cluster, node, request_id)
         ) WITHOUT ROWID""",
+    # Requests retention removed (a `RequestsExpired` event): the API answers 410 for them
+    # until the log says to forget them (`forget_before`).
+    "expired_requests": """
+        CREATE TABLE expired_requests (
+            id TEXT PRIMARY KEY,
+            state TEXT NOT NULL,
+            ended_at REAL NOT NULL,
+            expired_at REAL NOT NULL,
+            seq INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+    # The cluster tables were seeded from a snapshot at `seq` (the log behind it had been
+    # compacted): cluster events at or below it are already in and are not applied again.
+    "cluster_seed": """
+        CREATE TABLE cluster_seed (
+            stream TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL
+        ) WITHOUT ROWID""",
 }
 
 INDEXES = (
@@ -118,6 +135,9 @@ INDEXES = (
     "CREATE INDEX placements_by_cluster ON request_placements (cluster, request_id)",
     "CREATE INDEX request_events_by_request ON request_events (request_id, seq)",
     "CREATE INDEX reservations_active ON reservations (cluster, node) WHERE active = 1",
+    "CREATE INDEX requests_ended ON requests (updated_at) WHERE state IN"
+    " ('failed', 'cancelled', 'rejected') OR finished = 1",
+    "CREATE INDEX expired_by_time ON expired_requests (expired_at)",
 )
 
 

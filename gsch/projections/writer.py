@@ -25,6 +25,7 @@ from gsch.model.events import (
     ClusterDeclared,
     NodeDeclared,
     RequestBound,
+    RequestsExpired,
     encode_event,
     event_type,
 )
@@ -90,6 +91,15 @@ _UPSERT_RESERVATION = """
         cpu_m = excluded.cpu_m, memory = excluded.memory, gpu = excluded.gpu,
         pods = excluded.pods, active = excluded.active, last_seq = excluded.last_seq
     WHERE excluded.last_seq > reservations.last_seq"""
+# Retention: the request's rows go, an id stays to answer 410; released reservations of
+# anything before the expiry event are history the log has left behind too.
+_DELETE_REQUEST = "DELETE FROM requests WHERE id = ?"
+_DELETE_REQUEST_EVENTS = "DELETE FROM request_events WHERE request_id = ?"
+_INSERT_EXPIRED = """
+    INSERT INTO expired_requests (id, state, ended_at, expired_at, seq) VALUES (?, ?, ?, ?, ?)
+    ON CONFLICT (id) DO NOTHING"""
+_FORGET_EXPIRED = "DELETE FROM expired_requests WHERE expired_at < ?"
+_FORGET_RELEASED = "DELETE FROM reservations WHERE active = 0 AND last_seq < ?"
 _SAVE_CHECKPOINT = """
     INSERT INTO checkpoint (stream, seq) VALUES (?, ?)
     ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq WHERE excluded.seq > checkpoint.seq"""
@@ -98,7 +108,11 @@ _SAVE_CHECKPOINT = """
 class _Batch:
     """The statements of one batch, grouped per table, each group in stream order."""
 
-    def __init__(self) -> None:
+    def __init__(self, cluster_floor: int = 0) -> None:
+        # Cluster events at or below this sequence are in the tables already (seeded from a
+        # snapshot): the log behind it was compacted, what is left there is not to be folded.
+        self.cluster_floor = cluster_floor
+        self.expired: list[tuple[StoredEvent, RequestsExpired]] = []
         self.request_events: dict[str, list[StoredEvent]] = {}
         self.event_rows: list[tuple[Any, ...]] = []
         self.ensure_clusters: list[tuple[Any, ...]] = []
@@ -123,6 +137,11 @@ class _Batch:
             self.event_rows.append(
                 (seq, event.request_id, event_type(event), event.at, encode_event(event))
             )
+            return
+        if isinstance(event, RequestsExpired):
+            self.expired.append((stored, event))
+            return
+        if seq <= self.cluster_floor:
             return
         match event:
             case ClusterDeclared():
@@ -167,15 +186,22 @@ class Bound(msgspec.Struct, frozen=True):
 
 
 async def apply_batch(
-    db: aiosqlite.Connection, stream: str, events: Iterable[StoredEvent], checkpoint: int
+    db: aiosqlite.Connection,
+    stream: str,
+    events: Iterable[StoredEvent],
+    checkpoint: int,
+    cluster_floor: int = 0,
 ) -> list[Bound]:
     """Apply `events` (in stream order) and move the checkpoint to `checkpoint`, atomically.
     Returns the bindings the batch recorded (for the end-to-end latency metric)."""
-    batch = _Batch()
+    batch = _Batch(cluster_floor)
     for stored in events:
         batch.add(stored)
     await db.execute("BEGIN IMMEDIATE")
     try:
+        # Expiries first: the removed requests' events are long before this batch.
+        for stored, expired in batch.expired:
+            await _expire(db, stored.seq, expired)
         bound = await _write_requests(db, batch.request_events)
         await _many(db, _INSERT_EVENT, batch.event_rows)
         await _many(db, _ENSURE_CLUSTER, batch.ensure_clusters)
@@ -189,6 +215,21 @@ async def apply_batch(
         await db.rollback()
         raise
     return bound
+
+
+async def _expire(db: aiosqlite.Connection, seq: int, event: RequestsExpired) -> None:
+    ids = [(request.request_id,) for request in event.requests]
+    await _many(db, _DELETE_REQUEST, ids)
+    await _many(db, _DELETE_PLACEMENTS, ids)
+    await _many(db, _DELETE_REQUEST_EVENTS, ids)
+    await _many(db, _INSERT_EXPIRED, [
+        (request.request_id, request.state, request.ended_at, event.at, seq)
+        for request in event.requests
+    ])  # fmt: skip
+    await db.execute(_FORGET_EXPIRED, (event.forget_before,))
+    # Guard rows of released reservations exist so that an older event replayed cannot bring
+    # a reservation back; nothing before this event is replayed again (the checkpoint is past it).
+    await db.execute(_FORGET_RELEASED, (seq,))
 
 
 async def read_checkpoint(db: aiosqlite.Connection, stream: str) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -260,6 +260,32 @@ class MetricsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     refresh_interval: float = 5.0  # how often read-model gauges (queues, capacity) refresh
 
 
+# Bounds the history settings are checked against when the config is read (msgspec names
+# the key and the bound: "Expected `int` >= 2 - at `$.snapshots.keep`").
+_Seconds = Annotated[float, msgspec.Meta(ge=0)]
+_PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class SnapshotsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Cluster-state snapshots and compaction, run by the housekeeper of api processes."""
+
+    interval: _Seconds = 300.0  # seconds between snapshots; 0: only `gsch snapshot`
+    # Slots in the object store; compaction stays one snapshot behind the newest.
+    keep: Annotated[int, msgspec.Meta(ge=2)] = 3
+    compact: bool = True  # purge cluster events behind the second newest good snapshot
+    load_timeout: _PositiveSeconds = 30.0  # reading one snapshot at start
+
+
+class RetentionConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How long finished requests (bound and finished, failed, cancelled, rejected) stay."""
+
+    finished_requests: _Seconds = 7 * 86400.0  # seconds after the end; 0: for ever
+    expired_ids: _Seconds = 30 * 86400.0  # an expired id answers 410 this long, then 404
+    interval: _PositiveSeconds = 300.0  # seconds between retention passes
+    batch: Annotated[int, msgspec.Meta(ge=1)] = 1000  # requests removed per pass at most
+    export_dir: str | None = None  # NDJSON of each expired request's events, before removal
+
+
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     data_dir: str = "var"
     log_level: str = "INFO"
@@ -277,6 +303,8 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     gedge: GedgeConfig = msgspec.field(default_factory=GedgeConfig)
     callbacks: CallbacksConfig = msgspec.field(default_factory=CallbacksConfig)
+    snapshots: SnapshotsConfig = msgspec.field(default_factory=SnapshotsConfig)
+    retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
 
     @property
     def data_path(self) -> Path:

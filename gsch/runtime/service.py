@@ -22,6 +22,7 @@ from gsch.clusters.simulator import Simulator
 from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.clusters.topology import Topology, load_topology
 from gsch.eventstore.guard import LogGuard, check_declared
+from gsch.eventstore.snapshots import SnapshotStore
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import Declarations, apply_declarations, load_declarations
 from gsch.metrics import SNAPSHOT_LAST_SEQ, initialise_labels
@@ -110,9 +111,14 @@ async def serve(
         tasks: list[asyncio.Task[None]] = []
         api_url = None
 
-        # Workers plan on the snapshot and binders declare inventory from it. The API's dry
-        # runs have snapshots of their own, in planner processes (gsch.api.planners).
-        feed = SnapshotFeed(reader)
+        # Workers plan on the snapshot, binders declare inventory from it, the API's
+        # housekeeper writes it to the snapshot store. Each starts from the newest good stored
+        # snapshot and folds the rest. The API's dry runs have snapshots of their own, in
+        # planner processes (gsch.api.planners).
+        snapshots = SnapshotStore(
+            reader.nc, keep=config.snapshots.keep, timeout=config.snapshots.load_timeout
+        )
+        feed = SnapshotFeed(reader, snapshots)
         snapshot = await feed.start()
         stack.push_async_callback(feed.stop)
         derived: list[Callable[[], int]] = [lambda: snapshot.last_seq]
@@ -132,9 +138,10 @@ async def serve(
             assert tenancy is not None
             tenancy.listen(worker.use_tenancy)
             tasks.append(asyncio.create_task(worker.run(stop)))
-        else:
+        elif "api" not in roles:
             # A binder needs the snapshot only to declare inventory and re-arm lifetimes
-            # at start; following every reservation afterwards would be wasted work.
+            # at start; following every reservation afterwards would be wasted work. (The
+            # API's housekeeper writes it to the snapshot store: it keeps following.)
             await feed.stop()
 
         if "notifier" in roles:
@@ -145,8 +152,8 @@ async def serve(
         if "api" in roles:
             assert tenancy is not None
             api_url = await _start_api(
-                config, await stores.of(Role.API), bus.url, name, tenancy, stack, tasks, stop,
-                roles, derived,
+                config, await stores.of(Role.API), bus.url, name, tenancy, snapshot, stack,
+                tasks, stop, roles, derived,
             )  # fmt: skip
         guard = LogGuard(reader.nc, lambda: max(seen() for seen in derived), "this process")
         tasks.append(asyncio.create_task(guard.run(stop)))
@@ -249,18 +256,21 @@ async def _start_api(
     url: str,
     name: str,
     tenancy: TenancyFeed,
+    snapshot: ClusterSnapshot,
     stack: AsyncExitStack,
     tasks: list[asyncio.Task[None]],
     stop: asyncio.Event,
     roles: set[str],
     derived: list[Callable[[], int]],
 ) -> str:
-    """The projector, the read-model gauges, the planner processes and the HTTP API (which
-    serves /metrics too)."""
+    """The projector, the read-model gauges, the housekeeper, the planner processes and the
+    HTTP API (which serves /metrics too)."""
     from gsch.api.app import make_app
     from gsch.api.gedge import gedge_door
     from gsch.api.planners import PlanLimits, PlannerPool
     from gsch.api.tenancy import TenancyRoutes
+    from gsch.housekeeping.housekeeper import Housekeeper
+    from gsch.housekeeping.retention import Retention
     from gsch.projections import lock
     from gsch.projections.gauges import ReadModelGauges
     from gsch.projections.projector import Projector
@@ -271,7 +281,11 @@ async def _start_api(
     base_intake = intake_rules(config)
     # Held until the process ends: no rebuild replaces the file under a running API.
     stack.enter_context(lock.serving(config.database_path))
-    projector = Projector(store, config.database_path)
+    # The housekeeper writes snapshots and compacts as the api role (the one granted it).
+    snapshots = SnapshotStore(
+        store.nc, keep=config.snapshots.keep, timeout=config.snapshots.load_timeout
+    )
+    projector = Projector(store, config.database_path, snapshots)
     await projector.open()
     stack.push_async_callback(projector.close)
     derived.append(lambda: projector.last_seq)
@@ -291,6 +305,11 @@ async def _start_api(
     planners = PlannerPool(config, url, name, limits, on_sequence)
     planners.start()
     stack.push_async_callback(planners.stop)
+    retention = Retention(config.retention, store, projector.db_path)
+    housekeeper = Housekeeper(
+        store, snapshots, snapshot, config.snapshots, retention, config.retention.interval
+    )
+    tasks.append(asyncio.create_task(housekeeper.run(stop)))
     secret = None
     if config.api.continue_secret_file is None:
         secret = installation_secret(config.data_path, CONTINUE_SECRET)

@@ -26,6 +26,7 @@ import msgspec
 
 from gsch.bus.roles import Role
 from gsch.clusters.feed import SnapshotFeed
+from gsch.eventstore.snapshots import SnapshotStore
 from gsch.eventstore.store import EventStore
 from gsch.logs import setup_logging
 from gsch.model.intake import Rejection
@@ -149,7 +150,10 @@ async def serve(out: BinaryIO) -> None:
     dry_run_rules = intake_rules(config), planner_rules(config)
     nc = await connect(config, start.url, start.name, role=Role.API)
     store = EventStore(nc, request_timeout=config.nats.request_timeout)
-    feed = SnapshotFeed(store)
+    # From the newest stored snapshot, as workers start: on a compacted log the cluster
+    # events behind it are gone.
+    snapshots = SnapshotStore(nc, keep=config.snapshots.keep, timeout=config.snapshots.load_timeout)
+    feed = SnapshotFeed(store, snapshots)
     tenancy = TenancyFeed(store)  # projects and workspaces declared as data, as workers see them
     progress: asyncio.Task[None] | None = None
     try:

@@ -127,6 +127,28 @@ EVENT_STORE = (
         "reqps"),
     Panel("HTTP latency", "API answer time by route, p50 and p99",
           quantiles("gsch_http_request_duration_seconds", "route"), "s", width=24),
+    Panel("Event log size", "Bytes and messages the event log stream holds (levels off once"
+          " retention and compaction keep pace)", (
+        ("max(gsch_event_stream_bytes)", "bytes"),
+        ("max(gsch_event_stream_messages)", "messages"))),
+    Panel("Snapshot age", "Seconds since the newest cluster-state snapshot was written", ((
+        "time() - max(gsch_snapshot_newest_timestamp_seconds)", "age"),), "s"),
+    Panel("Snapshot and compaction sequences", "Newest snapshot, compaction watermark and"
+          " the snapshot each process started from", (
+        ("max(gsch_snapshot_newest_sequence)", "newest snapshot"),
+        ("max(gsch_compaction_watermark_sequence)", "compacted through"),
+        ("max by (instance) (gsch_snapshot_loaded_sequence)", "started from {{instance}}"))),
+    Panel("Compaction", "Compaction passes by result, and events removed per second by kind", (
+        (f"sum by (result) (rate(gsch_compaction_runs_total{RATE}))", "runs {{result}}"),
+        (f"sum by (kind) (rate(gsch_compaction_purged_events_total{RATE}))",
+         "removed {{kind}}"))),
+    Panel("Start-up", "Seconds from start to a complete cluster state, by phase, and the"
+          " cluster events folded after the snapshot", (
+        ("max by (instance, phase) (gsch_startup_duration_seconds)", "{{instance}} {{phase}}"),
+        ("max by (instance) (gsch_startup_replayed_events)", "{{instance}} events replayed"))),
+    Panel("Snapshots skipped", "Snapshots a starting process could not use, by reason", ((
+        f"sum by (reason) (increase(gsch_snapshot_load_failures_total{RATE}))",
+        "{{reason}}"),)),
 )  # fmt: skip
 
 DASHBOARDS = {

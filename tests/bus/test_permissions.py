@@ -158,8 +158,11 @@ async def test_a_submitter_cannot_read_others_requests_or_replies(bus: SecuredBu
 async def test_only_admin_manages_streams_and_consumers(bus: SecuredBus, role: Role) -> None:
     client, refusals = await bus.connect(role, "edge-a" if role is Role.AGENT else None)
     admin = await bus.admin()
+    # Purging the log is housekeeping, the api role's (tests/bus/test_housekeeping_grants.py).
+    purge_log = () if role is Role.API else (("$JS.API.STREAM.PURGE.GSCH_EVENTS", b""),)
     for subject, body in (
-        ("$JS.API.STREAM.PURGE.GSCH_EVENTS", b""),
+        *purge_log,
+        ("$JS.API.STREAM.PURGE.GSCH_INTAKE", b""),
         QUEUE_ATTACKS["cap GSCH_EVENTS"],
         ("$JS.API.STREAM.DELETE.GSCH_INTAKE", b""),
         ("$JS.API.CONSUMER.DELETE.GSCH_EVENTS.gsch-binder", b""),
@@ -237,3 +240,33 @@ async def test_an_agent_cannot_create_consumers(bus: SecuredBus) -> None:
     await settled(agent)
     assert refusals.refused(subject)
     assert await intake_messages(admin) == 0
+
+
+async def test_no_one_can_roll_the_log_up(bus: SecuredBus) -> None:
+    """A roll-up header replaces earlier messages (`all`: the whole stream). The log accepts
+    none, so no role can wipe it from a subject it may write (reports, which are current
+    values, have a stream of their own that keeps one per subject)."""
+    admin = await bus.admin()
+    await admin.jetstream().publish("gsch.events.req.r-1.RequestAccepted", b"{}")
+    agent, _ = await bus.connect(Role.AGENT, "edge-a")
+    subject = "gsch.events.cluster.edge-a.ClusterDeclared"
+    forged = FORGED_EVENTS[subject]
+    reply = await agent.request(subject, forged, timeout=2, headers={"Nats-Rollup": "all"})
+    assert "error" in json.loads(reply.data)
+    info = await admin.jetstream().stream_info("GSCH_EVENTS")
+    assert (info.state.messages, info.state.last_seq) == (1, 1)
+
+
+async def test_an_agent_reports_telemetry_for_its_own_cluster_only(bus: SecuredBus) -> None:
+    agent, refusals = await bus.connect(Role.AGENT, "edge-a")
+    own = "gsch.telemetry.edge-a.latency.n1.LatencyReported"
+    ack = await attempt(agent, own, b"{}")
+    assert ack is not None
+    assert msgspec.json.decode(ack)["stream"] == "GSCH_TELEMETRY"
+    for other in (
+        "gsch.telemetry.edge-b.latency.n1.LatencyReported",
+        "gsch.telemetry.edge-b.pods.n1.PodsReported",
+    ):
+        assert await attempt(agent, other, b"{}") is None
+        await settled(agent)
+        assert refusals.refused(other), other

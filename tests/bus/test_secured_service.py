@@ -9,12 +9,14 @@ import asyncio
 import stat
 from pathlib import Path
 
+import aiohttp
 import nats
 import nats.errors
 import pytest
 
 from gsch.bus.roles import Role
 from gsch.client import publish_cancel, publish_request
+from gsch.eventstore.snapshots import SnapshotStore
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import StreamMissingError
 from gsch.model.states import State
@@ -47,7 +49,11 @@ async def reaches(store: EventStore, request_id: str, state: State) -> None:
 
 
 async def test_every_role_works_with_only_its_own_permissions(tmp_path: Path) -> None:
+    """A whole lifecycle with housekeeping running: snapshots, compaction, retention."""
     config = embedded_config(tmp_path)
+    config.snapshots.interval = 0.2
+    config.retention.finished_requests = 0.1
+    config.retention.interval = 0.2
     async with running(config, {"worker", "api", "binder"}) as service:
         bus_dir = config.data_path / "bus"
         assert stat.S_IMODE(bus_dir.stat().st_mode) == 0o700
@@ -63,6 +69,19 @@ async def test_every_role_works_with_only_its_own_permissions(tmp_path: Path) ->
             await reaches(service.store, "gone-1", State.BOUND)
             await publish_cancel(user, "gone-1", "changed my mind")
             await reaches(service.store, "gone-1", State.CANCELLED)
+            # The api role kept house: the cancelled request expired (410), the bound one
+            # stays; snapshots were written and read back by the other roles at their start.
+            async with aiohttp.ClientSession() as http:
+
+                async def gone() -> bool:
+                    url = f"{service.api_url}/v1/requests/gone-1"
+                    async with http.get(url) as answer:
+                        return answer.status == 410
+
+                await eventually(gone, 30)
+                async with http.get(f"{service.api_url}/v1/requests/kept-1") as answer:
+                    assert answer.status == 200
+            assert await SnapshotStore(service.store.nc).list()
         finally:
             await user.close()
     server_log = (config.data_path / "nats" / "nats-server.log").read_text()

@@ -28,6 +28,7 @@ async def test_kill_9_one_of_three_workers_mid_run(
     total = 3000
     fleet = Fleet(tmp_path, nats_server.url)
     await fleet.start_binder("20x10")
+    await fleet.start_housekeeper()  # snapshots and compaction throughout
     victims = [await fleet.start_worker() for _ in range(3)]
     await wait_inventory(store, 200)
     nc = await nats.connect(nats_server.url)
@@ -56,6 +57,8 @@ async def test_kill_9_one_of_three_workers_mid_run(
         report = await wait_settled(store, total, timeout=240)
         assert_sound(report, total, fleet)
         assert report.states["bound"] == total
+        # The log was compacted while all this ran, and the audit started from a snapshot.
+        assert report.snapshot_seq > 0, report.checked()
         assert any(names[-1].endswith(mark) for names in report.owners.values()), (
             "the victim placed nothing: the test proved nothing"
         )
@@ -82,6 +85,7 @@ async def test_embedded_nats_restarted_twice_mid_run_loses_nothing(tmp_path: Pat
     fleet = Fleet(tmp_path, url)
     try:
         await fleet.start_binder("20x10")
+        await fleet.start_housekeeper()
         for _ in range(2):
             await fleet.start_worker()
         await wait_inventory(store, 200)
@@ -114,6 +118,7 @@ async def test_binder_killed_and_restarted_binds_each_placement_once(
     total = 1500
     fleet = Fleet(tmp_path, nats_server.url, {"GSCH_SIMULATOR__BIND_DELAY": "0.05"})
     first_binder = await fleet.start_binder("20x10")
+    await fleet.start_housekeeper()
     for _ in range(2):
         await fleet.start_worker()
     await wait_inventory(store, 200)

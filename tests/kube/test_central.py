@@ -67,7 +67,7 @@ async def test_inventory_follows_nodes_and_pods_coalesced(
         after = len(await store.read("gsch.events.cluster.ka.node.ka-n1.NodeDeclared"))
         assert after - before <= 3  # coalesced, not one event per pod
 
-        pods = await store.last("gsch.events.cluster.ka.pods.ka-n1.PodsReported")
+        pods = await store.last("gsch.telemetry.ka.pods.ka-n1.PodsReported")
         assert pods is not None
         listed = pods.event.pods  # type: ignore[union-attr]
         assert "default/mine" in listed

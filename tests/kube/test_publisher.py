@@ -22,17 +22,19 @@ async def test_a_restarted_publisher_appends_nothing_when_nothing_changed(
     fakes["ka"].put(pod("sys-1", "ka-n1", cpu="100m", namespace="kube-system"))
 
     async def pods_reported() -> bool:
-        return await store.last("gsch.events.cluster.ka.pods.ka-n1.PodsReported") is not None
+        return await store.last("gsch.telemetry.ka.pods.ka-n1.PodsReported") is not None
 
     async with running_member("ka", settings, config, store):
         await eventually(pods_reported)
         await asyncio.sleep(0.3)  # several coalescing windows: everything is out
     before = await store.read("gsch.events.cluster.ka.>")
+    reports = await store.read("gsch.telemetry.ka.>")
 
     async with running_member("ka", settings, config, store) as member:
         await eventually(lambda: _judged(member.publisher.judgement()))
         await asyncio.sleep(0.3)
         assert await store.read("gsch.events.cluster.ka.>") == before  # a restart repeats nothing
+        assert await store.read("gsch.telemetry.ka.>") == reports
         fakes["ka"].put(node("ka-n2", labels={"zone": "b"}))  # a change is still news
 
         async def relabelled() -> bool:

@@ -12,6 +12,7 @@ import nats
 from gsch.audit import AuditReport, audit
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import StreamsError, apply_declarations, load_declarations
+from gsch.runtime.embedded import free_port
 from gsch.runtime.procs import ChildProcess, serve_args
 
 # Short leases so a killed worker's requests come back within seconds.
@@ -21,6 +22,9 @@ FAST_ENV = {
     "GSCH_QUEUE__BACKOFF_MAX": "1",
     "GSCH_SIMULATOR__BIND_DELAY": "0.005",
     "GSCH_LOG_LEVEL": "WARNING",
+    # Api processes snapshot the cluster state and compact the log every second: compaction
+    # runs under every test that starts one.
+    "GSCH_SNAPSHOTS__INTERVAL": "1",
 }
 
 
@@ -31,6 +35,7 @@ class Fleet:
         self.env = {**FAST_ENV, **(env or {})}
         self.workers: list[ChildProcess] = []
         self.binders: list[ChildProcess] = []
+        self.housekeepers: list[ChildProcess] = []
 
     def _child(self, roles: str, name: str, extra: list[str]) -> ChildProcess:
         args = serve_args(roles, self.nats_url, self.root / name, extra)
@@ -51,8 +56,16 @@ class Fleet:
         self.workers.append(worker)
         return worker
 
+    async def start_housekeeper(self) -> ChildProcess:
+        """An api process: its housekeeper snapshots and compacts the log every second."""
+        name = f"api-{len(self.housekeepers)}"
+        child = self._child("api", name, ["--api-listen", f"127.0.0.1:{free_port()}"])
+        await child.start()
+        self.housekeepers.append(child)
+        return child
+
     async def stop(self) -> None:
-        for child in [*self.workers, *self.binders]:
+        for child in [*self.workers, *self.binders, *self.housekeepers]:
             await child.stop()
 
     def logs(self) -> str:

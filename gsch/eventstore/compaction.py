@@ -1,0 +1,141 @@
+"""Remove from the log what a snapshot or retention made redundant, never a live fact.
+
+Cluster events at or below a compaction cut (the sequence of a verified snapshot) are purged
+subject by subject, except each subject's last message. Keeping the last message of every
+subject keeps the last message of every scope too (a scope's last message is the last of its
+own subject), so a conditional append (`Nats-Expected-Last-Subject-Sequence`, on a node's
+scope or on one subject) is checked against exactly what it was checked against before, and
+`last(subject)` still answers what the log last said (an inventory publisher's "what did I
+declare"). Everything after the cut stays: a process that starts from the snapshot at the cut,
+or a newer one, follows the log from there and misses nothing.
+
+Request histories are removed whole, only for requests retention has expired (final, and
+older than `retention.finished_requests`).
+
+Purges are idempotent: running the same compaction twice, or two processes running it at
+once, removes nothing more. Killed half way, a later run finishes the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gsch.eventstore.store import EventStore
+from gsch.eventstore.subjects import ALL_CLUSTER_EVENTS, request_subject
+
+# The server lists at most this many subjects per STREAM.INFO answer; the rest by offset.
+_SUBJECTS_PAGE = 100_000
+# Purges and direct gets in flight at once: enough to hide round trips, few enough to leave
+# the server to the scheduler.
+_IN_FLIGHT = 32
+
+
+class CompactionError(Exception):
+    """The server refused a purge (e.g. a log created before compaction existed: it denies
+    purges and cannot be changed in place)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Compacted:
+    through: int
+    subjects: int  # subjects that had more than one message
+    purged: int  # messages removed
+
+
+async def _api(store: EventStore, subject: str, body: dict[str, Any]) -> dict[str, Any]:
+    reply = await store.nc.request(
+        f"$JS.API.{subject}", json.dumps(body).encode(), timeout=store.request_timeout
+    )
+    answer: dict[str, Any] = json.loads(reply.data)
+    error = answer.get("error")
+    if error:
+        raise CompactionError(f"{subject}: {error.get('description')} ({error.get('err_code')})")
+    return answer
+
+
+async def subject_counts(store: EventStore, subjects: str) -> dict[str, int]:
+    """Messages per subject matching `subjects` (a wildcard), all pages."""
+    counts: dict[str, int] = {}
+    offset = 0
+    while True:
+        info = await _api(
+            store,
+            f"STREAM.INFO.{store.stream}",
+            {"subjects_filter": subjects, "offset": offset},
+        )
+        page = (info.get("state") or {}).get("subjects") or {}
+        counts.update(page)
+        total = int(info.get("total", 0))
+        offset += len(page)
+        if not page or len(page) < _SUBJECTS_PAGE or (total and offset >= total):
+            return counts
+
+
+async def purge(store: EventStore, subject: str, before: int | None = None) -> int:
+    """Remove the messages on `subject` (a wildcard too) below sequence `before`, or all."""
+    body: dict[str, Any] = {"filter": subject}
+    if before is not None:
+        body["seq"] = before
+    answer = await _api(store, f"STREAM.PURGE.{store.stream}", body)
+    return int(answer.get("purged", 0))
+
+
+async def _bounded(calls: Iterable[Callable[[], Awaitable[int]]]) -> int:
+    gate = asyncio.Semaphore(_IN_FLIGHT)
+
+    async def one(call: Callable[[], Awaitable[int]]) -> int:
+        async with gate:
+            return await call()
+
+    return sum(await asyncio.gather(*(one(call) for call in calls)))
+
+
+async def compact_cluster_events(store: EventStore, through: int) -> Compacted:
+    """Purge cluster events at or below `through`, keeping each subject's last message."""
+    counts = await subject_counts(store, ALL_CLUSTER_EVENTS)
+    crowded = [s for s, count in counts.items() if count > 1 and not _legacy_report(s)]
+    # Reports a log written before the telemetry stream still holds: nobody's scope, and
+    # replaced by the stream's, so they go whole (up to the cut).
+    legacy = [s for s in counts if _legacy_report(s)]
+
+    def trim(subject: str) -> Callable[[], Awaitable[int]]:
+        async def call() -> int:
+            last = await store.last(subject)
+            if last is None:
+                return 0
+            # Below the cut, and never the subject's last message.
+            return await purge(store, subject, before=min(through + 1, last.seq))
+
+        return call
+
+    def drop(subject: str) -> Callable[[], Awaitable[int]]:
+        return lambda: purge(store, subject, before=through + 1)
+
+    purged = await _bounded([*map(trim, crowded), *map(drop, legacy)])
+    return Compacted(through, len(crowded) + len(legacy), purged)
+
+
+def _legacy_report(subject: str) -> bool:
+    # gsch.events.cluster.<cluster>.latency|pods.<node>.<type>
+    parts = subject.split(".")
+    return len(parts) == 7 and parts[4] in ("latency", "pods")
+
+
+async def purge_requests(store: EventStore, histories: Mapping[str, Iterable[str]]) -> int:
+    """Remove the whole history of each request (retention; only for expired ones), given
+    the event types it has: one purge per exact subject, since a purge by a wildcard filter
+    visits every subject of the stream (measured: 20 requests/s against 2,700 exact purges/s
+    with 60,000 subjects)."""
+
+    def remove(subject: str) -> Callable[[], Awaitable[int]]:
+        return lambda: purge(store, subject)
+
+    return await _bounded(
+        remove(request_subject(request_id, kind))
+        for request_id, kinds in histories.items()
+        for kind in kinds
+    )

@@ -1,0 +1,184 @@
+"""`gsch bench --history N [N ...]`: how long processes take to be ready after a long history.
+
+For each size, on a fresh embedded server: write N events of a realistic history
+(`tools/history.py`), time a start that replays every cluster event from the log's beginning
+(what every start did before snapshots), take two snapshots and compact behind them as the
+housekeeper does, write a tail (the events since the last snapshot), then start a worker, a
+binder and an API process and time each from spawn to ready (worker and binder: their
+/livez, served once their cluster state is complete; API: /readyz, its read model caught up).
+The API is started twice: the first start builds its read model from the log (bounded by
+retention, not by the age of the installation), the second is a restart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import nats
+
+from gsch.clusters.feed import SnapshotFeed
+from gsch.eventstore.snapshots import SnapshotStore
+from gsch.eventstore.store import EventStore
+from gsch.eventstore.streams import apply_declarations, load_declarations
+from gsch.eventstore.subjects import ALL_CLUSTER_EVENTS, TELEMETRY_STREAM
+from gsch.housekeeping.housekeeper import compact, write_snapshot
+from gsch.logs import setup_logging
+from gsch.runtime.embedded import EmbeddedNats, free_port
+from gsch.runtime.procs import ChildProcess, serve_args
+from gsch.tools.history import HistoryGenerator, HistoryShape
+
+
+async def _ready(url: str, timeout: float) -> float:
+    """Seconds until `url` answers 200."""
+    started = time.monotonic()
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() - started < timeout:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return time.monotonic() - started
+            await asyncio.sleep(0.02)
+    raise TimeoutError(f"{url} not ready after {timeout} s")
+
+
+async def _time_start(url: str, root: Path, roles: str, timeout: float) -> float:
+    port = free_port()
+    flag = "--api-listen" if roles == "api" else "--metrics-listen"
+    extra = [flag, f"127.0.0.1:{port}"]
+    if roles == "binder":
+        extra += ["--generated-topology", "2x2"]  # a binder needs something to serve
+    env = {"GSCH_LOG_LEVEL": "WARNING", "GSCH_SNAPSHOTS__INTERVAL": "0"}
+    child = ChildProcess(serve_args(roles, url, root / roles, extra), root / f"{roles}.log", env)
+    path = "/readyz" if roles == "api" else "/livez"
+    started = time.monotonic()
+    await child.start()
+    try:
+        await _ready(f"http://127.0.0.1:{port}{path}", timeout)
+        return time.monotonic() - started
+    finally:
+        await child.stop()
+
+
+async def _caught_up(feed: SnapshotFeed, store: EventStore) -> None:
+    newest = await store.last(ALL_CLUSTER_EVENTS)
+    if newest is not None and not await feed.snapshot.wait_for(newest.seq, 600):
+        raise TimeoutError("the cluster state did not catch up with the log in 600 s")
+
+
+async def _replay_seconds(store: EventStore) -> tuple[float, int]:
+    """A start as before snapshots: every cluster event folded from the log's beginning."""
+    feed = SnapshotFeed(store)
+    started = time.monotonic()
+    await feed.start(catch_up_timeout=3600)
+    took = time.monotonic() - started
+    await feed.stop()
+    return took, feed.replayed
+
+
+async def _sizes(store: EventStore, prefix: str) -> dict[str, Any]:
+    """Messages and MB the log and the telemetry stream hold."""
+    sizes: dict[str, Any] = {}
+    for name, stream in (("log", store.stream), ("telemetry", TELEMETRY_STREAM)):
+        info = await store.js.stream_info(stream)
+        sizes[f"{prefix}{name}_messages"] = info.state.messages
+        sizes[f"{prefix}{name}_mb"] = round(info.state.bytes / 1e6, 1)
+        sizes[f"{prefix}{name}_last_seq"] = info.state.last_seq
+    return sizes
+
+
+async def one_size(events: int, args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="gsch-history-") as folder:
+        return await _one_size(events, args, Path(folder))
+
+
+async def _one_size(events: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    embedded = EmbeddedNats(root / "nats")
+    url = await embedded.start()
+    nc = await nats.connect(url, max_reconnect_attempts=-1)
+    result: dict[str, Any] = {"events": events}
+    try:
+        await apply_declarations(nc, load_declarations())
+        store = EventStore(nc, request_timeout=30, give_up_after=300)
+        shape = HistoryShape(clusters=args.clusters, nodes_per_cluster=args.nodes_per_cluster)
+        generator = HistoryGenerator(store, shape)
+        snapshots = SnapshotStore(nc, keep=3, timeout=120)
+        every = args.housekeeping_every
+        started = time.monotonic()
+        if every:
+            # As in production: the housekeeper snapshots and compacts all along, so each
+            # compaction removes only what came since the one before.
+            follower = SnapshotFeed(store, snapshots)
+            await generator.run(1)
+            await follower.start(catch_up_timeout=3600)
+            passes = 0
+            while generator.written < events:
+                await generator.run(min(events, generator.written + every))
+                await _caught_up(follower, store)
+                await write_snapshot(snapshots, follower.snapshot)
+                await compact(store, snapshots)
+                passes += 1
+            await follower.stop()
+            result["housekeeping_passes"] = passes
+        else:
+            await generator.run(events)
+        took = time.monotonic() - started
+        result |= {"written": generator.written, "write_seconds": round(took, 1),
+                   "write_rate": round(generator.written / took)}  # fmt: skip
+        result |= await _sizes(store, "")
+        if not every:
+            replay, folded = await _replay_seconds(store)
+            result |= {"replay_from_start_seconds": round(replay, 2), "replayed_events": folded}
+        started = time.monotonic()
+        for _round in range(2):
+            feed = SnapshotFeed(store, snapshots)
+            await write_snapshot(snapshots, await feed.start(catch_up_timeout=3600))
+            await feed.stop()
+            await generator.run(generator.written + 1)  # one more tick between the two
+        compacted = await compact(store, snapshots)
+        result["snapshot_and_compact_seconds"] = round(time.monotonic() - started, 1)
+        result["compacted_events"] = compacted.purged if compacted else 0
+        await generator.run(generator.written + args.history_tail)
+        result |= await _sizes(store, "after_")
+        held = await snapshots.list()
+        result["snapshot_kb"] = round(held[0].size / 1e3, 1) if held else 0
+        for roles in ("worker", "binder"):
+            result[f"{roles}_ready_seconds"] = round(
+                await _time_start(url, root, roles, args.ready_timeout), 2
+            )
+        result["api_first_start_seconds"] = round(
+            await _time_start(url, root, "api", args.ready_timeout), 2
+        )
+        result["api_restart_seconds"] = round(
+            await _time_start(url, root, "api", args.ready_timeout), 2
+        )
+    finally:
+        await nc.close()
+        await embedded.stop()
+    return result
+
+
+async def run_history_bench(args: argparse.Namespace) -> int:
+    setup_logging("WARNING")
+    results = []
+    for events in args.history:
+        result = await one_size(events, args)
+        results.append(result)
+        if args.output != "json":
+            print(json.dumps(result))
+    if args.output == "json":
+        print(json.dumps(results, indent=2))
+    if len(results) >= 2:
+        first, last = results[0], results[-1]
+        for key in ("worker_ready_seconds", "binder_ready_seconds", "api_restart_seconds"):
+            ratio = last[key] / first[key] if first[key] else float("nan")
+            print(f"{key}: {first[key]} s at {first['events']:,} events, {last[key]} s at"
+                  f" {last['events']:,}: ratio {ratio:.2f}")  # fmt: skip
+    return 0
