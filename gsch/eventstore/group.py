@@ -128,28 +128,34 @@ class GroupCommitter:
                 member.future.set_exception(StoreUnavailableError("event store closed"))
 
     def _take_group(self) -> list[_Member]:
+        """The next group, in arrival order. Scanning stops once the group is full: members
+        after it wait untouched, so a long queue costs each member one re-validation when
+        it is taken, not one per group taken before it."""
         group: list[_Member] = []
         messages = 0
         taken: set[str] = set()
         kept: deque[_Member] = deque()
         while self._queue:
-            member = self._queue.popleft()
+            member = self._queue[0]
             if member.future.done():
+                self._queue.popleft()
+                continue
+            if messages > 0 and messages + member.size > self.limit:
+                break
+            self._queue.popleft()
+            if not member.scopes.isdisjoint(self._busy_scopes) or not (
+                member.scopes.isdisjoint(taken)
+            ):
+                kept.append(member)
                 continue
             if not _rebase(member):
                 # Already known to be stale: sending it would only get the group refused.
                 _fail(member, KnownStaleError("an expected scope moved on before sending"))
                 continue
-            clash = not member.scopes.isdisjoint(self._busy_scopes) or not (
-                member.scopes.isdisjoint(taken)
-            )
-            full = messages > 0 and messages + member.size > self.limit
-            if clash or full or messages + member.size > MAX_GROUP_MESSAGES:
-                kept.append(member)
-                continue
             group.append(member)
             taken |= member.scopes
             messages += member.size
+        kept.extend(self._queue)
         self._queue = kept
         self._busy_scopes |= taken
         return group
