@@ -98,6 +98,7 @@ class GroupCommitter:
         self._pump: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self.limit = MAX_GROUP_MESSAGES  # messages in the next group, at most
+        self._in_flight = 0
 
     async def submit(
         self, items: list[Append], revalidator: Revalidator | None = None
@@ -126,6 +127,16 @@ class GroupCommitter:
         for member in self._queue:
             if not member.future.done():
                 member.future.set_exception(StoreUnavailableError("event store closed"))
+
+    def _full_group_waiting(self) -> bool:
+        """Whether the waiting members fill a group: only then does a second group go out
+        while one is in flight (the first waits for nobody; later ones are never small)."""
+        messages = 0
+        for member in self._queue:
+            messages += member.size
+            if messages >= self.limit:
+                return True
+        return False
 
     def _take_group(self) -> list[_Member]:
         """The next group, in arrival order. Scanning stops once the group is full: members
@@ -165,11 +176,14 @@ class GroupCommitter:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
+                if self._in_flight and not self._full_group_waiting():
+                    break  # a partial group waits for the one in flight: groups stay large
                 await self._slots.acquire()
                 group = self._take_group()
                 if not group:
                     self._slots.release()
                     break  # everything waiting clashes with a group in flight
+                self._in_flight += 1
                 task = asyncio.create_task(self._send(group))
                 self._sending.add(task)
                 task.add_done_callback(self._sending.discard)
@@ -182,6 +196,7 @@ class GroupCommitter:
                 refused = await self._attempt(group)
             finally:
                 # The server is free for the next group even while this one is being settled.
+                self._in_flight -= 1
                 self._slots.release()
                 self._wake.set()
             if refused is not None and not await self._settle_stale(group, refused):

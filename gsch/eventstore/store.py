@@ -111,16 +111,18 @@ class EventStore:
         manages_streams: bool = True,
         request_timeout: float = 5.0,
         give_up_after: float = 120.0,
-        max_inflight_batches: int = 1,
+        max_inflight_batches: int = 3,
     ) -> None:
         self._nc = nc
         self._js: JetStreamContext = nc.jetstream(timeout=request_timeout)
         self.stream = stream
         self._timeout = request_timeout
         self._give_up_after = give_up_after
-        # The server allows 50 atomic batches in flight per stream (ADR-50), and on an R1 file
-        # stream it handles them one after another; one group in flight per process (while a
-        # refused one is settled, the next may go) keeps groups large.
+        # The server allows 50 atomic batches in flight per stream (ADR-50) and handles them
+        # one after another, at a fixed cost each (about 1.3 ms of server CPU on this
+        # machine): a group goes at once when none is in flight, and further ones overlap it
+        # only when a full group waits (see `group.py`), so groups stay large and a refusal
+        # or a slow answer does not stall the decisions behind it.
         self._max_inflight_batches = max_inflight_batches
         self._grouper: GroupCommitter | None = None
         self._counters: dict[type, Any] = {}
