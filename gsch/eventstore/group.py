@@ -82,6 +82,9 @@ class _Member:
     deadline: float
     revalidator: Revalidator | None = None  # the writer's own view, if it offered one
     refusals: int = 0  # times resent after a refusal on local knowledge alone
+    # Changes each time a group takes the member or hands it back early: a group frees the
+    # scopes only of members it still holds when it ends.
+    taken: int = 0
     size: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -163,6 +166,7 @@ class GroupCommitter:
                 # Already known to be stale: sending it would only get the group refused.
                 _fail(member, KnownStaleError("an expected scope moved on before sending"))
                 continue
+            member.taken += 1
             group.append(member)
             taken |= member.scopes
             messages += member.size
@@ -191,6 +195,7 @@ class GroupCommitter:
     async def _send(self, group: list[_Member]) -> None:
         """Send one group and settle every member, whatever happens: an error settles the
         members it concerns (as a failed append each) and never ends the committer."""
+        held = [(member, member.taken) for member in group]
         try:
             try:
                 refused = await self._attempt(group)
@@ -209,8 +214,9 @@ class GroupCommitter:
             log.exception("group commit failed", extra={"members": len(group)})
             await self._settle_after_error(group, exc)
         finally:
-            for member in group:
-                self._busy_scopes -= member.scopes
+            for member, taken in held:
+                if member.taken == taken:
+                    self._busy_scopes -= member.scopes
             self._wake.set()
 
     async def _settle_after_error(self, group: list[_Member], exc: Exception) -> None:
@@ -270,14 +276,18 @@ class GroupCommitter:
             stale = [m for m in group if subject is not None and _expects_other(m, subject)]
             if not stale:
                 return False
+            # The others go out again before the stale ones are looked at: they need nothing
+            # from the writer's view, which may take a while to reach that message.
+            self._hand_back(
+                [m for m in group if m not in stale], "group refused for another member"
+            )
             for member in stale:
                 if member.revalidator is not None:
                     await member.revalidator.catch_up(refused.last_seq)
-            innocent = [m for m in group if m not in stale]
             scope = _conflict_scope(subject)
             rechecks = [self._recheck(m, scope) for m in stale]
             survivors = [m for m in await asyncio.gather(*rechecks) if m]
-            self._requeue(innocent + survivors, "group refused for another member")
+            self._requeue(survivors, "group refused for another member")
             return True
         return False
 
@@ -336,6 +346,13 @@ class GroupCommitter:
         if retry_reason is not None:
             await asyncio.sleep(0.1)
         self._requeue(survivors, retry_reason or "group refused for another member")
+
+    def _hand_back(self, members: list[_Member], reason: str) -> None:
+        """Requeue members of a group still being settled, their scopes free for the next."""
+        for member in members:
+            member.taken += 1  # no longer the group's: its end leaves these scopes alone
+            self._busy_scopes -= member.scopes
+        self._requeue(members, reason)
 
     def _requeue(self, members: list[_Member], reason: str) -> None:
         now = time.monotonic()

@@ -307,3 +307,39 @@ async def test_a_second_group_goes_out_while_one_is_in_flight_only_when_full(
         assert len({seq for pair in results for seq in pair}) == 6
     finally:
         await committer.close()
+
+
+class _SlowView:
+    """A writer's view that changes nothing and takes its time to catch up (a worker whose
+    feed lags behind the log)."""
+
+    def __init__(self) -> None:
+        self.caught_up = asyncio.Event()
+
+    async def catch_up(self, seq: int | None = None) -> None:
+        await self.caught_up.wait()
+
+    def rebase(self, item: Append) -> Append | None:
+        return item
+
+
+async def test_the_others_of_a_refused_group_do_not_wait_for_the_stale_ones_writer(
+    store: EventStore,
+) -> None:
+    await store.append(*decision("earlier", "n-taken", 0))
+    view = _SlowView()
+    fine = [
+        asyncio.ensure_future(
+            store.append(*decision(f"ok-{i}", f"n-free-{i}", 0), revalidator=view)
+        )
+        for i in range(4)
+    ]
+    stale = asyncio.ensure_future(store.append(*decision("late", "n-taken", 0), revalidator=view))
+    # The four land while the stale member's writer is still catching up.
+    landed = await asyncio.wait_for(asyncio.gather(*fine), 10)
+    assert all(pair[1] == pair[0] + 1 for pair in landed)
+    assert not stale.done()
+    view.caught_up.set()
+    with pytest.raises(ConflictError):
+        await asyncio.wait_for(stale, 10)
+    assert await store.last(request_history("late")) is None
