@@ -9,36 +9,32 @@ subjects under this connection's inbox, and each answer is awaited when it is ne
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 import nats.errors
 from nats.aio.client import Client
+
+from gsch.eventstore.inbox import Inbox
 
 _STATUS = "Status"
 
 
 class BatchReplies:
     def __init__(self, nc: Client) -> None:
-        self._nc = nc
-        self._inbox = nc.new_inbox()
-        self._subscription: Any = None
+        self._inbox = Inbox(nc, self._on_reply)
         self._waiting: dict[str, asyncio.Future[bytes]] = {}
 
     async def open(self) -> None:
-        self._subscription = await self._nc.subscribe(f"{self._inbox}.*", cb=self._on_reply)
+        await self._inbox.open()
 
     async def close(self) -> None:
-        if self._subscription is not None:
-            subscription, self._subscription = self._subscription, None
-            with contextlib.suppress(nats.errors.Error):
-                await subscription.unsubscribe()
+        await self._inbox.close()
         for future in self._waiting.values():
             future.cancel()
         self._waiting.clear()
 
     def subject(self, token: str) -> str:
-        return f"{self._inbox}.{token}"
+        return self._inbox.subject(token)
 
     def expect(self, token: str) -> asyncio.Future[bytes]:
         """A future for the answer to the message sent with `subject(token)` as its reply."""
