@@ -166,7 +166,12 @@ def bench_command(commands: Commands) -> None:
         ("--workers", int, 2, "competing worker processes"),
         ("--clusters", int, 100, "simulated member clusters"),
         ("--nodes-per-cluster", int, 20, "nodes in each simulated cluster"),
-        ("--policy", str, "GMostRequestedPriority", "the policy every request asks for"),
+        (
+            "--policy",
+            str,
+            "GMostRequestedPriority",
+            "the policy every request asks for (--plan-only: or all, every policy and mode)",
+        ),
         ("--levels", int, 3, "levels per request"),
         ("--raw-messages", int, 20000, "messages for the raw JetStream publish rate"),
         ("--rate", float, None, "open loop: requests per second (with --sweep: the first)"),
@@ -240,6 +245,11 @@ def bench_command(commands: Commands) -> None:
         type=int,
         default=200,
         help="with --plan-only: requests per case (default: %(default)s)",
+    )
+    bench.add_argument(
+        "--case-seconds",
+        type=float,
+        help="with --plan-only: stop a case after this long (default: every request)",
     )
 
 

@@ -10,6 +10,15 @@ import bisect
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
+from gsch.clusters.aggregates import (
+    EMPTY_SHAPE,
+    Aggregates,
+    NodeSummary,
+    aggregate,
+    shape_of,
+    summarise,
+)
+from gsch.clusters.rankings import LazyOrder, RankedClusters, RankKey
 from gsch.model.events import (
     AnyEvent,
     CapacityReleased,
@@ -24,7 +33,7 @@ from gsch.model.events import (
 from gsch.model.resources import Resources
 
 
-@dataclass
+@dataclass(slots=True)
 class NodeView:
     cluster: str
     name: str
@@ -40,6 +49,10 @@ class NodeView:
     # subtracts them so concurrent attempts in one worker spread instead of colliding.
     pending: Resources = Resources()
     last_seq: int = 0  # stream sequence of the last event in this node's scope
+    # What the cluster's aggregates need of this node (see `summary`), computed when first
+    # read after the node changed; `_summarised` says whether `_summary` is current.
+    _summary: NodeSummary | None = field(default=None, repr=False)
+    _summarised: bool = field(default=False, repr=False)
 
     @property
     def confirmed_free(self) -> Resources:
@@ -68,8 +81,23 @@ class NodeView:
         """Free capacity for planning: the log's view less this process's pending commits."""
         return self.allocatable - self.held
 
+    @property
+    def summary(self) -> NodeSummary | None:
+        """The numbers every score is a function of, pending commits included; None while
+        the node is not declared and ready."""
+        if not self._summarised:
+            ready = self.declared and self.ready
+            held, free = self.held, self.confirmed_free
+            self._summary = summarise(self.allocatable, held, free) if ready else None
+            self._summarised = True
+        return self._summary
 
-@dataclass
+    def resummarise(self) -> None:
+        """The node changed: its summary is computed again when next read."""
+        self._summarised = False
+
+
+@dataclass(slots=True)
 class ClusterView:
     name: str
     tier: str = "cloud"
@@ -77,52 +105,29 @@ class ClusterView:
     ready: bool = False
     declared: bool = False
     nodes: dict[str, NodeView] = field(default_factory=dict)
-    # Cluster-level aggregates over ready nodes, so a planner can bound what a cluster could
-    # score, and see that nothing fits, without visiting its nodes: the largest free share of
-    # cpu and of memory any node has (0..1), the most free GPUs on one node, and the most free
-    # of each resource on any one node. Computed when first read after a node event, not on
-    # every event: every worker folds every reservation of the fleet, and most plans name
-    # clusters and never read them.
-    _aggregates: tuple[float, float, Resources] | None = field(default=None, repr=False)
+    # Aggregates over the ready nodes' summaries, so a planner can bound what a cluster could
+    # score, and see that nothing fits, without visiting its nodes (see `aggregates`).
+    # Computed when first read after a node changed, not on every event: every worker folds
+    # every reservation of the fleet, and most plans name clusters and never read them.
+    _aggregates: Aggregates | None = field(default=None, repr=False)
+
+    @property
+    def aggregates(self) -> Aggregates:
+        if self._aggregates is None:
+            ready = [node for node in self.nodes.values() if node.summary is not None]
+            shape = shape_of([node.allocatable for node in ready]) if ready else EMPTY_SHAPE
+            summaries = [node.summary for node in ready if node.summary is not None]
+            self._aggregates = aggregate(summaries, [node.name for node in ready], shape)
+        return self._aggregates
+
+    @property
+    def max_free(self) -> Resources:
+        """The most free of each resource on any one ready node (the log's numbers)."""
+        return self.aggregates.max_free
 
     def refresh_aggregates(self) -> None:
         """A node changed: the aggregates are computed again when next read."""
         self._aggregates = None
-
-    def _computed(self) -> tuple[float, float, Resources]:
-        if self._aggregates is not None:
-            return self._aggregates
-        cpu = memory = 0.0
-        most = [0, 0, 0, 0]
-        for node in self.nodes.values():
-            if not (node.declared and node.ready):
-                continue
-            free = node.confirmed_free
-            a = node.allocatable
-            if a.cpu_m > 0:
-                cpu = max(cpu, free.cpu_m / a.cpu_m)
-            if a.memory > 0:
-                memory = max(memory, free.memory / a.memory)
-            for index, amount in enumerate((free.cpu_m, free.memory, free.gpu, free.pods)):
-                most[index] = max(most[index], amount)
-        self._aggregates = (cpu, memory, Resources(*most))
-        return self._aggregates
-
-    @property
-    def max_free_cpu_share(self) -> float:
-        return self._computed()[0]
-
-    @property
-    def max_free_memory_share(self) -> float:
-        return self._computed()[1]
-
-    @property
-    def max_free_gpus(self) -> int:
-        return self._computed()[2].gpu
-
-    @property
-    def max_free(self) -> Resources:
-        return self._computed()[2]
 
     def node(self, name: str) -> NodeView:
         view = self.nodes.get(name)
@@ -131,36 +136,15 @@ class ClusterView:
         return view
 
 
-class RankedClusters:
-    """The clusters of one selection, in order of an upper bound of what they can score (best
-    first, then by name), kept in order as their aggregates change. A planner walks it from
-    the front and stops once no cluster further on can win: the cost of a request follows the
-    clusters it visits, not the size of the selection."""
-
-    def __init__(self, clusters: list[ClusterView], bound: Callable[[ClusterView], float]):
-        self.bound = bound
-        self.bounds = {c.name: bound(c) for c in clusters}
-        self.order = sorted((-b, name) for name, b in self.bounds.items())
-
-    def __len__(self) -> int:
-        return len(self.order)
-
-    def update(self, cluster: ClusterView) -> None:
-        old = self.bounds.get(cluster.name)
-        if old is None:
-            return  # not in this selection
-        new = self.bound(cluster)
-        if new != old:
-            # A plain sorted list: a move is a binary search and a memmove, microseconds for
-            # thousands of clusters, and walking it from the front allocates nothing.
-            del self.order[bisect.bisect_left(self.order, (-old, cluster.name))]
-            bisect.insort(self.order, (-new, cluster.name))
-            self.bounds[cluster.name] = new
+# Rankings kept current at once; beyond this many, the least recently used is dropped (each
+# costs a little on every capacity event, and selectors and demands come from requests).
+MAX_RANKINGS = 64
+# Latency orders (clusters by round-trip time from one source node) kept at once.
+MAX_LATENCY_ORDERS = 64
 
 
-# Rankings kept current at once; beyond this many, the least recently built is dropped (each
-# costs a little on every capacity event, and selectors come from requests).
-MAX_RANKINGS = 32
+def _meets(requirements: tuple[tuple[str, str], ...], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in requirements)
 
 
 class ClusterSnapshot:
@@ -169,9 +153,14 @@ class ClusterSnapshot:
         # Cluster names by (label, value), so a label selector costs what it matches, not
         # what the fleet holds.
         self._by_label: dict[tuple[str, str], set[str]] = {}
-        self._selected: dict[tuple[tuple[str, str], ...], list[str]] = {}  # cleared on relabel
-        self._ranked: dict[Hashable, RankedClusters] = {}  # cleared on relabel too
+        # Selections and their standing rankings, kept current as clusters are relabelled
+        # and as their aggregates change (derived from the folded state alone).
+        self._selected: dict[tuple[tuple[str, str], ...], list[str]] = {}
+        self._ranked: dict[tuple[tuple[tuple[str, str], ...], Hashable], RankedClusters] = {}
         self.latency: dict[tuple[str, str], LatencyReported] = {}
+        # Per source node and selection: the selected clusters its latency report measured,
+        # nearest first (built when first asked for, dropped when that node reports again).
+        self._latency_orders: dict[tuple[str, str, tuple[tuple[str, str], ...]], LazyOrder] = {}
         # (cluster, "namespace/name") -> (node, sequence of the report that placed it there),
         # and each node's pods as last reported, so a newer report replaces the node's list.
         self._pod_nodes: dict[tuple[str, str], tuple[str, int]] = {}
@@ -182,6 +171,7 @@ class ClusterSnapshot:
         # run decides what a worker decides on the same snapshot, whatever its wall clock.
         self.clock = 0.0
         self._advanced = asyncio.Event()
+        self._waiting = 0  # callers in `wait_for` (no event to make while there are none)
         # Called with a cluster's name when capacity there may have grown (released, node
         # (re)declared, cluster ready again): blocked requests wait for exactly this.
         self.capacity_listeners: list[Callable[[str], None]] = []
@@ -198,20 +188,23 @@ class ClusterSnapshot:
         committed reservation as soon as it is acknowledged, before the feed delivers it)."""
         self.last_seq = max(self.last_seq, seq)
         self.clock = max(self.clock, event.at)
-        # Wake everyone waiting for a sequence; they re-check and wait on a fresh event.
-        self._advanced.set()
-        self._advanced = asyncio.Event()
+        if self._waiting:
+            # Wake everyone waiting for a sequence; they re-check and wait on a fresh event.
+            self._advanced.set()
+            self._advanced = asyncio.Event()
         match event:
             case ClusterDeclared():
                 cluster = self.cluster(event.cluster)
-                for label in cluster.labels.items():
-                    self._by_label.get(label, set()).discard(cluster.name)
-                for label in event.labels.items():
-                    self._by_label.setdefault(label, set()).add(cluster.name)
-                self._selected.clear()
-                self._ranked.clear()
+                relabelled = not cluster.declared or cluster.labels != event.labels
+                if relabelled:
+                    for label in cluster.labels.items():
+                        self._by_label.get(label, set()).discard(cluster.name)
+                    for label in event.labels.items():
+                        self._by_label.setdefault(label, set()).add(cluster.name)
                 cluster.tier, cluster.labels = event.tier, dict(event.labels)
                 cluster.ready, cluster.declared = event.ready, True
+                if relabelled:
+                    self._reselect(cluster)
                 self._capacity_may_have_grown(event.cluster)
             case NodeDeclared() | CapacityReserved() | CapacityReleased() if (
                 seq <= self.cluster(event.cluster).node(event.node).last_seq
@@ -223,7 +216,7 @@ class ClusterSnapshot:
                 node.labels, node.taints = dict(event.labels), event.taints
                 node.ready, node.declared = event.ready, True
                 node.last_seq = seq
-                self._refresh(event.cluster)
+                self._refresh(node)
                 self._capacity_may_have_grown(event.cluster)
             case CapacityReserved():
                 node = self.cluster(event.cluster).node(event.node)
@@ -233,18 +226,21 @@ class ClusterSnapshot:
                 node.reservations[event.request_id] = event.amount
                 node.reserved = node.reserved + event.amount
                 node.last_seq = seq
-                self._refresh(event.cluster)
+                self._refresh(node)
             case CapacityReleased():
                 node = self.cluster(event.cluster).node(event.node)
                 released = node.reservations.pop(event.request_id, None)
                 if released is not None:
                     node.reserved = node.reserved - released
                 node.last_seq = seq
-                self._refresh(event.cluster)
+                self._refresh(node)
                 if released is not None:
                     self._capacity_may_have_grown(event.cluster)
             case LatencyReported():
                 self.latency[(event.cluster, event.node)] = event
+                source = (event.cluster, event.node)
+                for key in [key for key in self._latency_orders if key[:2] == source]:
+                    del self._latency_orders[key]
             case PodsReported():
                 self._fold_pods(event, seq)
             case _:
@@ -254,26 +250,72 @@ class ClusterSnapshot:
         for listener in self.capacity_listeners:
             listener(cluster)
 
-    def _refresh(self, name: str) -> None:
-        cluster = self.clusters[name]
+    def _refresh(self, node: NodeView) -> None:
+        """A node's state changed: its summary and its cluster's aggregates are computed again
+        when next read, and the standing rankings holding the cluster re-place it when next
+        walked. Nothing is computed here: every worker folds every event of the fleet."""
+        node.resummarise()
+        cluster = self.clusters[node.cluster]
         cluster.refresh_aggregates()
         for ranked in self._ranked.values():
-            ranked.update(cluster)
+            ranked.mark(cluster.name)
+
+    def _reselect(self, cluster: ClusterView) -> None:
+        """A cluster's labels changed: it joins or leaves the selections kept here (and their
+        rankings), one binary search each, instead of every selection being rebuilt."""
+        name = cluster.name
+        for requirements, names in self._selected.items():
+            index = bisect.bisect_left(names, name)
+            present = index < len(names) and names[index] == name
+            wanted = _meets(requirements, cluster.labels)
+            if wanted and not present:
+                names.insert(index, name)
+            elif present and not wanted:
+                del names[index]
+        for (requirements, _), ranked in self._ranked.items():
+            if _meets(requirements, cluster.labels):
+                ranked.add(cluster)
+            else:
+                ranked.discard(name)
+        self._latency_orders.clear()  # rebuilt when next asked for
 
     def ranked(
-        self,
-        requirements: tuple[tuple[str, str], ...],
-        key: Hashable,
-        bound: Callable[[ClusterView], float],
+        self, requirements: tuple[tuple[str, str], ...], key: Hashable, rank: RankKey
     ) -> RankedClusters:
-        """The clusters `requirements` select, ordered by `bound` (best first). `key` names
-        the bound: the same key must always come with the same bound."""
-        found = self._ranked.get((requirements, key))
+        """The clusters `requirements` select, ordered by `rank` (best first within each of
+        its groups). `key` names the rank: the same key must always come with the same rank.
+        Built when first asked for, then kept current from the events folded (the clusters
+        they changed re-placed here, when it is next asked for)."""
+        found = self._ranked.pop((requirements, key), None)
         if found is None:
             if len(self._ranked) >= MAX_RANKINGS:
-                del self._ranked[next(iter(self._ranked))]
+                del self._ranked[next(iter(self._ranked))]  # the least recently used
             clusters = [self.clusters[name] for name in self.select(requirements)]
-            found = self._ranked[(requirements, key)] = RankedClusters(clusters, bound)
+            found = RankedClusters(clusters, rank)
+        else:
+            found.flush(self.clusters)
+        self._ranked[(requirements, key)] = found  # most recently used last
+        return found
+
+    def latency_order(
+        self, cluster: str, node: str, requirements: tuple[tuple[str, str], ...]
+    ) -> LazyOrder:
+        """The clusters `requirements` select that the latest report from `cluster`/`node`
+        measured, as (ms, cluster), nearest first (ties by name); empty without a report.
+        Built when first asked for (sorted as far as read); dropped when that node reports
+        again or a cluster is relabelled."""
+        key = (cluster, node, requirements)
+        found = self._latency_orders.get(key)
+        if found is None:
+            report = self.latency.get((cluster, node))
+            measured = report.to_clusters if report is not None else {}
+            found = LazyOrder(
+                [(ms, name) for name in self.select(requirements) if (ms := measured.get(name))
+                 is not None]
+            )  # fmt: skip
+            if len(self._latency_orders) >= MAX_LATENCY_ORDERS:
+                del self._latency_orders[next(iter(self._latency_orders))]
+            self._latency_orders[key] = found
         return found
 
     def _fold_pods(self, event: PodsReported, seq: int) -> None:
@@ -326,19 +368,24 @@ class ClusterSnapshot:
         for placement in placements:
             node = self.clusters[placement.cluster].nodes[placement.node]
             node.pending = node.pending + placement.amount
+            self._refresh(node)
 
     def forget(self, placements: Iterable[Placement]) -> None:
         """Undo `assume` (committed: the reservation is folded from the log instead; or lost)."""
         for placement in placements:
             node = self.clusters[placement.cluster].nodes[placement.node]
             node.pending = node.pending - placement.amount
+            self._refresh(node)
 
     async def wait_for(self, seq: int, timeout: float) -> bool:
         """Wait until events up to `seq` are folded; False on timeout."""
+        self._waiting += 1
         try:
             async with asyncio.timeout(timeout):
                 while self.last_seq < seq:
                     await self._advanced.wait()
         except TimeoutError:
             return False
+        finally:
+            self._waiting -= 1
         return True

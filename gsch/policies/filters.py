@@ -4,10 +4,12 @@ rest. Statuses whose text never varies are made once."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from gsch.clusters.snapshot import ClusterView, NodeView
 from gsch.model.affinity import term_matches
 from gsch.model.request import Request
-from gsch.policies.framework import Status, unresolvable, unschedulable
+from gsch.policies.framework import NodeFilter, Status, unresolvable, unschedulable
 from gsch.policies.rules import PlannerRules
 
 UNKNOWN_CLUSTER = unresolvable("unknown cluster", "ClusterKnown")
@@ -117,6 +119,20 @@ def _tolerates(toleration: dict[str, object], key: str, value: str, effect: str)
     if toleration.get("operator") == "Exists":
         return toleration.get("key") in (None, "", key)
     return toleration.get("key") == key and toleration.get("value", "") == value
+
+
+# Filters that cannot reject a node for a request that asks nothing of them (no pinned node, no
+# node selector, no affinity): a plan leaves them out of its inner loop.
+_IDLE_FOR: dict[NodeFilter, Callable[[Request], bool]] = {
+    node_pinned: lambda request: request.select_node is None,
+    node_selector: lambda request: not request.node_selector,
+    node_affinity: lambda request: not request.node_affinity,
+}
+
+
+def filters_for(request: Request, filters: Sequence[NodeFilter]) -> tuple[NodeFilter, ...]:
+    """The node filters that can reject some node for `request`, in their order."""
+    return tuple(f for f in filters if (idle := _IDLE_FOR.get(f)) is None or not idle(request))
 
 
 COMMON_CLUSTER_FILTERS = (cluster_known, cluster_ready, project_allowed)

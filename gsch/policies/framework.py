@@ -21,7 +21,7 @@ strategy ranks the clusters and places. The first level that places is used.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
@@ -71,6 +71,7 @@ ClusterFilter = Callable[[Request, ClusterView | None, PlannerRules], Status | N
 # --- scores ---------------------------------------------------------------------------------
 
 NodeScorer = Callable[[Request, NodeView], float]
+Leader = Callable[[Request, ClusterView], str | None]
 Variant = TypeVar("Variant", bound=Hashable)
 
 
@@ -91,13 +92,36 @@ PERCENT = Scale(0.0, 100.0)
 
 
 @dataclass(frozen=True)
+class BoundSide:
+    """One way of ordering clusters by what their best node could score, and the bound that
+    order gives a request. `rank` places a cluster (its group and its value there, higher
+    first) from its aggregates and the request's variant only, so requests alike there share
+    one standing ranking; `limit` turns a group and value into an upper bound of any node's
+    score for this request (non-decreasing in the value, so the ranking's order within a group
+    is the bound's); `ceiling` is the limit over every request of the variant."""
+
+    rank: Callable[[Any, ClusterView], tuple[Hashable, float]]
+    limit: Callable[[Request, Hashable, float], float]
+    ceiling: Callable[[Hashable, float], float]
+
+
+@dataclass(frozen=True)
 class ClusterBound(Generic[Variant]):
-    """An upper bound of what any node of a cluster can score, from the cluster's aggregates,
-    given the part of the request it depends on (its variant): requests alike there share
-    one standing ranking of clusters in the snapshot."""
+    """An upper bound of what any node of a cluster can score: the least of its sides' limits
+    (most plugins have one side; a score that falls away on both sides of a best value, as
+    balance does, has two). `variant`: the part of the request the rankings depend on."""
 
     variant: Callable[[Request], Variant]
-    bound: Callable[[Variant, ClusterView], float]
+    sides: tuple[BoundSide, ...]
+
+
+def exact(_: Request, group: Hashable, value: float) -> float:
+    """A side whose value is already the bound, whatever the request (see `BoundSide`)."""
+    return value
+
+
+def ceiling_is_value(_: Hashable, value: float) -> float:
+    return value
 
 
 @dataclass(frozen=True)
@@ -109,6 +133,10 @@ class ScorePlugin:
     weight: float = 1.0
     scale: Scale = PERCENT
     bound: ClusterBound[Any] | None = None
+    # The node that alone scores highest in whole points in a cluster, with its score, when
+    # the cluster's aggregates tell (None when they cannot): a visit then looks at that node
+    # only, and at the others only if a filter rejects it.
+    leader: Leader | None = None
 
     @property
     def label(self) -> str:
@@ -178,6 +206,19 @@ class Candidate(msgspec.Struct, frozen=True):
     score: float
 
 
+# Clusters compete on their best node's score in millionths of a point: finer than anything
+# a person reads, and coarse enough that a cluster bound computed another way than the score
+# (a few float roundings apart) still compares exactly, so a search that stops on bounds
+# chooses what a full scan chooses. Equal there, the request's hash of the cluster decides
+# (`search.order_of`).
+MICRO = 1_000_000.0
+BOUND_SLACK = 1e-9  # points: far above float rounding, far below a millionth
+
+
+def micro(score: float) -> int:
+    return round(score * MICRO)
+
+
 # --- pre-score: the state of one plan -------------------------------------------------------
 
 
@@ -190,6 +231,32 @@ class ClusterRanking:
     plugin: str  # what the explanation calls the ranking
     unmeasured: str  # what the explanation says about a cluster without a measurement
     shown: Callable[[float], float] = float  # a rank as the explanation shows it
+    # The clusters a selector selects that have a rank, as (-rank, name), best first (e.g.
+    # the snapshot's standing latency order from the source), so a large level is walked,
+    # not sorted.
+    order: Callable[[tuple[tuple[str, str], ...]], Iterable[tuple[float, str]]] = (
+        lambda requirements: ()
+    )
+
+
+@dataclass(frozen=True)
+class SearchSide:
+    """A bound side with the request fixed: `key` names its standing rankings in the snapshot
+    (the same key always comes with the same `rank`)."""
+
+    key: Hashable
+    rank: Callable[[ClusterView], tuple[Hashable, float]]
+    limit: Callable[[Hashable, float], float]
+
+
+@dataclass(frozen=True)
+class BoundSearch:
+    """The node score's cluster bound for one plan: its sides, and the bound itself."""
+
+    sides: tuple[SearchSide, ...]
+
+    def bound(self, cluster: ClusterView) -> float:
+        return min(side.limit(*side.rank(cluster)) for side in self.sides)
 
 
 class PlanState(msgspec.Struct, frozen=True):
@@ -197,10 +264,9 @@ class PlanState(msgspec.Struct, frozen=True):
 
     plugins: tuple[ScorePlugin, ...]  # how nodes are scored
     scorer: NodeScorer  # the same, as one function for the inner loop
-    # The node score's cluster bound, its request variant fixed, and the key its standing
-    # rankings are kept under in the snapshot; None when the plugins have no bound.
-    bound: Callable[[ClusterView], float] | None = None
-    bound_key: Hashable = None
+    # The node score's cluster bound, the request fixed; None when the plugins have none.
+    search: BoundSearch | None = None
+    leader: Leader | None = None  # the plugin's, when it is scored alone
     ranking: ClusterRanking | None = None
     notes: tuple[str, ...] = ()  # said once per level (e.g. a source that could not be found)
     # When set, nothing can be placed (e.g. the source pod is unknown): every cluster of every
@@ -277,44 +343,54 @@ class Profile:
         """PreScore, the one place per-plan state is computed."""
         if self.prepare is not None:
             return self.prepare(request, snapshot, rules)
-        if self.bound_for is None:
-            return PlanState(self.scorers, self.node_scorer)
-        bound, key = self.bound_for(request)
-        return PlanState(self.scorers, self.node_scorer, bound, key)
+        search = self.bound_for(request) if self.bound_for is not None else None
+        leader = self.scorers[0].leader if len(self.scorers) == 1 else None
+        return PlanState(self.scorers, self.node_scorer, search, leader)
 
 
-# A cluster bound with the request's variant fixed, and the key of its standing rankings.
-RequestBound = Callable[[Request], tuple[Callable[[ClusterView], float], Hashable]]
+# The node score's cluster bound for a request.
+RequestBound = Callable[[Request], BoundSearch]
 
 
 def combined_bound(name: str, plugins: Sequence[ScorePlugin]) -> RequestBound | None:
     """The node score's cluster bound (see `combined`): the plugin's own when it is alone;
-    for several, the weighted sum of their normalised bounds (normalising never reverses an
-    order, so it is still a bound). None when some plugin has none."""
+    for several, the weighted sum of their normalised ceilings, one side ranked by exactly
+    that (normalising never reverses an order, so it is still a bound). None when some plugin
+    has none."""
     bounds = [p.bound for p in plugins if p.bound is not None]
     if not bounds or len(bounds) < len(plugins):
         return None
     if len(bounds) == 1:
         (only,) = bounds
 
-        def alone(request: Request) -> tuple[Callable[[ClusterView], float], Hashable]:
+        def alone(request: Request) -> BoundSearch:
             variant = only.variant(request)
-            return partial(only.bound, variant), (name, variant)
+            return BoundSearch(
+                tuple(
+                    SearchSide(
+                        (name, variant, index),
+                        partial(side.rank, variant),
+                        partial(side.limit, request),
+                    )
+                    for index, side in enumerate(only.sides)
+                )
+            )
 
         return alone
     weighed = [(p.weight, p.scale.normalised, b) for p, b in zip(plugins, bounds, strict=True)]
 
-    def several(request: Request) -> tuple[Callable[[ClusterView], float], Hashable]:
+    def several(request: Request) -> BoundSearch:
         variants = tuple(b.variant(request) for _, _, b in weighed)
-        parts = [
-            (w, norm, partial(b.bound, v))
-            for (w, norm, b), v in zip(weighed, variants, strict=True)
-        ]
+        parts = [(w, norm, b.sides, v) for (w, norm, b), v in zip(weighed, variants, strict=True)]
 
-        def total(cluster: ClusterView) -> float:
-            return sum(weight * norm(bound(cluster)) for weight, norm, bound in parts)
+        def rank(cluster: ClusterView) -> tuple[Hashable, float]:
+            total = 0.0
+            for weight, norm, sides, variant in parts:
+                ceiling = min(s.ceiling(*s.rank(variant, cluster)) for s in sides)
+                total += weight * norm(ceiling)
+            return None, total
 
-        return total, (name, variants)
+        return BoundSearch((SearchSide((name, variants), rank, ceiling_is_value),))
 
     return several
 

@@ -17,6 +17,8 @@ snapshot's clock (the newest event it folded), so a plan is a function of the sn
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from gsch.clusters.snapshot import ClusterSnapshot, NodeView
 from gsch.model.events import LatencyReported
 from gsch.model.request import Request
@@ -44,8 +46,10 @@ def prepare_low_latency(
         notes = (*notes, f"no latency reported from source node {where}")
     elif report is not None and (stale := _staleness(report, snapshot, rules)) is not None:
         notes, report = (*notes, stale), None
-    to_clusters = dict(report.to_clusters) if report is not None else {}
-    to_nodes = dict(report.to_nodes) if report is not None else {}
+    # Read in place, not copied: a report may measure every cluster of a large fleet.
+    no_report: dict[str, float] = {}
+    to_clusters = report.to_clusters if report is not None else no_report
+    to_nodes = report.to_nodes if report is not None else no_report
 
     def measured_node(req: Request, node: NodeView) -> float | None:
         rtt = to_nodes.get(node.name) if node.cluster == source_cluster else None
@@ -61,11 +65,19 @@ def prepare_low_latency(
         tiered(measured_node, free_capacity_score, "unmeasured nodes by free capacity (GEdge)"),
         scale=NEAREST_SCALE,
     )
+
+    def nearest_first(requirements: tuple[tuple[str, str], ...]) -> Iterable[tuple[float, str]]:
+        # The snapshot's standing order of the same report (ms, cluster): -rank, name.
+        if report is None:
+            return ()
+        return snapshot.latency_order(report.cluster, report.node, requirements)
+
     ranking = ClusterRanking(
         rank=cluster_rank,
         plugin=f"latency from {where} (ms)",
         unmeasured=f"no latency measured from {where}: ranked after measured clusters",
         shown=_negated,
+        order=nearest_first,
     )
     plugins = (nearest,)
     return PlanState(plugins, nearest.score, ranking=ranking, notes=notes, blocked=blocked)

@@ -6,9 +6,18 @@ usage counting what is already held on the node. Modes weight one resource inste
 
 from __future__ import annotations
 
+import math
+
 from gsch.clusters.snapshot import ClusterView, NodeView
 from gsch.model.request import Request
-from gsch.policies.framework import ClusterBound, Scale, ScorePlugin
+from gsch.policies.framework import (
+    BoundSide,
+    ClusterBound,
+    Scale,
+    ScorePlugin,
+    ceiling_is_value,
+    exact,
+)
 
 GPU_WEIGHT = 200.0
 
@@ -45,18 +54,35 @@ def free_capacity_variant(request: Request) -> tuple[str, bool]:
     return request.mode, request.demand.gpu > 0
 
 
-def free_capacity_bound(variant: tuple[str, bool], cluster: ClusterView) -> float:
-    """No node of `cluster` can score more than this (from the cluster's aggregates): the best
-    cpu share and the best memory share need not sit on the same node, so it is an upper bound,
-    and pending commits only lower real scores."""
+def free_capacity_rank(variant: tuple[str, bool], cluster: ClusterView) -> tuple[None, float]:
+    """No node of `cluster` can score more than this, from its aggregates: for one resource
+    (or cpu and memory together) the best node's own score; with GPUs counted, that plus the
+    most free GPUs of any node (which need not be the same node). Pending commits are in."""
     mode, wants_gpu = variant
-    return _by_mode(
-        mode,
-        wants_gpu,
-        100.0 * cluster.max_free_cpu_share,
-        100.0 * cluster.max_free_memory_share,
-        cluster.max_free_gpus,
-    )
+    best = cluster.aggregates
+    match mode:
+        case "cpu":
+            return None, best.free_cpu
+        case "memory":
+            return None, best.free_memory
+        case "gpu":
+            return None, GPU_WEIGHT * best.free_gpus
+        case _:
+            return None, best.free_sum + (GPU_WEIGHT * best.free_gpus if wants_gpu else 0.0)
+
+
+def free_capacity_leader(request: Request, cluster: ClusterView) -> str | None:
+    """The node with most free cpu and memory (in percent), when it leads every other ready
+    node by whole points: the score in mode default for a request without GPUs."""
+    if request.mode != "default" or request.demand.gpu > 0:
+        return None
+    best = cluster.aggregates
+    if not best.free_sum_leader:
+        return None  # no ready node
+    alone = best.free_sum_runner_up == -math.inf
+    if alone or round(best.free_sum) > round(best.free_sum_runner_up):
+        return best.free_sum_leader
+    return None
 
 
 FREE_CAPACITY = ScorePlugin(
@@ -65,5 +91,9 @@ FREE_CAPACITY = ScorePlugin(
     # cpu% + memory% free: 0..200 (modes cpu and memory reach 100). Free GPUs, counted for
     # GPU requests, go beyond and are clamped when weighed against another plugin.
     scale=Scale(0.0, 200.0),
-    bound=ClusterBound(free_capacity_variant, free_capacity_bound),
+    # The score does not depend on the demand: the ranking's value is the bound itself.
+    bound=ClusterBound(
+        free_capacity_variant, (BoundSide(free_capacity_rank, exact, ceiling_is_value),)
+    ),
+    leader=free_capacity_leader,
 )

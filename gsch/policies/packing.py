@@ -27,11 +27,20 @@ from __future__ import annotations
 
 import math
 
-from gsch.clusters.snapshot import ClusterSnapshot, NodeView
+from gsch.clusters.snapshot import ClusterSnapshot, ClusterView, NodeView
 from gsch.model.request import Request
 from gsch.model.resources import Resources
-from gsch.policies.allocation import MAX_SCORE, MOST_ALLOCATED, most_allocated_score
-from gsch.policies.framework import PlanState, Scale, ScorePlugin
+from gsch.policies.allocation import MOST_ALLOCATED, fullness_after
+from gsch.policies.framework import (
+    BoundSide,
+    ClusterBound,
+    PlanState,
+    Scale,
+    ScorePlugin,
+    ceiling_is_value,
+    combined_bound,
+    exact,
+)
 from gsch.policies.rules import PlannerRules
 
 MOST_ALLOCATED_MODE = "mostallocated"
@@ -71,19 +80,48 @@ def in_use(node: NodeView) -> bool:
 
 
 def fewest_nodes_score(request: Request, node: NodeView) -> float:
-    demand = request.demand
-    if in_use(node):
-        left, plenty = _copies(demand, node.free - demand)
+    return _fewest_nodes(request.demand, node.allocatable, node.free, in_use(node))
+
+
+def _fewest_nodes(demand: Resources, allocatable: Resources, free: Resources, used: bool) -> float:
+    if used:
+        left, plenty = _copies(demand, free - demand)
         return IN_USE - (POINTS_PER_COPY * left + min(MAX_STRANDED, plenty - left))
     # Not in use: the biggest node first, counted in whole copies of the request its
     # allocatable holds; within a count, the fullest once the workload is on it (others'
     # pods already keep it on, and a snug fit strands the least).
-    size, _ = _copies(demand, node.allocatable)
-    fullness = most_allocated_score(request, node) / MAX_SCORE
+    size, _ = _copies(demand, allocatable)
+    fullness = fullness_after(demand, allocatable, allocatable - free)
     score = POINTS_PER_COPY * math.floor(size) + FULLNESS_POINTS * fullness
-    if node.allocatable.gpu > 0 and demand.gpu == 0:
+    if allocatable.gpu > 0 and demand.gpu == 0:
         score -= GPU_HELD_BACK
     return score
+
+
+# Below every fewest-nodes score: a cluster where no ready node has room for the demand.
+NO_ROOM = -10 * IN_USE
+
+
+def fewest_nodes_variant(request: Request) -> Resources:
+    """The ranking depends on the whole demand (copies are counted in its shape): requests
+    of one size share one ranking (a fleet's workloads come in a few sizes; rankings are
+    kept for the most recently used)."""
+    return request.demand
+
+
+def fewest_nodes_rank(demand: Resources, cluster: ClusterView) -> tuple[None, float]:
+    """The best fewest-nodes score any ready node of `cluster` with room for `demand` (on the
+    planning numbers, as the resource filter sees them) has: exactly what a scan of its nodes
+    finds unless another filter (taints, selectors, a pinned node) rejects that node, in
+    which case the real best is lower and this is still a bound."""
+    best = NO_ROOM
+    for node in cluster.nodes.values():
+        if not (node.declared and node.ready):
+            continue
+        free = node.free
+        if demand.fits_in(free):
+            best = max(best, _fewest_nodes(demand, node.allocatable, free, in_use(node)))
+    return None, best
 
 
 FEWEST_NODES = ScorePlugin(
@@ -91,10 +129,23 @@ FEWEST_NODES = ScorePlugin(
     fewest_nodes_score,
     # Scored alone (compared raw); weighed with another plugin, nodes in use map near 100.
     scale=Scale(-GPU_HELD_BACK, IN_USE),
+    # The ranking's value is the bound itself (the demand is fixed by the variant).
+    bound=ClusterBound(
+        fewest_nodes_variant, (BoundSide(fewest_nodes_rank, exact, ceiling_is_value),)
+    ),
 )
+
+# Each mode's scorer and the cluster bound its large levels are searched by.
+_SEARCHES = {
+    plugin: combined_bound(f"GBinPackPriority {plugin.name}", (plugin,))
+    for plugin in (FEWEST_NODES, MOST_ALLOCATED)
+}
 
 
 def prepare_bin_pack(request: Request, snapshot: ClusterSnapshot, rules: PlannerRules) -> PlanState:
-    """PreScore: the mode chooses the scorer (kube's MostAllocated by its name)."""
+    """PreScore: the mode chooses the scorer (kube's MostAllocated by its name), and with it
+    the cluster bound of its search."""
     plugin = MOST_ALLOCATED if request.mode == MOST_ALLOCATED_MODE else FEWEST_NODES
-    return PlanState((plugin,), plugin.score)
+    bound_for = _SEARCHES[plugin]
+    search = bound_for(request) if bound_for is not None else None
+    return PlanState((plugin,), plugin.score, search)

@@ -12,18 +12,24 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from gsch.clusters.aggregates import NO_NODES as NO_READY_NODES
+from gsch.clusters.rankings import Entry, SortedRuns
 from gsch.clusters.snapshot import ClusterSnapshot, ClusterView
 from gsch.model.request import Request, is_selector, selector_requirements
 from gsch.policies.framework import (
+    BOUND_SLACK,
+    BoundSearch,
     Candidate,
     ClusterFilter,
     Code,
+    Leader,
     NodeFilter,
     NodeScorer,
     Status,
+    micro,
     unresolvable,
 )
 from gsch.policies.rules import PlannerRules
@@ -40,13 +46,16 @@ class LevelScan:
     cluster_filters: Sequence[ClusterFilter]
     node_filters: Sequence[NodeFilter]
     scorer: NodeScorer
+    leader: Leader | None = None  # the node a visit looks at first (see ScorePlugin.leader)
     rejections: dict[str, list[str]] = field(default_factory=dict)
     unschedulable: bool = False  # some rejection could be lifted by a change of cluster state
     notes: dict[str, str] = field(default_factory=dict)
     filtered: Counter[str] = field(default_factory=Counter)  # node reasons over the level
     nodes: int = 0  # nodes the filters looked at
     visited: int = 0  # clusters whose nodes were looked at
-    walked: int = 0  # clusters a best-first walk took up (visited or rejected by a filter)
+    walked: int = 0  # clusters a walk took up (visited or rejected by a filter)
+    stopped_at: float | None = None  # the bound at which a best-first walk stopped
+    tied_out: int = 0  # clusters passed over: bounded at the best score, losing its tie
 
     def reject(self, name: str, reasons: list[str], unschedulable: bool) -> None:
         self.rejections[name] = reasons
@@ -68,6 +77,14 @@ class LevelScan:
 
     def visit(self, cluster: ClusterView) -> Candidate | None:
         """The cluster's best node, or None with the reasons its nodes were rejected."""
+        if self.leader is not None and (name := self.leader(self.request, cluster)) is not None:
+            node = cluster.nodes[name]
+            if all(check(self.request, node) is None for check in self.node_filters):
+                # The aggregates say this node alone has the top score in whole points: it is
+                # what a scan of every node would choose, so only it is looked at.
+                self.visited += 1
+                self.nodes += 1
+                return Candidate(cluster.name, node, self.scorer(self.request, node))
         best, rejected, unschedulable = _best_node(
             self.request, cluster, self.node_filters, self.scorer
         )
@@ -88,99 +105,190 @@ class LevelScan:
     def visit_all(self, clusters: Iterable[ClusterView]) -> list[Candidate]:
         return [found for cluster in clusters if (found := self.visit(cluster)) is not None]
 
-    def walk(
-        self,
-        ordered: Iterable[tuple[float, str]],
-        clusters: Mapping[str, ClusterView],
-        admitted: bool = False,
-    ) -> Candidate | None:
-        """Branch and bound: visit clusters in (-bound, name) order and stop when no cluster
-        further on could beat the best found. That is exactly the cluster a full scan ranks
-        first (`cluster_order`: highest score, ties by the request's hash of the cluster).
-        `admitted`: the cluster filters already ran."""
-        best: Candidate | None = None
-        seen: set[str] = set()  # several selectors of one level may match one cluster
-        order = cluster_order(self.request)
-        for negative_bound, name in ordered:
-            if best is not None:
-                # Every cluster further on is bounded by this one's bound: once that is below
-                # the best score, none can win. At the best score exactly, this one could at
-                # most tie, and if it loses the tie it is passed over (a later one may not).
-                if -negative_bound < best.score:
-                    break
-                if order_of(self.request, -negative_bound, name) > order(best):
-                    continue
-            if name in seen:
-                continue
-            seen.add(name)
-            self.walked += 1
-            cluster = clusters.get(name)
-            if not admitted:
-                cluster = self.admit(name, cluster)
-            if cluster is None:
-                continue
+    def take_up(self, name: str, cluster: ClusterView | None, admitted: bool) -> Candidate | None:
+        """One cluster of a walk: filtered (unless `admitted`), out at once when no ready node
+        has room for the demand, else visited."""
+        self.walked += 1
+        if not admitted:
+            cluster = self.admit(name, cluster)
+        if cluster is None:
+            return None
+        if self.unschedulable and cluster.aggregates is not NO_READY_NODES:
             missing = self.request.demand.shortfalls(cluster.max_free)
             if missing:
                 # No ready node has that much free (pending commits only lower it): out
                 # without a look at its nodes, so an unplaceable request over a large level
-                # costs a check per cluster, not a scan of every node.
+                # costs a check per cluster, not a scan of every node. Only once some
+                # rejection already made the request wait for capacity: a scan of these
+                # nodes could only add to that (a taint, say), not take it away.
                 reason = f"insufficient {', '.join(missing)} on every ready node"
                 self.reject(name, [reason], unschedulable=True)
-                continue
-            found = self.visit(cluster)
+                return None
+        return self.visit(cluster)
+
+    def walk(
+        self,
+        orders: Sequence[Iterator[Entry]],
+        clusters: Mapping[str, ClusterView],
+        bound: Callable[[ClusterView], float],
+        admitted: bool = False,
+    ) -> Candidate | None:
+        """Branch and bound over one or more orders of the same clusters, each as (-bound,
+        name) ascending by its own side of the bound, a cluster's `bound` being at most its
+        bound in every order. Of the orders' fronts, the one with the highest `bound` is
+        visited next; the walk stops when the front of some order is bounded below the best
+        score found (every cluster after it, and so every unvisited one, is bounded by it).
+        A front bounded at exactly the best score could at most tie, and is passed over when
+        it would lose the tie (`order_of`: by the request's hash); later ones may not. So the
+        walk chooses exactly the cluster a full scan ranks first (`cluster_order`).
+        `admitted`: the cluster filters already ran."""
+        best: Candidate | None = None
+        order = cluster_order(self.request)
+        seen: set[str] = set()  # several selectors of one level may match one cluster
+        ties: dict[str, tuple[int, str]] = {}  # the best's tie key, computed once
+        fronts = [next(ranked, None) for ranked in orders]
+        while True:
+            chosen: tuple[tuple[float, str], int] | None = None
+            for index, ranked in enumerate(orders):
+                front = fronts[index] = self._front(ranked, fronts[index], seen, best, ties)
+                if front is None:
+                    return best  # every cluster of the level was taken up
+                if best is not None and micro(BOUND_SLACK - front[0]) < micro(best.score):
+                    self.stopped_at = -front[0]
+                    return best
+                # With one order its bound is the cluster's; with more, the least of them.
+                cluster = clusters.get(front[1])
+                rank = (front[0] if len(orders) == 1 or cluster is None else -bound(cluster),
+                        front[1])  # fmt: skip
+                if chosen is None or rank < chosen[0]:
+                    chosen = (rank, index)
+            assert chosen is not None  # a level has at least one order
+            (_, name), index = chosen
+            fronts[index] = next(orders[index], None)
+            seen.add(name)
+            found = self.take_up(name, clusters.get(name), admitted)
             if found is not None and (best is None or order(found) < order(best)):
                 best = found
-        return best
+                ties = {found.cluster: order(found)[1:]}
+
+    def _front(
+        self,
+        ranked: Iterator[Entry],
+        front: Entry | None,
+        seen: set[str],
+        best: Candidate | None,
+        ties: dict[str, tuple[int, str]],
+    ) -> Entry | None:
+        """The order's first entry not taken up yet, passing over (into `seen`) those bounded
+        at exactly the best score that would lose the tie to it (`order_of`'s tie part;
+        `ties` holds the best's)."""
+        while front is not None:
+            name = front[1]
+            if name not in seen:
+                if best is None or micro(BOUND_SLACK - front[0]) != micro(best.score):
+                    return front
+                if (_tie(self.request, name), name) < ties[best.cluster]:
+                    return front
+                seen.add(name)
+                self.tied_out += 1
+            front = next(ranked, None)
+        return None
 
     def walk_by_bound(
         self,
         admitted: list[ClusterView],
         clusters: Mapping[str, ClusterView],
-        bound: Callable[[ClusterView], float],
+        search: BoundSearch,
     ) -> Candidate | None:
         """A large level already resolved and filtered: walk it best bound first."""
-        heap = [(-bound(c), c.name) for c in admitted]
-        heapq.heapify(heap)
-        ordered = (heapq.heappop(heap) for _ in range(len(heap)))
-        found = self.walk(ordered, clusters, admitted=True)
-        self.note_unvisited(len(admitted))
+        orders = []
+        for side in search.sides:
+            entries = [(-side.limit(*side.rank(c)), c.name) for c in admitted]
+            heapq.heapify(entries)
+            orders.append(heapq.heappop(entries) for _ in range(len(entries)))
+        found = self.walk(orders, clusters, search.bound, admitted=True)
+        self.note_unvisited(len(admitted), found)
         return found
 
     def walk_rankings(
-        self,
-        listed: tuple[str, ...],
-        snapshot: ClusterSnapshot,
-        bound: Callable[[ClusterView], float],
-        key: Hashable,
+        self, listed: tuple[str, ...], snapshot: ClusterSnapshot, search: BoundSearch
     ) -> Candidate | None:
         """A level whose selectors match many clusters: walk the snapshot's standing rankings
-        of those clusters by bound (kept current from events), merged, so a request costs what
-        it visits and nothing per cluster of the fleet."""
-        orders = []
+        of those clusters (kept current from events), merged over selectors and groups, each
+        entry's bound computed for this request only when the walk reaches it, so a request
+        costs what it visits and nothing per cluster of the fleet."""
+        orders: list[list[Iterator[Entry]]] = [[] for _ in search.sides]
         names = []
+        total = 0
         for entry in listed:
-            if is_selector(entry):
-                self.note_match(entry, snapshot.select(selector_requirements(entry)))
-                orders.append(snapshot.ranked(selector_requirements(entry), key, bound).order)
-            else:
+            if not is_selector(entry):
                 names.append(entry)
+                continue
+            requirements = selector_requirements(entry)
+            selected = snapshot.select(requirements)
+            self.note_match(entry, selected)
+            total += len(selected)
+            for merged, side in zip(orders, search.sides, strict=True):
+                ranked = snapshot.ranked(requirements, side.key, side.rank)
+                merged.extend(
+                    _bounded(runs, group, side.limit) for group, runs in ranked.groups.items()
+                )
         if names:  # names listed beside selectors: few, ranked here
-            clusters = [c for name in names if (c := snapshot.clusters.get(name)) is not None]
-            orders.append(sorted((-bound(c), c.name) for c in clusters))
+            known = [c for name in names if (c := snapshot.clusters.get(name)) is not None]
+            total += len(known)
+            for merged, side in zip(orders, search.sides, strict=True):
+                merged.append(iter(sorted((-side.limit(*side.rank(c)), c.name) for c in known)))
             for name in names:
                 if name not in snapshot.clusters:
                     self.reject_status(name, UNKNOWN_CLUSTER)
-        found = self.walk(heapq.merge(*orders), snapshot.clusters)
-        # Clusters two selectors both match count twice here: the count is for reading only.
-        self.note_unvisited(sum(len(order) for order in orders))
+        merged_orders = [heapq.merge(*merged) for merged in orders]
+        found = self.walk(merged_orders, snapshot.clusters, search.bound)
+        self.note_unvisited(total, found)
         return found
 
-    def note_unvisited(self, total: int) -> None:
+    def walk_in_order(
+        self, names: Iterable[str], clusters: Mapping[str, ClusterView]
+    ) -> Candidate | None:
+        """The first cluster in `names` order that has a node for the request (a level in
+        the request's own order, or ranked by a measurement): nothing after it is visited."""
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                continue
+            seen.add(name)
+            found = self.take_up(name, clusters.get(name), admitted=False)
+            if found is not None:
+                return found
+        return None
+
+    def note_unvisited(self, total: int, best: Candidate | None) -> None:
+        """Say what a best-first walk left out, and why (nothing when it took up all)."""
         skipped = total - self.walked
-        if skipped > 0:
-            self.notes["not visited"] = (
-                f"{skipped} cluster(s) whose best possible score could not win"
+        if skipped <= 0 or best is None:
+            return
+        why = []
+        if self.stopped_at is not None:
+            why.append(
+                f"by a bound from their aggregates no node of theirs scores above"
+                f" {self.stopped_at:.3f}"
             )
+        if self.tied_out:
+            why.append(
+                f"{self.tied_out} could at most tie with {best.cluster} and lose the tie (by the"
+                " request's hash)"
+            )
+        if not why:
+            return  # only clusters two selectors both match were counted twice
+        self.notes["not visited"] = (
+            f"{skipped} cluster(s) (one per selector matching them): {'; '.join(why)}, and"
+            f" {best.cluster} scores {best.score:.3f}"
+        )
+
+    def note_passed_over(self, total: int, chosen: Candidate | None, why: str) -> None:
+        """A walk in order stopped at `chosen`: say how many clusters after it it left."""
+        skipped = total - self.walked
+        if skipped > 0 and chosen is not None:
+            self.notes["not visited"] = f"{skipped} cluster(s) after {chosen.cluster} ({why})"
 
     def expand(self, level: tuple[str, ...], snapshot: ClusterSnapshot) -> tuple[str, ...]:
         """The clusters a level names: names as listed, label selectors resolved against the
@@ -262,6 +370,14 @@ def _best_node(
     return best, rejected, unschedulable
 
 
+def _bounded(
+    runs: SortedRuns, group: Hashable, limit: Callable[[Hashable, float], float]
+) -> Iterator[Entry]:
+    """A ranking group's entries as (-bound, name), best first: the bound is monotone in the
+    ranked value within a group, so the order holds."""
+    return ((-limit(group, -negative), name) for negative, name in runs)
+
+
 def _tie(request: Request, name: str) -> int:
     # A hash that mixes well: CRC32 is linear, so with three or more tied names a few of its
     # bits decide the order and one name wins half the ties (measured: 300 of 600 where a
@@ -270,9 +386,10 @@ def _tie(request: Request, name: str) -> int:
     return int.from_bytes(digest, "big")
 
 
-# A cluster's place in a level's ranking: best score first, then the tie hash, then the name
-# (only for the rare equal hashes, so the order is total).
-ClusterOrder = tuple[float, int, str]
+# A cluster's place in a level's ranking: best score first (in millionths of a point, see
+# `framework.micro`), then the tie hash, then the name (only for the rare equal hashes, so the
+# order is total).
+ClusterOrder = tuple[int, int, str]
 
 
 def order_of(request: Request, score: float, cluster: str) -> ClusterOrder:
@@ -281,8 +398,10 @@ def order_of(request: Request, score: float, cluster: str) -> ClusterOrder:
     Equal scores are broken as node ties are: by a hash of request and cluster, so a
     request's decision is reproducible (the dry run equals the worker's) while equal clusters
     share the load. Breaking them by name sent everything to the cluster whose name sorts
-    first, so a latency-blind baseline looked good or bad by its names alone."""
-    return -score, _tie(request, cluster), cluster
+    first, so a latency-blind baseline looked good or bad by its names alone. Scores are
+    compared in millionths, so a search's bound (the same number computed another way, a
+    rounding apart) compares with a score exactly."""
+    return -micro(score), _tie(request, cluster), cluster
 
 
 def cluster_order(request: Request) -> Callable[[Candidate], ClusterOrder]:

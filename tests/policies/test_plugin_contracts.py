@@ -165,9 +165,13 @@ def test_registry_profiles_are_built_from_strategies() -> None:
     assert PROFILES[Policy.SET_CLUSTERS].strategy.level_is_a_set
     assert not MOST.strategy.level_is_a_set
     assert PROFILES[Policy.SELECTED_CLUSTER].strategy.keeps_listed_order
-    # Bound search where the plugin has a bound; none where it has not.
+    # Bound search where the plugins have a bound (every score ranking policy); none where
+    # some plugin has not.
     snapshot = snapshot_of([cluster("c1")])
     wanted = request((("c1",),))
-    assert MOST.pre_score(wanted, snapshot, DEFAULT_RULES).bound is not None
-    bin_pack = PROFILES[Policy.BIN_PACK]
-    assert bin_pack.pre_score(wanted, snapshot, DEFAULT_RULES).bound is None
+    for policy in (Policy.MOST_REQUESTED, Policy.BIN_PACK, Policy.LEAST_REQUESTED, Policy.BALANCED):
+        assert PROFILES[policy].pre_score(wanted, snapshot, DEFAULT_RULES).search is not None
+    unbounded = dataclasses.replace(
+        MOST, scorers=(*MOST.scorers, ScorePlugin("no bound", lambda request, node: 0.0))
+    )
+    assert unbounded.pre_score(wanted, snapshot, DEFAULT_RULES).search is None

@@ -16,7 +16,6 @@ from gsch.model.events import AnyEvent, CapacityReserved, ClusterDeclared, NodeD
 from gsch.model.request import Policy, Request
 from gsch.model.resources import Resources
 from gsch.policies.framework import Decision, Profile
-from gsch.policies.strategies import RankedByScore
 
 GI = 2**30
 
@@ -73,12 +72,14 @@ def request(
 
 
 def searching_from(profile: Profile, clusters: int) -> Profile:
-    """`profile` searching levels of more than `clusters` clusters best bound first (0: every
-    level it can; huge: none, every level is scanned whole)."""
+    """`profile` searching levels of more than `clusters` clusters (best bound first, in
+    order, or in rank order, as its strategy does; 0: every level it can; huge: none, every
+    level is scanned whole)."""
     strategy = profile.strategy
-    assert isinstance(strategy, RankedByScore), profile.name
+    assert hasattr(strategy, "search_from"), profile.name
     return dataclasses.replace(
-        profile, strategy=dataclasses.replace(strategy, search_from=clusters)
+        profile,
+        strategy=dataclasses.replace(strategy, search_from=clusters),  # type: ignore[type-var]
     )
 
 

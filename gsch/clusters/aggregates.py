@@ -1,0 +1,140 @@
+"""What a planner may know about a cluster without visiting its nodes: per node, the few numbers
+every score of the planner is a function of (`NodeSummary`), and per cluster their best values
+over its ready nodes (`Aggregates`) and the range of its node sizes (`Shape`).
+
+Summaries are of the planning view (what is held on a node, this process's pending commits
+included), so a bound computed from them holds for the scores a plan computes. A node's summary
+changes only with that node's events (or its pending amounts), so folding an event costs one
+summary and one pass over the summaries of its cluster.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from gsch.model.resources import Resources
+
+
+class NodeSummary(NamedTuple):
+    """One ready node, as the scores see it (shares 0..1 of what is allocatable)."""
+
+    # Free percent as GEdge's free-capacity score computes it (100 - 100 x held/allocatable,
+    # unclamped: a node holding more than it has goes below 0; 0 when nothing is allocatable),
+    # and their sum, so that score's cluster bound is one node's, not a sum of best parts.
+    free_cpu: float
+    free_memory: float
+    free_gpus: int  # never below 0
+    free_sum: float
+    # The kube-scheduler allocation scores' view: the used share of each resource, clamped
+    # to 1 (and 1 when nothing is allocatable), averaged over the node's resources (cpu,
+    # memory, and GPUs when it has any); and used cpu share minus used memory share.
+    used_mean: float
+    balance: float
+    # Free on the log's numbers alone (this process's pending commits not subtracted).
+    confirmed_cpu_m: int
+    confirmed_memory: int
+    confirmed_gpu: int
+    confirmed_pods: int
+
+
+def summarise(allocatable: Resources, held: Resources, confirmed_free: Resources) -> NodeSummary:
+    a, h, c = allocatable, held, confirmed_free
+    free_cpu = 100.0 - 100.0 * h.cpu_m / a.cpu_m if a.cpu_m > 0 else 0.0
+    free_memory = 100.0 - 100.0 * h.memory / a.memory if a.memory > 0 else 0.0
+    used_cpu = min(1.0, h.cpu_m / a.cpu_m) if a.cpu_m > 0 else 1.0
+    used_memory = min(1.0, h.memory / a.memory) if a.memory > 0 else 1.0
+    if a.gpu > 0:
+        used_mean = (used_cpu + used_memory + min(1.0, h.gpu / a.gpu)) / 3
+    else:
+        used_mean = (used_cpu + used_memory) / 2
+    return NodeSummary(
+        free_cpu,
+        free_memory,
+        max(0, a.gpu - h.gpu),
+        free_cpu + free_memory,
+        used_mean,
+        used_cpu - used_memory,
+        c.cpu_m,
+        c.memory,
+        c.gpu,
+        c.pods,
+    )
+
+
+class Shape(NamedTuple):
+    """The range of a cluster's ready node sizes, as bounds that depend on the workload's share
+    of a node need it: the smallest and largest positive allocatable cpu, memory and GPUs, and
+    whether its nodes have GPUs (all, some or none). Clusters of one node pool share one
+    shape."""
+
+    cpu: tuple[int, int]
+    memory: tuple[int, int]
+    gpu: tuple[int, int]
+    with_gpus: bool
+    without_gpus: bool
+
+
+EMPTY_SHAPE = Shape((0, 0), (0, 0), (0, 0), False, False)
+
+
+class Aggregates(NamedTuple):
+    """The best value of each summary field over a cluster's ready nodes (for bounds), the
+    most free of each resource on one node (log's numbers), and the cluster's shape."""
+
+    free_cpu: float
+    free_memory: float
+    free_gpus: int
+    free_sum: float
+    used_mean_high: float
+    used_mean_low: float
+    balance_low: float
+    balance_high: float
+    max_free: Resources
+    shape: Shape
+    # The node with the highest free_sum, and the highest free_sum of the others: when the two
+    # differ by whole points, that node is the cluster's best by free capacity for certain.
+    free_sum_leader: str = ""
+    free_sum_runner_up: float = -math.inf
+
+
+NO_NODES = Aggregates(0.0, 0.0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, Resources(), EMPTY_SHAPE)
+
+
+def aggregate(summaries: list[NodeSummary], names: list[str], shape: Shape) -> Aggregates:
+    """Aggregates of the ready nodes whose summaries (and names) are given, of that shape."""
+    if not summaries:
+        return NO_NODES
+    columns = list(zip(*summaries, strict=True))
+    most = list(map(max, columns))
+    sums = columns[3]
+    leader = sums.index(most[3])
+    runner_up = max((*sums[:leader], *sums[leader + 1 :]), default=-math.inf)
+    return Aggregates(
+        free_cpu=most[0],
+        free_memory=most[1],
+        free_gpus=most[2],
+        free_sum=most[3],
+        used_mean_high=most[4],
+        used_mean_low=min(columns[4]),
+        balance_low=min(columns[5]),
+        balance_high=most[5],
+        max_free=Resources(most[6], most[7], most[8], most[9]),
+        shape=shape,
+        free_sum_leader=names[leader],
+        free_sum_runner_up=runner_up,
+    )
+
+
+def shape_of(allocatables: list[Resources]) -> Shape:
+    """The shape of nodes of these sizes."""
+    cpus = [a.cpu_m for a in allocatables if a.cpu_m > 0]
+    memories = [a.memory for a in allocatables if a.memory > 0]
+    gpus = [a.gpu for a in allocatables if a.gpu > 0]
+    return Shape(
+        cpu=(min(cpus), max(cpus)) if cpus else (0, 0),
+        memory=(min(memories), max(memories)) if memories else (0, 0),
+        gpu=(min(gpus), max(gpus)) if gpus else (0, 0),
+        with_gpus=bool(gpus),
+        without_gpus=len(gpus) < len(allocatables),
+    )
