@@ -82,6 +82,9 @@ class _Member:
     deadline: float
     revalidator: Revalidator | None = None  # the writer's own view, if it offered one
     refusals: int = 0  # times resent after a refusal on local knowledge alone
+    # Changes each time a group takes the member or hands it back early: a group frees the
+    # scopes only of members it still holds when it ends.
+    taken: int = 0
     size: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -98,6 +101,7 @@ class GroupCommitter:
         self._pump: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self.limit = MAX_GROUP_MESSAGES  # messages in the next group, at most
+        self._in_flight = 0
 
     async def submit(
         self, items: list[Append], revalidator: Revalidator | None = None
@@ -127,29 +131,46 @@ class GroupCommitter:
             if not member.future.done():
                 member.future.set_exception(StoreUnavailableError("event store closed"))
 
+    def _full_group_waiting(self) -> bool:
+        """Whether the waiting members fill a group: only then does a second group go out
+        while one is in flight (the first waits for nobody; later ones are never small)."""
+        messages = 0
+        for member in self._queue:
+            messages += member.size
+            if messages >= self.limit:
+                return True
+        return False
+
     def _take_group(self) -> list[_Member]:
+        """The next group, in arrival order. Scanning stops once the group is full: members
+        after it wait untouched, so a long queue costs each member one re-validation when
+        it is taken, not one per group taken before it."""
         group: list[_Member] = []
         messages = 0
         taken: set[str] = set()
         kept: deque[_Member] = deque()
         while self._queue:
-            member = self._queue.popleft()
+            member = self._queue[0]
             if member.future.done():
+                self._queue.popleft()
+                continue
+            if messages > 0 and messages + member.size > self.limit:
+                break
+            self._queue.popleft()
+            if not member.scopes.isdisjoint(self._busy_scopes) or not (
+                member.scopes.isdisjoint(taken)
+            ):
+                kept.append(member)
                 continue
             if not _rebase(member):
                 # Already known to be stale: sending it would only get the group refused.
                 _fail(member, KnownStaleError("an expected scope moved on before sending"))
                 continue
-            clash = not member.scopes.isdisjoint(self._busy_scopes) or not (
-                member.scopes.isdisjoint(taken)
-            )
-            full = messages > 0 and messages + member.size > self.limit
-            if clash or full or messages + member.size > MAX_GROUP_MESSAGES:
-                kept.append(member)
-                continue
+            member.taken += 1
             group.append(member)
             taken |= member.scopes
             messages += member.size
+        kept.extend(self._queue)
         self._queue = kept
         self._busy_scopes |= taken
         return group
@@ -159,11 +180,14 @@ class GroupCommitter:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
+                if self._in_flight and not self._full_group_waiting():
+                    break  # a partial group waits for the one in flight: groups stay large
                 await self._slots.acquire()
                 group = self._take_group()
                 if not group:
                     self._slots.release()
                     break  # everything waiting clashes with a group in flight
+                self._in_flight += 1
                 task = asyncio.create_task(self._send(group))
                 self._sending.add(task)
                 task.add_done_callback(self._sending.discard)
@@ -171,11 +195,13 @@ class GroupCommitter:
     async def _send(self, group: list[_Member]) -> None:
         """Send one group and settle every member, whatever happens: an error settles the
         members it concerns (as a failed append each) and never ends the committer."""
+        held = [(member, member.taken) for member in group]
         try:
             try:
                 refused = await self._attempt(group)
             finally:
                 # The server is free for the next group even while this one is being settled.
+                self._in_flight -= 1
                 self._slots.release()
                 self._wake.set()
             if refused is not None and not await self._settle_stale(group, refused):
@@ -188,8 +214,9 @@ class GroupCommitter:
             log.exception("group commit failed", extra={"members": len(group)})
             await self._settle_after_error(group, exc)
         finally:
-            for member in group:
-                self._busy_scopes -= member.scopes
+            for member, taken in held:
+                if member.taken == taken:
+                    self._busy_scopes -= member.scopes
             self._wake.set()
 
     async def _settle_after_error(self, group: list[_Member], exc: Exception) -> None:
@@ -249,14 +276,18 @@ class GroupCommitter:
             stale = [m for m in group if subject is not None and _expects_other(m, subject)]
             if not stale:
                 return False
+            # The others go out again before the stale ones are looked at: they need nothing
+            # from the writer's view, which may take a while to reach that message.
+            self._hand_back(
+                [m for m in group if m not in stale], "group refused for another member"
+            )
             for member in stale:
                 if member.revalidator is not None:
                     await member.revalidator.catch_up(refused.last_seq)
-            innocent = [m for m in group if m not in stale]
             scope = _conflict_scope(subject)
             rechecks = [self._recheck(m, scope) for m in stale]
             survivors = [m for m in await asyncio.gather(*rechecks) if m]
-            self._requeue(innocent + survivors, "group refused for another member")
+            self._requeue(survivors, "group refused for another member")
             return True
         return False
 
@@ -315,6 +346,13 @@ class GroupCommitter:
         if retry_reason is not None:
             await asyncio.sleep(0.1)
         self._requeue(survivors, retry_reason or "group refused for another member")
+
+    def _hand_back(self, members: list[_Member], reason: str) -> None:
+        """Requeue members of a group still being settled, their scopes free for the next."""
+        for member in members:
+            member.taken += 1  # no longer the group's: its end leaves these scopes alone
+            self._busy_scopes -= member.scopes
+        self._requeue(members, reason)
 
     def _requeue(self, members: list[_Member], reason: str) -> None:
         now = time.monotonic()

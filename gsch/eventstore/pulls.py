@@ -17,14 +17,14 @@ number, so a late status of an earlier request never ends the current one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import nats.errors
 from nats.aio.client import Client
+
+from gsch.eventstore.inbox import Inbox
 
 _STATUS = "Status"
 _DESCRIPTION = "Description"
@@ -51,21 +51,17 @@ class PullRequests:
         self._nc = nc
         self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
         self._deliver = deliver
-        self._inbox = nc.new_inbox()
-        self._subscription: Any = None
+        self._inbox = Inbox(nc, self._on_message)
         self._number = 0
         self._remaining = 0
         self._ended = asyncio.Event()
         self._outcome = Ended.EXPIRED
 
     async def open(self) -> None:
-        self._subscription = await self._nc.subscribe(f"{self._inbox}.*", cb=self._on_message)
+        await self._inbox.open()
 
     async def close(self) -> None:
-        if self._subscription is not None:
-            subscription, self._subscription = self._subscription, None
-            with contextlib.suppress(nats.errors.Error):
-                await subscription.unsubscribe()
+        await self._inbox.close()
 
     async def request(self, batch: int, expires: float, stop: asyncio.Event) -> Ended:
         """Ask for up to `batch` messages over the next `expires` seconds and deliver them as
@@ -76,7 +72,9 @@ class PullRequests:
         self._ended.clear()
         body = {"batch": batch, "expires": int(expires * 1e9)}
         await self._nc.publish(
-            self._next_subject, json.dumps(body).encode(), reply=f"{self._inbox}.{self._number}"
+            self._next_subject,
+            json.dumps(body).encode(),
+            reply=self._inbox.subject(str(self._number)),
         )
         ended = asyncio.ensure_future(self._ended.wait())
         stopping = asyncio.ensure_future(stop.wait())

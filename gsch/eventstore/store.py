@@ -51,6 +51,7 @@ from gsch.eventstore.appends import (
 )
 from gsch.eventstore.group import GroupCommitter
 from gsch.eventstore.intake import IntakeAck, publish_intake
+from gsch.eventstore.replies import BatchReplies
 from gsch.eventstore.streams import Declarations
 from gsch.eventstore.subjects import (
     ALL_EVENTS,
@@ -125,11 +126,16 @@ class EventStore:
         self.stream = stream
         self._timeout = request_timeout
         self._give_up_after = give_up_after
-        # The server allows 50 atomic batches in flight per stream (ADR-50), and on an R1 file
-        # stream it handles them one after another; one group in flight per process (while a
-        # refused one is settled, the next may go) keeps groups large.
+        # The server allows 50 atomic batches in flight per stream (ADR-50) but handles them
+        # one after another, each at a fixed cost: on a file stream it stages every batch in
+        # a directory of its own (mkdir, files, fsync, unlink), some 4 ms here however small.
+        # Batches in flight together only queue there, and with competing workers they
+        # lengthen the window in which two race for a node: one group in flight per process
+        # keeps groups large and conflicts rare. With more allowed, a further group overlaps
+        # the one in flight only when a full group waits (see `group.py`).
         self._max_inflight_batches = max_inflight_batches
         self._grouper: GroupCommitter | None = None
+        self._replies: BatchReplies | None = None
         self._counters: dict[type, Any] = {}
         # The streams and consumers this process declared at start: re-applied when one of
         # them is found deleted under a running consumer. They own the lease too.
@@ -245,6 +251,8 @@ class EventStore:
     async def close(self) -> None:
         if self._grouper is not None:
             await self._grouper.close()
+        if self._replies is not None:
+            await self._replies.close()
 
     async def _publish_one(self, item: Append) -> int:
         reply = await self._nc.request(
@@ -253,31 +261,40 @@ class EventStore:
         return _ack_seq(reply.data)
 
     async def publish_batch(self, items: Sequence[Append]) -> list[int]:
+        """Send one atomic batch and return its sequences.
+
+        The server answers the first message (empty, or an error that ends the batch) and
+        the commit. Both answers are awaited only after the whole batch is on its way: in a
+        busy process every await of an answer costs a turn of the event loop, and waiting
+        for the first one before sending the rest doubled a group's round trip."""
+        replies = await self._batch_replies()
         batch_id = uuid.uuid4().hex
         last = len(items)
-        for index, item in enumerate(items, start=1):
-            headers = _headers(item)
-            headers[BATCH_ID] = batch_id
-            headers[BATCH_SEQ] = str(index)
-            data = item.data
-            if index == last:
-                headers[BATCH_COMMIT] = "1"
-                reply = await self._nc.request(
-                    item.subject, data, timeout=self._timeout, headers=headers
-                )
-                final = _ack_seq(reply.data)
-                return list(range(final - last + 1, final + 1))
-            if index == 1:
-                # The first message must be a request: the server answers it with an empty
-                # body, or with an error that ends the batch early.
-                reply = await self._nc.request(
-                    item.subject, data, timeout=self._timeout, headers=headers
-                )
-                if reply.data:
-                    _ack_seq(reply.data)
-            else:
-                await self._nc.publish(item.subject, data, headers=headers)
-        raise AssertionError("unreachable")
+        answers = {index: replies.expect(f"{batch_id}-{index}") for index in {1, last}}
+        try:
+            for index, item in enumerate(items, start=1):
+                headers = _headers(item)
+                headers[BATCH_ID] = batch_id
+                headers[BATCH_SEQ] = str(index)
+                if index == last:
+                    headers[BATCH_COMMIT] = "1"
+                reply = replies.subject(f"{batch_id}-{index}") if index in answers else ""
+                await self._nc.publish(item.subject, item.data, reply=reply, headers=headers)
+            async with asyncio.timeout(self._timeout):
+                first = await answers[1]
+                if first and last > 1:
+                    _ack_seq(first)  # refused at its first message: that is the reason
+                final = _ack_seq(await answers[last])
+        finally:
+            for index in answers:
+                replies.forget(f"{batch_id}-{index}")
+        return list(range(final - last + 1, final + 1))
+
+    async def _batch_replies(self) -> BatchReplies:
+        if self._replies is None:
+            self._replies = BatchReplies(self._nc)
+            await self._replies.open()
+        return self._replies
 
     def count_append(self, kind: type) -> None:
         """Count an event appended outside `append` (a bulk load)."""

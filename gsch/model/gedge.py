@@ -106,6 +106,25 @@ def _resources(container: dict[str, Any], where: str, aliases: Mapping[str, str]
         resources[part] = renamed
 
 
+def _renames_any(spec: dict[str, Any], compat: GedgeCompat) -> bool:
+    """Whether `_pod` would change anything in `spec` (a GEdge scheduler or resource name)."""
+    scheduler = spec.get("schedulerName")
+    if isinstance(scheduler, str) and scheduler in compat.scheduler_names:
+        return True
+    aliases = compat.resource_aliases.keys()
+    for group in ("initContainers", "containers"):
+        containers = spec.get(group)
+        for container in containers if isinstance(containers, list) else ():
+            resources = container.get("resources") if isinstance(container, dict) else None
+            if not isinstance(resources, dict):
+                continue
+            for part in ("limits", "requests"):
+                amounts = resources.get(part)
+                if isinstance(amounts, dict) and not aliases.isdisjoint(amounts):
+                    return True
+    return False
+
+
 def _pod(spec: dict[str, Any], where: str, compat: GedgeCompat) -> None:
     scheduler = spec.get("schedulerName")
     if isinstance(scheduler, str) and scheduler in compat.scheduler_names:
@@ -130,8 +149,9 @@ def _workload(
         return documents
     adapted = []
     for index, document in enumerate(documents):
-        if not isinstance(document, dict) or pod_spec(document) is None:
-            adapted.append(document)
+        spec = pod_spec(document) if isinstance(document, dict) else None
+        if spec is None or not _renames_any(spec, compat):
+            adapted.append(document)  # nothing of GEdge's in it: no copy to make
             continue
         copy = _deep_copy(document)
         spec = pod_spec(copy)

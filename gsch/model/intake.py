@@ -6,7 +6,7 @@ bad input; reading the wire forms is `gsch.model.forms`' job.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -290,15 +290,22 @@ MAX_NESTING = 64  # Kubernetes manifests nest about 15 levels deep
 
 
 def _depth_exceeds(value: Any, limit: int) -> bool:
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(item, dict):
-            stack.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
+    """Whether anything in `value` (itself at depth 1) sits deeper than `limit`. Recursion
+    is bounded by `limit`: it stops one level below it."""
+    if limit < 1:
+        return True
+    if isinstance(value, dict):
+        children: Iterable[Any] = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        return False
+    for child in children:
+        if isinstance(child, dict | list):
+            if _depth_exceeds(child, limit - 1):
+                return True
+        elif limit < 2:
+            return True  # a scalar one level below the limit
     return False
 
 

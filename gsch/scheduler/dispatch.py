@@ -20,6 +20,12 @@ from gsch.model.request import QueueLevel
 log = logging.getLogger(__name__)
 
 LEVEL_ORDER = (QueueLevel.FIRST, QueueLevel.FAST, QueueLevel.BASE)
+# Jobs started per turn of the event loop. An attempt's first step (decode, plan, hand to the
+# group committer) runs without a pause, some 0.3 ms: starting hundreds at once would hold
+# the loop for tens of milliseconds, while answers from the log and other workers'
+# reservations wait unread (which lengthens every commit's round trip and the window in
+# which two workers race for a node).
+STARTS_PER_TURN = 32
 
 
 def round_shares(waiting: Mapping[QueueLevel, int], per_level: int) -> dict[QueueLevel, int]:
@@ -100,7 +106,7 @@ class LevelDispatcher:
         (GEdge's dispatched queue): a worker that can start one job at a time still serves the
         Fast and Base shares of a round before the next round's First share."""
         started = 0
-        while len(self._running) < self.max_running:
+        while len(self._running) < self.max_running and started < STARTS_PER_TURN:
             if not self._round:
                 waiting = {level: len(queue) for level, queue in self.queues.items()}
                 shares = round_shares(waiting, self.per_level)

@@ -254,3 +254,92 @@ async def test_on_a_replicated_stream_a_lost_race_is_a_conflict_not_an_error(
     finally:
         for nc in connections:
             await nc.close()
+
+
+class _Gated:
+    """The real log, holding every batch at a gate until the test opens it."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self.gate = asyncio.Event()
+        self.sent: list[int] = []  # messages in each batch, as it was sent
+
+    @property
+    def give_up_after(self) -> float:
+        return self.store.give_up_after
+
+    async def publish_batch(self, items: Sequence[Append]) -> list[int]:
+        self.sent.append(len(items))
+        await self.gate.wait()
+        return await self.store.publish_batch(items)
+
+    async def member_status(self, items: Sequence[Append]) -> list[int] | None:
+        return await self.store.member_status(items)
+
+    async def subject_at(self, seq: int) -> str | None:
+        return await self.store.subject_at(seq)
+
+
+async def test_a_second_group_goes_out_while_one_is_in_flight_only_when_full(
+    store: EventStore,
+) -> None:
+    """Groups in flight overlap only when enough waits to fill one: a trickle of decisions
+    waits for the group in flight instead of going out as many small batches."""
+    gated = _Gated(store)
+    committer = GroupCommitter(gated, max_groups_in_flight=3)
+    committer.limit = 4  # two decisions of two messages each
+
+    def items(name: str) -> list[Append]:
+        return [item for write in decision(name, f"n-{name}", 0) for item in write.appends()]
+
+    try:
+        first = asyncio.create_task(committer.submit(items("a")))
+        await asyncio.sleep(0.05)
+        assert gated.sent == [2]  # the first group goes at once, whatever its size
+        trickle = asyncio.create_task(committer.submit(items("b")))
+        await asyncio.sleep(0.05)
+        assert gated.sent == [2]  # half a group waits for the one in flight
+        filled = asyncio.create_task(committer.submit(items("c")))
+        await asyncio.sleep(0.05)
+        assert gated.sent == [2, 4]  # a full group overlaps it
+        gated.gate.set()
+        results = await asyncio.wait_for(asyncio.gather(first, trickle, filled), 10)
+        assert len({seq for pair in results for seq in pair}) == 6
+    finally:
+        await committer.close()
+
+
+class _SlowView:
+    """A writer's view that changes nothing and takes its time to catch up (a worker whose
+    feed lags behind the log)."""
+
+    def __init__(self) -> None:
+        self.caught_up = asyncio.Event()
+
+    async def catch_up(self, seq: int | None = None) -> None:
+        await self.caught_up.wait()
+
+    def rebase(self, item: Append) -> Append | None:
+        return item
+
+
+async def test_the_others_of_a_refused_group_do_not_wait_for_the_stale_ones_writer(
+    store: EventStore,
+) -> None:
+    await store.append(*decision("earlier", "n-taken", 0))
+    view = _SlowView()
+    fine = [
+        asyncio.ensure_future(
+            store.append(*decision(f"ok-{i}", f"n-free-{i}", 0), revalidator=view)
+        )
+        for i in range(4)
+    ]
+    stale = asyncio.ensure_future(store.append(*decision("late", "n-taken", 0), revalidator=view))
+    # The four land while the stale member's writer is still catching up.
+    landed = await asyncio.wait_for(asyncio.gather(*fine), 10)
+    assert all(pair[1] == pair[0] + 1 for pair in landed)
+    assert not stale.done()
+    view.caught_up.set()
+    with pytest.raises(ConflictError):
+        await asyncio.wait_for(stale, 10)
+    assert await store.last(request_history("late")) is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import REGISTRY
 
+from gsch.eventstore.appends import TRANSIENT, Append, Rejected
 from gsch.eventstore.store import ConflictError, EventStore, Write
 from gsch.eventstore.subjects import NodeKey, RequestKey, node_history, request_history
 from gsch.model.events import CapacityReserved, RequestClaimed
@@ -74,3 +75,30 @@ async def test_every_appended_event_is_counted_once_by_type(store: EventStore) -
     with pytest.raises(ConflictError):
         await store.append(conditional("r9", 0, "b", "m-10"))
     assert count("RequestClaimed") == before["RequestClaimed"] + 1  # a refused append is not
+
+
+async def test_a_batch_refused_at_its_first_message_says_why(store: EventStore) -> None:
+    """Every message of a batch is sent before its answers are awaited: a batch the server
+    refuses (here: a stream that takes no atomic batches) fails with the server's reason,
+    neither a timeout nor an unreadable answer, and nothing of it is stored."""
+    await store.js.add_stream(name="PLAIN", subjects=["plain.>"])
+    plain = EventStore(store.nc, stream="PLAIN", request_timeout=5.0)
+    items = [
+        Append(subject=f"plain.{index}", event=claim("w"), msg_id=f"plain-{index}")
+        for index in range(3)
+    ]
+    try:
+        with pytest.raises(Rejected, match=r"(?i)atomic"):
+            await plain.publish_batch(items)
+    finally:
+        await plain.close()
+    assert (await store.js.stream_info("PLAIN")).state.messages == 0
+
+
+async def test_a_batch_nobody_takes_fails_as_unavailable(store: EventStore) -> None:
+    items = [
+        Append(subject=f"nowhere.{index}", event=claim("w"), msg_id=f"nowhere-{index}")
+        for index in range(2)
+    ]
+    with pytest.raises(TRANSIENT):
+        await store.publish_batch(items)

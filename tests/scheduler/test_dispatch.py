@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 import pytest
 from hypothesis import given
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from gsch.eventstore.consumers import Room
 from gsch.model.request import QueueLevel
-from gsch.scheduler.dispatch import Job, LevelDispatcher, round_shares
+from gsch.scheduler.dispatch import STARTS_PER_TURN, Job, LevelDispatcher, round_shares
 
 F, S, B = QueueLevel.FIRST, QueueLevel.FAST, QueueLevel.BASE
 
@@ -120,3 +121,38 @@ async def test_stopping_hands_queued_messages_back() -> None:
     # The running job finished; the three that waited were handed back, and room returned.
     assert [item.naked for item in items] == [False, True, True, True]
     assert room.used == 0
+
+
+async def test_a_backlog_is_started_a_bounded_number_per_turn_of_the_event_loop() -> None:
+    """Hundreds of queued jobs start a few dozen per turn, so answers from the log are read
+    between them instead of after all of them."""
+    loop = asyncio.get_running_loop()
+    turn = 0
+
+    def tick() -> None:
+        nonlocal turn
+        turn += 1
+        if turn < 10_000:
+            loop.call_soon(tick)
+
+    gate = asyncio.Event()
+    started_in_turn: Counter[int] = Counter()
+
+    async def wait() -> None:
+        started_in_turn[turn] += 1
+        await gate.wait()
+
+    room = Room(1000)
+    dispatcher = LevelDispatcher(per_level=1000, max_running=512, room=room)
+    for _ in range(200):
+        room.take()
+        dispatcher.put(Job(_Item(), B, wait))  # type: ignore[arg-type]
+    loop.call_soon(tick)
+    stop = asyncio.Event()
+    running = asyncio.create_task(dispatcher.run(stop))
+    await asyncio.sleep(0.1)
+    assert sum(started_in_turn.values()) == 200
+    assert max(started_in_turn.values()) == STARTS_PER_TURN
+    stop.set()
+    gate.set()
+    await asyncio.wait_for(running, 5)

@@ -12,6 +12,7 @@ never the other way round.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -56,20 +57,35 @@ class PodTemplate:
     metadata: dict[str, Any]
     path: str  # e.g. "workload[0].spec.template.spec"
     metadata_path: str
+    # Every check walks the containers and security contexts: found (and their paths
+    # formatted) once per template, not once per check — 19 checks read them per request.
+    _containers: tuple[tuple[str, dict[str, Any]], ...] = dataclasses.field(init=False, repr=False)
+    _contexts: tuple[tuple[str, dict[str, Any]], ...] = dataclasses.field(init=False, repr=False)
 
-    def containers(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        for key in CONTAINER_LISTS:
-            items = self.spec.get(key)
-            if isinstance(items, list):
-                for index, item in enumerate(items):
-                    if isinstance(item, dict):
-                        yield f"{self.path}.{key}[{index}]", item
+    def __post_init__(self) -> None:
+        containers = tuple(
+            (f"{self.path}.{key}[{index}]", item)
+            for key in CONTAINER_LISTS
+            if isinstance(items := self.spec.get(key), list)
+            for index, item in enumerate(items)
+            if isinstance(item, dict)
+        )
+        contexts = (
+            (f"{self.path}.securityContext", _object(self.spec.get("securityContext"))),
+            *(
+                (f"{where}.securityContext", _object(container.get("securityContext")))
+                for where, container in containers
+            ),
+        )
+        object.__setattr__(self, "_containers", containers)
+        object.__setattr__(self, "_contexts", contexts)
 
-    def security_contexts(self) -> Iterator[tuple[str, dict[str, Any]]]:
+    def containers(self) -> tuple[tuple[str, dict[str, Any]], ...]:
+        return self._containers
+
+    def security_contexts(self) -> tuple[tuple[str, dict[str, Any]], ...]:
         """The pod's security context, then each container's (those that have one)."""
-        yield f"{self.path}.securityContext", _object(self.spec.get("securityContext"))
-        for where, container in self.containers():
-            yield f"{where}.securityContext", _object(container.get("securityContext"))
+        return self._contexts
 
     @property
     def windows(self) -> bool:
@@ -215,15 +231,18 @@ def _host_ports(template: PodTemplate) -> Iterator[Violation]:
 
 def _host_probes(template: PodTemplate) -> Iterator[Violation]:
     for where, container in template.containers():
-        handlers = [(f"{where}.{probe}", _object(container.get(probe))) for probe in PROBES]
         lifecycle = _object(container.get("lifecycle"))
-        handlers += [(f"{where}.lifecycle.{h}", _object(lifecycle.get(h))) for h in HANDLERS]
-        for path, handler in handlers:
+        handlers = [(probe, container.get(probe)) for probe in PROBES]
+        handlers += [(f"lifecycle.{h}", lifecycle.get(h)) for h in HANDLERS]
+        for name, handler in handlers:
+            if handler is None:
+                continue  # most containers have none: no path is formatted for them
             for action in ("httpGet", "tcpSocket"):
-                host = _object(handler.get(action)).get("host")
+                host = _object(_object(handler).get(action)).get("host")
                 if host is not None and host != "":
                     control = "Host Probes / Lifecycle Hooks"
-                    yield Violation(f"{path}.{action}.host", _forbidden(BASELINE, control))
+                    field = f"{where}.{name}.{action}.host"
+                    yield Violation(field, _forbidden(BASELINE, control))
 
 
 def _annotations(template: PodTemplate) -> Iterator[tuple[str, str, Any]]:
@@ -402,9 +421,11 @@ def pod_security_violations(template: PodTemplate, level: PodSecurityLevel) -> l
     shape = list(shape_violations(template))
     if shape:
         return shape
-    return [
-        violation
-        for control_level, check in CHECKS
-        if level.rank >= control_level.rank
-        for violation in check(template)
-    ]
+    return [violation for check in _CHECKS_OF[level] for violation in check(template)]
+
+
+# The checks each level enforces, in `CHECKS` order (looked up once per template).
+_CHECKS_OF: dict[PodSecurityLevel, tuple[Check, ...]] = {
+    level: tuple(check for control_level, check in CHECKS if level.rank >= control_level.rank)
+    for level in PodSecurityLevel
+}
