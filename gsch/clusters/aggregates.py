@@ -108,7 +108,9 @@ def aggregate(summaries: list[NodeSummary], names: list[str], shape: Shape) -> A
     columns = list(zip(*summaries, strict=True))
     most = list(map(max, columns))
     sums = columns[3]
-    leader = sums.index(most[3])
+    # Of nodes tied at the top, the first by name: the aggregates are then a function of the
+    # nodes, not of the order they were folded in (a restored snapshot equals a replay).
+    leader = min((i for i, value in enumerate(sums) if value == most[3]), key=names.__getitem__)
     runner_up = max((*sums[:leader], *sums[leader + 1 :]), default=-math.inf)
     return Aggregates(
         free_cpu=most[0],
