@@ -49,6 +49,16 @@ async def _overwrite(nc: Client, slot: str, blob: bytes, seq: int) -> None:
     await bucket.put(slot, blob, meta=ObjectMeta(name=slot, description=described))
 
 
+async def _snapshotted_rounds(
+    history: RandomHistory, snapshots: SnapshotStore, rounds: int, steps: int
+) -> None:
+    """`rounds` times: `steps` random events, then a snapshot of the truth (each one kept)."""
+    for _round in range(rounds):
+        for _ in range(steps):
+            await history.step()
+        assert await write_snapshot(snapshots, history.truth) is not None
+
+
 async def _restored(store: EventStore, snapshots: SnapshotStore) -> SnapshotFeed:
     feed = SnapshotFeed(store, snapshots)
     await feed.start(catch_up_timeout=20)
@@ -128,10 +138,7 @@ async def test_reports_an_older_log_carried_are_compacted_away(
         await nc.jetstream().publish(legacy, encode_event(report))
     snapshots = SnapshotStore(nc, keep=2, timeout=10)
     history = RandomHistory(store, random.Random(13))
-    for _round in range(2):
-        for _ in range(20):
-            await history.step()
-        await write_snapshot(snapshots, history.truth)
+    await _snapshotted_rounds(history, snapshots, rounds=2, steps=20)
     done = await compact(store, snapshots)
     assert done is not None
     assert await subject_counts(store, "gsch.events.cluster.*.latency.>") == {}
@@ -146,11 +153,7 @@ async def test_a_bad_newest_snapshot_is_skipped_for_the_one_before(
     await _fresh(nc)
     snapshots = SnapshotStore(nc, keep=3, timeout=10)
     history = RandomHistory(store, random.Random(7))
-    for _round in range(3):
-        for _ in range(40):
-            await history.step()
-        written = await write_snapshot(snapshots, history.truth)
-        assert written is not None
+    await _snapshotted_rounds(history, snapshots, rounds=3, steps=40)
     assert await compact(store, snapshots) is not None
     held = await snapshots.list()
     newest, previous = held[0], held[1]
@@ -173,10 +176,7 @@ async def test_without_a_usable_snapshot_a_compacted_log_refuses_to_start(
     await _fresh(nc)
     snapshots = SnapshotStore(nc, keep=2, timeout=10)
     history = RandomHistory(store, random.Random(9))
-    for _round in range(2):
-        for _ in range(40):
-            await history.step()
-        await write_snapshot(snapshots, history.truth)
+    await _snapshotted_rounds(history, snapshots, rounds=2, steps=40)
     assert await compact(store, snapshots) is not None
     for stored in await snapshots.list():
         await _overwrite(nc, stored.slot, b"garbage", stored.seq)
