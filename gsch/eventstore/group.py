@@ -34,7 +34,13 @@ from gsch.eventstore.appends import (
     StoreUnavailableError,
 )
 from gsch.eventstore.subjects import NodeKey, SubjectError, parse_subject
-from gsch.metrics import COMMIT_CONFLICTS
+from gsch.metrics import (
+    COMMIT_CONFLICTS,
+    GROUP_COMMIT_BATCHES,
+    GROUP_COMMIT_DECISIONS,
+    GROUP_COMMIT_ROUND_TRIP,
+    GROUP_COMMIT_WAIT,
+)
 
 
 class BatchLog(Protocol):
@@ -85,6 +91,8 @@ class _Member:
     # Changes each time a group takes the member or hands it back early: a group frees the
     # scopes only of members it still holds when it ends.
     taken: int = 0
+    submitted: float = field(default_factory=time.monotonic)
+    sent: bool = False  # sent at least once (its wait is counted once)
     size: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -240,8 +248,18 @@ class GroupCommitter:
     async def _attempt(self, group: list[_Member]) -> _Refusal | None:
         """Send the group. None when every member is resolved; else what `_settle` needs."""
         items = [item for member in group for item in member.items]
+        sent = time.monotonic()
+        for member in group:
+            if not member.sent:
+                member.sent = True
+                GROUP_COMMIT_WAIT.observe(sent - member.submitted)
+        GROUP_COMMIT_BATCHES.inc()
+        GROUP_COMMIT_DECISIONS.observe(len(group))
         try:
-            sequences = await self._store.publish_batch(items)
+            try:
+                sequences = await self._store.publish_batch(items)
+            finally:
+                GROUP_COMMIT_ROUND_TRIP.observe(time.monotonic() - sent)
         except TRANSIENT as exc:
             return _Refusal(repr(exc), unknown=True)
         except Rejected as exc:
