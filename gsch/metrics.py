@@ -83,6 +83,11 @@ GROUP_COMMIT_ROUND_TRIP = Histogram(
     "Time from sending a batch to the server's answer",
     buckets=ATTEMPT_BUCKETS,
 )
+GROUP_COMMIT_GAP = Gauge(
+    "gsch_group_commit_gap_seconds",
+    "Least time between two batches of the group committer: grows while batches queue at "
+    "the server, 0 while they do not",
+)
 GROUP_COMMIT_WAIT = Histogram(
     "gsch_group_commit_wait_seconds",
     "Time a decision waited in the group committer before its batch was sent",

@@ -33,11 +33,13 @@ from gsch.eventstore.appends import (
     StoreError,
     StoreUnavailableError,
 )
+from gsch.eventstore.pacing import BatchPacer
 from gsch.eventstore.subjects import NodeKey, SubjectError, parse_subject
 from gsch.metrics import (
     COMMIT_CONFLICTS,
     GROUP_COMMIT_BATCHES,
     GROUP_COMMIT_DECISIONS,
+    GROUP_COMMIT_GAP,
     GROUP_COMMIT_ROUND_TRIP,
     GROUP_COMMIT_WAIT,
 )
@@ -100,7 +102,9 @@ class _Member:
 
 
 class GroupCommitter:
-    def __init__(self, store: BatchLog, max_groups_in_flight: int) -> None:
+    def __init__(
+        self, store: BatchLog, max_groups_in_flight: int, pacer: BatchPacer | None = None
+    ) -> None:
         self._store = store
         self._queue: deque[_Member] = deque()
         self._busy_scopes: set[str] = set()
@@ -110,6 +114,9 @@ class GroupCommitter:
         self._sending: set[asyncio.Task[None]] = set()
         self.limit = MAX_GROUP_MESSAGES  # messages in the next group, at most
         self._in_flight = 0
+        # Spaces this process's batches while they queue at the server (see `pacing.py`).
+        self.pacer = pacer or BatchPacer()
+        self._timer: asyncio.TimerHandle | None = None
 
     async def submit(
         self, items: list[Append], revalidator: Revalidator | None = None
@@ -131,6 +138,8 @@ class GroupCommitter:
         return await member.future
 
     async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         tasks = [t for t in (self._pump, *self._sending) if t is not None]
         for task in tasks:
             task.cancel()
@@ -188,17 +197,35 @@ class GroupCommitter:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
-                if self._in_flight and not self._full_group_waiting():
+                full = self._full_group_waiting()
+                if self._in_flight and not full:
                     break  # a partial group waits for the one in flight: groups stay large
+                held = 0.0 if full else self.pacer.delay()
+                if held > 0:
+                    self._wake_after(held)  # batches queue at the server: let this one grow
+                    break
                 await self._slots.acquire()
                 group = self._take_group()
                 if not group:
                     self._slots.release()
                     break  # everything waiting clashes with a group in flight
+                self.pacer.sent()
                 self._in_flight += 1
                 task = asyncio.create_task(self._send(group))
                 self._sending.add(task)
                 task.add_done_callback(self._sending.discard)
+
+    def _wake_after(self, delay: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(delay, self._wake.set)
+
+    def _answered(self, sent: float) -> None:
+        """The server answered a batch sent at `sent`: its round trip paces the next."""
+        round_trip = time.monotonic() - sent
+        GROUP_COMMIT_ROUND_TRIP.observe(round_trip)
+        self.pacer.answered(round_trip)
+        GROUP_COMMIT_GAP.set(self.pacer.gap)
 
     async def _send(self, group: list[_Member]) -> None:
         """Send one group and settle every member, whatever happens: an error settles the
@@ -256,13 +283,11 @@ class GroupCommitter:
         GROUP_COMMIT_BATCHES.inc()
         GROUP_COMMIT_DECISIONS.observe(len(group))
         try:
-            try:
-                sequences = await self._store.publish_batch(items)
-            finally:
-                GROUP_COMMIT_ROUND_TRIP.observe(time.monotonic() - sent)
+            sequences = await self._store.publish_batch(items)
         except TRANSIENT as exc:
             return _Refusal(repr(exc), unknown=True)
         except Rejected as exc:
+            self._answered(sent)
             if exc.err_code in (*WRONG_LAST, BATCH_DUPLICATE_MSG_ID):
                 self.limit = max(MIN_GROUP_MESSAGES, self.limit // 2)
                 found = _WRONG_LAST.search(exc.description)
@@ -274,6 +299,7 @@ class GroupCommitter:
             for member in group:
                 _fail(member, StoreError(exc.description))
             return None
+        self._answered(sent)
         self.limit = min(MAX_GROUP_MESSAGES, self.limit + GROUP_GROWTH)
         offset = 0
         for member in group:
