@@ -222,7 +222,7 @@ class GroupCommitter:
 
     def _answered(self, sent: float) -> None:
         """The server answered a batch sent at `sent`: its round trip paces the next."""
-        round_trip = time.monotonic() - sent
+        round_trip = self.pacer.now() - sent
         GROUP_COMMIT_ROUND_TRIP.observe(round_trip)
         self.pacer.answered(round_trip)
         GROUP_COMMIT_GAP.set(self.pacer.gap)
@@ -275,11 +275,12 @@ class GroupCommitter:
     async def _attempt(self, group: list[_Member]) -> _Refusal | None:
         """Send the group. None when every member is resolved; else what `_settle` needs."""
         items = [item for member in group for item in member.items]
-        sent = time.monotonic()
+        waited = time.monotonic()
         for member in group:
             if not member.sent:
                 member.sent = True
-                GROUP_COMMIT_WAIT.observe(sent - member.submitted)
+                GROUP_COMMIT_WAIT.observe(waited - member.submitted)
+        sent = self.pacer.now()
         GROUP_COMMIT_BATCHES.inc()
         GROUP_COMMIT_DECISIONS.observe(len(group))
         try:

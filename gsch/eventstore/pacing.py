@@ -53,6 +53,10 @@ class BatchPacer:
         """The fastest recent round trip: a batch's cost with nothing ahead of it."""
         return min(self._round_trips) if self._round_trips else None
 
+    def now(self) -> float:
+        """The pacer's clock: round trips are measured with it."""
+        return self._clock()
+
     def delay(self) -> float:
         """Seconds until the next (not full) batch may go: 0 when it may go now."""
         if self._last_sent is None or self.gap <= 0:

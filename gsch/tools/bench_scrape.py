@@ -60,6 +60,7 @@ def group_commits(samples: Samples, seconds: float) -> dict[str, Any]:
     decisions = _value(samples, _DECISIONS + "_sum")
     return {
         "batches": int(batches),
+        "decisions": int(decisions),
         "batches_per_second": round(batches / seconds, 1) if seconds > 0 else None,
         "decisions_per_batch": round(decisions / batches, 2) if batches else None,
         "decisions_per_batch_p50": _quantile(samples, _DECISIONS, 0.5),
