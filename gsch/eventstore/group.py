@@ -43,6 +43,7 @@ from gsch.eventstore.members import (
     scope_of,
 )
 from gsch.eventstore.pacing import BatchPacer
+from gsch.eventstore.sizing import MAX_GROUP_MESSAGES, GroupSize
 from gsch.metrics import (
     COMMIT_CONFLICTS,
     GROUP_COMMIT_BATCHES,
@@ -70,12 +71,6 @@ class BatchLog(Protocol):
 
 log = logging.getLogger(__name__)
 
-MAX_GROUP_MESSAGES = 500  # the server takes up to 1000 per batch
-# A group refused for one stale member is sent again without it, but it was one more batch
-# for the server: while refusals come (competing workers racing for nodes), groups are kept
-# smaller, halved at each refusal and grown back by a step per group that lands.
-MIN_GROUP_MESSAGES = 12
-GROUP_GROWTH = 24
 _WRONG_LAST = re.compile(r"wrong last sequence: (\d+)")
 
 
@@ -90,7 +85,7 @@ class GroupCommitter:
         self._wake = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
-        self.limit = MAX_GROUP_MESSAGES  # messages in the next group, at most
+        self.size = GroupSize()  # how many messages the next group may carry
         self._in_flight = 0
         # Spaces this process's batches while they queue at the server (see `pacing.py`).
         self.pacer = pacer or BatchPacer()
@@ -132,7 +127,7 @@ class GroupCommitter:
         messages = 0
         for member in self._queue:
             messages += member.size
-            if messages >= self.limit:
+            if messages >= self.size.limit:
                 return True
         return False
 
@@ -149,7 +144,7 @@ class GroupCommitter:
             if member.future.done():
                 self._queue.popleft()
                 continue
-            if messages > 0 and messages + member.size > self.limit:
+            if messages > 0 and messages + member.size > self.size.limit:
                 break
             self._queue.popleft()
             if not member.scopes.isdisjoint(self._busy_scopes) or not (
@@ -268,7 +263,7 @@ class GroupCommitter:
         except Rejected as exc:
             self._answered(sent)
             if exc.err_code in (*WRONG_LAST, BATCH_DUPLICATE_MSG_ID):
-                self.limit = max(MIN_GROUP_MESSAGES, self.limit // 2)
+                self.size.answered(len(group), len(items), refused=True)
                 found = _WRONG_LAST.search(exc.description)
                 return Refusal(None, unknown=False, last_seq=int(found[1]) if found else None)
             if exc.err_code == BATCH_TOO_MANY_INFLIGHT:
@@ -279,7 +274,7 @@ class GroupCommitter:
                 fail(member, StoreError(exc.description))
             return None
         self._answered(sent)
-        self.limit = min(MAX_GROUP_MESSAGES, self.limit + GROUP_GROWTH)
+        self.size.answered(len(group), len(items), refused=False)
         offset = 0
         for member in group:
             resolve(member, sequences[offset : offset + member.size])

@@ -215,7 +215,7 @@ async def test_a_refused_group_finds_its_stale_member_from_the_servers_answer(
 ) -> None:
     """The server names the sequence the stale scope ends at: only the member expecting that
     scope is checked against the log; the others go out again at once, in one more batch,
-    and the next groups are smaller while refusals come."""
+    and the next groups are sized for the share of decisions that went stale."""
     await store.append(*decision("before", "n-moved", 0))
     counting = Counting(store)
     outcomes = await asyncio.gather(
@@ -229,8 +229,9 @@ async def test_a_refused_group_finds_its_stale_member_from_the_servers_answer(
     assert counting.checked == 1  # the stale one alone was looked up
     grouper = counting._grouper
     assert grouper is not None
-    # Halved at the refusal (500 -> 250), grown by one step when the resend landed.
-    assert grouper.limit == 250 + 24
+    # One stale decision in the eleven sent: groups of eleven decisions (two messages each)
+    # land the most per batch while that lasts.
+    assert grouper.size.limit == 22
     assert await store.last(request_history("stale")) is None
 
 
@@ -288,7 +289,7 @@ async def test_a_second_group_goes_out_while_one_is_in_flight_only_when_full(
     waits for the group in flight instead of going out as many small batches."""
     gated = _Gated(store)
     committer = GroupCommitter(gated, max_groups_in_flight=3)
-    committer.limit = 4  # two decisions of two messages each
+    committer.size.limit = 4  # two decisions of two messages each
 
     def items(name: str) -> list[Append]:
         return [item for write in decision(name, f"n-{name}", 0) for item in write.appends()]
@@ -379,7 +380,7 @@ async def test_while_batches_queue_a_small_group_is_held_a_full_one_is_not_nor_o
         clock.now += 0.05
         await asyncio.wait_for(asyncio.gather(*held), 10)
         assert gated.sent == [4]  # the two went out as one batch
-        committer.limit = 4
+        committer.size.limit = 4
         pacer.sent()
         full = [asyncio.ensure_future(committer.submit(items(n))) for n in ("c", "d")]
         await asyncio.wait_for(asyncio.gather(*full), 10)
