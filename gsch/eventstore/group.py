@@ -6,6 +6,10 @@ a scope would invalidate a later expectation on it. When a group is refused for 
 sequence, nothing of it was stored: each member is checked against the log, losers get a
 ConflictError, the rest go out again. After a timeout the group may or may not have landed:
 each member is read back by its message ids.
+
+When a group goes out is paced by its round trips (`pacing.py`: batches are spaced while they
+queue at the server), and how large it may be follows the share of stale members
+(`sizing.py`).
 """
 
 from __future__ import annotations
