@@ -66,6 +66,33 @@ CALLBACKS = Counter(
     ["result"],
 )
 EVENT_APPENDS = Counter("gsch_event_appends_total", "Events appended by type", ["type"])
+# Group commit (eventstore/group.py): on a file stream of one replica every atomic batch
+# costs the server a staging store with its own fsyncs, so batches per second, decisions per
+# batch and how long a decision waits to be sent are what tell whether the stream is the limit.
+GROUP_BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256)
+GROUP_COMMIT_BATCHES = Counter(
+    "gsch_group_commit_batches_total", "Atomic batches sent by the group committer"
+)
+GROUP_COMMIT_DECISIONS = Histogram(
+    "gsch_group_commit_decisions",
+    "Decisions (atomic appends of one writer) per batch sent",
+    buckets=GROUP_BATCH_BUCKETS,
+)
+GROUP_COMMIT_ROUND_TRIP = Histogram(
+    "gsch_group_commit_round_trip_seconds",
+    "Time from sending a batch to the server's answer",
+    buckets=ATTEMPT_BUCKETS,
+)
+GROUP_COMMIT_GAP = Gauge(
+    "gsch_group_commit_gap_seconds",
+    "Least time between two batches of the group committer: grows while batches queue at "
+    "the server, 0 while they do not",
+)
+GROUP_COMMIT_WAIT = Histogram(
+    "gsch_group_commit_wait_seconds",
+    "Time a decision waited in the group committer before its batch was sent",
+    buckets=ATTEMPT_BUCKETS,
+)
 BINDING_DURATION = Histogram(
     "gsch_binding_duration_seconds",
     "Time to apply a placement on a member cluster",

@@ -6,6 +6,10 @@ a scope would invalidate a later expectation on it. When a group is refused for 
 sequence, nothing of it was stored: each member is checked against the log, losers get a
 ConflictError, the rest go out again. After a timeout the group may or may not have landed:
 each member is read back by its message ids.
+
+When a group goes out is paced by its round trips (`pacing.py`: batches are spaced while they
+queue at the server), and how large it may be follows the share of stale members
+(`sizing.py`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import re
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from gsch.eventstore.appends import (
@@ -33,8 +36,26 @@ from gsch.eventstore.appends import (
     StoreError,
     StoreUnavailableError,
 )
-from gsch.eventstore.subjects import NodeKey, SubjectError, parse_subject
-from gsch.metrics import COMMIT_CONFLICTS
+from gsch.eventstore.members import (
+    Member,
+    Refusal,
+    conflict_scope,
+    expects_other,
+    fail,
+    rebase,
+    resolve,
+    scope_of,
+)
+from gsch.eventstore.pacing import BatchPacer
+from gsch.eventstore.sizing import MAX_GROUP_MESSAGES, GroupSize
+from gsch.metrics import (
+    COMMIT_CONFLICTS,
+    GROUP_COMMIT_BATCHES,
+    GROUP_COMMIT_DECISIONS,
+    GROUP_COMMIT_GAP,
+    GROUP_COMMIT_ROUND_TRIP,
+    GROUP_COMMIT_WAIT,
+)
 
 
 class BatchLog(Protocol):
@@ -54,54 +75,25 @@ class BatchLog(Protocol):
 
 log = logging.getLogger(__name__)
 
-MAX_GROUP_MESSAGES = 500  # the server takes up to 1000 per batch
-# A group refused for one stale member is sent again without it, but it was one more batch
-# for the server: while refusals come (competing workers racing for nodes), groups are kept
-# smaller, halved at each refusal and grown back by a step per group that lands.
-MIN_GROUP_MESSAGES = 12
-GROUP_GROWTH = 24
 _WRONG_LAST = re.compile(r"wrong last sequence: (\d+)")
 
 
-def scope_of(item: Append) -> str:
-    """The consistency scope an append touches: its expected scope, or its entity's history."""
-    if item.expect_scope is not None:
-        return item.expect_scope
-    try:
-        key, _ = parse_subject(item.subject)
-    except SubjectError:
-        return item.subject
-    return key.history
-
-
-@dataclass(eq=False)
-class _Member:
-    items: list[Append]
-    future: asyncio.Future[list[int]]
-    scopes: frozenset[str]
-    deadline: float
-    revalidator: Revalidator | None = None  # the writer's own view, if it offered one
-    refusals: int = 0  # times resent after a refusal on local knowledge alone
-    # Changes each time a group takes the member or hands it back early: a group frees the
-    # scopes only of members it still holds when it ends.
-    taken: int = 0
-    size: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.size = len(self.items)
-
-
 class GroupCommitter:
-    def __init__(self, store: BatchLog, max_groups_in_flight: int) -> None:
+    def __init__(
+        self, store: BatchLog, max_groups_in_flight: int, pacer: BatchPacer | None = None
+    ) -> None:
         self._store = store
-        self._queue: deque[_Member] = deque()
+        self._queue: deque[Member] = deque()
         self._busy_scopes: set[str] = set()
         self._slots = asyncio.Semaphore(max_groups_in_flight)
         self._wake = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
-        self.limit = MAX_GROUP_MESSAGES  # messages in the next group, at most
+        self.size = GroupSize()  # how many messages the next group may carry
         self._in_flight = 0
+        # Spaces this process's batches while they queue at the server (see `pacing.py`).
+        self.pacer = pacer or BatchPacer()
+        self._timer: asyncio.TimerHandle | None = None
 
     async def submit(
         self, items: list[Append], revalidator: Revalidator | None = None
@@ -109,7 +101,7 @@ class GroupCommitter:
         if len(items) > MAX_GROUP_MESSAGES:
             raise StoreError(f"{len(items)} events in one decision; at most {MAX_GROUP_MESSAGES}")
         loop = asyncio.get_running_loop()
-        member = _Member(
+        member = Member(
             items=items,
             future=loop.create_future(),
             scopes=frozenset(scope_of(item) for item in items),
@@ -123,6 +115,8 @@ class GroupCommitter:
         return await member.future
 
     async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         tasks = [t for t in (self._pump, *self._sending) if t is not None]
         for task in tasks:
             task.cancel()
@@ -137,24 +131,24 @@ class GroupCommitter:
         messages = 0
         for member in self._queue:
             messages += member.size
-            if messages >= self.limit:
+            if messages >= self.size.limit:
                 return True
         return False
 
-    def _take_group(self) -> list[_Member]:
+    def _take_group(self) -> list[Member]:
         """The next group, in arrival order. Scanning stops once the group is full: members
         after it wait untouched, so a long queue costs each member one re-validation when
         it is taken, not one per group taken before it."""
-        group: list[_Member] = []
+        group: list[Member] = []
         messages = 0
         taken: set[str] = set()
-        kept: deque[_Member] = deque()
+        kept: deque[Member] = deque()
         while self._queue:
             member = self._queue[0]
             if member.future.done():
                 self._queue.popleft()
                 continue
-            if messages > 0 and messages + member.size > self.limit:
+            if messages > 0 and messages + member.size > self.size.limit:
                 break
             self._queue.popleft()
             if not member.scopes.isdisjoint(self._busy_scopes) or not (
@@ -162,9 +156,9 @@ class GroupCommitter:
             ):
                 kept.append(member)
                 continue
-            if not _rebase(member):
+            if not rebase(member):
                 # Already known to be stale: sending it would only get the group refused.
-                _fail(member, KnownStaleError("an expected scope moved on before sending"))
+                fail(member, KnownStaleError("an expected scope moved on before sending"))
                 continue
             member.taken += 1
             group.append(member)
@@ -180,19 +174,37 @@ class GroupCommitter:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
-                if self._in_flight and not self._full_group_waiting():
+                full = self._full_group_waiting()
+                if self._in_flight and not full:
                     break  # a partial group waits for the one in flight: groups stay large
+                held = 0.0 if full else self.pacer.delay()
+                if held > 0:
+                    self._wake_after(held)  # batches queue at the server: let this one grow
+                    break
                 await self._slots.acquire()
                 group = self._take_group()
                 if not group:
                     self._slots.release()
                     break  # everything waiting clashes with a group in flight
+                self.pacer.sent()
                 self._in_flight += 1
                 task = asyncio.create_task(self._send(group))
                 self._sending.add(task)
                 task.add_done_callback(self._sending.discard)
 
-    async def _send(self, group: list[_Member]) -> None:
+    def _wake_after(self, delay: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(delay, self._wake.set)
+
+    def _answered(self, sent: float) -> None:
+        """The server answered a batch sent at `sent`: its round trip paces the next."""
+        round_trip = self.pacer.now() - sent
+        GROUP_COMMIT_ROUND_TRIP.observe(round_trip)
+        self.pacer.answered(round_trip)
+        GROUP_COMMIT_GAP.set(self.pacer.gap)
+
+    async def _send(self, group: list[Member]) -> None:
         """Send one group and settle every member, whatever happens: an error settles the
         members it concerns (as a failed append each) and never ends the committer."""
         held = [(member, member.taken) for member in group]
@@ -208,7 +220,7 @@ class GroupCommitter:
                 await self._settle(group, refused.retry_reason, refused.unknown)
         except asyncio.CancelledError:
             for member in group:
-                _fail(member, StoreUnavailableError("event store closed"))
+                fail(member, StoreUnavailableError("event store closed"))
             raise
         except Exception as exc:  # a bug or an unforeseen refusal: fail the group, not the loop
             log.exception("group commit failed", extra={"members": len(group)})
@@ -219,7 +231,7 @@ class GroupCommitter:
                     self._busy_scopes -= member.scopes
             self._wake.set()
 
-    async def _settle_after_error(self, group: list[_Member], exc: Exception) -> None:
+    async def _settle_after_error(self, group: list[Member], exc: Exception) -> None:
         """After an unexpected error the group may have landed (the error may have come after
         the commit): members found in the log are resolved, the others fail."""
         for member in group:
@@ -228,42 +240,52 @@ class GroupCommitter:
             try:
                 landed = await self._store.member_status(member.items)
             except ConflictError as conflict:
-                _fail(member, conflict)
+                fail(member, conflict)
                 continue
             except Exception:  # unreadable now: the member fails with the original error
                 landed = None
             if landed is not None:
-                _resolve(member, landed)
+                resolve(member, landed)
             else:
-                _fail(member, StoreError(f"append failed: {exc!r}"[:500]))
+                fail(member, StoreError(f"append failed: {exc!r}"[:500]))
 
-    async def _attempt(self, group: list[_Member]) -> _Refusal | None:
+    async def _attempt(self, group: list[Member]) -> Refusal | None:
         """Send the group. None when every member is resolved; else what `_settle` needs."""
         items = [item for member in group for item in member.items]
+        waited = time.monotonic()
+        for member in group:
+            if not member.sent:
+                member.sent = True
+                GROUP_COMMIT_WAIT.observe(waited - member.submitted)
+        sent = self.pacer.now()
+        GROUP_COMMIT_BATCHES.inc()
+        GROUP_COMMIT_DECISIONS.observe(len(group))
         try:
             sequences = await self._store.publish_batch(items)
         except TRANSIENT as exc:
-            return _Refusal(repr(exc), unknown=True)
+            return Refusal(repr(exc), unknown=True)
         except Rejected as exc:
+            self._answered(sent)
             if exc.err_code in (*WRONG_LAST, BATCH_DUPLICATE_MSG_ID):
-                self.limit = max(MIN_GROUP_MESSAGES, self.limit // 2)
+                self.size.answered(len(group), len(items), refused=True)
                 found = _WRONG_LAST.search(exc.description)
-                return _Refusal(None, unknown=False, last_seq=int(found[1]) if found else None)
+                return Refusal(None, unknown=False, last_seq=int(found[1]) if found else None)
             if exc.err_code == BATCH_TOO_MANY_INFLIGHT:
                 await asyncio.sleep(0.05)
                 self._requeue(group, f"server busy: {exc.description}")
                 return None
             for member in group:
-                _fail(member, StoreError(exc.description))
+                fail(member, StoreError(exc.description))
             return None
-        self.limit = min(MAX_GROUP_MESSAGES, self.limit + GROUP_GROWTH)
+        self._answered(sent)
+        self.size.answered(len(group), len(items), refused=False)
         offset = 0
         for member in group:
-            _resolve(member, sequences[offset : offset + member.size])
+            resolve(member, sequences[offset : offset + member.size])
             offset += member.size
         return None
 
-    async def _settle_stale(self, group: list[_Member], refused: _Refusal) -> bool:
+    async def _settle_stale(self, group: list[Member], refused: Refusal) -> bool:
         """A group refused for a wrong last sequence: the server names the sequence the
         stale scope really ends at, so one read of that message finds the stale members.
         They are re-validated on their writer's view once it holds that message (or checked
@@ -273,7 +295,7 @@ class GroupCommitter:
             return False
         with contextlib.suppress(*TRANSIENT):
             subject = await self._store.subject_at(refused.last_seq)
-            stale = [m for m in group if subject is not None and _expects_other(m, subject)]
+            stale = [m for m in group if subject is not None and expects_other(m, subject)]
             if not stale:
                 return False
             # The others go out again before the stale ones are looked at: they need nothing
@@ -284,42 +306,42 @@ class GroupCommitter:
             for member in stale:
                 if member.revalidator is not None:
                     await member.revalidator.catch_up(refused.last_seq)
-            scope = _conflict_scope(subject)
+            scope = conflict_scope(subject)
             rechecks = [self._recheck(m, scope) for m in stale]
             survivors = [m for m in await asyncio.gather(*rechecks) if m]
             self._requeue(survivors, "group refused for another member")
             return True
         return False
 
-    async def _recheck(self, member: _Member, scope: str) -> _Member | None:
+    async def _recheck(self, member: Member, scope: str) -> Member | None:
         """A stale member after its writer's view caught up: rebased (or failed), or when the
         view had nothing newer, checked against the log. A rebased member lost a race at the
         log (counted here as a conflict of `scope`); a failed one is counted by its writer."""
         before = list(member.items)
-        if not _rebase(member):
-            _fail(member, KnownStaleError("an expected scope moved on"))
+        if not rebase(member):
+            fail(member, KnownStaleError("an expected scope moved on"))
             return None
         if member.items != before:
             COMMIT_CONFLICTS.labels(scope=scope).inc()
             return member
         return await self._look_up(member)
 
-    async def _look_up(self, member: _Member) -> _Member | None:
+    async def _look_up(self, member: Member) -> Member | None:
         """Settle a member by what the log holds: landed (resolved), lost (failed), or not
         there with its expectations intact (returned, to be sent again)."""
         try:
             landed = await self._store.member_status(member.items)
         except ConflictError as exc:
-            _fail(member, exc)
+            fail(member, exc)
             return None
         except TRANSIENT:
             return member  # cannot tell yet: try again later
         if landed is not None:
-            _resolve(member, landed)
+            resolve(member, landed)
             return None
         return member
 
-    async def _settle(self, group: list[_Member], retry_reason: str | None, unknown: bool) -> None:
+    async def _settle(self, group: list[Member], retry_reason: str | None, unknown: bool) -> None:
         """After a refused or unanswered group: resolve each member.
 
         A refused group stored nothing. Members whose writer offered its own view (a
@@ -333,9 +355,9 @@ class GroupCommitter:
                 with contextlib.suppress(*TRANSIENT):
                     await writer.catch_up()
 
-        async def check(member: _Member) -> _Member | None:
-            if not _rebase(member):
-                _fail(member, KnownStaleError("an expected scope moved on"))
+        async def check(member: Member) -> Member | None:
+            if not rebase(member):
+                fail(member, KnownStaleError("an expected scope moved on"))
                 return None
             if not unknown and member.revalidator is not None and member.refusals == 0:
                 member.refusals += 1
@@ -347,72 +369,18 @@ class GroupCommitter:
             await asyncio.sleep(0.1)
         self._requeue(survivors, retry_reason or "group refused for another member")
 
-    def _hand_back(self, members: list[_Member], reason: str) -> None:
+    def _hand_back(self, members: list[Member], reason: str) -> None:
         """Requeue members of a group still being settled, their scopes free for the next."""
         for member in members:
             member.taken += 1  # no longer the group's: its end leaves these scopes alone
             self._busy_scopes -= member.scopes
         self._requeue(members, reason)
 
-    def _requeue(self, members: list[_Member], reason: str) -> None:
+    def _requeue(self, members: list[Member], reason: str) -> None:
         now = time.monotonic()
         for member in members:
             if now > member.deadline:
-                _fail(member, StoreUnavailableError(f"append not confirmed: {reason}"))
+                fail(member, StoreUnavailableError(f"append not confirmed: {reason}"))
                 continue
             self._queue.appendleft(member)
         self._wake.set()
-
-
-@dataclass(frozen=True)
-class _Refusal:
-    """Why a group did not land: a retry reason (transient), whether its outcome is unknown
-    (a timeout), and for a wrong last sequence the sequence the stale scope ends at."""
-
-    retry_reason: str | None
-    unknown: bool
-    last_seq: int | None = None
-
-
-def _conflict_scope(subject: str | None) -> str:
-    """How a lost race is counted: on a node, or on a request's history."""
-    try:
-        key, _ = parse_subject(subject or "")
-    except SubjectError:
-        return "request"
-    return "node" if isinstance(key, NodeKey) else "request"
-
-
-def _expects_other(member: _Member, subject: str) -> bool:
-    """Whether a member expects a scope that `subject` belongs to (then it is stale)."""
-    for item in member.items:
-        if item.expect_seq is None:
-            continue
-        scope = item.expect_scope or item.subject
-        within = subject.startswith(scope[:-1]) if scope.endswith(">") else subject == scope
-        if within:
-            return True
-    return False
-
-
-def _rebase(member: _Member) -> bool:
-    """Let the writer re-validate its appends on what it knows now; False if one is lost."""
-    if member.revalidator is None:
-        return True
-    rebased = [member.revalidator.rebase(item) for item in member.items]
-    if any(item is None for item in rebased):
-        return False
-    member.items = [item for item in rebased if item is not None]
-    return True
-
-
-def _resolve(member: _Member, sequences: list[int]) -> None:
-    if not member.future.done():
-        member.future.set_result(sequences)
-
-
-def _fail(member: _Member, exc: BaseException) -> None:
-    if not member.future.done():
-        member.future.set_exception(exc)
-        with contextlib.suppress(asyncio.InvalidStateError):
-            member.future.exception()  # mark retrieved: the submitter may be gone

@@ -22,14 +22,8 @@ from gsch.audit import audit
 from gsch.clusters.topology import generated_topology
 from gsch.logs import setup_logging
 from gsch.tools.bench_load import Observed, Timeline, Workload, publish_all, publish_at_rate
-from gsch.tools.bench_system import (
-    CpuMeter,
-    Shape,
-    System,
-    conflicts_between,
-    running_system,
-    scrape_conflicts,
-)
+from gsch.tools.bench_scrape import Samples, between, conflicts, group_commits, scrape
+from gsch.tools.bench_system import CpuMeter, Shape, System, running_system
 
 # How long a load may take to settle after its last publish, at least.
 _SETTLE_SECONDS = 120.0
@@ -41,7 +35,7 @@ class Step:
 
     rate: float | None  # None: closed loop
     observed: Observed
-    conflicts: dict[str, int]
+    counted: Samples  # what the workers counted during the load
     cpu: dict[str, Any]
     settled: bool
 
@@ -53,7 +47,8 @@ class Step:
 
     def figures(self) -> dict[str, Any]:
         placed = max(1, self.observed.scheduled)
-        conflicts = sum(self.conflicts.values())
+        by_scope = conflicts(self.counted)
+        total = sum(by_scope.values())
         cpu_per_placement = {
             name: round(1000 * seconds / placed, 3)
             for name, seconds in self.cpu["cpu_seconds"].items()
@@ -62,9 +57,10 @@ class Step:
             "offered_rate": self.rate,
             **self.observed.figures(),
             "settled": self.settled,
-            "conflicts": conflicts,
-            "conflicts_by_scope": self.conflicts,
-            "conflicts_per_placement": round(conflicts / placed, 4),
+            "conflicts": total,
+            "conflicts_by_scope": by_scope,
+            "conflicts_per_placement": round(total / placed, 4),
+            "group_commit": group_commits(self.counted, self.cpu["wall_seconds"]),
             "cpu": self.cpu,
             "cpu_ms_per_placement": cpu_per_placement,
         }
@@ -77,7 +73,7 @@ async def _run_load(
     request_ids = [r for r, _ in requests]
     timeline = Timeline(system.store)
     await timeline.start(await system.store.last_seq())
-    conflicts_before = await scrape_conflicts(system.worker_ports)
+    counted_before = await scrape(system.worker_ports)
     meter = CpuMeter(system.pids)
     meter.start()
     js = system.nc.jetstream()
@@ -90,8 +86,8 @@ async def _run_load(
         cpu = meter.report()
     finally:
         await timeline.stop()
-    conflicts = conflicts_between(conflicts_before, await scrape_conflicts(system.worker_ports))
-    return Step(rate, Observed.of(timeline, request_ids), conflicts, cpu, settled)
+    counted = between(counted_before, await scrape(system.worker_ports))
+    return Step(rate, Observed.of(timeline, request_ids), counted, cpu, settled)
 
 
 def _next_rate(passed: float | None, failed: float | None, growth: float) -> float:
@@ -181,6 +177,15 @@ def _ms(latency: dict[str, float | None]) -> str:
     )
 
 
+def _groups(figures: dict[str, Any]) -> str:
+    return (
+        f"{figures['batches_per_second']} batches/s, {figures['decisions_per_batch']} decisions "
+        f"per batch (p99 <= {figures['decisions_per_batch_p99']}); waited to be sent "
+        f"{figures['wait_ms']} ms mean (p99 <= {figures['wait_p99_ms']}), round trip "
+        f"{figures['round_trip_ms']} ms mean (p99 <= {figures['round_trip_p99_ms']})"
+    )
+
+
 def _text(result: dict[str, Any]) -> str:
     lines = [
         f"gsch bench ({result['mode']}): {result['workers']} workers, "
@@ -202,6 +207,7 @@ def _text(result: dict[str, Any]) -> str:
             f"    publish -> bound     p50/p95/p99/max ms: {_ms(step['publish_to_bound_ms'])}",
             f"    conflicts: {step['conflicts']} ({step['conflicts_per_placement']:.2%} of "
             f"placements) {step['conflicts_by_scope']}",
+            f"    group commit: {_groups(step['group_commit'])}",
             f"    CPU (cores busy): {cpu}; total {step['cpu']['total_cores']:g}",
         ]
     if result["mode"] == "sweep":

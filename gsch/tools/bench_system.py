@@ -1,14 +1,13 @@
 """The system a benchmark measures: a fresh embedded nats-server (or a cluster of them with
 R3 streams), a binder serving a generated fleet, and competing worker processes; with what a
-report needs from it — the raw publish rate of the same server, conflicts by scope, and the
-CPU each process spent."""
+report needs from it — the raw publish rate of the same server and the CPU each process
+spent (what the workers counted is read by `bench_scrape`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
-import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -103,27 +102,6 @@ async def raw_publish_rate(js: Any, count: int, replicas: int) -> float:
     rate = count / (time.perf_counter() - started)
     await js.delete_stream("GSCH_BENCH_RAW")
     return rate
-
-
-_CONFLICTS = re.compile(
-    r'^gsch_placement_conflicts_total\{scope="([a-z_]+)"\} ([0-9.e+]+)$', re.MULTILINE
-)
-
-
-async def scrape_conflicts(ports: list[int]) -> dict[str, int]:
-    """Commit conflicts per scope (request, node, node_seen), summed over the workers."""
-    totals: dict[str, int] = {}
-    async with aiohttp.ClientSession() as session:
-        for port in ports:
-            with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
-                    for scope, value in _CONFLICTS.findall(await response.text()):
-                        totals[scope] = totals.get(scope, 0) + int(float(value))
-    return totals
-
-
-def conflicts_between(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
-    return {scope: after.get(scope, 0) - before.get(scope, 0) for scope in after}
 
 
 async def _wait_ready(port: int, timeout: float = 60.0) -> None:

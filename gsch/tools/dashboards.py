@@ -149,6 +149,20 @@ EVENT_STORE = (
     Panel("Snapshots skipped", "Snapshots a starting process could not use, by reason", ((
         f"sum by (reason) (increase(gsch_snapshot_load_failures_total{RATE}))",
         "{{reason}}"),)),
+    Panel("Group commit batches", "Atomic batches each worker sends per second, and decisions"
+          " per batch (on a one-replica file stream every batch costs the server fsyncs)", (
+        (f"sum by (instance) (rate(gsch_group_commit_batches_total{RATE}))",
+         "batches/s {{instance}}"),
+        (f"sum by (instance) (rate(gsch_group_commit_decisions_sum{RATE}))"
+         f" / sum by (instance) (rate(gsch_group_commit_decisions_count{RATE}))",
+         "decisions per batch {{instance}}"))),
+    Panel("Group commit waits", "p99 of a decision's wait to be sent and of a batch's round"
+          " trip; the gap between batches grows while they queue at the server", (
+        ("histogram_quantile(0.99, sum by (le) (rate(gsch_group_commit_wait_seconds_bucket"
+         f"{RATE})))", "wait to be sent p99"),
+        ("histogram_quantile(0.99, sum by (le) (rate(gsch_group_commit_round_trip_seconds_bucket"
+         f"{RATE})))", "round trip p99"),
+        ("max by (instance) (gsch_group_commit_gap_seconds)", "gap {{instance}}")), "s"),
 )  # fmt: skip
 
 DASHBOARDS = {

@@ -11,6 +11,7 @@ import nats
 import pytest
 
 from gsch.eventstore.group import GroupCommitter
+from gsch.eventstore.pacing import BatchPacer
 from gsch.eventstore.store import (
     Append,
     ConflictError,
@@ -214,7 +215,7 @@ async def test_a_refused_group_finds_its_stale_member_from_the_servers_answer(
 ) -> None:
     """The server names the sequence the stale scope ends at: only the member expecting that
     scope is checked against the log; the others go out again at once, in one more batch,
-    and the next groups are smaller while refusals come."""
+    and the next groups are sized for the share of decisions that went stale."""
     await store.append(*decision("before", "n-moved", 0))
     counting = Counting(store)
     outcomes = await asyncio.gather(
@@ -228,8 +229,9 @@ async def test_a_refused_group_finds_its_stale_member_from_the_servers_answer(
     assert counting.checked == 1  # the stale one alone was looked up
     grouper = counting._grouper
     assert grouper is not None
-    # Halved at the refusal (500 -> 250), grown by one step when the resend landed.
-    assert grouper.limit == 250 + 24
+    # One stale decision in the eleven sent: groups of eleven decisions (two messages each)
+    # land the most per batch while that lasts.
+    assert grouper.size.limit == 22
     assert await store.last(request_history("stale")) is None
 
 
@@ -287,7 +289,7 @@ async def test_a_second_group_goes_out_while_one_is_in_flight_only_when_full(
     waits for the group in flight instead of going out as many small batches."""
     gated = _Gated(store)
     committer = GroupCommitter(gated, max_groups_in_flight=3)
-    committer.limit = 4  # two decisions of two messages each
+    committer.size.limit = 4  # two decisions of two messages each
 
     def items(name: str) -> list[Append]:
         return [item for write in decision(name, f"n-{name}", 0) for item in write.appends()]
@@ -343,3 +345,49 @@ async def test_the_others_of_a_refused_group_do_not_wait_for_the_stale_ones_writ
     with pytest.raises(ConflictError):
         await asyncio.wait_for(stale, 10)
     assert await store.last(request_history("late")) is None
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_while_batches_queue_a_small_group_is_held_a_full_one_is_not_nor_one_after_a_pause(
+    store: EventStore,
+) -> None:
+    """Paced: decisions arriving within the gap after a batch wait and go out together; a
+    full group goes at once; after a pause longer than the gap a lone decision goes at once."""
+    gated = _Gated(store)
+    gated.gate.set()  # every batch goes straight to the log; the test reads their sizes
+    clock = _Clock()
+    pacer = BatchPacer(max_gap=1.0, clock=clock)
+    pacer.answered(0.010)
+    for _ in range(4):
+        pacer.answered(0.030)  # batches queued at the server: a gap of 20 ms
+    committer = GroupCommitter(gated, max_groups_in_flight=1, pacer=pacer)
+
+    def items(name: str) -> list[Append]:
+        return [item for write in decision(name, f"n-{name}", 0) for item in write.appends()]
+
+    try:
+        pacer.sent()  # a batch has just gone
+        held = [asyncio.ensure_future(committer.submit(items(n))) for n in ("a", "b")]
+        await asyncio.sleep(0.1)  # the wake-up is due, but the pacer's clock has not moved
+        assert gated.sent == []
+        clock.now += 0.05
+        await asyncio.wait_for(asyncio.gather(*held), 10)
+        assert gated.sent == [4]  # the two went out as one batch
+        committer.size.limit = 4
+        pacer.sent()
+        full = [asyncio.ensure_future(committer.submit(items(n))) for n in ("c", "d")]
+        await asyncio.wait_for(asyncio.gather(*full), 10)
+        assert gated.sent == [4, 4]  # a full group did not wait for the gap
+        assert pacer.gap > 0
+        clock.now += 1.0  # a pause
+        await asyncio.wait_for(committer.submit(items("e")), 10)
+        assert gated.sent == [4, 4, 2]
+    finally:
+        await committer.close()

@@ -41,6 +41,11 @@ def test_a_sweep_runs_open_loops_at_rising_rates_and_reports_each(tmp_path: Path
             "nats-server", "binder", "worker-0", "worker-1", "bench",
         }  # fmt: skip
         assert step["achieved_publish_rate"] > 0
+        # Every placement is one decision of a worker's group committer, sent in some batch.
+        groups = step["group_commit"]
+        assert groups["decisions"] >= step["scheduled"]
+        assert 1 <= groups["batches"] <= groups["decisions"]
+        assert groups["round_trip_ms"] > 0
     passed = [
         s["offered_rate"]
         for s in report["steps"]
