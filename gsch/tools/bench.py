@@ -30,6 +30,7 @@ from gsch.tools.bench_system import (
     running_system,
     scrape_conflicts,
 )
+from gsch.tools.bench_traffic import TrafficMeter
 
 # How long a load may take to settle after its last publish, at least.
 _SETTLE_SECONDS = 120.0
@@ -44,6 +45,7 @@ class Step:
     conflicts: dict[str, int]
     cpu: dict[str, Any]
     settled: bool
+    messages: dict[str, Any] | None = None  # per placement (see bench_traffic)
 
     def passes(self, p99_target_ms: float) -> bool:
         """Within target: all bound, p99 publish → scheduled within it, publisher kept up."""
@@ -67,6 +69,7 @@ class Step:
             "conflicts_per_placement": round(conflicts / placed, 4),
             "cpu": self.cpu,
             "cpu_ms_per_placement": cpu_per_placement,
+            "messages_per_placement": self.messages,
         }
 
 
@@ -79,6 +82,8 @@ async def _run_load(
     await timeline.start(await system.store.last_seq())
     conflicts_before = await scrape_conflicts(system.worker_ports)
     meter = CpuMeter(system.pids)
+    traffic = TrafficMeter(system.monitor_url, system.pids)
+    await traffic.start()
     meter.start()
     js = system.nc.jetstream()
     try:
@@ -90,8 +95,10 @@ async def _run_load(
         cpu = meter.report()
     finally:
         await timeline.stop()
+    observed = Observed.of(timeline, request_ids)
+    messages = await traffic.report(observed.scheduled)
     conflicts = conflicts_between(conflicts_before, await scrape_conflicts(system.worker_ports))
-    return Step(rate, Observed.of(timeline, request_ids), conflicts, cpu, settled)
+    return Step(rate, observed, conflicts, cpu, settled, messages)
 
 
 def _next_rate(passed: float | None, failed: float | None, growth: float) -> float:
@@ -181,6 +188,17 @@ def _ms(latency: dict[str, float | None]) -> str:
     )
 
 
+def _messages(messages: dict[str, Any]) -> str:
+    processes = ", ".join(
+        f"{name} {counts['sent']:g} sent / {counts['received']:g} received"
+        for name, counts in messages["by_process"].items()
+    )
+    return (
+        f"server received {messages['server_received']:g}, delivered "
+        f"{messages['server_delivered']:g}; {processes}"
+    )
+
+
 def _text(result: dict[str, Any]) -> str:
     lines = [
         f"gsch bench ({result['mode']}): {result['workers']} workers, "
@@ -204,6 +222,8 @@ def _text(result: dict[str, Any]) -> str:
             f"placements) {step['conflicts_by_scope']}",
             f"    CPU (cores busy): {cpu}; total {step['cpu']['total_cores']:g}",
         ]
+        if step["messages_per_placement"]:
+            lines.append(f"    messages per placement: {_messages(step['messages_per_placement'])}")
     if result["mode"] == "sweep":
         lines.append(
             f"  highest rate with p99 publish -> scheduled <= {result['p99_target_ms']:g} ms: "

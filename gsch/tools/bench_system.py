@@ -149,13 +149,20 @@ class System:
     pids: dict[str, int]
     raw_rate: float
     shape: Shape
+    monitor_url: str | None = None  # the single server's monitoring endpoint
 
 
 class _Servers:
-    """One embedded server, or a JetStream cluster of `size` on loopback."""
+    """One embedded server (with its monitoring endpoint, for message counts), or a
+    JetStream cluster of `size` on loopback."""
 
     def __init__(self, data_dir: Path, size: int) -> None:
-        self.single = EmbeddedNats(data_dir) if size == 1 else None
+        self.monitor_port = free_port() if size == 1 else None
+        self.single = (
+            EmbeddedNats(data_dir, extra_args=["--http_port", str(self.monitor_port)])
+            if size == 1
+            else None
+        )
         self.cluster = EmbeddedCluster(data_dir / "nats-cluster", size) if size > 1 else None
 
     async def start(self) -> str:
@@ -190,7 +197,10 @@ async def running_system(shape: Shape, data_dir: Path) -> AsyncIterator[System]:
     # Children read the replica count from the environment: every process declares the
     # streams the same way (else the first worker would turn R3 streams back into R1).
     env = {"GSCH_NATS__REPLICAS": str(replicas)}
-    nc = await nats.connect(servers=server_list(url), max_reconnect_attempts=-1)
+    # Named like gsch's own connections, so message counts are attributed to the benchmark.
+    nc = await nats.connect(
+        servers=server_list(url), name=f"gsch-bench-{os.getpid()}", max_reconnect_attempts=-1
+    )
     try:
         await _declare(nc, replicas)
         store = EventStore(nc)
@@ -227,7 +237,9 @@ async def running_system(shape: Shape, data_dir: Path) -> AsyncIterator[System]:
             if child.pid is not None:
                 pids["binder" if index == 0 else f"worker-{index - 1}"] = child.pid
         pids["bench"] = os.getpid()
-        yield System(nc, store, url, worker_ports, pids, raw_rate, shape)
+        monitor_port = servers.monitor_port
+        monitor = f"http://127.0.0.1:{monitor_port}" if monitor_port is not None else None
+        yield System(nc, store, url, worker_ports, pids, raw_rate, shape, monitor)
     finally:
         await nc.close()
         for child in reversed(children):
