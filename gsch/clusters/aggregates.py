@@ -105,24 +105,24 @@ def aggregate(summaries: list[NodeSummary], names: list[str], shape: Shape) -> A
     """Aggregates of the ready nodes whose summaries (and names) are given, of that shape.
 
     Computed again whenever a node of the cluster changed and a plan reads it (every worker
-    folds every reservation of the fleet): one pass per column in C, the leader found by
-    counting instead of comparing names unless nodes tie at the top."""
+    folds every reservation of the fleet): one pass per column in C, the leader and the
+    runner-up found by sorting one column, names compared only when nodes tie at the top."""
     if not summaries:
         return NO_NODES
     free_cpu, free_memory, free_gpus, sums, used_means, balances, cpus, memories, gpus, pods = zip(
         *summaries, strict=True
     )
-    top = max(sums)
-    if sums.count(top) == 1:
+    ordered = sorted(sums)
+    top = ordered[-1]
+    runner_up = ordered[-2] if len(ordered) > 1 else -math.inf
+    if runner_up != top:
         leader = sums.index(top)
-        runner_up = max((value for value in sums if value != top), default=-math.inf)
     else:
         # Of nodes tied at the top, the first by name: the aggregates are then a function of
         # the nodes, not of the order they were folded in (a restored snapshot equals a
         # replay). The runner-up ties with it.
         tied = [index for index, value in enumerate(sums) if value == top]
         leader = min(tied, key=names.__getitem__)
-        runner_up = top
     return Aggregates(
         max(free_cpu),
         max(free_memory),
