@@ -18,6 +18,7 @@ import nats.errors
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from gsch.aio import reraise_swallowed_cancel
+from gsch.eventstore.delivery import position_of
 from gsch.eventstore.store import MSG_ID, EventStore, StoredEvent
 from gsch.eventstore.subjects import stream_of
 from gsch.model.events import decode_event
@@ -105,7 +106,7 @@ class Follower:
                 reraise_swallowed_cancel()  # `continue` included
 
     async def _deliver(self, msg: Any) -> None:
-        seq = int(msg.metadata.sequence.stream)
+        seq, _, stored_at = position_of(msg.reply)
         if seq <= self.last_seq:
             return  # already delivered before a re-subscription
         self.last_seq = seq
@@ -119,8 +120,6 @@ class Follower:
                 self._on_skip(seq)
             return
         headers = msg.headers or {}
-        stamp = msg.metadata.timestamp
-        stored_at = stamp.timestamp() if stamp is not None else 0.0
         self.delivered += 1
         self._handler(StoredEvent(seq, msg.subject, headers.get(MSG_ID), event, stored_at))
 
