@@ -135,8 +135,9 @@ async def run_bench(args: argparse.Namespace) -> int:
     setup_logging("WARNING")
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="gsch-bench-"))
     shape = Shape(
-        args.clusters, args.nodes_per_cluster, args.workers, args.nats_nodes, args.raw_messages
-    )
+        args.clusters, args.nodes_per_cluster, args.workers, args.nats_nodes, args.raw_messages,
+        api=args.api,
+    )  # fmt: skip
     topology = generated_topology(args.clusters, args.nodes_per_cluster)
     workload = Workload(tuple(c.name for c in topology.clusters), args.policy, args.levels)
     async with running_system(shape, data_dir) as system:

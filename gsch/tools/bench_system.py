@@ -41,6 +41,7 @@ class Shape:
     workers: int
     nats_nodes: int = 1  # 3: a JetStream cluster on loopback, every stream R3
     raw_messages: int = 20000
+    api: bool = False  # an API process too: its projector and snapshot follow the log
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -236,6 +237,8 @@ async def running_system(shape: Shape, data_dir: Path) -> AsyncIterator[System]:
         for index, child in enumerate(children):
             if child.pid is not None:
                 pids["binder" if index == 0 else f"worker-{index - 1}"] = child.pid
+        if shape.api:
+            pids.update(await _start_api(url, data_dir, env, children))
         pids["bench"] = os.getpid()
         monitor_port = servers.monitor_port
         monitor = f"http://127.0.0.1:{monitor_port}" if monitor_port is not None else None
@@ -245,6 +248,34 @@ async def running_system(shape: Shape, data_dir: Path) -> AsyncIterator[System]:
         for child in reversed(children):
             await child.stop()
         await servers.stop()
+
+
+async def _start_api(
+    url: str, data_dir: Path, env: dict[str, str], children: list[ChildProcess]
+) -> dict[str, int]:
+    """An API process (projector, snapshot, planner process), ready to serve: its pids."""
+    port = free_port()
+    api = ChildProcess(
+        serve_args("api", url, data_dir, ["--api-listen", f"127.0.0.1:{port}"]),
+        data_dir / "api.log",
+        env,
+    )
+    await api.start()
+    children.append(api)
+    await _wait_ready(port)
+    assert api.pid is not None
+    pids = {"api": api.pid}
+    # Its planner processes keep a snapshot of their own: they follow the log too.
+    for index, pid in enumerate(_children_of(api.pid)):
+        pids[f"api-planner-{index}"] = pid
+    return pids
+
+
+def _children_of(pid: int) -> list[int]:
+    with contextlib.suppress(OSError):
+        found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [int(child) for child in found]
+    return []
 
 
 async def _declare(nc: Client, replicas: int, timeout: float = 60.0) -> None:
