@@ -26,6 +26,7 @@ from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import StreamsError, apply_declarations, load_declarations
 from gsch.runtime.connection import server_list
 from gsch.runtime.embedded import EmbeddedCluster, EmbeddedNats, free_port
+from gsch.runtime.nats_client import connect_client
 from gsch.runtime.procs import ChildProcess, serve_args
 
 WINDOW = 500  # pipelined publishes in flight at once
@@ -199,8 +200,8 @@ async def running_system(shape: Shape, data_dir: Path) -> AsyncIterator[System]:
     # streams the same way (else the first worker would turn R3 streams back into R1).
     env = {"GSCH_NATS__REPLICAS": str(replicas)}
     # Named like gsch's own connections, so message counts are attributed to the benchmark.
-    nc = await nats.connect(
-        servers=server_list(url), name=f"gsch-bench-{os.getpid()}", max_reconnect_attempts=-1
+    nc = await connect_client(
+        server_list(url), name=f"gsch-bench-{os.getpid()}", max_reconnect_attempts=-1
     )
     try:
         await _declare(nc, replicas)
