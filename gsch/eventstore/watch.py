@@ -15,7 +15,6 @@ from typing import Any
 
 import msgspec
 import nats.errors
-import nats.js.errors
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from gsch.aio import reraise_swallowed_cancel
@@ -113,12 +112,13 @@ class Follower:
     async def _sending(self) -> bool:
         """Whether the server has sent this consumer events past the last one handled (they
         are on their way, or waiting in the client). A consumer the server no longer knows
-        (it restarted) sends nothing."""
+        (it restarted) sends nothing; a server that does not say is taken to send nothing
+        (subscribing again is always safe, only wasteful)."""
         if self._subscription is None:
             return False
         try:
             info = await self._subscription.consumer_info()
-        except nats.js.errors.NotFoundError:
+        except (nats.errors.Error, TimeoutError):
             return False
         return int(info.delivered.stream_seq) > self.last_seq
 
