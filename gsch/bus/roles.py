@@ -107,11 +107,16 @@ READ_LOG = tuple(
         f"$JS.API.STREAM.INFO.{stream}",
     )
 )
-# Ordered consumers: ephemeral only (see the module's docstring).
+# Ordered consumers: ephemeral only (see the module's docstring); a follower asks what its
+# consumer has sent before it subscribes again (eventstore/watch.py).
 FOLLOW_LOG = tuple(
     subject
     for stream in (EVENTS_STREAM, TELEMETRY_STREAM)
-    for subject in (f"$JS.API.CONSUMER.CREATE.{stream}", f"$JS.FC.{stream}.>")
+    for subject in (
+        f"$JS.API.CONSUMER.CREATE.{stream}",
+        f"$JS.API.CONSUMER.INFO.{stream}.*",
+        f"$JS.FC.{stream}.>",
+    )
 )
 # A process checks at start that what it needs was declared (it cannot declare it itself).
 CHECK_DECLARATIONS = (

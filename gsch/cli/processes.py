@@ -188,6 +188,11 @@ def bench_command(commands: Commands) -> None:
         action="store_true",
         help="open loops at rising rates: the highest within --p99-target-ms",
     )
+    bench.add_argument(
+        "--api",
+        action="store_true",
+        help="run an API process too (its projector follows the whole log): its CPU counts",
+    )
     bench.add_argument("--data-dir", help="default: a fresh temporary directory")
     add_output_flag(bench)
     bench.add_argument(

@@ -102,29 +102,40 @@ NO_NODES = Aggregates(0.0, 0.0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, Resources(), EMPTY_S
 
 
 def aggregate(summaries: list[NodeSummary], names: list[str], shape: Shape) -> Aggregates:
-    """Aggregates of the ready nodes whose summaries (and names) are given, of that shape."""
+    """Aggregates of the ready nodes whose summaries (and names) are given, of that shape.
+
+    Computed again whenever a node of the cluster changed and a plan reads it (every worker
+    folds every reservation of the fleet): one pass per column in C, the leader and the
+    runner-up found by sorting one column, names compared only when nodes tie at the top."""
     if not summaries:
         return NO_NODES
-    columns = list(zip(*summaries, strict=True))
-    most = list(map(max, columns))
-    sums = columns[3]
-    # Of nodes tied at the top, the first by name: the aggregates are then a function of the
-    # nodes, not of the order they were folded in (a restored snapshot equals a replay).
-    leader = min((i for i, value in enumerate(sums) if value == most[3]), key=names.__getitem__)
-    runner_up = max((*sums[:leader], *sums[leader + 1 :]), default=-math.inf)
+    free_cpu, free_memory, free_gpus, sums, used_means, balances, cpus, memories, gpus, pods = zip(
+        *summaries, strict=True
+    )
+    ordered = sorted(sums)
+    top = ordered[-1]
+    runner_up = ordered[-2] if len(ordered) > 1 else -math.inf
+    if runner_up != top:
+        leader = sums.index(top)
+    else:
+        # Of nodes tied at the top, the first by name: the aggregates are then a function of
+        # the nodes, not of the order they were folded in (a restored snapshot equals a
+        # replay). The runner-up ties with it.
+        tied = [index for index, value in enumerate(sums) if value == top]
+        leader = min(tied, key=names.__getitem__)
     return Aggregates(
-        free_cpu=most[0],
-        free_memory=most[1],
-        free_gpus=most[2],
-        free_sum=most[3],
-        used_mean_high=most[4],
-        used_mean_low=min(columns[4]),
-        balance_low=min(columns[5]),
-        balance_high=most[5],
-        max_free=Resources(most[6], most[7], most[8], most[9]),
-        shape=shape,
-        free_sum_leader=names[leader],
-        free_sum_runner_up=runner_up,
+        max(free_cpu),
+        max(free_memory),
+        max(free_gpus),
+        top,
+        max(used_means),
+        min(used_means),
+        min(balances),
+        max(balances),
+        Resources(max(cpus), max(memories), max(gpus), max(pods)),
+        shape,
+        names[leader],
+        runner_up,
     )
 
 

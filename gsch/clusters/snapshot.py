@@ -14,6 +14,7 @@ from gsch.clusters.aggregates import (
     EMPTY_SHAPE,
     Aggregates,
     NodeSummary,
+    Shape,
     aggregate,
     shape_of,
     summarise,
@@ -111,15 +112,25 @@ class ClusterView:
     # Computed when first read after a node changed, not on every event: every worker folds
     # every reservation of the fleet, and most plans name clusters and never read them.
     _aggregates: Aggregates | None = field(default=None, repr=False)
+    # The ready nodes, their names and their shape: these change only when a node is
+    # declared, not with the reservations that make up nearly all of the folding, so the
+    # aggregates read after a reservation recompute the summaries' extremes alone.
+    _ready: tuple[list[NodeView], list[str], Shape] | None = field(default=None, repr=False)
 
     @property
     def aggregates(self) -> Aggregates:
         if self._aggregates is None:
+            ready, names, shape = self._ready_nodes()
+            summaries = [summary for node in ready if (summary := node.summary) is not None]
+            self._aggregates = aggregate(summaries, names, shape)
+        return self._aggregates
+
+    def _ready_nodes(self) -> tuple[list[NodeView], list[str], Shape]:
+        if self._ready is None:
             ready = [node for node in self.nodes.values() if node.summary is not None]
             shape = shape_of([node.allocatable for node in ready]) if ready else EMPTY_SHAPE
-            summaries = [node.summary for node in ready if node.summary is not None]
-            self._aggregates = aggregate(summaries, [node.name for node in ready], shape)
-        return self._aggregates
+            self._ready = (ready, [node.name for node in ready], shape)
+        return self._ready
 
     @property
     def max_free(self) -> Resources:
@@ -128,6 +139,12 @@ class ClusterView:
 
     def refresh_aggregates(self) -> None:
         """A node changed: the aggregates are computed again when next read."""
+        self._aggregates = None
+
+    def redeclared(self) -> None:
+        """A node was declared (ready or not, of some size): which nodes are ready and their
+        shape are found again too."""
+        self._ready = None
         self._aggregates = None
 
     def node(self, name: str) -> NodeView:
@@ -226,6 +243,7 @@ class ClusterSnapshot:
                 node.labels, node.taints = dict(event.labels), event.taints
                 node.ready, node.declared = event.ready, True
                 node.last_seq = seq
+                self.clusters[event.cluster].redeclared()
                 self._refresh(node)
                 self._capacity_may_have_grown(event.cluster)
             case CapacityReserved():

@@ -18,6 +18,7 @@ import nats.errors
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from gsch.aio import reraise_swallowed_cancel
+from gsch.eventstore.delivery import position_of
 from gsch.eventstore.store import MSG_ID, EventStore, StoredEvent
 from gsch.eventstore.subjects import stream_of
 from gsch.model.events import decode_event
@@ -34,7 +35,9 @@ class Follower:
     nats-py does not reset an ordered consumer whose server went away (nats.py #510): the
     subscription just goes quiet. A watchdog compares the log's newest matching sequence with
     the last one delivered and, when delivery has stalled behind it, subscribes again from
-    where it stopped.
+    where it stopped. Stalled means the server sends nothing more: a follower that is only
+    behind (a busy or niced process: messages sent, not yet read) is left alone, since
+    subscribing again would have the server send all of those once more.
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class Follower:
         self.last_seq = 0
         self.undecodable = 0
         self.delivered = 0  # events handed to the handler (a start-up measures its replay)
+        self.resubscriptions = 0
 
     async def start(self, after_seq: int = 0) -> None:
         self.last_seq = after_seq
@@ -88,7 +92,7 @@ class Follower:
                 continue
             try:
                 newest = await self._store.last(self._subject)
-                if newest is None or newest.seq <= self.last_seq:
+                if newest is None or newest.seq <= self.last_seq or await self._sending():
                     continue
                 log.warning(
                     "follower stalled; subscribing again",
@@ -98,14 +102,28 @@ class Follower:
                 if old is not None:
                     with contextlib.suppress(nats.errors.Error):
                         await old.unsubscribe()
+                self.resubscriptions += 1
                 await self._subscribe()
             except (nats.errors.Error, TimeoutError) as exc:
                 log.warning("follower check failed", extra={"error": repr(exc)})
             finally:
                 reraise_swallowed_cancel()  # `continue` included
 
+    async def _sending(self) -> bool:
+        """Whether the server has sent this consumer events past the last one handled (they
+        are on their way, or waiting in the client). A consumer the server no longer knows
+        (it restarted) sends nothing; a server that does not say is taken to send nothing
+        (subscribing again is always safe, only wasteful)."""
+        if self._subscription is None:
+            return False
+        try:
+            info = await self._subscription.consumer_info()
+        except (nats.errors.Error, TimeoutError):
+            return False
+        return int(info.delivered.stream_seq) > self.last_seq
+
     async def _deliver(self, msg: Any) -> None:
-        seq = int(msg.metadata.sequence.stream)
+        seq, _, stored_at = position_of(msg.reply)
         if seq <= self.last_seq:
             return  # already delivered before a re-subscription
         self.last_seq = seq
@@ -119,8 +137,6 @@ class Follower:
                 self._on_skip(seq)
             return
         headers = msg.headers or {}
-        stamp = msg.metadata.timestamp
-        stored_at = stamp.timestamp() if stamp is not None else 0.0
         self.delivered += 1
         self._handler(StoredEvent(seq, msg.subject, headers.get(MSG_ID), event, stored_at))
 

@@ -17,6 +17,7 @@ from gsch.bus.identities import BusDirectory, IdentityError, Seed, identity_name
 from gsch.bus.roles import Role
 from gsch.metrics import NATS_ERRORS
 from gsch.runtime.config import Config, read_secret
+from gsch.runtime.nats_client import connect_client
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +166,8 @@ async def connect(
 
     auth = _auth_options(config, role, cluster)
     await _probe(url, auth, patience)
-    nc = await nats.connect(
-        servers=server_list(url),
+    nc = await connect_client(
+        server_list(url),
         name=name,
         **auth,
         max_reconnect_attempts=-1,  # the default gives up after about two minutes

@@ -148,7 +148,8 @@ async def serve(out: BinaryIO) -> None:
     config = msgspec.json.decode(start.config, type=Config)
     setup_logging(config.log_level)
     dry_run_rules = intake_rules(config), planner_rules(config)
-    nc = await connect(config, start.url, start.name, role=Role.API)
+    # Its own pid ends the connection's name, as every gsch process's does (see bench_traffic).
+    nc = await connect(config, start.url, f"{start.name}-{os.getpid()}", role=Role.API)
     store = EventStore(nc, request_timeout=config.nats.request_timeout)
     # From the newest stored snapshot, as workers start: on a compacted log the cluster
     # events behind it are gone.

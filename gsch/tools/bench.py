@@ -24,6 +24,7 @@ from gsch.logs import setup_logging
 from gsch.tools.bench_load import Observed, Timeline, Workload, publish_all, publish_at_rate
 from gsch.tools.bench_scrape import Samples, between, conflicts, group_commits, scrape
 from gsch.tools.bench_system import CpuMeter, Shape, System, running_system
+from gsch.tools.bench_traffic import TrafficMeter
 
 # How long a load may take to settle after its last publish, at least.
 _SETTLE_SECONDS = 120.0
@@ -38,6 +39,7 @@ class Step:
     counted: Samples  # what the workers counted during the load
     cpu: dict[str, Any]
     settled: bool
+    messages: dict[str, Any] | None = None  # per placement (see bench_traffic)
 
     def passes(self, p99_target_ms: float) -> bool:
         """Within target: all bound, p99 publish → scheduled within it, publisher kept up."""
@@ -63,6 +65,7 @@ class Step:
             "group_commit": group_commits(self.counted, self.cpu["wall_seconds"]),
             "cpu": self.cpu,
             "cpu_ms_per_placement": cpu_per_placement,
+            "messages_per_placement": self.messages,
         }
 
 
@@ -75,6 +78,8 @@ async def _run_load(
     await timeline.start(await system.store.last_seq())
     counted_before = await scrape(system.worker_ports)
     meter = CpuMeter(system.pids)
+    traffic = TrafficMeter(system.monitor_url, system.pids)
+    await traffic.start()
     meter.start()
     js = system.nc.jetstream()
     try:
@@ -87,7 +92,9 @@ async def _run_load(
     finally:
         await timeline.stop()
     counted = between(counted_before, await scrape(system.worker_ports))
-    return Step(rate, Observed.of(timeline, request_ids), counted, cpu, settled)
+    observed = Observed.of(timeline, request_ids)
+    messages = await traffic.report(observed.scheduled)
+    return Step(rate, observed, counted, cpu, settled, messages)
 
 
 def _next_rate(passed: float | None, failed: float | None, growth: float) -> float:
@@ -124,8 +131,9 @@ async def run_bench(args: argparse.Namespace) -> int:
     setup_logging("WARNING")
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="gsch-bench-"))
     shape = Shape(
-        args.clusters, args.nodes_per_cluster, args.workers, args.nats_nodes, args.raw_messages
-    )
+        args.clusters, args.nodes_per_cluster, args.workers, args.nats_nodes, args.raw_messages,
+        api=args.api,
+    )  # fmt: skip
     topology = generated_topology(args.clusters, args.nodes_per_cluster)
     workload = Workload(tuple(c.name for c in topology.clusters), args.policy, args.levels)
     async with running_system(shape, data_dir) as system:
@@ -186,6 +194,17 @@ def _groups(figures: dict[str, Any]) -> str:
     )
 
 
+def _messages(messages: dict[str, Any]) -> str:
+    processes = ", ".join(
+        f"{name} {counts['sent']:g} sent / {counts['received']:g} received"
+        for name, counts in messages["by_process"].items()
+    )
+    return (
+        f"server received {messages['server_received']:g}, delivered "
+        f"{messages['server_delivered']:g}; {processes}"
+    )
+
+
 def _text(result: dict[str, Any]) -> str:
     lines = [
         f"gsch bench ({result['mode']}): {result['workers']} workers, "
@@ -210,6 +229,8 @@ def _text(result: dict[str, Any]) -> str:
             f"    group commit: {_groups(step['group_commit'])}",
             f"    CPU (cores busy): {cpu}; total {step['cpu']['total_cores']:g}",
         ]
+        if step["messages_per_placement"]:
+            lines.append(f"    messages per placement: {_messages(step['messages_per_placement'])}")
     if result["mode"] == "sweep":
         lines.append(
             f"  highest rate with p99 publish -> scheduled <= {result['p99_target_ms']:g} ms: "

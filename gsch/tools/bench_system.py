@@ -25,6 +25,7 @@ from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import StreamsError, apply_declarations, load_declarations
 from gsch.runtime.connection import server_list
 from gsch.runtime.embedded import EmbeddedCluster, EmbeddedNats, free_port
+from gsch.runtime.nats_client import connect_client
 from gsch.runtime.procs import ChildProcess, serve_args
 
 WINDOW = 500  # pipelined publishes in flight at once
@@ -40,6 +41,7 @@ class Shape:
     workers: int
     nats_nodes: int = 1  # 3: a JetStream cluster on loopback, every stream R3
     raw_messages: int = 20000
+    api: bool = False  # an API process too: its projector and snapshot follow the log
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -127,13 +129,20 @@ class System:
     pids: dict[str, int]
     raw_rate: float
     shape: Shape
+    monitor_url: str | None = None  # the single server's monitoring endpoint
 
 
 class _Servers:
-    """One embedded server, or a JetStream cluster of `size` on loopback."""
+    """One embedded server (with its monitoring endpoint, for message counts), or a
+    JetStream cluster of `size` on loopback."""
 
     def __init__(self, data_dir: Path, size: int) -> None:
-        self.single = EmbeddedNats(data_dir) if size == 1 else None
+        self.monitor_port = free_port() if size == 1 else None
+        self.single = (
+            EmbeddedNats(data_dir, extra_args=["--http_port", str(self.monitor_port)])
+            if size == 1
+            else None
+        )
         self.cluster = EmbeddedCluster(data_dir / "nats-cluster", size) if size > 1 else None
 
     async def start(self) -> str:
@@ -168,7 +177,10 @@ async def running_system(shape: Shape, data_dir: Path) -> AsyncIterator[System]:
     # Children read the replica count from the environment: every process declares the
     # streams the same way (else the first worker would turn R3 streams back into R1).
     env = {"GSCH_NATS__REPLICAS": str(replicas)}
-    nc = await nats.connect(servers=server_list(url), max_reconnect_attempts=-1)
+    # Named like gsch's own connections, so message counts are attributed to the benchmark.
+    nc = await connect_client(
+        server_list(url), name=f"gsch-bench-{os.getpid()}", max_reconnect_attempts=-1
+    )
     try:
         await _declare(nc, replicas)
         store = EventStore(nc)
@@ -204,13 +216,45 @@ async def running_system(shape: Shape, data_dir: Path) -> AsyncIterator[System]:
         for index, child in enumerate(children):
             if child.pid is not None:
                 pids["binder" if index == 0 else f"worker-{index - 1}"] = child.pid
+        if shape.api:
+            pids.update(await _start_api(url, data_dir, env, children))
         pids["bench"] = os.getpid()
-        yield System(nc, store, url, worker_ports, pids, raw_rate, shape)
+        monitor_port = servers.monitor_port
+        monitor = f"http://127.0.0.1:{monitor_port}" if monitor_port is not None else None
+        yield System(nc, store, url, worker_ports, pids, raw_rate, shape, monitor)
     finally:
         await nc.close()
         for child in reversed(children):
             await child.stop()
         await servers.stop()
+
+
+async def _start_api(
+    url: str, data_dir: Path, env: dict[str, str], children: list[ChildProcess]
+) -> dict[str, int]:
+    """An API process (projector, snapshot, planner process), ready to serve: its pids."""
+    port = free_port()
+    api = ChildProcess(
+        serve_args("api", url, data_dir, ["--api-listen", f"127.0.0.1:{port}"]),
+        data_dir / "api.log",
+        env,
+    )
+    await api.start()
+    children.append(api)
+    await _wait_ready(port)
+    assert api.pid is not None
+    pids = {"api": api.pid}
+    # Its planner processes keep a snapshot of their own: they follow the log too.
+    for index, pid in enumerate(_children_of(api.pid)):
+        pids[f"api-planner-{index}"] = pid
+    return pids
+
+
+def _children_of(pid: int) -> list[int]:
+    with contextlib.suppress(OSError):
+        found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [int(child) for child in found]
+    return []
 
 
 async def _declare(nc: Client, replicas: int, timeout: float = 60.0) -> None:

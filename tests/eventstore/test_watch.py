@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from nats.aio.client import Client
 
@@ -52,5 +53,32 @@ async def test_follower_skips_what_it_cannot_decode_and_says_so(store: EventStor
         await eventually(lambda: len(seen) == 1, 10)
         assert skipped == [ack.seq]
         assert follower.last_seq == seen[0].seq
+    finally:
+        await follower.stop()
+
+
+async def test_a_follower_only_behind_the_log_is_not_subscribed_again(store: EventStore) -> None:
+    """A busy process (niced, or on a loaded machine) handles what the server sent late: it
+    is behind, not stalled, and subscribing again would have the server send it all twice.
+    Here the first delivery waits a second before it is handled, while the watchdog looks
+    every 0.2 s."""
+    seen: list[int] = []
+    follower = Follower(store, "gsch.events.cluster.>", lambda e: seen.append(e.seq))
+    follower._check_every = 0.2
+    handle = follower._deliver
+
+    async def late(msg: Any) -> None:
+        if not seen:
+            await asyncio.sleep(1.0)
+        await handle(msg)
+
+    follower._deliver = late  # type: ignore[method-assign]
+    for name in ("c1", "c2", "c3"):
+        await store.append(declared(name))
+    await follower.start()
+    try:
+        await eventually(lambda: len(seen) == 3, 10)
+        assert follower.resubscriptions == 0
+        assert seen == sorted(set(seen))
     finally:
         await follower.stop()

@@ -46,6 +46,11 @@ def test_a_sweep_runs_open_loops_at_rising_rates_and_reports_each(tmp_path: Path
         assert groups["decisions"] >= step["scheduled"]
         assert 1 <= groups["batches"] <= groups["decisions"]
         assert groups["round_trip_ms"] > 0
+        # Each placement: a request published, its events appended, acknowledgements.
+        messages = step["messages_per_placement"]
+        assert messages["server_received"] >= 5
+        assert set(messages["by_process"]) == {"binder", "worker-0", "worker-1", "bench"}
+        assert messages["by_process"]["bench"]["sent"] >= 1
     passed = [
         s["offered_rate"]
         for s in report["steps"]
