@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gsch.eventstore.ranges import RangeReadStalled, seqs_by_subject
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.subjects import ALL_CLUSTER_EVENTS, request_subject
 
@@ -42,7 +43,7 @@ class CompactionError(Exception):
 @dataclass(frozen=True, slots=True)
 class Compacted:
     through: int
-    subjects: int  # subjects that had more than one message
+    subjects: int  # subjects with messages in the range read
     purged: int  # messages removed
 
 
@@ -94,29 +95,37 @@ async def _bounded(calls: Iterable[Callable[[], Awaitable[int]]]) -> int:
     return sum(await asyncio.gather(*(one(call) for call in calls)))
 
 
-async def compact_cluster_events(store: EventStore, through: int) -> Compacted:
-    """Purge cluster events at or below `through`, keeping each subject's last message."""
-    counts = await subject_counts(store, ALL_CLUSTER_EVENTS)
-    crowded = [s for s, count in counts.items() if count > 1 and not _legacy_report(s)]
-    # Reports a log written before the telemetry stream still holds: nobody's scope, and
-    # replaced by the stream's, so they go whole (up to the cut).
-    legacy = [s for s in counts if _legacy_report(s)]
+async def compact_cluster_events(store: EventStore, through: int, after: int = 0) -> Compacted:
+    """Purge cluster events at or below `through`, never a subject's last message, given
+    that a pass through `after` finished before (0: none did; the whole log is read).
 
-    def trim(subject: str) -> Callable[[], Awaitable[int]]:
+    Only the subjects with messages in (`after`, `through`] have anything to remove: the
+    messages there but the newest of each, and the one each kept at or below `after`. Each
+    is removed by a purge of its subject below the next one's sequence, oldest first, so
+    every purge removes one message (see the module's cost model)."""
+    try:
+        found = await seqs_by_subject(store, ALL_CLUSTER_EVENTS, after, through)
+    except RangeReadStalled as exc:
+        raise CompactionError(str(exc)) from exc
+
+    def trim(subject: str, seqs: list[int]) -> Callable[[], Awaitable[int]]:
         async def call() -> int:
-            last = await store.last(subject)
-            if last is None:
-                return 0
-            # Below the cut, and never the subject's last message.
-            return await purge(store, subject, before=min(through + 1, last.seq))
+            if _legacy_report(subject):
+                # Reports a log written before the telemetry stream still holds: nobody's
+                # scope, and replaced by the stream's, so they go whole (up to the cut).
+                return await purge(store, subject, before=through + 1)
+            # Below each of the subject's messages in the range in turn: the newest stays,
+            # even when a later one (after the cut) makes it removable; the next pass takes
+            # it, since that later one falls in its range.
+            removed = 0
+            for seq in seqs:
+                removed += await purge(store, subject, before=seq)
+            return removed
 
         return call
 
-    def drop(subject: str) -> Callable[[], Awaitable[int]]:
-        return lambda: purge(store, subject, before=through + 1)
-
-    purged = await _bounded([*map(trim, crowded), *map(drop, legacy)])
-    return Compacted(through, len(crowded) + len(legacy), purged)
+    purged = await _bounded(trim(subject, seqs) for subject, seqs in found.items())
+    return Compacted(through, len(found), purged)
 
 
 def _legacy_report(subject: str) -> bool:
