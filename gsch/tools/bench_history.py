@@ -16,10 +16,8 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +25,16 @@ import aiohttp
 import nats
 
 from gsch.clusters.feed import SnapshotFeed
-from gsch.eventstore.compaction import Compacted
 from gsch.eventstore.snapshots import SnapshotStore
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import apply_declarations, load_declarations
 from gsch.eventstore.subjects import ALL_CLUSTER_EVENTS, TELEMETRY_STREAM
-from gsch.housekeeping.housekeeper import compact, write_snapshot
+from gsch.housekeeping.housekeeper import write_snapshot
 from gsch.logs import setup_logging
 from gsch.runtime.embedded import EmbeddedNats, free_port
 from gsch.runtime.procs import ChildProcess, serve_args
 from gsch.tools.history import HistoryGenerator, HistoryShape
+from gsch.tools.pass_costs import PassCosts, timed_compaction
 
 
 async def _ready(url: str, timeout: float) -> float:
@@ -68,54 +66,6 @@ async def _time_start(url: str, root: Path, roles: str, timeout: float) -> float
         return time.monotonic() - started
     finally:
         await child.stop()
-
-
-def _cpu_seconds(pid: int | None) -> float:
-    """CPU (user + system) a process has used so far; 0 where /proc cannot tell."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@dataclass
-class _Passes:
-    """Each compaction pass: wall time, the server's CPU, events removed."""
-
-    pid: int | None
-    seconds: list[float] = field(default_factory=list)
-    server_cpu: list[float] = field(default_factory=list)
-    purged: list[int] = field(default_factory=list)
-
-    async def compact(self, store: EventStore, snapshots: SnapshotStore) -> Compacted | None:
-        cpu, started = _cpu_seconds(self.pid), time.monotonic()
-        done = await compact(store, snapshots)
-        if done is not None:
-            self.seconds.append(time.monotonic() - started)
-            self.server_cpu.append(_cpu_seconds(self.pid) - cpu)
-            self.purged.append(done.purged)
-        return done
-
-    def summary(self, prefix: str) -> dict[str, Any]:
-        if not self.seconds:
-            return {}
-        tenth = max(1, len(self.seconds) // 10)  # the first and last tenth of the passes
-
-        def mean(values: list[float]) -> float:
-            return round(sum(values) / len(values), 2)
-
-        return {
-            f"{prefix}passes": len(self.seconds),
-            f"{prefix}purged_per_pass": round(sum(self.purged) / len(self.purged)),
-            f"{prefix}seconds_first_tenth": mean(self.seconds[:tenth]),
-            f"{prefix}seconds_last_tenth": mean(self.seconds[-tenth:]),
-            f"{prefix}seconds_max": round(max(self.seconds), 2),
-            f"{prefix}server_cpu_first_tenth": mean(self.server_cpu[:tenth]),
-            f"{prefix}server_cpu_last_tenth": mean(self.server_cpu[-tenth:]),
-            f"{prefix}server_cpu_max": round(max(self.server_cpu), 2),
-        }
 
 
 async def _caught_up(feed: SnapshotFeed, store: EventStore) -> None:
@@ -169,12 +119,12 @@ async def _one_size(events: int, args: argparse.Namespace, root: Path) -> dict[s
             follower = SnapshotFeed(store, snapshots)
             await generator.run(1)
             await follower.start(catch_up_timeout=3600)
-            passes = _Passes(embedded.pid)
+            passes = PassCosts(embedded.pid)
             while generator.written < events:
                 await generator.run(min(events, generator.written + every))
                 await _caught_up(follower, store)
                 await write_snapshot(snapshots, follower.snapshot)
-                await passes.compact(store, snapshots)
+                await timed_compaction(passes, store, snapshots)
             await follower.stop()
             result |= passes.summary("housekeeping_compaction_")
         else:
@@ -192,10 +142,9 @@ async def _one_size(events: int, args: argparse.Namespace, root: Path) -> dict[s
             await write_snapshot(snapshots, await feed.start(catch_up_timeout=3600))
             await feed.stop()
             await generator.run(generator.written + 1)  # one more tick between the two
-        final = _Passes(embedded.pid)
-        compacted = await final.compact(store, snapshots)
+        final = PassCosts(embedded.pid)
+        result["compacted_events"] = await timed_compaction(final, store, snapshots)
         result["snapshot_and_compact_seconds"] = round(time.monotonic() - started, 1)
-        result["compacted_events"] = compacted.purged if compacted else 0
         if final.seconds:
             result["compact_seconds"] = round(final.seconds[0], 2)
             result["compact_server_cpu_seconds"] = round(final.server_cpu[0], 2)
