@@ -119,9 +119,8 @@ async def compact_cluster_events(store: EventStore, through: int, after: int = 0
     that a pass through `after` finished before (0: none did; the whole log is read).
 
     Only the subjects with messages in (`after`, `through`] have anything to remove: the
-    messages there but the newest of each, and the one each kept at or below `after`. Each
-    is removed by a purge of its subject below the next one's sequence, oldest first, so
-    every purge removes one message (see the module's cost model)."""
+    messages there but the newest of each, and the one each kept at or below `after`. They
+    go oldest first, one purge each (see the module's cost model)."""
     try:
         found = await seqs_by_subject(store, ALL_CLUSTER_EVENTS, after, through)
     except RangeReadStalled as exc:
@@ -133,12 +132,14 @@ async def compact_cluster_events(store: EventStore, through: int, after: int = 0
                 # Reports a log written before the telemetry stream still holds: nobody's
                 # scope, and replaced by the stream's, so they go whole (up to the cut).
                 return await purge(store, subject, before=through + 1)
-            # Below each of the subject's messages in the range in turn: the newest stays,
+            # First whatever is below the range (the one message the previous pass kept),
+            # then each message in the range up to and including itself: the newest stays,
             # even when a later one (after the cut) makes it removable; the next pass takes
-            # it, since that later one falls in its range.
-            removed = 0
-            for seq in seqs:
-                removed += await purge(store, subject, before=seq)
+            # it, since that later one falls in its range. Bounding each purge just above
+            # the message it removes spares the server a walk to the subject's next message.
+            removed = await purge(store, subject, before=seqs[0])
+            for seq in seqs[:-1]:
+                removed += await purge(store, subject, before=seq + 1)
             return removed
 
         return call
