@@ -15,24 +15,30 @@ older than `retention.finished_requests`).
 Purges are idempotent: running the same compaction twice, or two processes running it at
 once, removes nothing more. Killed half way, a later run finishes the job.
 
-What a purge costs the server (nats-server 2.15, server/filestore.go `PurgeEx`, stream.go
-`purgeLocked`/`storeUpdates`; measured with perf on the history bench): a purge that
-removes one message tells each consumer of the stream to decrement its pending count for
-that subject, which is cheap; a purge that removes several makes every consumer recount its
-pending messages from scratch (`consumer.streamNumPending` -> `NumPendingMulti`), walking the
-stream's whole subject index. The log keeps a subject per request event until retention, so
-that walk grows with the log: with one purge per crowded subject (what this did before), 88 %
-of a pass's server time went there and a pass cost 3 s of server CPU at 23k sequences and 21 s
-at 116k, one core for 810 s at 10M events. So a pass here (1) reads only the range since the
-previous finished pass, (`after`, `through`], headers only (`ranges.py`): the subjects to
-touch and their sequences, in the time the range takes to read; (2) removes each message
-with its own purge of its subject below the next one's sequence, oldest first, so every
-purge removes exactly one: the server's work per message stays constant (0.3 s of server CPU
-for 3,300 messages, at 1M events as at 10M). A pass therefore costs what it removes. A full
-pass (`after` 0: the first, or when the previous cut is not known) reads every cluster event
-the log still holds and costs what that holds. Deleting messages one by one
-(`STREAM.MSG.DELETE`) would cost the same per message and needs `deny_delete: false`: not
-worth loosening the stream for.
+What a purge costs the server (nats-server 2.15: server/filestore.go `PurgeEx`, stream.go
+`purgeLocked` and `storeUpdates`; profiled with perf on the history bench):
+- A purge that removes several messages makes every consumer of the stream recount what it
+  has pending from scratch (`consumer.streamNumPending` -> `NumPendingMulti`), walking the
+  stream's whole subject index: one subject per request event until retention, so the walk
+  grows with the log. One purge per crowded subject (what this did before) spent 88 % of a
+  pass there: 3 s of server CPU per pass at 23k sequences, 30 s at 116k, and one core for
+  810 s for the first pass over a 10M-event history.
+- A purge that removes one message only tells the consumers of that subject to decrement a
+  count. Inside the store it walks from the subject's first message in a block to the
+  purge's bound: bounded just above the message it removes, that is the message itself;
+  bounded below the next one (or recounting a subject's first message afterwards), it is
+  the gap to it, which a pass over many messages of a subject pays again and again.
+So a pass (1) reads only the range since the previous finished pass, (`after`, `through`],
+headers only (`ranges.py`): the subjects to touch and their messages, in the time the range
+takes to read; (2) removes, per subject, the one message a previous pass kept (a purge below
+the first in the range: one walk over the gap to it) and then each message in the range but
+the newest, oldest first, each with a purge bounded just above it. The server's work is then
+constant per message removed plus one gap per subject touched: a pass costs what it removes,
+whatever the log holds. A full pass (`after` 0: the first, or when the previous cut is not
+known) reads every cluster event the log still holds and removes what that holds. Deleting
+messages one by one (`STREAM.MSG.DELETE`) does the same work per message in the store
+(`removeMsg`), and needs the log to allow deletes (`deny_delete: false`): nothing to gain
+for loosening the stream.
 """
 
 from __future__ import annotations
@@ -49,8 +55,8 @@ from gsch.eventstore.subjects import ALL_CLUSTER_EVENTS, request_subject
 
 # The server lists at most this many subjects per STREAM.INFO answer; the rest by offset.
 _SUBJECTS_PAGE = 100_000
-# Purges and direct gets in flight at once: enough to hide round trips, few enough to leave
-# the server to the scheduler.
+# Purges in flight at once (of as many subjects, each purged one message after another):
+# enough to hide round trips, few enough to leave the server to the scheduler.
 _IN_FLIGHT = 32
 
 
@@ -168,8 +174,8 @@ async def purge_requests(
     def remove(subject: str, seqs: Sequence[int]) -> Callable[[], Awaitable[int]]:
         async def call() -> int:
             removed = 0
-            for seq in sorted(seqs)[1:]:
-                removed += await purge(store, subject, before=seq)
+            for seq in sorted(seqs)[:-1]:
+                removed += await purge(store, subject, before=seq + 1)
             return removed + await purge(store, subject)
 
         return call
