@@ -55,6 +55,8 @@ from gsch.eventstore.subjects import ALL_CLUSTER_EVENTS, request_subject
 
 # The server lists at most this many subjects per STREAM.INFO answer; the rest by offset.
 _SUBJECTS_PAGE = 100_000
+# Latency and pod reports in a log written before they moved to the telemetry stream.
+LEGACY_REPORTS = ("gsch.events.cluster.*.latency.*.*", "gsch.events.cluster.*.pods.*.*")
 # Purges in flight at once (of as many subjects, each purged one message after another):
 # enough to hide round trips, few enough to leave the server to the scheduler.
 _IN_FLIGHT = 32
@@ -127,6 +129,13 @@ async def compact_cluster_events(store: EventStore, through: int, after: int = 0
     Only the subjects with messages in (`after`, `through`] have anything to remove: the
     messages there but the newest of each, and the one each kept at or below `after`. They
     go oldest first, one purge each (see the module's cost model)."""
+    # Reports a log written before the telemetry stream still holds: nobody's scope, and
+    # replaced by the stream's, so they go whole (up to the cut), before the range is read
+    # (an old log holds millions of them: not worth listing one by one).
+    legacy = [
+        subject for reports in LEGACY_REPORTS for subject in await subject_counts(store, reports)
+    ]
+    purged = await _bounded(_drop(store, subject, through) for subject in legacy)
     try:
         found = await seqs_by_subject(store, ALL_CLUSTER_EVENTS, after, through)
     except RangeReadStalled as exc:
@@ -134,10 +143,6 @@ async def compact_cluster_events(store: EventStore, through: int, after: int = 0
 
     def trim(subject: str, seqs: list[int]) -> Callable[[], Awaitable[int]]:
         async def call() -> int:
-            if _legacy_report(subject):
-                # Reports a log written before the telemetry stream still holds: nobody's
-                # scope, and replaced by the stream's, so they go whole (up to the cut).
-                return await purge(store, subject, before=through + 1)
             # First whatever is below the range (the one message the previous pass kept),
             # then each message in the range up to and including itself: the newest stays,
             # even when a later one (after the cut) makes it removable; the next pass takes
@@ -150,14 +155,12 @@ async def compact_cluster_events(store: EventStore, through: int, after: int = 0
 
         return call
 
-    purged = await _bounded(trim(subject, seqs) for subject, seqs in found.items())
-    return Compacted(through, len(found), purged)
+    purged += await _bounded(trim(subject, seqs) for subject, seqs in found.items())
+    return Compacted(through, len(legacy) + len(found), purged)
 
 
-def _legacy_report(subject: str) -> bool:
-    # gsch.events.cluster.<cluster>.latency|pods.<node>.<type>
-    parts = subject.split(".")
-    return len(parts) == 7 and parts[4] in ("latency", "pods")
+def _drop(store: EventStore, subject: str, through: int) -> Callable[[], Awaitable[int]]:
+    return lambda: purge(store, subject, before=through + 1)
 
 
 async def purge_requests(
