@@ -145,7 +145,9 @@ STARTUP_REPLAYED = Gauge(
     "gsch_startup_replayed_events", "Cluster events folded at start after the snapshot"
 )
 COMPACTION_RUNS = Counter(
-    "gsch_compaction_runs_total", "Compaction passes, by result (ok, skipped, error)", ["result"]
+    "gsch_compaction_runs_total",
+    "Compaction passes, by result (ok; full: read the whole log; skipped; error)",
+    ["result"],
 )
 COMPACTION_PURGED = Counter(
     "gsch_compaction_purged_events_total",
@@ -231,7 +233,7 @@ def initialise_labels(policies: Iterable[str], roles: Collection[str]) -> None:
     if "api" in roles:  # the housekeeper runs beside the read model
         for result in ("ok", "error"):
             SNAPSHOT_WRITES.labels(result=result)
-        for result in ("ok", "skipped", "error"):
+        for result in ("ok", "full", "skipped", "error"):
             COMPACTION_RUNS.labels(result=result)
         for kind in ("cluster", "request", "expiry"):
             COMPACTION_PURGED.labels(kind=kind)

@@ -14,23 +14,51 @@ older than `retention.finished_requests`).
 
 Purges are idempotent: running the same compaction twice, or two processes running it at
 once, removes nothing more. Killed half way, a later run finishes the job.
+
+What a purge costs the server (nats-server 2.15: server/filestore.go `PurgeEx`, stream.go
+`purgeLocked` and `storeUpdates`; profiled with perf on the history bench):
+- A purge that removes several messages makes every consumer of the stream recount what it
+  has pending from scratch (`consumer.streamNumPending` -> `NumPendingMulti`), walking the
+  stream's whole subject index: one subject per request event until retention, so the walk
+  grows with the log. One purge per crowded subject (what this did before) spent 88 % of a
+  pass there: 3 s of server CPU per pass at 23k sequences, 30 s at 116k, and one core for
+  810 s for the first pass over a 10M-event history.
+- A purge that removes one message only tells the consumers of that subject to decrement a
+  count. Inside the store it walks from the subject's first message in a block to the
+  purge's bound: bounded just above the message it removes, that is the message itself;
+  bounded below the next one (or recounting a subject's first message afterwards), it is
+  the gap to it, which a pass over many messages of a subject pays again and again.
+So a pass (1) reads only the range since the previous finished pass, (`after`, `through`],
+headers only (`ranges.py`): the subjects to touch and their messages, in the time the range
+takes to read; (2) removes, per subject, the one message a previous pass kept (a purge below
+the first in the range: one walk over the gap to it) and then each message in the range but
+the newest, oldest first, each with a purge bounded just above it. The server's work is then
+constant per message removed plus one gap per subject touched: a pass costs what it removes,
+whatever the log holds. A full pass (`after` 0: the first, or when the previous cut is not
+known) reads every cluster event the log still holds and removes what that holds. Deleting
+messages one by one (`STREAM.MSG.DELETE`) does the same work per message in the store
+(`removeMsg`), and needs the log to allow deletes (`deny_delete: false`): nothing to gain
+for loosening the stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gsch.eventstore.ranges import RangeReadStalled, seqs_by_subject
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.subjects import ALL_CLUSTER_EVENTS, request_subject
 
 # The server lists at most this many subjects per STREAM.INFO answer; the rest by offset.
 _SUBJECTS_PAGE = 100_000
-# Purges and direct gets in flight at once: enough to hide round trips, few enough to leave
-# the server to the scheduler.
+# Latency and pod reports in a log written before they moved to the telemetry stream.
+LEGACY_REPORTS = ("gsch.events.cluster.*.latency.*.*", "gsch.events.cluster.*.pods.*.*")
+# Purges in flight at once (of as many subjects, each purged one message after another):
+# enough to hide round trips, few enough to leave the server to the scheduler.
 _IN_FLIGHT = 32
 
 
@@ -42,7 +70,7 @@ class CompactionError(Exception):
 @dataclass(frozen=True, slots=True)
 class Compacted:
     through: int
-    subjects: int  # subjects that had more than one message
+    subjects: int  # subjects with messages in the range read
     purged: int  # messages removed
 
 
@@ -94,48 +122,69 @@ async def _bounded(calls: Iterable[Callable[[], Awaitable[int]]]) -> int:
     return sum(await asyncio.gather(*(one(call) for call in calls)))
 
 
-async def compact_cluster_events(store: EventStore, through: int) -> Compacted:
-    """Purge cluster events at or below `through`, keeping each subject's last message."""
-    counts = await subject_counts(store, ALL_CLUSTER_EVENTS)
-    crowded = [s for s, count in counts.items() if count > 1 and not _legacy_report(s)]
-    # Reports a log written before the telemetry stream still holds: nobody's scope, and
-    # replaced by the stream's, so they go whole (up to the cut).
-    legacy = [s for s in counts if _legacy_report(s)]
+async def compact_cluster_events(store: EventStore, through: int, after: int = 0) -> Compacted:
+    """Purge cluster events at or below `through`, never a subject's last message, given
+    that a pass through `after` finished before (0: none did; the whole log is read).
 
-    def trim(subject: str) -> Callable[[], Awaitable[int]]:
+    Only the subjects with messages in (`after`, `through`] have anything to remove: the
+    messages there but the newest of each, and the one each kept at or below `after`. They
+    go oldest first, one purge each (see the module's cost model)."""
+    # Reports a log written before the telemetry stream still holds: nobody's scope, and
+    # replaced by the stream's, so they go whole (up to the cut), before the range is read
+    # (an old log holds millions of them: not worth listing one by one).
+    legacy = [
+        subject for reports in LEGACY_REPORTS for subject in await subject_counts(store, reports)
+    ]
+    purged = await _bounded(_drop(store, subject, through) for subject in legacy)
+    try:
+        found = await seqs_by_subject(store, ALL_CLUSTER_EVENTS, after, through)
+    except RangeReadStalled as exc:
+        raise CompactionError(str(exc)) from exc
+
+    def trim(subject: str, seqs: list[int]) -> Callable[[], Awaitable[int]]:
         async def call() -> int:
-            last = await store.last(subject)
-            if last is None:
-                return 0
-            # Below the cut, and never the subject's last message.
-            return await purge(store, subject, before=min(through + 1, last.seq))
+            # First whatever is below the range (the one message the previous pass kept),
+            # then each message in the range up to and including itself: the newest stays,
+            # even when a later one (after the cut) makes it removable; the next pass takes
+            # it, since that later one falls in its range. Bounding each purge just above
+            # the message it removes spares the server a walk to the subject's next message.
+            removed = await purge(store, subject, before=seqs[0])
+            for seq in seqs[:-1]:
+                removed += await purge(store, subject, before=seq + 1)
+            return removed
 
         return call
 
-    def drop(subject: str) -> Callable[[], Awaitable[int]]:
-        return lambda: purge(store, subject, before=through + 1)
-
-    purged = await _bounded([*map(trim, crowded), *map(drop, legacy)])
-    return Compacted(through, len(crowded) + len(legacy), purged)
+    purged += await _bounded(trim(subject, seqs) for subject, seqs in found.items())
+    return Compacted(through, len(legacy) + len(found), purged)
 
 
-def _legacy_report(subject: str) -> bool:
-    # gsch.events.cluster.<cluster>.latency|pods.<node>.<type>
-    parts = subject.split(".")
-    return len(parts) == 7 and parts[4] in ("latency", "pods")
+def _drop(store: EventStore, subject: str, through: int) -> Callable[[], Awaitable[int]]:
+    return lambda: purge(store, subject, before=through + 1)
 
 
-async def purge_requests(store: EventStore, histories: Mapping[str, Iterable[str]]) -> int:
+async def purge_requests(
+    store: EventStore, histories: Mapping[str, Mapping[str, Sequence[int]]]
+) -> int:
     """Remove the whole history of each request (retention; only for expired ones), given
-    the event types it has: one purge per exact subject, since a purge by a wildcard filter
-    visits every subject of the stream (measured: 20 requests/s against 2,700 exact purges/s
-    with 60,000 subjects)."""
+    the sequences of its events by type: one purge per exact subject, since a purge by a
+    wildcard filter visits every subject of the stream (measured: 20 requests/s against
+    2,700 exact purges/s with 60,000 subjects). A subject holding several events (a request
+    claimed again after a retry) loses them one purge each, oldest first, so that no purge
+    removes more than one (see the cost model above); the last purge has no bound, so
+    whatever the caller did not know of goes too."""
 
-    def remove(subject: str) -> Callable[[], Awaitable[int]]:
-        return lambda: purge(store, subject)
+    def remove(subject: str, seqs: Sequence[int]) -> Callable[[], Awaitable[int]]:
+        async def call() -> int:
+            removed = 0
+            for seq in sorted(seqs)[:-1]:
+                removed += await purge(store, subject, before=seq + 1)
+            return removed + await purge(store, subject)
+
+        return call
 
     return await _bounded(
-        remove(request_subject(request_id, kind))
+        remove(request_subject(request_id, kind), seqs)
         for request_id, kinds in histories.items()
-        for kind in kinds
+        for kind, seqs in kinds.items()
     )

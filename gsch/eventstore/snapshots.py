@@ -11,6 +11,11 @@ record per slot, whatever the age of the installation.
 The watermark (`compacted-through`) is the sequence below which cluster events may be gone
 from the log: only a snapshot at or above it, completed by the log after it, gives the true
 state. It is written before anything is purged and never moves back.
+
+The purged mark (`compacted-purged-through`) is the cut of the last compaction pass that
+finished: cluster events at or below it hold at most one message per subject, so the next
+pass only reads what came after it. It is written after a pass completes and never moves
+back; lost or unreadable, the next pass reads the log from its beginning (slower, same result).
 """
 
 from __future__ import annotations
@@ -32,11 +37,16 @@ log = logging.getLogger(__name__)
 SNAPSHOT_BUCKET = "GSCH_SNAPSHOTS"
 SLOT_PREFIX = "cluster-state."
 WATERMARK = "compacted-through"
+PURGED_MARK = "compacted-purged-through"
 CHUNK_SUBJECTS = f"$O.{SNAPSHOT_BUCKET}.C.>"
 
 
 class SnapshotStoreError(Exception):
     """The object store could not be read or written."""
+
+
+class MarkUnreadable(SnapshotStoreError):
+    """A mark's metadata is not what this code writes (garbled, or from another program)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,24 +133,56 @@ class SnapshotStore:
             raise SnapshotStoreError(f"writing {slot}: {exc!r}") from exc
         return slot
 
-    async def watermark(self) -> int:
-        """The sequence through which cluster events may have been compacted (0: none)."""
+    async def _description(self, name: str) -> str | None:
+        """A mark's metadata description; None when it was never written."""
         bucket = await self._store()
         try:
-            info = await bucket.get_info(WATERMARK)
+            info = await bucket.get_info(name)
         except nats.js.errors.NotFoundError:
-            return 0
-        return int(json.loads(info.description or "{}").get("through", 0))
+            return None
+        return info.description or ""
 
-    async def raise_watermark(self, through: int) -> int:
-        """Record that compaction may remove cluster events through `through` (never lowers)."""
-        current = await self.watermark()
+    async def _raise_mark(self, name: str, through: int, current: int) -> int:
         if through <= current:
             return current
         bucket = await self._store()
-        meta = ObjectMeta(name=WATERMARK, description=json.dumps({"through": through}))
-        await bucket.put(WATERMARK, b"", meta=meta)
+        meta = ObjectMeta(name=name, description=json.dumps({"through": through}))
+        await bucket.put(name, b"", meta=meta)
         return through
+
+    async def watermark(self) -> int:
+        """The sequence through which cluster events may have been compacted (0: none)."""
+        return int(json.loads(await self._description(WATERMARK) or "{}").get("through", 0))
+
+    async def raise_watermark(self, through: int) -> int:
+        """Record that compaction may remove cluster events through `through` (never lowers)."""
+        return await self._raise_mark(WATERMARK, through, await self.watermark())
+
+    async def purged_through(self) -> int | None:
+        """The cut of the last compaction pass that finished (None: none recorded).
+        Raises MarkUnreadable when the record is garbled."""
+        described = await self._description(PURGED_MARK)
+        if described is None:
+            return None
+        try:
+            through = json.loads(described)["through"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise MarkUnreadable(f"{PURGED_MARK}: {described[:200]!r}") from exc
+        if not isinstance(through, int) or isinstance(through, bool) or through < 0:
+            raise MarkUnreadable(f"{PURGED_MARK}: {described[:200]!r}")
+        return through
+
+    async def record_purged(self, through: int) -> int:
+        """Record that a compaction pass through `through` finished. Never lowers a record
+        another pass made, but replaces a garbled one, or one beyond the watermark (no pass
+        can have finished there: each raises the watermark first)."""
+        try:
+            current = await self.purged_through() or 0
+        except MarkUnreadable:
+            current = 0
+        if current > await self.watermark():
+            current = 0
+        return await self._raise_mark(PURGED_MARK, through, current)
 
     async def orphan_chunks(self) -> builtins.list[str]:
         """Chunk subjects no metadata refers to: what a writer killed half way left behind."""

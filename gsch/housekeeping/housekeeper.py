@@ -20,7 +20,7 @@ from gsch.clusters.restore import load_slot
 from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.clusters.snapshot_codec import SnapshotCorrupt, SnapshotHeader, encode
 from gsch.eventstore.compaction import Compacted, CompactionError, compact_cluster_events
-from gsch.eventstore.snapshots import SnapshotStore, SnapshotStoreError
+from gsch.eventstore.snapshots import MarkUnreadable, SnapshotStore, SnapshotStoreError
 from gsch.eventstore.store import EventStore
 from gsch.housekeeping.retention import Retention
 from gsch.metrics import (
@@ -93,15 +93,41 @@ async def compact(store: EventStore, snapshots: SnapshotStore) -> Compacted | No
         COMPACTION_RUNS.labels(result="skipped").inc()
         return None
     cut = good[1]
+    after = await previous_cut(snapshots, cut, watermark)
     # The watermark first: a process starting while the purge runs must not replay from an
     # older snapshot (or the beginning) into the gap.
     COMPACTION_WATERMARK.set(await snapshots.raise_watermark(cut))
-    done = await compact_cluster_events(store, cut)
+    done = await compact_cluster_events(store, cut, after)
+    # Only now: a pass killed before this line is read again from the same `after`.
+    await snapshots.record_purged(cut)
     COMPACTION_PURGED.labels(kind="cluster").inc(done.purged)
-    COMPACTION_RUNS.labels(result="ok").inc()
-    log.info("log compacted", extra={"through": cut, "subjects": done.subjects,
+    COMPACTION_RUNS.labels(result="ok" if after else "full").inc()
+    log.info("log compacted", extra={"after": after, "through": cut, "subjects": done.subjects,
                                      "purged": done.purged})  # fmt: skip
     return done
+
+
+async def previous_cut(snapshots: SnapshotStore, cut: int, watermark: int) -> int:
+    """Where the last finished pass stopped, so this one reads only what came after it; 0
+    (the whole log, slower but the same result) when nothing usable is recorded."""
+    try:
+        after = await snapshots.purged_through()
+    except MarkUnreadable as exc:
+        log.error("compaction's previous cut unreadable; this pass reads the whole log",
+                  extra={"error": str(exc), "through": cut})  # fmt: skip
+        return 0
+    if after is None:
+        if watermark:  # compacted before, by a version that kept no record, or it was lost
+            log.warning("compaction's previous cut not recorded; this pass reads the whole"
+                        " log", extra={"watermark": watermark, "through": cut})  # fmt: skip
+        return 0
+    if after > cut:
+        if after <= await snapshots.watermark():
+            return after  # another housekeeper finished a later cut: nothing left to read
+        log.error("compaction's previous cut is ahead of this one; this pass reads the whole"
+                  " log", extra={"recorded": after, "through": cut})  # fmt: skip
+        return 0
+    return after
 
 
 class Housekeeper:

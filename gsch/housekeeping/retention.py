@@ -28,7 +28,7 @@ from gsch.eventstore.subjects import ALL_EXPIRY_EVENTS, ExpiryKey, SubjectError,
 from gsch.housekeeping.export import ExportedRequest, write_export
 from gsch.metrics import COMPACTION_PURGED, REQUESTS_EXPIRED
 from gsch.model.events import ExpiredRequest, RequestsExpired
-from gsch.projections.expiry import Ended, ended_before, event_types, events_of
+from gsch.projections.expiry import Ended, ended_before, event_seqs, events_of
 from gsch.projections.schema import connect_reader
 from gsch.runtime.config import RetentionConfig
 
@@ -97,7 +97,7 @@ class Retention:
 
     async def _candidates(
         self, now: float
-    ) -> tuple[list[Ended], dict[str, set[str]], list[ExportedRequest]]:
+    ) -> tuple[list[Ended], dict[str, dict[str, list[int]]], list[ExportedRequest]]:
         try:
             db = await connect_reader(self.db_path)
         except sqlite3.OperationalError as exc:  # not created yet
@@ -105,7 +105,7 @@ class Retention:
             return [], {}, []
         try:
             ended = await ended_before(db, now - self.config.finished_requests, self.config.batch)
-            histories = await event_types(db, [e.request_id for e in ended])
+            histories = await event_seqs(db, [e.request_id for e in ended])
             exported = []
             if self.config.export_dir:
                 for request in ended:

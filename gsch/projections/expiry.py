@@ -40,18 +40,22 @@ async def ended_before(db: aiosqlite.Connection, cutoff: float, limit: int) -> l
     return [Ended(request_id=i, state=s, ended_at=at) for i, s, at in records]
 
 
-async def event_types(db: aiosqlite.Connection, request_ids: list[str]) -> dict[str, set[str]]:
-    """The types of event each request has in the log (the subjects retention purges)."""
-    found: dict[str, set[str]] = {request_id: set() for request_id in request_ids}
+async def event_seqs(
+    db: aiosqlite.Connection, request_ids: list[str]
+) -> dict[str, dict[str, list[int]]]:
+    """The sequences of each request's events in the log, by event type (each type is a
+    subject retention purges), ascending."""
+    found: dict[str, dict[str, list[int]]] = {request_id: {} for request_id in request_ids}
     for start in range(0, len(request_ids), 500):
         chunk = request_ids[start : start + 500]
         marks = ", ".join("?" for _ in chunk)
         records = await db.execute_fetchall(
-            f"SELECT DISTINCT request_id, type FROM request_events WHERE request_id IN ({marks})",
+            f"SELECT request_id, type, seq FROM request_events WHERE request_id IN ({marks})"
+            " ORDER BY seq",
             chunk,
         )
-        for request_id, kind in records:
-            found[str(request_id)].add(str(kind))
+        for request_id, kind, seq in records:
+            found[str(request_id)].setdefault(str(kind), []).append(int(seq))
     return found
 
 

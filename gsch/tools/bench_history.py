@@ -7,7 +7,9 @@ housekeeper does, write a tail (the events since the last snapshot), then start 
 binder and an API process and time each from spawn to ready (worker and binder: their
 /livez, served once their cluster state is complete; API: /readyz, its read model caught up).
 The API is started twice: the first start builds its read model from the log (bounded by
-retention, not by the age of the installation), the second is a restart.
+retention, not by the age of the installation), the second is a restart. Each compaction
+pass is timed, with the CPU the server spent on it (`pass_costs.py`): with housekeeping all
+along, the first and last tenth of the passes show whether a pass grows with the log.
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ from gsch.eventstore.snapshots import SnapshotStore
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import apply_declarations, load_declarations
 from gsch.eventstore.subjects import ALL_CLUSTER_EVENTS, TELEMETRY_STREAM
-from gsch.housekeeping.housekeeper import compact, write_snapshot
+from gsch.housekeeping.housekeeper import write_snapshot
 from gsch.logs import setup_logging
 from gsch.runtime.embedded import EmbeddedNats, free_port
 from gsch.runtime.procs import ChildProcess, serve_args
 from gsch.tools.history import HistoryGenerator, HistoryShape
+from gsch.tools.pass_costs import PassCosts, timed_compaction
 
 
 async def _ready(url: str, timeout: float) -> float:
@@ -118,15 +121,14 @@ async def _one_size(events: int, args: argparse.Namespace, root: Path) -> dict[s
             follower = SnapshotFeed(store, snapshots)
             await generator.run(1)
             await follower.start(catch_up_timeout=3600)
-            passes = 0
+            passes = PassCosts(embedded.pid)
             while generator.written < events:
                 await generator.run(min(events, generator.written + every))
                 await _caught_up(follower, store)
                 await write_snapshot(snapshots, follower.snapshot)
-                await compact(store, snapshots)
-                passes += 1
+                await timed_compaction(passes, store, snapshots)
             await follower.stop()
-            result["housekeeping_passes"] = passes
+            result |= passes.summary("housekeeping_compaction_")
         else:
             await generator.run(events)
         took = time.monotonic() - started
@@ -142,9 +144,12 @@ async def _one_size(events: int, args: argparse.Namespace, root: Path) -> dict[s
             await write_snapshot(snapshots, await feed.start(catch_up_timeout=3600))
             await feed.stop()
             await generator.run(generator.written + 1)  # one more tick between the two
-        compacted = await compact(store, snapshots)
+        final = PassCosts(embedded.pid)
+        result["compacted_events"] = await timed_compaction(final, store, snapshots)
         result["snapshot_and_compact_seconds"] = round(time.monotonic() - started, 1)
-        result["compacted_events"] = compacted.purged if compacted else 0
+        if final.seconds:
+            result["compact_seconds"] = round(final.seconds[0], 2)
+            result["compact_server_cpu_seconds"] = round(final.server_cpu[0], 2)
         await generator.run(generator.written + args.history_tail)
         result |= await _sizes(store, "after_")
         held = await snapshots.list()

@@ -26,13 +26,14 @@ from gsch.eventstore.snapshots import SnapshotStore
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import apply_declarations, load_declarations
 from gsch.eventstore.subjects import TELEMETRY_STREAM
-from gsch.housekeeping.housekeeper import compact, write_snapshot
+from gsch.housekeeping.housekeeper import write_snapshot
 from gsch.housekeeping.retention import Retention
 from gsch.logs import setup_logging
 from gsch.projections.projector import Projector
 from gsch.runtime.config import RetentionConfig
 from gsch.runtime.embedded import EmbeddedNats
 from gsch.tools.history import TICK, HistoryGenerator, HistoryShape
+from gsch.tools.pass_costs import PassCosts, timed_compaction
 
 HOUR = 3600.0
 
@@ -92,12 +93,14 @@ async def _run(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
         # Housekeeping every simulated hour, or eight times per window if that is shorter.
         ticks = max(1, int(min(HOUR, window / 8) / TICK))
         wall = time.monotonic()
+        compactions, expiries = PassCosts(embedded.pid), PassCosts(embedded.pid)
         while marks:
             await generator.run(generator.written + ticks * generator.events_per_tick)
             await _caught_up(projector, store)
             await write_snapshot(snapshots, feed.snapshot)
-            await compact(store, snapshots)
-            await retention.run_once()
+            await timed_compaction(compactions, store, snapshots)
+            expired = await expiries.timed(retention.run_once())
+            expiries.removed.append(expired.purged_events)
             while marks and generator.clock - started >= marks[0] * window:
                 await _caught_up(projector, store)
                 info = await store.js.stream_info(store.stream)
@@ -112,6 +115,7 @@ async def _run(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
                     "store_disk_mb": round(_disk(root / "nats") / 1e6, 2),
                     "sqlite_mb": round(_size(db) / 1e6, 2),
                     "wall_seconds": round(time.monotonic() - wall),
+                    **compactions.summary("compaction_"), **expiries.summary("retention_"),
                 })  # fmt: skip
         stop.set()
         await projecting

@@ -5,7 +5,6 @@ exactly what they expected before."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -19,11 +18,10 @@ from gsch.clusters.restore import NoUsableSnapshotError, newest_snapshot
 from gsch.eventstore.compaction import subject_counts
 from gsch.eventstore.snapshots import SNAPSHOT_BUCKET, SnapshotStore
 from gsch.eventstore.store import EventStore
-from gsch.eventstore.streams import apply_declarations, load_declarations
 from gsch.eventstore.subjects import ALL_CLUSTER_EVENTS, ALL_TELEMETRY, NodeKey
 from gsch.housekeeping.housekeeper import compact, write_snapshot
 from gsch.model.events import LatencyReported, encode_event
-from tests.support.history import RandomHistory, state_of
+from tests.support.history import RandomHistory, fresh_streams, state_of
 
 # Fixed seeds by default (a run passes or fails for the code); GSCH_HYPOTHESIS=explore draws.
 SEEDS = (
@@ -31,15 +29,6 @@ SEEDS = (
     if os.environ.get("GSCH_HYPOTHESIS") == "explore"
     else [11, 23, 37, 41, 53, 67]
 )
-
-
-async def _fresh(nc: Client) -> None:
-    """An empty log and snapshot store for the next history."""
-    js = nc.jetstream()
-    for stream in ("GSCH_EVENTS", "GSCH_TELEMETRY", "OBJ_GSCH_SNAPSHOTS"):
-        with contextlib.suppress(Exception):
-            await js.delete_stream(stream)
-    await apply_declarations(nc, load_declarations())
 
 
 async def _overwrite(nc: Client, slot: str, blob: bytes, seq: int) -> None:
@@ -69,7 +58,7 @@ async def _restored(store: EventStore, snapshots: SnapshotStore) -> SnapshotFeed
 async def test_snapshot_plus_tail_equals_full_replay(
     nc: Client, store: EventStore, seed: int
 ) -> None:
-    await _fresh(nc)
+    await fresh_streams(nc)
     rng = random.Random(seed)
     snapshots = SnapshotStore(nc, keep=3, timeout=10)
     history = RandomHistory(store, rng)
@@ -113,7 +102,7 @@ async def test_snapshot_plus_tail_equals_full_replay(
 async def test_latency_and_pods_keep_one_message_per_node(nc: Client, store: EventStore) -> None:
     """Reports are current values on the telemetry stream: the server keeps one per node and
     kind however often they come, and the log holds none of them."""
-    await _fresh(nc)
+    await fresh_streams(nc)
     history = RandomHistory(store, random.Random(5))
     for _ in range(300):
         await history.step()
@@ -131,7 +120,7 @@ async def test_reports_an_older_log_carried_are_compacted_away(
 ) -> None:
     """A log written before the telemetry stream holds reports on its own subjects: behind a
     snapshot they go whole (nobody's scope; the stream's reports replace them)."""
-    await _fresh(nc)
+    await fresh_streams(nc)
     legacy = "gsch.events.cluster.c1.latency.n1.LatencyReported"
     for at in (1.0, 2.0, 3.0):
         report = LatencyReported(at=at, cluster="c1", node="n1", to_clusters={"c2": at})
@@ -150,7 +139,7 @@ async def test_reports_an_older_log_carried_are_compacted_away(
 async def test_a_bad_newest_snapshot_is_skipped_for_the_one_before(
     nc: Client, store: EventStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await _fresh(nc)
+    await fresh_streams(nc)
     snapshots = SnapshotStore(nc, keep=3, timeout=10)
     history = RandomHistory(store, random.Random(7))
     await _snapshotted_rounds(history, snapshots, rounds=3, steps=40)
@@ -173,7 +162,7 @@ async def test_a_bad_newest_snapshot_is_skipped_for_the_one_before(
 async def test_without_a_usable_snapshot_a_compacted_log_refuses_to_start(
     nc: Client, store: EventStore
 ) -> None:
-    await _fresh(nc)
+    await fresh_streams(nc)
     snapshots = SnapshotStore(nc, keep=2, timeout=10)
     history = RandomHistory(store, random.Random(9))
     await _snapshotted_rounds(history, snapshots, rounds=2, steps=40)

@@ -133,3 +133,31 @@ async def test_rebuild_after_compaction_and_retention_gives_the_same_answers(
         assert {n["name"]: n["reservations"] for n in body["items"]} == {
             "n1": 0, "n2": 1, "n3": 0,
         }  # fmt: skip
+
+
+async def test_a_request_retried_leaves_the_log_whole(store: EventStore, tmp_path: Path) -> None:
+    """Claimed and committed twice: those subjects hold two events each, removed one purge
+    at a time (a purge of several makes every consumer recount), all of them."""
+    log = Log(store)
+    await log.cluster("c1", "edge")
+    await log.node("c1", "n1")
+    await log.accept("retried")
+    await log.claim("retried")
+    await log.commit("retried", "c1", "n1")
+    await log.requeue("retried", "c1", "n1", 2, "binding failed")
+    await log.claim("retried", attempt=2)
+    await log.commit("retried", "c1", "n1", attempt=2)
+    await log.bind("retried", "c1", "n1", attempt=2)
+    last = await log.finish("retried", attempt=2)
+    await log.accept("kept")
+    history = await store.read(request_history("retried"))
+    assert len(history) == 8
+    db = tmp_path / "read.sqlite"
+    now = log.at() + 8 * DAY
+    async with running(Projector(store, db)) as projector:
+        assert await projector.wait_for(last, 10)
+        config = RetentionConfig(finished_requests=7 * DAY)
+        done = await Retention(config, store, db, clock=lambda: now).run_once()
+    assert (done.expired, done.purged_events) == (1, 8)
+    assert await store.read(request_history("retried")) == []
+    assert len(await store.read(request_history("kept"))) == 1

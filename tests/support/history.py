@@ -3,12 +3,17 @@ two snapshots can be compared by (for the compaction and snapshot tests)."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 from dataclasses import dataclass, field
 from typing import Any
 
+import nats.js.errors
+from nats.aio.client import Client
+
 from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.eventstore.store import EventStore, Write
+from gsch.eventstore.streams import apply_declarations, load_declarations
 from gsch.eventstore.subjects import ClusterKey, LatencyKey, NodeKey, PodsKey
 from gsch.model.events import (
     CapacityReleased,
@@ -23,6 +28,15 @@ from gsch.model.events import (
 from gsch.model.resources import Resources
 
 GI = 2**30
+
+
+async def fresh_streams(nc: Client) -> None:
+    """An empty log, telemetry stream and snapshot store for the next history."""
+    js = nc.jetstream()
+    for stream in ("GSCH_EVENTS", "GSCH_TELEMETRY", "OBJ_GSCH_SNAPSHOTS"):
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await js.delete_stream(stream)
+    await apply_declarations(nc, load_declarations())
 
 
 def state_of(snapshot: ClusterSnapshot) -> dict[str, Any]:
