@@ -22,9 +22,15 @@ from gsch.clusters.simulator import Simulator
 from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.clusters.topology import Topology, load_topology
 from gsch.eventstore.guard import LogGuard, check_declared
+from gsch.eventstore.migration import log_outdated
 from gsch.eventstore.snapshots import SnapshotStore
 from gsch.eventstore.store import EventStore
-from gsch.eventstore.streams import Declarations, apply_declarations, load_declarations
+from gsch.eventstore.streams import (
+    Declarations,
+    Outdated,
+    apply_declarations,
+    load_declarations,
+)
 from gsch.metrics import SNAPSHOT_LAST_SEQ, initialise_labels
 from gsch.policies.registry import PROFILES
 from gsch.runtime.announce import API, announcing
@@ -196,12 +202,23 @@ async def _declarations(config: Config, bus: Bus, role: Role) -> Declarations:
         replicas=config.nats.replicas, lease_seconds=config.queue.lease_seconds
     )
     if not bus.may_declare:
-        return await check_declared(await bus.connection(role), declarations)
+        nc = await bus.connection(role)
+        checked = await check_declared(nc, declarations)
+        _say_if_outdated(await log_outdated(nc, declarations))
+        return checked
     admin = await bus.connection(Role.ADMIN)
     report = await apply_declarations(admin, declarations, create_streams=bus.first_start)
     for line in report.lines:
         log.info("streams: %s", line)
+    _say_if_outdated(report.outdated_log)
     return declarations
+
+
+def _say_if_outdated(outdated: Outdated | None) -> None:
+    """A log declared by an earlier gsch: scheduling works on it, housekeeping may not, and
+    the operator is told at every start what to run."""
+    if outdated is not None:
+        log.error("%s", outdated.advice(), extra={"differences": list(outdated.differences)})
 
 
 class _RoleStores:
