@@ -266,6 +266,16 @@ def bench_command(commands: Commands) -> None:
         " log's beginning (default: %(default)s)",
     )
     bench.add_argument(
+        "--retention-window",
+        type=float,
+        default=7200.0,
+        metavar="SECONDS",
+        help="with --history: retention of finished requests (and of their expiry records),"
+        " in simulated seconds, applied while the history is written as the housekeeper"
+        " would, so every size keeps the requests of one window; 0: none (default:"
+        " %(default)s)",
+    )
+    bench.add_argument(
         "--history-tail",
         type=int,
         default=20000,

@@ -7,7 +7,9 @@ housekeeper does, write a tail (the events since the last snapshot), then start 
 binder and an API process and time each from spawn to ready (worker and binder: their
 /livez, served once their cluster state is complete; API: /readyz, its read model caught up).
 The API is started twice: the first start builds its read model from the log (bounded by
-retention, not by the age of the installation), the second is a restart.
+retention, not by the age of the installation), the second is a restart. Retention runs
+while the history is written (`--retention-window`, `tools/history_retention.py`), so every
+size keeps the requests of one window, as an installation does.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from gsch.logs import setup_logging
 from gsch.runtime.embedded import EmbeddedNats, free_port
 from gsch.runtime.procs import ChildProcess, serve_args
 from gsch.tools.history import HistoryGenerator, HistoryShape
+from gsch.tools.history_retention import HistoryRetention, advance
 
 
 async def _ready(url: str, timeout: float) -> float:
@@ -110,6 +113,11 @@ async def _one_size(events: int, args: argparse.Namespace, root: Path) -> dict[s
         shape = HistoryShape(clusters=args.clusters, nodes_per_cluster=args.nodes_per_cluster)
         generator = HistoryGenerator(store, shape)
         snapshots = SnapshotStore(nc, keep=3, timeout=120)
+        retention = None
+        if args.retention_window:
+            db = root / "housekeeper.sqlite"
+            retention = HistoryRetention(store, snapshots, generator, db, args.retention_window)
+            await retention.start()
         every = args.housekeeping_every
         started = time.monotonic()
         if every:
@@ -120,7 +128,7 @@ async def _one_size(events: int, args: argparse.Namespace, root: Path) -> dict[s
             await follower.start(catch_up_timeout=3600)
             passes = 0
             while generator.written < events:
-                await generator.run(min(events, generator.written + every))
+                await advance(generator, retention, min(events, generator.written + every))
                 await _caught_up(follower, store)
                 await write_snapshot(snapshots, follower.snapshot)
                 await compact(store, snapshots)
@@ -128,7 +136,11 @@ async def _one_size(events: int, args: argparse.Namespace, root: Path) -> dict[s
             await follower.stop()
             result["housekeeping_passes"] = passes
         else:
-            await generator.run(events)
+            await advance(generator, retention, events)
+        if retention is not None:
+            await retention.stop()
+            result |= {"retention_window_seconds": args.retention_window,
+                       "requests": generator.requests, "expired": retention.expired}  # fmt: skip
         took = time.monotonic() - started
         result |= {"written": generator.written, "write_seconds": round(took, 1),
                    "write_rate": round(generator.written / took)}  # fmt: skip
