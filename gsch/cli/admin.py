@@ -60,14 +60,13 @@ def _declarations(config: Config) -> Declarations:
 
 async def _streams_migrate(args: argparse.Namespace) -> int:
     from gsch.cli.migrate import admin_while_stopped
-    from gsch.eventstore.migration import migrate_log, wait_until_stopped
+    from gsch.eventstore.migration import migrate_log
     from gsch.eventstore.streams import apply_declarations
 
     config = config_of(args)
     declarations = _declarations(config)
     async with admin_while_stopped(config, args) as nc:
-        await wait_until_stopped(nc, declarations, args.wait)
-        migrated = await migrate_log(nc, declarations, say=print)
+        migrated = await migrate_log(nc, declarations, stopped_within=args.wait, say=print)
         if migrated is None:
             print("the event log GSCH_EVENTS needs no migration")
         report = await apply_declarations(nc, declarations)

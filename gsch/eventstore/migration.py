@@ -182,10 +182,12 @@ async def migrate_log(
     declarations: Declarations,
     *,
     patience: float = 600.0,
+    stopped_within: float = 30.0,
     say: Callable[[str], None] = lambda _: None,
 ) -> MigrationReport | None:
     """Move the log into a stream of its declaration (see the module's docstring); None when
-    the log needs no migration. The caller makes sure every gsch process is stopped."""
+    the log needs no migration. Refused (MigrationRefused) unless every gsch process has
+    stopped using the log within `stopped_within` seconds."""
     declared = log_declaration(declarations)
     report = MigrationReport([])
 
@@ -203,6 +205,9 @@ async def migrate_log(
         found = outdated(declared, log["config"])
         if found is None or found.in_place:
             return None
+    await wait_until_stopped(nc, declarations, stopped_within)
+    if copy is None:
+        assert log is not None
         copy = await _copy(nc, log, patience, step)
         log = await _info(nc, EVENTS_STREAM)
     metadata = copy["config"].get("metadata") or {}

@@ -259,13 +259,16 @@ async def test_a_migration_killed_half_way_is_finished_by_running_it_again(nc: C
 async def test_migrate_refuses_while_a_process_follows_the_log(nc: Client) -> None:
     await old_log(nc)
     declarations = load_declarations()
+    before = await messages(nc)
     follower = await nc.jetstream().subscribe("gsch.events.>", ordered_consumer=True)
     with pytest.raises(MigrationRefused, match="stop every worker"):
-        await wait_until_stopped(nc, declarations, 0.5)
-    await follower.unsubscribe()
-    await asyncio.wait_for(wait_until_stopped(nc, declarations, 20), 30)
+        await migrate_log(nc, declarations, stopped_within=0.5)
     info = await api(nc, "STREAM.INFO.GSCH_EVENTS")
     assert info["config"]["deny_purge"] is True  # refused: nothing was changed
+    assert not info["config"].get("sealed")
+    assert await messages(nc) == before
+    await follower.unsubscribe()
+    await asyncio.wait_for(wait_until_stopped(nc, declarations, 20), 30)
 
 
 async def test_the_operator_migrates_an_embedded_installation(tmp_path: Path) -> None:
