@@ -173,7 +173,11 @@ async def serve(
                 config, await stores.of(Role.HOUSEKEEPER), snapshot, "api" not in roles,
                 stack, tasks, stop, derived,
             )  # fmt: skip
-        guard = LogGuard(reader.nc, lambda: max(seen() for seen in derived), "this process")
+
+        def derived_through() -> int:  # a notifier alone derives nothing from the log
+            return max((seen() for seen in derived), default=0)
+
+        guard = LogGuard(reader.nc, derived_through, "this process")
         tasks.append(asyncio.create_task(guard.run(stop)))
         listen = config.metrics.listen if metrics_listen is None else metrics_listen
         if "api" not in roles and listen:
