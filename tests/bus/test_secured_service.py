@@ -21,24 +21,11 @@ from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import StreamMissingError
 from gsch.model.states import State
 from gsch.runtime.bus import open_bus
-from gsch.runtime.config import Config, load_config
 from gsch.runtime.connection import connect
-from gsch.runtime.service import default_topology_path, serve
+from gsch.runtime.service import serve
+from tests.support.bus import embedded_config
 from tests.support.pipeline import pod_request, running
 from tests.support.waits import eventually
-
-
-def embedded_config(tmp_path: Path) -> Config:
-    return load_config(
-        None,
-        {
-            "data_dir": str(tmp_path / "data"),
-            "api": {"listen": "127.0.0.1:0"},
-            "queue": {"backoff_base": 0.05, "backoff_max": 0.2, "lease_seconds": 5},
-            "simulator": {"topology": str(default_topology_path()), "bind_delay": 0.001},
-        },
-        environ={},
-    )
 
 
 async def reaches(store: EventStore, request_id: str, state: State) -> None:

@@ -17,7 +17,8 @@ from gsch.eventstore.store import EventStore
 from gsch.model.states import State
 from gsch.runtime.config import Config, load_config
 from gsch.runtime.connection import connect
-from gsch.runtime.service import default_topology_path, serve
+from gsch.runtime.service import serve
+from tests.support.bus import embedded_config
 from tests.support.pipeline import pod_request, running
 from tests.support.waits import eventually
 
@@ -25,20 +26,6 @@ HOUSEKEEPING = {
     "snapshots": {"interval": 0.2},
     "retention": {"finished_requests": 0.1, "interval": 0.2},
 }
-
-
-def installation(tmp_path: Path) -> Config:
-    return load_config(
-        None,
-        {
-            "data_dir": str(tmp_path / "data"),
-            "api": {"listen": "127.0.0.1:0"},
-            "queue": {"backoff_base": 0.05, "backoff_max": 0.2, "lease_seconds": 5},
-            "simulator": {"topology": str(default_topology_path()), "bind_delay": 0.001},
-            **HOUSEKEEPING,
-        },
-        environ={},
-    )
 
 
 def housekeeper_of(config: Config, url: str, tmp_path: Path) -> Config:
@@ -72,7 +59,7 @@ async def settle(store: EventStore, request_id: str, state: State) -> None:
 
 
 async def test_only_the_housekeeper_keeps_house(tmp_path: Path) -> None:
-    config = installation(tmp_path)
+    config = embedded_config(tmp_path, **HOUSEKEEPING)
     async with running(config, {"worker", "api", "binder"}) as service:
         user = await connect(config, service.nats_url, "a user", role=Role.SUBMITTER)
         try:
