@@ -276,6 +276,12 @@ def bench_command(commands: Commands) -> None:
         " %(default)s)",
     )
     bench.add_argument(
+        "--start-samples",
+        type=int,
+        default=3,
+        help="with --history: starts timed per process, the median reported (default: %(default)s)",
+    )
+    bench.add_argument(
         "--history-tail",
         type=int,
         default=20000,
