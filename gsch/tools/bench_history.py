@@ -4,11 +4,10 @@ For each size, on a fresh embedded server: write N events of a realistic history
 (`tools/history.py`), time a start that replays every cluster event from the log's beginning
 (what every start did before snapshots), take two snapshots and compact behind them as the
 housekeeper does, write a tail (the events since the last snapshot), then start a worker, a
-binder and an API process and time each from spawn to ready (the median of
-`--start-samples` starts, 3 by default) (worker and binder: their
-/livez, served once their cluster state is complete; API: /readyz, its read model caught up).
-The API is started twice: the first start builds its read model from the log (bounded by
-retention, not by the age of the installation), the second is a restart. Retention runs
+binder and an API process and time each from spawn to ready (worker and binder: their
+/livez, served once their cluster state is complete; API: /readyz, its read model caught up),
+the median of `--start-samples` starts. The API's first start builds its read model from the
+log (bounded by retention, not by the age of the installation), the ones after it restart. Retention runs
 while the history is written (`--retention-window`, `tools/history_retention.py`), so every
 size keeps the requests of one window, as an installation does.
 """
