@@ -56,14 +56,15 @@ class Outdated:
         what = "; ".join(self.differences)
         if self.in_place:
             return (
-                f"the event log {EVENTS_STREAM} was declared by an earlier gsch ({what}): run "
-                "`gsch streams apply` (admin credentials) to update it in place"
+                f"the event log {EVENTS_STREAM} differs from this version's declaration ({what}):"
+                " run `gsch streams apply` (admin credentials) to update it in place"
             )
         return (
-            f"the event log {EVENTS_STREAM} was declared by an earlier gsch ({what}), which "
-            "the server cannot change in place: stop every gsch process and run `gsch streams "
-            "migrate` (admin credentials; README: History, upgrading). Until then the "
-            "housekeeper cannot compact the log or expire requests"
+            f"the event log {EVENTS_STREAM} differs from this version's declaration ({what}) in"
+            " a way the server cannot change in place (an earlier gsch declared it so, or a"
+            " migration was interrupted): stop every gsch process and run `gsch streams"
+            " migrate` (admin credentials; README: History, upgrading). Until then the"
+            " housekeeper cannot compact the log or expire requests"
         )
 
 
@@ -75,6 +76,10 @@ _FIXED = ("deny_purge", "deny_delete", "storage", "retention")
 def outdated(declared: dict[str, Any], actual: dict[str, Any]) -> Outdated | None:
     """The differences that matter between the declared and the actual log config."""
     differences, in_place = [], True
+    for moving in ("sealed", "mirror"):  # what only an interrupted migration leaves
+        if actual.get(moving):
+            differences.append(f"{moving}: {actual[moving]!r}")
+            in_place = False
     for key, want in declared.items():
         have = actual.get(key)
         if key in ("name", "description", "num_replicas") or (not want and not have):

@@ -7,9 +7,10 @@ housekeeper does, write a tail (the events since the last snapshot), then start 
 binder and an API process and time each from spawn to ready (worker and binder: their
 /livez, served once their cluster state is complete; API: /readyz, its read model caught up),
 the median of `--start-samples` starts. The API's first start builds its read model from the
-log (bounded by retention, not by the age of the installation), the ones after it restart. Retention runs
-while the history is written (`--retention-window`, `tools/history_retention.py`), so every
-size keeps the requests of one window, as an installation does.
+log (bounded by retention, not by the age of the installation), the ones after it restart.
+Retention runs while the history is written (`--retention-window`,
+`tools/history_retention.py`), so every size keeps the requests of one window, as an
+installation does.
 """
 
 from __future__ import annotations

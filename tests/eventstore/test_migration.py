@@ -247,9 +247,14 @@ async def test_a_migration_killed_half_way_is_finished_by_running_it_again(nc: C
     for moment in ("sealed", "copying", "deleted the old", "created GSCH_EVENTS"):
         with pytest.raises(Killed):
             await migrate_log(nc, declarations, say=killed_at(moment))
-    # Meanwhile nothing could be appended to a log about to go.
+    # Meanwhile nothing could be appended to a log about to go, and a process starting on
+    # it would be told to finish the migration.
     info = await api(nc, "STREAM.INFO.GSCH_EVENTS")
     assert "mirror" in info["config"]
+    interrupted = await log_outdated(nc, declarations)
+    assert interrupted is not None
+    assert not interrupted.in_place
+    assert "migration was interrupted" in interrupted.advice()
     report = await migrate_log(nc, declarations)
     assert report is not None
     assert await messages(nc) == before
