@@ -15,10 +15,12 @@ role do its job, found by running gsch against a server that enforces it:
 - appends are granted per event type, so a role can write only the events its decisions
   produce: a worker cannot declare a node, a binder cannot reserve capacity.
 
-Only admin may create, update or delete streams and consumers. The api role keeps house
-(it holds the read model retention reads): it writes cluster-state snapshots to the
-`GSCH_SNAPSHOTS` object store, purges the log behind them and of expired requests, and
-records expiries; every service role reads snapshots, since each starts from one.
+Only admin may create, update or delete streams and consumers. The housekeeper alone keeps
+house: it writes cluster-state snapshots to the `GSCH_SNAPSHOTS` object store, purges the log
+behind them and of expired requests, and records expiries. It is an identity of its own so
+that purging the log, the one stream operation granted beyond admin, is held by the one or
+two housekeeping processes of an installation, not by every API replica that faces users;
+every service role reads snapshots, since each starts from one.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class Role(enum.StrEnum):
     SUBMITTER = "submitter"  # a person or a system sending requests and cancels
     WORKER = "worker"  # intake, retries, planning, commits
     API = "api"  # projector, HTTP API (submits and cancels for its callers)
+    HOUSEKEEPER = "housekeeper"  # snapshots, compaction, retention: purges the log
     BINDER = "binder"  # applies placements, declares simulated and central clusters
     NOTIFIER = "notifier"  # calls requests' callback URLs when they settle
     AGENT = "agent"  # one member cluster, from inside it
@@ -55,7 +58,7 @@ class Role(enum.StrEnum):
 
 
 # The roles gsch's own processes run as; an agent is one per cluster, submitters are people.
-SERVICE_ROLES = (Role.WORKER, Role.API, Role.BINDER, Role.NOTIFIER)
+SERVICE_ROLES = (Role.WORKER, Role.API, Role.BINDER, Role.NOTIFIER, Role.HOUSEKEEPER)
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,7 @@ READ_SNAPSHOTS = (
     f"$JS.API.CONSUMER.CREATE.{SNAPSHOTS_STREAM}",
     f"$JS.FC.{SNAPSHOTS_STREAM}.>",
 )
-# Housekeeping (the api role): snapshots written (chunks, then metadata; an overwritten
+# Housekeeping (the housekeeper role): snapshots written (chunks, then metadata; an overwritten
 # slot's old chunks purged), the log compacted behind them and trimmed of expired requests,
 # each expiry recorded. Purging is the one stream operation granted beyond admin: without
 # it the log only grows (DESIGN principle 8).
@@ -179,10 +182,14 @@ def grant(role: Role, inbox: str, cluster: str | None = None) -> Grant:
             *_requests("RequestCancelled", "CancelRecorded"),
             "gsch.events.tenancy.>",  # projects and workspaces declared through the API
             *_nodes("CapacityReleased"),
-            *KEEP_HOUSE,
             *SERVICE,
         )
         return Grant(publish=publish, subscribe=replies)
+    if role is Role.HOUSEKEEPER:
+        # Reads what every service reads (a standalone housekeeper projects its own read
+        # model to find expired requests), and keeps house; it decides nothing and
+        # appends no event but the expiry records.
+        return Grant(publish=(*KEEP_HOUSE, *SERVICE), subscribe=replies)
     if role is Role.BINDER:
         publish = (
             *_requests("RequestBound", "RequestRequeued", "RequestFailed", "WorkloadFinished"),

@@ -15,25 +15,63 @@ from gsch.eventstore.guard import stream_state
 
 if TYPE_CHECKING:
     from gsch.cli.common import Commands
+    from gsch.eventstore.streams import Declarations
+    from gsch.runtime.config import Config
 
 
 def streams_command(commands: Commands) -> None:
     streams = commands.add_parser("streams", help="stream declarations")
     actions = streams.add_subparsers(dest="action", required=True)
     add_command(actions, "apply", "create or update streams and consumers", _streams_apply)
+    migrate = add_command(
+        actions,
+        "migrate",
+        "upgrade an earlier installation's streams: copy a log the server cannot change in"
+        " place into this version's declaration (same sequences), then apply the rest;"
+        " every gsch process must be stopped",
+        _streams_migrate,
+    )
+    migrate.add_argument(
+        "--wait",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to wait for stopped processes' consumers to go (default: %(default)s)",
+    )
 
 
 async def _streams_apply(args: argparse.Namespace) -> int:
-    from gsch.eventstore.streams import apply_declarations, load_declarations
+    from gsch.eventstore.streams import apply_declarations
 
     config = config_of(args)
-    declarations = load_declarations(
+    async with client_store(config, args, Role.ADMIN) as store:
+        report = await apply_declarations(store.nc, _declarations(config))
+    print(report)
+    return 1 if report.outdated_log is not None else 0
+
+
+def _declarations(config: Config) -> Declarations:
+    from gsch.eventstore.streams import load_declarations
+
+    return load_declarations(
         replicas=config.nats.replicas, lease_seconds=config.queue.lease_seconds
     )
-    async with client_store(config, args, Role.ADMIN) as store:
-        report = await apply_declarations(store.nc, declarations)
+
+
+async def _streams_migrate(args: argparse.Namespace) -> int:
+    from gsch.cli.migrate import admin_while_stopped
+    from gsch.eventstore.migration import migrate_log
+    from gsch.eventstore.streams import apply_declarations
+
+    config = config_of(args)
+    declarations = _declarations(config)
+    async with admin_while_stopped(config, args) as nc:
+        migrated = await migrate_log(nc, declarations, stopped_within=args.wait, say=print)
+        if migrated is None:
+            print("the event log GSCH_EVENTS needs no migration")
+        report = await apply_declarations(nc, declarations)
     print(report)
-    return 0
+    return 1 if report.outdated_log is not None else 0
 
 
 def projections_command(commands: Commands) -> None:

@@ -1,6 +1,7 @@
 """`gsch bus`: the identities allowed on the bus and the nats-server users rendered from them.
 
-`init` makes gsch's own identities (admin, worker, api, binder, a submitter); `add` registers
+`init` makes gsch's own identities (admin, worker, api, binder, housekeeper, notifier, a
+submitter; run again, only the missing ones); `add` registers
 an agent of one cluster or a submitter (a new seed, or only the public key of one made
 elsewhere); `remove` and `list` do what they say. Each rewrites `users.conf` and, for the
 embedded server of this data dir, makes it reload; an external server is reloaded by its
@@ -28,7 +29,12 @@ if TYPE_CHECKING:
 def bus_command(commands: Commands) -> None:
     bus = commands.add_parser("bus", help="identities and permissions on the NATS bus")
     actions = bus.add_subparsers(dest="action", required=True)
-    add_command(actions, "init", "make gsch's own identities (admin, worker, api, binder)", _init)
+    add_command(
+        actions,
+        "init",
+        "make gsch's own identities (admin and each service role) that are missing",
+        _init,
+    )
     add = add_command(actions, "add", "register an agent or a submitter", _add)
     add.add_argument(
         "role", choices=[Role.AGENT.value, Role.SUBMITTER.value], help="the identity's role"

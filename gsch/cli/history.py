@@ -38,8 +38,8 @@ async def _snapshot(args: argparse.Namespace) -> int:
     from gsch.housekeeping.housekeeper import compact, write_snapshot
 
     config = config_of(args)
-    # As the api role: the one that keeps house (writes snapshots, purges the log).
-    async with client_store(config, args, Role.API) as store:
+    # As the housekeeper: the one role that writes snapshots and purges the log.
+    async with client_store(config, args, Role.HOUSEKEEPER) as store:
         await stream_state(store.nc)  # a missing log is an error, not an empty snapshot
         snapshots = SnapshotStore(
             store.nc, keep=config.snapshots.keep, timeout=config.snapshots.load_timeout

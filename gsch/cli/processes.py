@@ -57,8 +57,8 @@ def serve_command(commands: Commands) -> None:
     serve = add_command(commands, "serve", "run gsch roles", _serve)
     serve.add_argument(
         "--roles",
-        default="worker,api,binder",
-        help="roles to run: worker, api, binder, notifier (default: %(default)s)",
+        help="roles to run: worker, api, binder, housekeeper, notifier (default: all but the"
+        " notifier)",
     )
     serve.add_argument("--api-listen", help="host:port of the HTTP API")
     serve.add_argument("--metrics-listen", help="host:port for /metrics without the api role")
@@ -68,13 +68,15 @@ def serve_command(commands: Commands) -> None:
 
 async def _serve(args: argparse.Namespace) -> int:
     from gsch.clusters.topology import generated_topology
-    from gsch.runtime.service import serve
+    from gsch.runtime.service import DEFAULT_ROLES, serve
 
     config = config_of(args)
     setup_logging(config.log_level)
     stop = asyncio.Event()
     await until_signalled(stop)
-    roles = {r.strip() for r in args.roles.split(",") if r.strip()}
+    roles = set(DEFAULT_ROLES)
+    if args.roles is not None:
+        roles = {r.strip() for r in args.roles.split(",") if r.strip()}
     topology = None
     if args.generated_topology:
         clusters, nodes = (int(x) for x in args.generated_topology.lower().split("x"))
@@ -267,6 +269,22 @@ def bench_command(commands: Commands) -> None:
         help="with --history: snapshot and compact after every this many events, as the"
         " housekeeper would all along; 0: only at the end, after timing a replay from the"
         " log's beginning (default: %(default)s)",
+    )
+    bench.add_argument(
+        "--retention-window",
+        type=float,
+        default=7200.0,
+        metavar="SECONDS",
+        help="with --history: retention of finished requests (and of their expiry records),"
+        " in simulated seconds, applied while the history is written as the housekeeper"
+        " would, so every size keeps the requests of one window; 0: none (default:"
+        " %(default)s)",
+    )
+    bench.add_argument(
+        "--start-samples",
+        type=int,
+        default=3,
+        help="with --history: starts timed per process, the median reported (default: %(default)s)",
     )
     bench.add_argument(
         "--history-tail",

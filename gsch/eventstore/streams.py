@@ -13,6 +13,7 @@ from typing import Any
 
 from nats.aio.client import Client
 
+from gsch.eventstore.subjects import EVENTS_STREAM
 from gsch.paths import shipped
 
 _STREAM_NOT_FOUND = 10059
@@ -28,17 +29,76 @@ class StreamMissingError(StreamsError):
     the event log above all, is created once by `gsch streams apply`, never on the side."""
 
     def __init__(self, stream: str) -> None:
+        upgrade = ""
+        if stream != EVENTS_STREAM:
+            upgrade = (
+                "; an installation of an earlier gsch gets it, with everything else this "
+                "version needs, from `gsch streams migrate` (with gsch stopped: it starts the "
+                "embedded server itself)"
+            )
         super().__init__(
             f"stream {stream} does not exist. gsch never creates it on its own, so that a "
             "deleted log is noticed instead of silently replaced by an empty one: creating "
-            "it is a first-time step, `gsch streams apply` (with admin credentials)"
+            f"it is a first-time step, `gsch streams apply` (with admin credentials){upgrade}"
         )
         self.stream = stream
+
+
+@dataclass(frozen=True)
+class Outdated:
+    """How the server's event log differs from the declaration, and whether the server can
+    change it in place (`gsch streams apply`) or only a migration can."""
+
+    differences: tuple[str, ...]
+    in_place: bool
+
+    def advice(self) -> str:
+        what = "; ".join(self.differences)
+        if self.in_place:
+            return (
+                f"the event log {EVENTS_STREAM} differs from this version's declaration ({what}):"
+                " run `gsch streams apply` (admin credentials) to update it in place"
+            )
+        return (
+            f"the event log {EVENTS_STREAM} differs from this version's declaration ({what}) in"
+            " a way the server cannot change in place (an earlier gsch declared it so, or a"
+            " migration was interrupted): stop every gsch process and run `gsch streams"
+            " migrate` (admin credentials; README: History, upgrading). Until then the"
+            " housekeeper cannot compact the log or expire requests"
+        )
+
+
+# Settings nats-server refuses to change on an existing stream (it answers "can not cancel
+# deny purge", "can not change storage type", ...): only a copy takes them.
+_FIXED = ("deny_purge", "deny_delete", "storage", "retention")
+
+
+def outdated(declared: dict[str, Any], actual: dict[str, Any]) -> Outdated | None:
+    """The differences that matter between the declared and the actual log config."""
+    differences, in_place = [], True
+    for moving in ("sealed", "mirror"):  # what only an interrupted migration leaves
+        if actual.get(moving):
+            differences.append(f"{moving}: {actual[moving]!r}")
+            in_place = False
+    for key, want in declared.items():
+        have = actual.get(key)
+        if key in ("name", "description", "num_replicas") or (not want and not have):
+            continue
+        if want != have:
+            differences.append(f"{key}: {have!r}, this version declares {want!r}")
+            # Denials may be added in place, only lifting one needs the copy.
+            lifting = key.startswith("deny_") and have and not want
+            if lifting or (key in _FIXED and not key.startswith("deny_")):
+                in_place = False
+    return Outdated(tuple(differences), in_place) if differences else None
 
 
 @dataclass
 class ApplyReport:
     lines: list[str] = field(default_factory=list)
+    # The event log, declared by an earlier gsch in a way the server cannot change in place
+    # (left as it is: `gsch streams migrate` moves it).
+    outdated_log: Outdated | None = None
 
     def add(self, line: str) -> None:
         self.lines.append(line)
@@ -94,11 +154,16 @@ async def _api(nc: Client, subject: str, body: dict[str, Any] | None = None) -> 
     return answer
 
 
+# Where a consumer started: fixed at creation (the server refuses to change it), and after a
+# migration (`eventstore/migration.py`) rightly not what the declaration says.
+_START = ("deliver_policy", "opt_start_seq", "opt_start_time")
+
+
 def _differences(desired: dict[str, Any], actual: dict[str, Any]) -> list[str]:
     diffs = []
     for key, want in desired.items():
         have = actual.get(key)
-        if key == "stream_name":
+        if key == "stream_name" or key in _START:
             continue
         # The server omits false/empty fields; treat them as equal to their absence.
         if not want and not have:
@@ -176,11 +241,21 @@ async def apply_declarations(
             _raise_on_error(await _api(nc, target.create, target.create_body), target.label)
             report.add(f"{target.label}: created")
             continue
+        if target.create_body.get("name") == EVENTS_STREAM:
+            found = outdated(target.desired, info["config"])
+            if found is not None and not found.in_place:
+                report.outdated_log = found
+                report.add(f"{target.label}: NOT updated: {found.advice()}")
+                continue
         diffs = _differences(target.desired, info["config"])
         if not diffs:
             report.add(f"{target.label}: unchanged")
             continue
-        _raise_on_error(await _api(nc, target.update, target.update_body), target.label)
+        body = target.update_body
+        if target.not_found == _CONSUMER_NOT_FOUND:
+            started = {k: info["config"][k] for k in _START if k in info["config"]}
+            body = {**body, "config": {**body["config"], **started}}
+        _raise_on_error(await _api(nc, target.update, body), target.label)
         report.add(f"{target.label}: updated ({'; '.join(diffs)})")
     for target in missing:
         _raise_on_error(await _api(nc, target.create, target.create_body), target.label)

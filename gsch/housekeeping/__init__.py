@@ -1,2 +1,2 @@
 """Keeping the history bounded: cluster-state snapshots, compaction behind them, and the
-retention of finished requests (README: History). Runs beside the read model (api role)."""
+retention of finished requests (README: History). The housekeeper role, on its own identity."""

@@ -1,7 +1,8 @@
-"""The housekeeper of an api process: snapshots of the cluster state it follows, compaction
-of the log behind them, retention of finished requests, and the stream's size as metrics.
+"""The housekeeper: snapshots of the cluster state it follows, compaction of the log behind
+them, retention of finished requests, and the stream's size as metrics. It runs as the
+`housekeeper` role (`gsch/housekeeping/process.py` starts it under its own identity).
 
-Several api processes may each run one: every step is idempotent (a snapshot of the same
+Several processes may each run one: every step is idempotent (a snapshot of the same
 sequence is not written twice, purges remove nothing the second time, an expiry recorded
 twice is applied once), so they need no leader; they only repeat some work.
 """

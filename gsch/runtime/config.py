@@ -267,7 +267,7 @@ _PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
 
 
 class SnapshotsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Cluster-state snapshots and compaction, run by the housekeeper of api processes."""
+    """Cluster-state snapshots and compaction, run by the housekeeper role."""
 
     interval: _Seconds = 300.0  # seconds between snapshots; 0: only `gsch snapshot`
     # Slots in the object store; compaction stays one snapshot behind the newest.

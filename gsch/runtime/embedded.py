@@ -180,7 +180,7 @@ class EmbeddedNats:
                 raise EmbeddedNatsError(
                     f"nats-server exited with {self._process.returncode}; see {log_path}"
                 )
-            if await _accepts_connections(self.port):
+            if await accepts_connections(self.port):
                 self._port_file.write_text(f"{self.port}\n")
                 # Where `gsch` commands find this server, for as long as it runs.
                 announce(self.data_dir, NATS, self.url)
@@ -248,7 +248,7 @@ def _read(path: Path) -> str | None:
         return None
 
 
-async def _accepts_connections(port: int) -> bool:
+async def accepts_connections(port: int) -> bool:
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(LOOPBACK, port), 1.0)
     except (OSError, TimeoutError):

@@ -22,9 +22,15 @@ from gsch.clusters.simulator import Simulator
 from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.clusters.topology import Topology, load_topology
 from gsch.eventstore.guard import LogGuard, check_declared
+from gsch.eventstore.migration import log_outdated
 from gsch.eventstore.snapshots import SnapshotStore
 from gsch.eventstore.store import EventStore
-from gsch.eventstore.streams import Declarations, apply_declarations, load_declarations
+from gsch.eventstore.streams import (
+    Declarations,
+    Outdated,
+    apply_declarations,
+    load_declarations,
+)
 from gsch.metrics import SNAPSHOT_LAST_SEQ, initialise_labels
 from gsch.policies.registry import PROFILES
 from gsch.runtime.announce import API, announcing
@@ -37,10 +43,12 @@ from gsch.scheduler.worker import Worker
 
 log = logging.getLogger(__name__)
 
-ROLES = ("worker", "api", "binder", "notifier")
+ROLES = ("worker", "api", "binder", "notifier", "housekeeper")
 # What `gsch serve` runs without --roles. The notifier calls out of the installation, so it
 # runs only where it is asked for (and only to `[callbacks] allowed_hosts`).
-DEFAULT_ROLES = ("worker", "api", "binder")
+DEFAULT_ROLES = ("worker", "api", "binder", "housekeeper")
+# The roles that start from the cluster-state snapshot (see `serve`).
+SNAPSHOT_ROLES = frozenset({"worker", "binder", "housekeeper"})
 
 
 @dataclass
@@ -111,17 +119,20 @@ async def serve(
         tasks: list[asyncio.Task[None]] = []
         api_url = None
 
-        # Workers plan on the snapshot, binders declare inventory from it, the API's
-        # housekeeper writes it to the snapshot store. Each starts from the newest good stored
-        # snapshot and folds the rest. The API's dry runs have snapshots of their own, in
-        # planner processes (gsch.api.planners).
+        # Workers plan on the snapshot, binders declare inventory from it, the housekeeper
+        # writes it to the snapshot store. Each starts from the newest good stored snapshot
+        # and folds the rest. The API has no use for it (its dry runs have snapshots of
+        # their own, in planner processes: gsch.api.planners), so an API alone folds none.
         snapshots = SnapshotStore(
             reader.nc, keep=config.snapshots.keep, timeout=config.snapshots.load_timeout
         )
         feed = SnapshotFeed(reader, snapshots)
-        snapshot = await feed.start()
-        stack.push_async_callback(feed.stop)
-        derived: list[Callable[[], int]] = [lambda: snapshot.last_seq]
+        snapshot = feed.snapshot
+        derived: list[Callable[[], int]] = []
+        if SNAPSHOT_ROLES & roles:
+            snapshot = await feed.start()
+            stack.push_async_callback(feed.stop)
+            derived.append(lambda: snapshot.last_seq)
         # Projects and workspaces declared as data, for those who plan and admit.
         tenancy = None
         if {"worker", "api"} & roles:
@@ -138,10 +149,9 @@ async def serve(
             assert tenancy is not None
             tenancy.listen(worker.use_tenancy)
             tasks.append(asyncio.create_task(worker.run(stop)))
-        elif "api" not in roles:
+        elif "housekeeper" not in roles:
             # A binder needs the snapshot only to declare inventory and re-arm lifetimes
-            # at start; following every reservation afterwards would be wasted work. (The
-            # API's housekeeper writes it to the snapshot store: it keeps following.)
+            # at start; following every reservation afterwards would be wasted work.
             await feed.stop()
 
         if "notifier" in roles:
@@ -152,10 +162,22 @@ async def serve(
         if "api" in roles:
             assert tenancy is not None
             api_url = await _start_api(
-                config, await stores.of(Role.API), bus.url, name, tenancy, snapshot, stack,
-                tasks, stop, roles, derived,
+                config, await stores.of(Role.API), bus.url, name, tenancy, stack, tasks, stop,
+                roles, derived,
             )  # fmt: skip
-        guard = LogGuard(reader.nc, lambda: max(seen() for seen in derived), "this process")
+        if "housekeeper" in roles:
+            from gsch.housekeeping.process import start_housekeeper
+
+            # Beside an API it reads the API's read model; alone it keeps one itself.
+            await start_housekeeper(
+                config, await stores.of(Role.HOUSEKEEPER), snapshot, "api" not in roles,
+                stack, tasks, stop, derived,
+            )  # fmt: skip
+
+        def derived_through() -> int:  # a notifier alone derives nothing from the log
+            return max((seen() for seen in derived), default=0)
+
+        guard = LogGuard(reader.nc, derived_through, "this process")
         tasks.append(asyncio.create_task(guard.run(stop)))
         listen = config.metrics.listen if metrics_listen is None else metrics_listen
         if "api" not in roles and listen:
@@ -184,12 +206,23 @@ async def _declarations(config: Config, bus: Bus, role: Role) -> Declarations:
         replicas=config.nats.replicas, lease_seconds=config.queue.lease_seconds
     )
     if not bus.may_declare:
-        return await check_declared(await bus.connection(role), declarations)
+        nc = await bus.connection(role)
+        checked = await check_declared(nc, declarations)
+        _say_if_outdated(await log_outdated(nc, declarations))
+        return checked
     admin = await bus.connection(Role.ADMIN)
     report = await apply_declarations(admin, declarations, create_streams=bus.first_start)
     for line in report.lines:
         log.info("streams: %s", line)
+    _say_if_outdated(report.outdated_log)
     return declarations
+
+
+def _say_if_outdated(outdated: Outdated | None) -> None:
+    """A log declared by an earlier gsch: scheduling works on it, housekeeping may not, and
+    the operator is told at every start what to run."""
+    if outdated is not None:
+        log.error("%s", outdated.advice(), extra={"differences": list(outdated.differences)})
 
 
 class _RoleStores:
@@ -256,21 +289,18 @@ async def _start_api(
     url: str,
     name: str,
     tenancy: TenancyFeed,
-    snapshot: ClusterSnapshot,
     stack: AsyncExitStack,
     tasks: list[asyncio.Task[None]],
     stop: asyncio.Event,
     roles: set[str],
     derived: list[Callable[[], int]],
 ) -> str:
-    """The projector, the read-model gauges, the housekeeper, the planner processes and the
-    HTTP API (which serves /metrics too)."""
+    """The projector, the read-model gauges, the planner processes and the HTTP API (which
+    serves /metrics too)."""
     from gsch.api.app import make_app
     from gsch.api.gedge import gedge_door
     from gsch.api.planners import PlanLimits, PlannerPool
     from gsch.api.tenancy import TenancyRoutes
-    from gsch.housekeeping.housekeeper import Housekeeper
-    from gsch.housekeeping.retention import Retention
     from gsch.projections import lock
     from gsch.projections.gauges import ReadModelGauges
     from gsch.projections.projector import Projector
@@ -281,7 +311,7 @@ async def _start_api(
     base_intake = intake_rules(config)
     # Held until the process ends: no rebuild replaces the file under a running API.
     stack.enter_context(lock.serving(config.database_path))
-    # The housekeeper writes snapshots and compacts as the api role (the one granted it).
+    # Read only: a read model behind the compaction watermark is rebuilt from a snapshot.
     snapshots = SnapshotStore(
         store.nc, keep=config.snapshots.keep, timeout=config.snapshots.load_timeout
     )
@@ -305,11 +335,6 @@ async def _start_api(
     planners = PlannerPool(config, url, name, limits, on_sequence)
     planners.start()
     stack.push_async_callback(planners.stop)
-    retention = Retention(config.retention, store, projector.db_path)
-    housekeeper = Housekeeper(
-        store, snapshots, snapshot, config.snapshots, retention, config.retention.interval
-    )
-    tasks.append(asyncio.create_task(housekeeper.run(stop)))
     secret = None
     if config.api.continue_secret_file is None:
         secret = installation_secret(config.data_path, CONTINUE_SECRET)

@@ -1,7 +1,7 @@
 """`gsch bench --steady HOURS`: storage under a steady load, time compressed.
 
 A fleet reports latency every 10 s of simulated time and requests live short lifecycles;
-the housekeeping an api process does (snapshot, compaction, retention of requests finished
+the housekeeping the housekeeper does (snapshot, compaction, retention of requests finished
 more than HOURS ago) runs every simulated hour, with the projector keeping its read model in
 the same process. The stream's bytes and messages and the SQLite file's size are reported at
 1x, 2x and 4x the retention window: with history bounded, they level off.

@@ -104,7 +104,9 @@ async def _run(args: argparse.Namespace, data_dir: Path) -> bool:
         loop.add_signal_handler(signum, stop.set)
 
     started: asyncio.Future[Running] = loop.create_future()
-    server = asyncio.create_task(serve(config, {"api", "binder"}, stop, started=started))
+    server = asyncio.create_task(
+        serve(config, {"api", "binder", "housekeeper"}, stop, started=started)
+    )
     first: list[asyncio.Future[Any]] = [server, started]
     done, _ = await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
     if server in done:

@@ -1,7 +1,8 @@
-"""Housekeeping on the secured bus: the api role (which keeps house) writes cluster-state
-snapshots, raises the compaction watermark and purges the log; every service role reads
-snapshots, since each starts from one; a submitter, an agent, a worker or a binder can do
-none of the housekeeping, and a submitter or an agent cannot even read a snapshot."""
+"""Housekeeping on the secured bus: the housekeeper (and no one else but admin) writes
+cluster-state snapshots, raises the compaction watermark, purges the log and records
+expiries; every service role reads snapshots, since each starts from one; an API, a
+submitter, an agent, a worker, a binder or a notifier can do none of the housekeeping, and a
+submitter or an agent cannot even read a snapshot."""
 
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ from gsch.bus.roles import Role
 from gsch.clusters.restore import newest_snapshot
 from gsch.clusters.snapshot import ClusterSnapshot
 from gsch.clusters.snapshot_codec import encode
+from gsch.eventstore.appends import Write
 from gsch.eventstore.compaction import compact_cluster_events
 from gsch.eventstore.snapshots import SnapshotStore
 from gsch.eventstore.store import EventStore
-from gsch.model.events import NodeDeclared, decode_event, encode_event
+from gsch.eventstore.subjects import ExpiryKey
+from gsch.model.events import NodeDeclared, RequestsExpired, decode_event, encode_event
 from gsch.model.resources import Resources
 from tests.support.bus import Refusals, SecuredBus, secured_bus
 
@@ -54,23 +57,28 @@ async def declare_node_twice(admin: Client) -> int:
     return int(ack.seq)
 
 
-async def test_the_api_keeps_house_and_every_service_reads_what_it_wrote(bus: SecuredBus) -> None:
+async def test_the_housekeeper_keeps_house_and_every_service_reads_what_it_wrote(
+    bus: SecuredBus,
+) -> None:
     admin = await bus.admin()
     last = await declare_node_twice(admin)
-    api, api_refusals = await bus.connect(Role.API)
+    keeper, keeper_refusals = await bus.connect(Role.HOUSEKEEPER)
     state = ClusterSnapshot()
     for seq in range(1, last + 1):
         stored = await admin.jetstream().get_msg("GSCH_EVENTS", seq)
         state.apply(decode_event(stored.data or b""), seq)
-    written = SnapshotStore(api)
+    written = SnapshotStore(keeper)
     for _ in range(2):  # compaction stays one snapshot behind the newest: two are needed
         blob, header = encode(state, 1.0)
         await written.write(blob, header.seq, header.created_at)
     assert await written.raise_watermark(last) == last
-    done = await compact_cluster_events(EventStore(api), last)
+    keeper_store = EventStore(keeper)
+    done = await compact_cluster_events(keeper_store, last)
     assert done.purged == 1  # the first declaration; the subject's last message stays
-    assert api_refusals.errors == []
-    for role in (Role.WORKER, Role.BINDER, Role.API, Role.NOTIFIER):
+    expiry = RequestsExpired(at=1.0, requests=(), forget_before=0.0)
+    await keeper_store.append(Write(ExpiryKey("20250101"), (expiry,)))
+    assert keeper_refusals.errors == []
+    for role in (Role.WORKER, Role.BINDER, Role.API, Role.NOTIFIER, Role.HOUSEKEEPER):
         reader, refusals = await bus.connect(role)
         restored = await newest_snapshot(SnapshotStore(reader))
         assert restored.seq == last
@@ -87,7 +95,9 @@ HOUSEKEEPING = {
 }
 
 
-@pytest.mark.parametrize("role", [Role.SUBMITTER, Role.AGENT, Role.WORKER, Role.BINDER])
+@pytest.mark.parametrize(
+    "role", [Role.API, Role.SUBMITTER, Role.AGENT, Role.WORKER, Role.BINDER, Role.NOTIFIER]
+)
 async def test_no_one_else_keeps_house(bus: SecuredBus, role: Role) -> None:
     admin = await bus.admin()
     last = await declare_node_twice(admin)

@@ -30,7 +30,7 @@ def test_gsch_identities_are_made_once_and_readable_by_their_owner_only(tmp_path
     directory = BusDirectory(tmp_path / "bus")
     made = directory.ensure_services()
     assert sorted(user.name for user in made) == [
-        "admin", "api", "binder", "notifier", "submitter", "worker"
+        "admin", "api", "binder", "housekeeper", "notifier", "submitter", "worker"
     ]  # fmt: skip
     assert mode(directory.root) == 0o700
     for user in made:

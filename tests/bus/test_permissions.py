@@ -154,12 +154,12 @@ async def test_a_submitter_cannot_read_others_requests_or_replies(bus: SecuredBu
     assert seen == []
 
 
-@pytest.mark.parametrize("role", [Role.WORKER, Role.API, Role.BINDER, Role.AGENT])
+@pytest.mark.parametrize("role", [Role.WORKER, Role.API, Role.BINDER, Role.AGENT, Role.HOUSEKEEPER])
 async def test_only_admin_manages_streams_and_consumers(bus: SecuredBus, role: Role) -> None:
     client, refusals = await bus.connect(role, "edge-a" if role is Role.AGENT else None)
     admin = await bus.admin()
-    # Purging the log is housekeeping, the api role's (tests/bus/test_housekeeping_grants.py).
-    purge_log = () if role is Role.API else (("$JS.API.STREAM.PURGE.GSCH_EVENTS", b""),)
+    # Purging the log is housekeeping, the housekeeper's (tests/bus/test_housekeeping_grants.py).
+    purge_log = () if role is Role.HOUSEKEEPER else (("$JS.API.STREAM.PURGE.GSCH_EVENTS", b""),)
     for subject, body in (
         *purge_log,
         ("$JS.API.STREAM.PURGE.GSCH_INTAKE", b""),

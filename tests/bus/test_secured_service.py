@@ -21,24 +21,11 @@ from gsch.eventstore.store import EventStore
 from gsch.eventstore.streams import StreamMissingError
 from gsch.model.states import State
 from gsch.runtime.bus import open_bus
-from gsch.runtime.config import Config, load_config
 from gsch.runtime.connection import connect
-from gsch.runtime.service import default_topology_path, serve
+from gsch.runtime.service import serve
+from tests.support.bus import embedded_config
 from tests.support.pipeline import pod_request, running
 from tests.support.waits import eventually
-
-
-def embedded_config(tmp_path: Path) -> Config:
-    return load_config(
-        None,
-        {
-            "data_dir": str(tmp_path / "data"),
-            "api": {"listen": "127.0.0.1:0"},
-            "queue": {"backoff_base": 0.05, "backoff_max": 0.2, "lease_seconds": 5},
-            "simulator": {"topology": str(default_topology_path()), "bind_delay": 0.001},
-        },
-        environ={},
-    )
 
 
 async def reaches(store: EventStore, request_id: str, state: State) -> None:
@@ -54,10 +41,10 @@ async def test_every_role_works_with_only_its_own_permissions(tmp_path: Path) ->
     config.snapshots.interval = 0.2
     config.retention.finished_requests = 0.1
     config.retention.interval = 0.2
-    async with running(config, {"worker", "api", "binder"}) as service:
+    async with running(config, {"worker", "api", "binder", "housekeeper"}) as service:
         bus_dir = config.data_path / "bus"
         assert stat.S_IMODE(bus_dir.stat().st_mode) == 0o700
-        for role in ("admin", "worker", "api", "binder", "submitter"):
+        for role in ("admin", "worker", "api", "binder", "housekeeper", "submitter"):
             assert stat.S_IMODE((bus_dir / f"{role}.nk").stat().st_mode) == 0o600
         with pytest.raises(nats.errors.Error, match=r"(?i)authorization"):
             await nats.connect(service.nats_url, allow_reconnect=False, connect_timeout=2)
@@ -69,7 +56,7 @@ async def test_every_role_works_with_only_its_own_permissions(tmp_path: Path) ->
             await reaches(service.store, "gone-1", State.BOUND)
             await publish_cancel(user, "gone-1", "changed my mind")
             await reaches(service.store, "gone-1", State.CANCELLED)
-            # The api role kept house: the cancelled request expired (410), the bound one
+            # The housekeeper kept house: the cancelled request expired (410), the bound one
             # stays; snapshots were written and read back by the other roles at their start.
             async with aiohttp.ClientSession() as http:
 

@@ -38,7 +38,7 @@ def _name(path: tuple[str, ...]) -> str:
 def test_the_command_line_has_the_commands_the_readme_documents() -> None:
     assert [" ".join(path) for path in COMMANDS] == [
         "demo", "serve", "agent", "submit", "get", "plan", "explain", "cancel",
-        "streams apply", "bus init", "bus add", "bus remove", "bus list",
+        "streams apply", "streams migrate", "bus init", "bus add", "bus remove", "bus list",
         "projections rebuild", "audit", "declare", "snapshot", "expired show", "bench",
         "experiment",
     ]  # fmt: skip

@@ -26,7 +26,7 @@ from gsch.tools import monitoring_manifests
 OVERLAYS = ("production", "single-node")
 # The oldest Kubernetes gsch's manifests promise to work on, and the newest schemas known.
 KUBERNETES_VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
-ROLES = ("worker", "api", "binder")
+ROLES = ("worker", "api", "binder", "housekeeper")
 
 
 def tool(name: str) -> str:

@@ -4,7 +4,7 @@ recording what the server refused them."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +16,9 @@ from gsch.bus.identities import BusDirectory, read_seed
 from gsch.bus.roles import Role
 from gsch.bus.serverconf import render_embedded
 from gsch.eventstore.streams import apply_declarations, load_declarations
+from gsch.runtime.config import Config, load_config
 from gsch.runtime.embedded import EmbeddedNats
+from gsch.runtime.service import default_topology_path
 
 CLUSTERS = ("edge-a", "edge-b")
 
@@ -82,3 +84,19 @@ async def secured_bus(root: Path) -> AsyncIterator[SecuredBus]:
             with contextlib.suppress(nats.errors.Error):
                 await client.close()
         await server.stop()
+
+
+def embedded_config(tmp_path: Path, **sections: Mapping[str, object]) -> Config:
+    """A secured installation on its embedded server, on the simulated demo fleet, with
+    short retries; `sections` add to or replace sections of the configuration."""
+    return load_config(
+        None,
+        {
+            "data_dir": str(tmp_path / "data"),
+            "api": {"listen": "127.0.0.1:0"},
+            "queue": {"backoff_base": 0.05, "backoff_max": 0.2, "lease_seconds": 5},
+            "simulator": {"topology": str(default_topology_path()), "bind_delay": 0.001},
+            **sections,
+        },
+        environ={},
+    )

@@ -22,7 +22,7 @@ FAST_ENV = {
     "GSCH_QUEUE__BACKOFF_MAX": "1",
     "GSCH_SIMULATOR__BIND_DELAY": "0.005",
     "GSCH_LOG_LEVEL": "WARNING",
-    # Api processes snapshot the cluster state and compact the log every second: compaction
+    # Housekeepers snapshot the cluster state and compact the log every second: compaction
     # runs under every test that starts one.
     "GSCH_SNAPSHOTS__INTERVAL": "1",
 }
@@ -57,9 +57,10 @@ class Fleet:
         return worker
 
     async def start_housekeeper(self) -> ChildProcess:
-        """An api process: its housekeeper snapshots and compacts the log every second."""
-        name = f"api-{len(self.housekeepers)}"
-        child = self._child("api", name, ["--api-listen", f"127.0.0.1:{free_port()}"])
+        """A housekeeper process (with its own read model, for retention): it snapshots and
+        compacts the log every second."""
+        name = f"housekeeper-{len(self.housekeepers)}"
+        child = self._child("housekeeper", name, ["--metrics-listen", f"127.0.0.1:{free_port()}"])
         await child.start()
         self.housekeepers.append(child)
         return child
