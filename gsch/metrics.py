@@ -141,6 +141,14 @@ STARTUP_DURATION = Gauge(
     "Seconds the cluster state took to be ready at start, by phase (snapshot, replay, total)",
     ["phase"],
 )
+EVENT_LOG_OUTDATED = Gauge(
+    "gsch_event_log_outdated",
+    "1 while the event log's declaration is older than this version's: housekeeping cannot"
+    " purge it until the operator runs `gsch streams <action>` (apply: in place; migrate: the"
+    " server cannot change it in place)",
+    ["action"],
+)
+EVENT_LOG_ACTIONS = ("apply", "migrate")
 STARTUP_REPLAYED = Gauge(
     "gsch_startup_replayed_events", "Cluster events folded at start after the snapshot"
 )
@@ -230,7 +238,9 @@ def initialise_labels(policies: Iterable[str], roles: Collection[str]) -> None:
             SNAPSHOT_LOAD_FAILURES.labels(reason=reason)
         for phase in STARTUP_PHASES:
             STARTUP_DURATION.labels(phase=phase)
-    if "api" in roles:  # the housekeeper runs beside the read model
+    for action in EVENT_LOG_ACTIONS:  # every process checks the log's declaration at start
+        EVENT_LOG_OUTDATED.labels(action=action)
+    if "housekeeper" in roles:
         for result in ("ok", "error"):
             SNAPSHOT_WRITES.labels(result=result)
         for result in ("ok", "full", "skipped", "error"):

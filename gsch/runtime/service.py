@@ -31,7 +31,7 @@ from gsch.eventstore.streams import (
     apply_declarations,
     load_declarations,
 )
-from gsch.metrics import SNAPSHOT_LAST_SEQ, initialise_labels
+from gsch.metrics import EVENT_LOG_ACTIONS, EVENT_LOG_OUTDATED, SNAPSHOT_LAST_SEQ, initialise_labels
 from gsch.policies.registry import PROFILES
 from gsch.runtime.announce import API, announcing
 from gsch.runtime.bus import Bus, open_bus
@@ -220,7 +220,11 @@ async def _declarations(config: Config, bus: Bus, role: Role) -> Declarations:
 
 def _say_if_outdated(outdated: Outdated | None) -> None:
     """A log declared by an earlier gsch: scheduling works on it, housekeeping may not, and
-    the operator is told at every start what to run."""
+    the operator is told at every start what to run, and `gsch_event_log_outdated` says it
+    until then (the alert GschEventLogOutdated)."""
+    needed = None if outdated is None else "apply" if outdated.in_place else "migrate"
+    for action in EVENT_LOG_ACTIONS:
+        EVENT_LOG_OUTDATED.labels(action=action).set(1 if action == needed else 0)
     if outdated is not None:
         log.error("%s", outdated.advice(), extra={"differences": list(outdated.differences)})
 

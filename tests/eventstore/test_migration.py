@@ -17,6 +17,7 @@ import nats
 import nats.js.errors
 import pytest
 from nats.aio.client import Client
+from prometheus_client import REGISTRY
 
 from gsch.eventstore.appends import Write
 from gsch.eventstore.migration import (
@@ -181,6 +182,17 @@ async def test_a_process_says_at_start_what_to_run(
             pass
     said = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert any("gsch streams migrate" in line and "deny_purge" in line for line in said), said
+    # ...and its metrics say it until the log is moved (the alert GschEventLogOutdated).
+    assert _outdated("migrate") == 1
+    assert _outdated("apply") == 0
+    await migrate_log(nc, load_declarations())
+    async with running(config, {"worker"}):
+        pass
+    assert _outdated("migrate") == 0
+
+
+def _outdated(action: str) -> float | None:
+    return REGISTRY.get_sample_value("gsch_event_log_outdated", {"action": action})
 
 
 async def test_migrate_moves_the_log_sequence_for_sequence(nc: Client) -> None:
