@@ -49,11 +49,17 @@ class Exported:
                 self.labels.setdefault(name, set()).update(found)
 
 
+# The housekeeper's metrics (snapshots, compaction, retention) are on the event-store
+# dashboard: it runs in the API's process here, as `gsch serve` runs it by default.
+_ROLES = {"api": "api,housekeeper"}
+
+
 @pytest.fixture
 async def fleet(
     nats_server: EmbeddedNats, store: EventStore, tmp_path: Path
 ) -> AsyncIterator[dict[str, str]]:
-    """API, worker and binder processes; their /metrics addresses by role."""
+    """API (with the housekeeper beside it, as in the default roles), worker and binder
+    processes; their /metrics addresses by role."""
     env = {**FAST_ENV, "GSCH_SIMULATOR__BIND_FAILURE_RATE": "0.2",
            "GSCH_METRICS__REFRESH_INTERVAL": "0.5"}  # fmt: skip
     targets = {role: f"127.0.0.1:{free_port()}" for role in ("api", "worker", "binder")}
@@ -64,7 +70,8 @@ async def fleet(
                    "--generated-topology", f"{CLUSTERS}x{NODES}"],
     }  # fmt: skip
     children = [
-        ChildProcess(serve_args(role, nats_server.url, tmp_path / role, extra[role]),
+        ChildProcess(serve_args(_ROLES.get(role, role), nats_server.url, tmp_path / role,
+                                extra[role]),
                      tmp_path / f"{role}.log", env)
         for role in targets
     ]  # fmt: skip
