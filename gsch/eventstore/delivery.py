@@ -5,7 +5,7 @@ on: `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<ns>.<p
 with a domain and account hash after `ACK` (and a random token at the end) on newer servers.
 nats-py's `msg.metadata` reads the same tokens but builds a datetime and two dataclasses for
 every message; every follower of the log (each worker's snapshot, the projector, the planners)
-reads a position per event, so this reads only the three numbers it needs.
+reads a position per event, so this reads only the numbers it needs.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ class Position(NamedTuple):
     seq: int  # the stream sequence
     deliveries: int  # how many times this message was delivered, this time included
     stored_at: float  # when the server stored it, seconds since the epoch (its clock)
+    pending: int  # messages the consumer had still to deliver after this one
 
 
 class NotJetStreamError(ValueError):
@@ -36,7 +37,7 @@ def position_of(reply: str | None) -> Position:
     if first < 0:
         raise NotJetStreamError(f"not a JetStream delivery: reply {reply!r}")
     try:
-        delivered, seq, _, stamp = (int(token) for token in tokens[first : first + 4])
+        delivered, seq, _, stamp, pending = (int(token) for token in tokens[first : first + 5])
     except ValueError:
         raise NotJetStreamError(f"not a JetStream delivery: reply {reply!r}") from None
-    return Position(seq, delivered, stamp / 1e9)
+    return Position(seq, delivered, stamp / 1e9, pending)

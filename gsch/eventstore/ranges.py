@@ -2,7 +2,7 @@
 
 Compaction decides what to remove from the messages a range holds, not from the whole log,
 so what it costs follows what it removes. The read asks the server for headers only (the
-subject and sequence are in the delivery's metadata; bodies are not needed) through an
+subject and position are in the delivery's subjects; bodies are not needed) through an
 ephemeral ordered consumer, what every service role may create.
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 import nats.errors
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from gsch.eventstore.delivery import position_of
 from gsch.eventstore.store import EventStore
 from gsch.eventstore.subjects import stream_of
 
@@ -34,7 +35,7 @@ class _Collector:
         self.done = asyncio.Event()
 
     async def take(self, msg: Any) -> None:
-        seq = int(msg.metadata.sequence.stream)
+        seq, _, _, pending = position_of(msg.reply)
         if seq > self.through:
             self.done.set()
             return
@@ -42,7 +43,7 @@ class _Collector:
         seqs = self.found[msg.subject]
         if not seqs or seqs[-1] < seq:  # an ordered consumer reset may deliver again
             seqs.append(seq)
-        if seq == self.through or not msg.metadata.num_pending:
+        if seq == self.through or not pending:
             self.done.set()
 
 

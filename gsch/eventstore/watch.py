@@ -123,7 +123,7 @@ class Follower:
         return int(info.delivered.stream_seq) > self.last_seq
 
     async def _deliver(self, msg: Any) -> None:
-        seq, _, stored_at = position_of(msg.reply)
+        seq, _, stored_at, _ = position_of(msg.reply)
         if seq <= self.last_seq:
             return  # already delivered before a re-subscription
         self.last_seq = seq

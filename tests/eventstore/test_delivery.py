@@ -25,6 +25,7 @@ def test_a_position_is_what_the_client_library_reads(
     assert position.seq == metadata.sequence.stream
     assert position.deliveries == metadata.num_delivered
     assert position.stored_at == pytest.approx(metadata.timestamp.timestamp(), abs=1e-6)
+    assert position.pending == metadata.num_pending
 
 
 @pytest.mark.parametrize(
