@@ -39,15 +39,9 @@ async def start_housekeeper(
         store.nc, keep=config.snapshots.keep, timeout=config.snapshots.load_timeout
     )
     if own_read_model:
-        from gsch.projections import lock
-        from gsch.projections.projector import Projector
+        from gsch.projections.projector import start_projecting
 
-        stack.enter_context(lock.serving(config.database_path))
-        projector = Projector(store, config.database_path, snapshots)
-        await projector.open()
-        stack.push_async_callback(projector.close)
-        derived.append(lambda: projector.last_seq)
-        tasks.append(asyncio.create_task(projector.run(stop)))
+        await start_projecting(store, config.database_path, snapshots, stack, tasks, stop, derived)
     retention = Retention(config.retention, store, config.database_path)
     housekeeper = Housekeeper(
         store, snapshots, snapshot, config.snapshots, retention, config.retention.interval

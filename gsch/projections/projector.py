@@ -13,6 +13,8 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import aiosqlite
@@ -26,6 +28,7 @@ from gsch.eventstore.store import EventStore, StoredEvent
 from gsch.eventstore.subjects import ALL_EVENTS
 from gsch.eventstore.watch import Follower
 from gsch.metrics import E2E_DURATION, PROJECTION_LAG, PROJECTION_LAST_SEQ
+from gsch.projections import lock
 from gsch.projections.schema import connect_writer
 from gsch.projections.seeding import read_cluster_seed, seed_clusters
 from gsch.projections.writer import apply_batch, read_checkpoint
@@ -252,6 +255,27 @@ class Projector:
         if self._db is None:
             raise RuntimeError("the projector is not open")
         return self._db
+
+
+async def start_projecting(
+    store: EventStore,
+    db_path: Path,
+    snapshots: SnapshotStore,
+    stack: AsyncExitStack,
+    tasks: list[asyncio.Task[None]],
+    stop: asyncio.Event,
+    derived: list[Callable[[], int]],
+) -> Projector:
+    """A process's projector of the read model at `db_path`, running until `stop`: the file
+    held (no rebuild replaces it under a running process), opened, closed with `stack`, and
+    its position among what the process `derived` from the log."""
+    stack.enter_context(lock.serving(db_path))
+    projector = Projector(store, db_path, snapshots)
+    await projector.open()
+    stack.push_async_callback(projector.close)
+    derived.append(lambda: projector.last_seq)
+    tasks.append(asyncio.create_task(projector.run(stop)))
+    return projector
 
 
 async def rebuild(store: EventStore, db_path: Path, snapshots: SnapshotStore | None = None) -> int:

@@ -305,25 +305,20 @@ async def _start_api(
     from gsch.api.gedge import gedge_door
     from gsch.api.planners import PlanLimits, PlannerPool
     from gsch.api.tenancy import TenancyRoutes
-    from gsch.projections import lock
     from gsch.projections.gauges import ReadModelGauges
-    from gsch.projections.projector import Projector
+    from gsch.projections.projector import start_projecting
     from gsch.projections.reader import ReadModel
     from gsch.scheduler.rules import intake_rules, with_tenancy
 
     # The workers' intake rules, with the workspaces declared as data when a request comes.
     base_intake = intake_rules(config)
-    # Held until the process ends: no rebuild replaces the file under a running API.
-    stack.enter_context(lock.serving(config.database_path))
     # Read only: a read model behind the compaction watermark is rebuilt from a snapshot.
     snapshots = SnapshotStore(
         store.nc, keep=config.snapshots.keep, timeout=config.snapshots.load_timeout
     )
-    projector = Projector(store, config.database_path, snapshots)
-    await projector.open()
-    stack.push_async_callback(projector.close)
-    derived.append(lambda: projector.last_seq)
-    tasks.append(asyncio.create_task(projector.run(stop)))
+    projector = await start_projecting(
+        store, config.database_path, snapshots, stack, tasks, stop, derived
+    )
     gauges_reader = ReadModel(projector.db_path, projector.stream, connections=1)
     stack.push_async_callback(gauges_reader.close)
     gauges = ReadModelGauges(gauges_reader)
