@@ -3,7 +3,6 @@ nats-server spent meanwhile (read from /proc; the server does the work of a purg
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -12,18 +11,19 @@ from typing import Any, TypeVar
 from gsch.eventstore.snapshots import SnapshotStore
 from gsch.eventstore.store import EventStore
 from gsch.housekeeping.housekeeper import compact
+from gsch.tools.bench_system import process_cpu_seconds
 
 T = TypeVar("T")
 
 
 def cpu_seconds(pid: int | None) -> float:
     """CPU (user + system) a process has used so far; 0 where /proc cannot tell."""
+    if pid is None:
+        return 0.0
     try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
+        return process_cpu_seconds(pid)
     except (OSError, IndexError):
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -34,11 +34,20 @@ class PassCosts:
     removed: list[int] = field(default_factory=list)
 
     async def timed(self, work: Awaitable[T]) -> T:
-        cpu, started = cpu_seconds(self.server_pid), time.monotonic()
+        start = self.start()
         result = await work
+        self.record(start)
+        return result
+
+    def start(self) -> tuple[float, float]:
+        """Where a pass starts: the server's CPU so far, and the time."""
+        return cpu_seconds(self.server_pid), time.monotonic()
+
+    def record(self, start: tuple[float, float]) -> None:
+        """A pass that began at `start` has ended: its wall time and the server's CPU."""
+        cpu, started = start
         self.seconds.append(time.monotonic() - started)
         self.server_cpu.append(cpu_seconds(self.server_pid) - cpu)
-        return result
 
     def summary(self, prefix: str) -> dict[str, Any]:
         """Means over the first and the last tenth of the passes (growth shows as their
@@ -67,11 +76,10 @@ class PassCosts:
 async def timed_compaction(costs: PassCosts, store: EventStore, snapshots: SnapshotStore) -> int:
     """Compact as the housekeeper does, timed; the events removed (0: skipped, and not
     counted as a pass)."""
-    cpu, started = cpu_seconds(costs.server_pid), time.monotonic()
+    start = costs.start()
     done = await compact(store, snapshots)
     if done is None:
         return 0
-    costs.seconds.append(time.monotonic() - started)
-    costs.server_cpu.append(cpu_seconds(costs.server_pid) - cpu)
+    costs.record(start)
     costs.removed.append(done.purged)
     return done.purged
