@@ -11,6 +11,7 @@ summary and one pass over the summaries of its cluster.
 
 from __future__ import annotations
 
+from itertools import compress
 from typing import NamedTuple
 
 from gsch.model.resources import Resources
@@ -131,8 +132,10 @@ def aggregate(
      room_cpus, room_memories, room_gpus, room_pods) = zip(*summaries, strict=True)  # fmt: skip
     top = max(sums)
     points = round(top)
-    # Only a value within half a point of the top's points can round to them.
+    # Only a value within half a point of the top's points can round to them; the one
+    # exactly half a point below does only when rounding half to even says so.
     near = points - 0.5
+    above = near.__le__ if round(near) == points else near.__lt__
     return Aggregates(
         max(free_cpu),
         max(free_memory),
@@ -144,7 +147,7 @@ def aggregate(
         max(balances),
         Resources(max(cpus), max(memories), max(gpus), max(pods)),
         shape,
-        tuple(names[i] for i, value in enumerate(sums) if value >= near and round(value) == points),
+        tuple(compress(names, map(above, sums))),
         Resources(min(room_cpus), min(room_memories), min(room_gpus), min(room_pods)),
         len(summaries),
         tainted,

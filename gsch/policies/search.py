@@ -99,9 +99,7 @@ class LevelScan:
             # scan's choice is the first of them by the tie hash, found without a filter.
             self.visited += 1
             self.nodes += total
-            nodes = cluster.nodes
-            return _first_by_tie(self.request, cluster, [nodes[name] for name in top],
-                                 self.scorer, self.ties)  # fmt: skip
+            return _first_by_tie(self.request, cluster, top, self.scorer, self.ties)
         if top:
             best, rejected, unschedulable = _best_of_top(
                 self.request, cluster, self.node_filters, self.scorer, top, self.ties
@@ -379,7 +377,7 @@ def _best_of_top(
     those of `top` that pass are scored, or, if the filters reject all of them, the rest."""
     passing, rejected, unschedulable = _filtered(request, cluster, filters)
     leading = set(top)
-    contenders = [node for node in passing if node.name in leading]
+    contenders = [node.name for node in passing if node.name in leading]
     if contenders:
         # Tied in points above every other node: the scan keeps the first by the tie hash.
         return _first_by_tie(request, cluster, contenders, scorer, ties), rejected, unschedulable
@@ -442,11 +440,11 @@ def _highest(
 
 
 def _first_by_tie(
-    request: Request, cluster: ClusterView, tied: list[NodeView], scorer: NodeScorer, ties: Ties
+    request: Request, cluster: ClusterView, tied: Sequence[str], scorer: NodeScorer, ties: Ties
 ) -> Candidate:
-    """Of nodes tied in whole points, the one a scan keeps: the first with the lowest tie
-    hash (a lone node's hash is never needed)."""
-    chosen = tied[0] if len(tied) == 1 else ties.first_lowest(tied)
+    """Of nodes tied in whole points (named in the cluster's order), the one a scan keeps:
+    the first with the lowest tie hash (a lone node's hash is never needed)."""
+    chosen = cluster.nodes[tied[0] if len(tied) == 1 else ties.first_lowest(tied)]
     return Candidate(cluster.name, chosen, scorer(request, chosen))
 
 
@@ -480,17 +478,17 @@ class Ties:
         hasher.update(name.encode())
         return int.from_bytes(hasher.digest(), "big")
 
-    def first_lowest(self, nodes: list[NodeView]) -> NodeView:
-        """The first of `nodes` whose name hashes lowest (as `min` keyed by this would find),
-        in one loop: digests of one length compare as their big-endian numbers do."""
+    def first_lowest(self, names: Sequence[str]) -> str:
+        """The first of `names` that hashes lowest (as `min` keyed by this would find), in
+        one loop: digests of one length compare as their big-endian numbers do."""
         copy = self._prefix.copy
-        chosen, lowest = nodes[0], b""
-        for node in nodes:
+        chosen, lowest = names[0], b""
+        for name in names:
             hasher = copy()
-            hasher.update(node.name.encode())
+            hasher.update(name.encode())
             digest = hasher.digest()
             if not lowest or digest < lowest:
-                chosen, lowest = node, digest
+                chosen, lowest = name, digest
         return chosen
 
 
