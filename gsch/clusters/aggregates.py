@@ -104,8 +104,8 @@ class Aggregates(NamedTuple):
     max_free: Resources
     shape: Shape
     # The nodes whose free_sum is the highest in whole points (as the planner compares
-    # scores), in the cluster's order of nodes: the only ones that can be its best by free
-    # capacity while any of them passes the filters (one: the best for certain).
+    # scores), by name: the only ones that can be its best by free capacity while any of
+    # them passes the filters (one: the best for certain).
     free_sum_top: tuple[str, ...] = ()
     # The least free for planning of each resource on one node: a demand within it fits on
     # every ready node.
@@ -120,8 +120,8 @@ NO_NODES = Aggregates(0.0, 0.0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, Resources(), EMPTY_S
 def aggregate(
     summaries: list[NodeSummary], names: list[str], shape: Shape, tainted: bool
 ) -> Aggregates:
-    """Aggregates of the ready nodes whose summaries (and names) are given, in the cluster's
-    order of nodes, of that shape, `tainted` when some of them has a taint.
+    """Aggregates of the ready nodes whose summaries (and names) are given, by name, of that
+    shape, `tainted` when some of them has a taint.
 
     Computed again whenever a node of the cluster changed and a plan reads it (every worker
     folds every reservation of the fleet): one pass per column in C, and one over free_sum

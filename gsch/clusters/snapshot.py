@@ -112,10 +112,11 @@ class ClusterView:
     # Computed when first read after a node changed, not on every event: every worker folds
     # every reservation of the fleet, and most plans name clusters and never read them.
     _aggregates: Aggregates | None = field(default=None, repr=False)
-    # The ready nodes, their names, their shape and whether any has a taint: these change
-    # only when a node is declared, not with the reservations that make up nearly all of the
-    # folding, so the aggregates read after a reservation recompute the summaries' extremes
-    # alone.
+    # The ready nodes (by name: the aggregates are then a function of the nodes, not of the
+    # order they were folded in, and a restored snapshot equals a replay), their names, their
+    # shape and whether any has a taint: these change only when a node is declared, not with
+    # the reservations that make up nearly all of the folding, so the aggregates read after a
+    # reservation recompute the summaries' extremes alone.
     _ready: tuple[list[NodeView], list[str], Shape, bool] | None = field(default=None, repr=False)
 
     @property
@@ -128,7 +129,10 @@ class ClusterView:
 
     def _ready_nodes(self) -> tuple[list[NodeView], list[str], Shape, bool]:
         if self._ready is None:
-            ready = [node for node in self.nodes.values() if node.summary is not None]
+            ready = sorted(
+                (node for node in self.nodes.values() if node.summary is not None),
+                key=lambda node: node.name,
+            )
             shape = shape_of([node.allocatable for node in ready]) if ready else EMPTY_SHAPE
             tainted = any(node.taints for node in ready)
             self._ready = (ready, [node.name for node in ready], shape, tainted)

@@ -71,8 +71,8 @@ ClusterFilter = Callable[[Request, ClusterView | None, PlannerRules], Status | N
 # --- scores ---------------------------------------------------------------------------------
 
 NodeScorer = Callable[[Request, NodeView], float]
-# The ready nodes of a cluster that score highest in whole points, in the cluster's order of
-# nodes, when its aggregates tell (None when they cannot).
+# The ready nodes of a cluster that score highest in whole points, when its aggregates tell
+# (None when they cannot).
 TopNodes = Callable[[Request, ClusterView], tuple[str, ...] | None]
 Variant = TypeVar("Variant", bound=Hashable)
 

@@ -442,9 +442,12 @@ def _highest(
 def _first_by_tie(
     request: Request, cluster: ClusterView, tied: Sequence[str], scorer: NodeScorer, ties: Ties
 ) -> Candidate:
-    """Of nodes tied in whole points (named in the cluster's order), the one a scan keeps:
-    the first with the lowest tie hash (a lone node's hash is never needed)."""
-    chosen = cluster.nodes[tied[0] if len(tied) == 1 else ties.first_lowest(tied)]
+    """Of nodes tied in whole points, the one a scan keeps: the lowest tie hash, and of
+    names that hash alike (as good as never), the first in the cluster's order of nodes, the
+    scan's. A lone node's hash is never needed."""
+    lowest = tied if len(tied) == 1 else ties.lowest(tied)
+    name = lowest[0] if len(lowest) == 1 else next(n for n in cluster.nodes if n in lowest)
+    chosen = cluster.nodes[name]
     return Candidate(cluster.name, chosen, scorer(request, chosen))
 
 
@@ -478,17 +481,20 @@ class Ties:
         hasher.update(name.encode())
         return int.from_bytes(hasher.digest(), "big")
 
-    def first_lowest(self, names: Sequence[str]) -> str:
-        """The first of `names` that hashes lowest (as `min` keyed by this would find), in
-        one loop: digests of one length compare as their big-endian numbers do."""
+    def lowest(self, names: Sequence[str]) -> Sequence[str]:
+        """Those of `names` that hash lowest (one, unless names collide), in one loop:
+        digests of one length compare as their big-endian numbers do."""
         copy = self._prefix.copy
-        chosen, lowest = names[0], b""
+        chosen: list[str] = []
+        lowest = b""
         for name in names:
             hasher = copy()
             hasher.update(name.encode())
             digest = hasher.digest()
-            if not lowest or digest < lowest:
-                chosen, lowest = name, digest
+            if not chosen or digest < lowest:
+                chosen, lowest = [name], digest
+            elif digest == lowest:
+                chosen.append(name)
         return chosen
 
 

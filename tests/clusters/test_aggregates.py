@@ -35,7 +35,9 @@ NODES = ("a", "b", "c", "d", "e")
 
 def model_aggregates(cluster: ClusterView) -> Aggregates:
     """The definition, spelled out over the nodes as they are now."""
-    ready = [n for n in cluster.nodes.values() if n.declared and n.ready]
+    ready = sorted(
+        (n for n in cluster.nodes.values() if n.declared and n.ready), key=lambda n: n.name
+    )
     if not ready:
         return NO_NODES
     summaries = [summarise(n.allocatable, n.held, n.confirmed_free) for n in ready]

@@ -221,7 +221,7 @@ def test_gedge_testbed_nothing_fits() -> None:
 def test_the_nodes_at_the_top_of_a_cluster_are_those_tied_in_whole_points() -> None:
     """A visit scores only the nodes the cluster's aggregates name at the top: every node
     that ties with the best in whole points (ties go to the request's hash, as in a scan),
-    in the cluster's order; one alone is the only node looked at."""
+    by name; one alone is the only node looked at."""
     from gsch.policies.most_requested import free_capacity_top
     from tests.support.planning import cluster, node, snapshot_of
 
