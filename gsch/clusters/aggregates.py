@@ -1,6 +1,7 @@
 """What a planner may know about a cluster without visiting its nodes: per node, the few numbers
-every score of the planner is a function of (`NodeSummary`), and per cluster their best values
-over its ready nodes (`Aggregates`) and the range of its node sizes (`Shape`).
+every score and the capacity filter of the planner are functions of (`NodeSummary`), and per
+cluster their best (and least) values over its ready nodes (`Aggregates`) and the range of its
+node sizes (`Shape`).
 
 Summaries are of the planning view (what is held on a node, this process's pending commits
 included), so a bound computed from them holds for the scores a plan computes. A node's summary
@@ -10,7 +11,7 @@ summary and one pass over the summaries of its cluster.
 
 from __future__ import annotations
 
-import math
+from itertools import compress
 from typing import NamedTuple
 
 from gsch.model.resources import Resources
@@ -36,6 +37,11 @@ class NodeSummary(NamedTuple):
     confirmed_memory: int
     confirmed_gpu: int
     confirmed_pods: int
+    # Free for planning (pending commits subtracted), as the capacity filter compares it.
+    room_cpu_m: int
+    room_memory: int
+    room_gpu: int
+    room_pods: int
 
 
 def summarise(allocatable: Resources, held: Resources, confirmed_free: Resources) -> NodeSummary:
@@ -59,6 +65,10 @@ def summarise(allocatable: Resources, held: Resources, confirmed_free: Resources
         c.memory,
         c.gpu,
         c.pods,
+        a.cpu_m - h.cpu_m,
+        a.memory - h.memory,
+        a.gpu - h.gpu,
+        a.pods - h.pods,
     )
 
 
@@ -80,7 +90,8 @@ EMPTY_SHAPE = Shape((0, 0), (0, 0), (0, 0), False, False)
 
 class Aggregates(NamedTuple):
     """The best value of each summary field over a cluster's ready nodes (for bounds), the
-    most free of each resource on one node (log's numbers), and the cluster's shape."""
+    most free of each resource on one node (log's numbers), and the cluster's shape; and
+    what tells that a filter passes every node of the cluster without looking at them."""
 
     free_cpu: float
     free_memory: float
@@ -92,37 +103,39 @@ class Aggregates(NamedTuple):
     balance_high: float
     max_free: Resources
     shape: Shape
-    # The node with the highest free_sum, and the highest free_sum of the others: when the two
-    # differ by whole points, that node is the cluster's best by free capacity for certain.
-    free_sum_leader: str = ""
-    free_sum_runner_up: float = -math.inf
+    # The nodes whose free_sum is the highest in whole points (as the planner compares
+    # scores), by name: the only ones that can be its best by free capacity while any of
+    # them passes the filters (one: the best for certain).
+    free_sum_top: tuple[str, ...] = ()
+    # The least free for planning of each resource on one node: a demand within it fits on
+    # every ready node.
+    least_room: Resources = Resources()
+    ready_nodes: int = 0  # how many nodes these are of (those declared and ready)
+    tainted: bool = False  # whether any of them has a taint
 
 
 NO_NODES = Aggregates(0.0, 0.0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, Resources(), EMPTY_SHAPE)
 
 
-def aggregate(summaries: list[NodeSummary], names: list[str], shape: Shape) -> Aggregates:
-    """Aggregates of the ready nodes whose summaries (and names) are given, of that shape.
+def aggregate(
+    summaries: list[NodeSummary], names: list[str], shape: Shape, tainted: bool
+) -> Aggregates:
+    """Aggregates of the ready nodes whose summaries (and names) are given, by name, of that
+    shape, `tainted` when some of them has a taint.
 
     Computed again whenever a node of the cluster changed and a plan reads it (every worker
-    folds every reservation of the fleet): one pass per column in C, the leader and the
-    runner-up found by sorting one column, names compared only when nodes tie at the top."""
+    folds every reservation of the fleet): one pass per column in C, and one over free_sum
+    for the nodes at the top in whole points."""
     if not summaries:
         return NO_NODES
-    free_cpu, free_memory, free_gpus, sums, used_means, balances, cpus, memories, gpus, pods = zip(
-        *summaries, strict=True
-    )
-    ordered = sorted(sums)
-    top = ordered[-1]
-    runner_up = ordered[-2] if len(ordered) > 1 else -math.inf
-    if runner_up != top:
-        leader = sums.index(top)
-    else:
-        # Of nodes tied at the top, the first by name: the aggregates are then a function of
-        # the nodes, not of the order they were folded in (a restored snapshot equals a
-        # replay). The runner-up ties with it.
-        tied = [index for index, value in enumerate(sums) if value == top]
-        leader = min(tied, key=names.__getitem__)
+    (free_cpu, free_memory, free_gpus, sums, used_means, balances, cpus, memories, gpus, pods,
+     room_cpus, room_memories, room_gpus, room_pods) = zip(*summaries, strict=True)  # fmt: skip
+    top = max(sums)
+    points = round(top)
+    # Only a value within half a point of the top's points can round to them; the one
+    # exactly half a point below does only when rounding half to even says so.
+    near = points - 0.5
+    above = near.__le__ if round(near) == points else near.__lt__
     return Aggregates(
         max(free_cpu),
         max(free_memory),
@@ -134,8 +147,10 @@ def aggregate(summaries: list[NodeSummary], names: list[str], shape: Shape) -> A
         max(balances),
         Resources(max(cpus), max(memories), max(gpus), max(pods)),
         shape,
-        names[leader],
-        runner_up,
+        tuple(compress(names, map(above, sums))),
+        Resources(min(room_cpus), min(room_memories), min(room_gpus), min(room_pods)),
+        len(summaries),
+        tainted,
     )
 
 

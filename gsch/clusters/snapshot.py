@@ -112,24 +112,30 @@ class ClusterView:
     # Computed when first read after a node changed, not on every event: every worker folds
     # every reservation of the fleet, and most plans name clusters and never read them.
     _aggregates: Aggregates | None = field(default=None, repr=False)
-    # The ready nodes, their names and their shape: these change only when a node is
-    # declared, not with the reservations that make up nearly all of the folding, so the
-    # aggregates read after a reservation recompute the summaries' extremes alone.
-    _ready: tuple[list[NodeView], list[str], Shape] | None = field(default=None, repr=False)
+    # The ready nodes (by name: the aggregates are then a function of the nodes, not of the
+    # order they were folded in, and a restored snapshot equals a replay), their names, their
+    # shape and whether any has a taint: these change only when a node is declared, not with
+    # the reservations that make up nearly all of the folding, so the aggregates read after a
+    # reservation recompute the summaries' extremes alone.
+    _ready: tuple[list[NodeView], list[str], Shape, bool] | None = field(default=None, repr=False)
 
     @property
     def aggregates(self) -> Aggregates:
         if self._aggregates is None:
-            ready, names, shape = self._ready_nodes()
+            ready, names, shape, tainted = self._ready_nodes()
             summaries = [summary for node in ready if (summary := node.summary) is not None]
-            self._aggregates = aggregate(summaries, names, shape)
+            self._aggregates = aggregate(summaries, names, shape, tainted)
         return self._aggregates
 
-    def _ready_nodes(self) -> tuple[list[NodeView], list[str], Shape]:
+    def _ready_nodes(self) -> tuple[list[NodeView], list[str], Shape, bool]:
         if self._ready is None:
-            ready = [node for node in self.nodes.values() if node.summary is not None]
+            ready = sorted(
+                (node for node in self.nodes.values() if node.summary is not None),
+                key=lambda node: node.name,
+            )
             shape = shape_of([node.allocatable for node in ready]) if ready else EMPTY_SHAPE
-            self._ready = (ready, [node.name for node in ready], shape)
+            tainted = any(node.taints for node in ready)
+            self._ready = (ready, [node.name for node in ready], shape, tainted)
         return self._ready
 
     @property

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from gsch.clusters.aggregates import Aggregates
 from gsch.clusters.snapshot import ClusterView, NodeView
 from gsch.model.affinity import term_matches
 from gsch.model.request import Request
@@ -133,6 +134,36 @@ _IDLE_FOR: dict[NodeFilter, Callable[[Request], bool]] = {
 def filters_for(request: Request, filters: Sequence[NodeFilter]) -> tuple[NodeFilter, ...]:
     """The node filters that can reject some node for `request`, in their order."""
     return tuple(f for f in filters if (idle := _IDLE_FOR.get(f)) is None or not idle(request))
+
+
+# Filters whose verdict on every node of a cluster its aggregates can tell (True: the filter
+# passes each of them), so a plan over a cluster where all of them pass skips the filters'
+# loop; no entry: the nodes must be looked at.
+_PASSES_EVERY_NODE: dict[NodeFilter, Callable[[Request, ClusterView, Aggregates], bool]] = {
+    node_ready: lambda request, cluster, found: found.ready_nodes == len(cluster.nodes),
+    untolerated_taint: lambda request, cluster, found: not found.tainted,
+    resource_fit: lambda request, cluster, found: request.demand.fits_in(found.least_room),
+}
+
+
+def every_node_passes(
+    request: Request, filters: Sequence[NodeFilter]
+) -> Callable[[ClusterView], bool] | None:
+    """For these filters and `request`: whether a cluster's aggregates show that every filter
+    passes every node of it (False when they cannot tell); None when some filter can never
+    tell from the aggregates."""
+    checks = [_PASSES_EVERY_NODE.get(f) for f in filters]
+    known = [check for check in checks if check is not None]
+    # The aggregates are of the ready nodes: they tell about every node only once readiness
+    # is checked too (it is, whenever it is a filter: it passes only if every node is ready).
+    if len(known) < len(checks) or node_ready not in filters:
+        return None
+
+    def passes(cluster: ClusterView) -> bool:
+        found = cluster.aggregates
+        return all(check(request, cluster, found) for check in known)
+
+    return passes
 
 
 COMMON_CLUSTER_FILTERS = (cluster_known, cluster_ready, project_allowed)

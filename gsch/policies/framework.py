@@ -71,7 +71,9 @@ ClusterFilter = Callable[[Request, ClusterView | None, PlannerRules], Status | N
 # --- scores ---------------------------------------------------------------------------------
 
 NodeScorer = Callable[[Request, NodeView], float]
-Leader = Callable[[Request, ClusterView], str | None]
+# The ready nodes of a cluster that score highest in whole points, when its aggregates tell
+# (None when they cannot).
+TopNodes = Callable[[Request, ClusterView], tuple[str, ...] | None]
 Variant = TypeVar("Variant", bound=Hashable)
 
 
@@ -133,10 +135,10 @@ class ScorePlugin:
     weight: float = 1.0
     scale: Scale = PERCENT
     bound: ClusterBound[Any] | None = None
-    # The node that alone scores highest in whole points in a cluster, with its score, when
-    # the cluster's aggregates tell (None when they cannot): a visit then looks at that node
-    # only, and at the others only if a filter rejects it.
-    leader: Leader | None = None
+    # The nodes that score highest in whole points in a cluster, when the cluster's
+    # aggregates tell: a visit scores only them unless the filters reject them all. One
+    # alone is the only node a visit looks at, unless a filter rejects it.
+    top_nodes: TopNodes | None = None
 
     @property
     def label(self) -> str:
@@ -266,7 +268,7 @@ class PlanState(msgspec.Struct, frozen=True):
     scorer: NodeScorer  # the same, as one function for the inner loop
     # The node score's cluster bound, the request fixed; None when the plugins have none.
     search: BoundSearch | None = None
-    leader: Leader | None = None  # the plugin's, when it is scored alone
+    top_nodes: TopNodes | None = None  # the plugin's, when it is scored alone
     ranking: ClusterRanking | None = None
     notes: tuple[str, ...] = ()  # said once per level (e.g. a source that could not be found)
     # When set, nothing can be placed (e.g. the source pod is unknown): every cluster of every
@@ -344,8 +346,8 @@ class Profile:
         if self.prepare is not None:
             return self.prepare(request, snapshot, rules)
         search = self.bound_for(request) if self.bound_for is not None else None
-        leader = self.scorers[0].leader if len(self.scorers) == 1 else None
-        return PlanState(self.scorers, self.node_scorer, search, leader)
+        top_nodes = self.scorers[0].top_nodes if len(self.scorers) == 1 else None
+        return PlanState(self.scorers, self.node_scorer, search, top_nodes)
 
 
 # The node score's cluster bound for a request.

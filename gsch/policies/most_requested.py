@@ -6,8 +6,6 @@ usage counting what is already held on the node. Modes weight one resource inste
 
 from __future__ import annotations
 
-import math
-
 from gsch.clusters.snapshot import ClusterView, NodeView
 from gsch.model.request import Request
 from gsch.policies.framework import (
@@ -71,18 +69,12 @@ def free_capacity_rank(variant: tuple[str, bool], cluster: ClusterView) -> tuple
             return None, best.free_sum + (GPU_WEIGHT * best.free_gpus if wants_gpu else 0.0)
 
 
-def free_capacity_leader(request: Request, cluster: ClusterView) -> str | None:
-    """The node with most free cpu and memory (in percent), when it leads every other ready
-    node by whole points: the score in mode default for a request without GPUs."""
+def free_capacity_top(request: Request, cluster: ClusterView) -> tuple[str, ...] | None:
+    """The ready nodes with most free cpu and memory (in percent) in whole points: the score
+    in mode default for a request without GPUs (None for other requests)."""
     if request.mode != "default" or request.demand.gpu > 0:
         return None
-    best = cluster.aggregates
-    if not best.free_sum_leader:
-        return None  # no ready node
-    alone = best.free_sum_runner_up == -math.inf
-    if alone or round(best.free_sum) > round(best.free_sum_runner_up):
-        return best.free_sum_leader
-    return None
+    return cluster.aggregates.free_sum_top
 
 
 FREE_CAPACITY = ScorePlugin(
@@ -95,5 +87,5 @@ FREE_CAPACITY = ScorePlugin(
     bound=ClusterBound(
         free_capacity_variant, (BoundSide(free_capacity_rank, exact, ceiling_is_value),)
     ),
-    leader=free_capacity_leader,
+    top_nodes=free_capacity_top,
 )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from gsch.clusters.aggregates import NO_NODES as NO_READY_NODES
 from gsch.clusters.rankings import Entry, SortedRuns
-from gsch.clusters.snapshot import ClusterSnapshot, ClusterView
+from gsch.clusters.snapshot import ClusterSnapshot, ClusterView, NodeView
 from gsch.model.request import Request, is_selector, selector_requirements
 from gsch.policies.framework import (
     BOUND_SLACK,
@@ -25,10 +25,10 @@ from gsch.policies.framework import (
     Candidate,
     ClusterFilter,
     Code,
-    Leader,
     NodeFilter,
     NodeScorer,
     Status,
+    TopNodes,
     micro,
     unresolvable,
 )
@@ -46,7 +46,10 @@ class LevelScan:
     cluster_filters: Sequence[ClusterFilter]
     node_filters: Sequence[NodeFilter]
     scorer: NodeScorer
-    leader: Leader | None = None  # the node a visit looks at first (see ScorePlugin.leader)
+    top_nodes: TopNodes | None = None  # the nodes a visit scores (see ScorePlugin.top_nodes)
+    # Whether the aggregates show every node filter passing every node of a cluster (None:
+    # they never can for these filters), so a visit need not run the filters node by node.
+    every_node_passes: Callable[[ClusterView], bool] | None = None
     rejections: dict[str, list[str]] = field(default_factory=dict)
     unschedulable: bool = False  # some rejection could be lifted by a change of cluster state
     notes: dict[str, str] = field(default_factory=dict)
@@ -56,6 +59,10 @@ class LevelScan:
     walked: int = 0  # clusters a walk took up (visited or rejected by a filter)
     stopped_at: float | None = None  # the bound at which a best-first walk stopped
     tied_out: int = 0  # clusters passed over: bounded at the best score, losing its tie
+    ties: Ties = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ties = Ties(self.request.request_id)
 
     def reject(self, name: str, reasons: list[str], unschedulable: bool) -> None:
         self.rejections[name] = reasons
@@ -77,18 +84,30 @@ class LevelScan:
 
     def visit(self, cluster: ClusterView) -> Candidate | None:
         """The cluster's best node, or None with the reasons its nodes were rejected."""
-        if self.leader is not None and (name := self.leader(self.request, cluster)) is not None:
-            node = cluster.nodes[name]
+        top = self.top_nodes(self.request, cluster) if self.top_nodes is not None else None
+        if top is not None and len(top) == 1:
+            node = cluster.nodes[top[0]]
             if all(check(self.request, node) is None for check in self.node_filters):
                 # The aggregates say this node alone has the top score in whole points: it is
                 # what a scan of every node would choose, so only it is looked at.
                 self.visited += 1
                 self.nodes += 1
                 return Candidate(cluster.name, node, self.scorer(self.request, node))
-        best, rejected, unschedulable = _best_node(
-            self.request, cluster, self.node_filters, self.scorer
-        )
         total = len(cluster.nodes)
+        if top and self.every_node_passes is not None and self.every_node_passes(cluster):
+            # A scan would reject no node, and only these can have its best points: the
+            # scan's choice is the first of them by the tie hash, found without a filter.
+            self.visited += 1
+            self.nodes += total
+            return _first_by_tie(self.request, cluster, top, self.scorer, self.ties)
+        if top:
+            best, rejected, unschedulable = _best_of_top(
+                self.request, cluster, self.node_filters, self.scorer, top, self.ties
+            )
+        else:
+            best, rejected, unschedulable = _best_node(
+                self.request, cluster, self.node_filters, self.scorer, self.ties
+            )
         self.visited += 1
         self.nodes += total
         self.filtered.update(rejected)
@@ -187,7 +206,7 @@ class LevelScan:
             if name not in seen:
                 if best is None or micro(BOUND_SLACK - front[0]) != micro(best.score):
                     return front
-                if (_tie(self.request, name), name) < ties[best.cluster]:
+                if (self.ties(name), name) < ties[best.cluster]:
                     return front
                 seen.add(name)
                 self.tied_out += 1
@@ -331,43 +350,105 @@ def matched(listed: tuple[str, ...], snapshot: ClusterSnapshot) -> int:
 
 
 def _best_node(
-    request: Request, cluster: ClusterView, filters: Sequence[NodeFilter], scorer: NodeScorer
+    request: Request,
+    cluster: ClusterView,
+    filters: Sequence[NodeFilter],
+    scorer: NodeScorer,
+    ties: Callable[[str], int] | None = None,
 ) -> tuple[Candidate | None, Counter[str], bool]:
     """The best node, the nodes rejected by reason, and whether any rejection was
-    UNSCHEDULABLE."""
-    # The planner's inner loop: plain loops, and the tie hash only when points are equal.
-    # Rejections are counted by their text (one text, one filter, one code).
+    UNSCHEDULABLE: every node filtered, every node that passes scored. `ties`: the request's
+    tie hash (`Ties`), when one is at hand."""
+    passing, rejected, unschedulable = _filtered(request, cluster, filters)
+    tie_of = ties if ties is not None else Ties(request.request_id)
+    return _highest(request, cluster.name, passing, scorer, tie_of), rejected, unschedulable
+
+
+def _best_of_top(
+    request: Request,
+    cluster: ClusterView,
+    filters: Sequence[NodeFilter],
+    scorer: NodeScorer,
+    top: tuple[str, ...],
+    ties: Ties,
+) -> tuple[Candidate | None, Counter[str], bool]:
+    """What `_best_node` finds, knowing that `top` are the ready nodes with the highest score
+    in whole points: every node filtered (the rejections are the explanation's), but only
+    those of `top` that pass are scored, or, if the filters reject all of them, the rest."""
+    passing, rejected, unschedulable = _filtered(request, cluster, filters)
+    leading = set(top)
+    contenders = [node.name for node in passing if node.name in leading]
+    if contenders:
+        # Tied in points above every other node: the scan keeps the first by the tie hash.
+        return _first_by_tie(request, cluster, contenders, scorer, ties), rejected, unschedulable
+    return _highest(request, cluster.name, passing, scorer, ties), rejected, unschedulable
+
+
+def _filtered(
+    request: Request, cluster: ClusterView, filters: Sequence[NodeFilter]
+) -> tuple[list[NodeView], Counter[str], bool]:
+    """The nodes every filter passes (in the cluster's order), the others counted by reason,
+    and whether any rejection was UNSCHEDULABLE."""
+    # The planner's inner loop: plain loops. Rejections are counted by their text (one
+    # text, one filter, one code).
     rejected: Counter[str] = Counter()
     unschedulable = False
-    best: Candidate | None = None
-    best_points = 0
-    best_tie = 0
+    passing = []
     for node in cluster.nodes.values():
         status = None
         for check in filters:
             status = check(request, node)
             if status is not None:
                 break
-        if status is not None:
-            rejected[status.reason] += 1
-            unschedulable = unschedulable or status.code is UNSCHEDULABLE
+        if status is None:
+            passing.append(node)
             continue
+        rejected[status.reason] += 1
+        unschedulable = unschedulable or status.code is UNSCHEDULABLE
+    return passing, rejected, unschedulable
+
+
+def _highest(
+    request: Request,
+    cluster: str,
+    nodes: list[NodeView],
+    scorer: NodeScorer,
+    ties: Callable[[str], int],
+) -> Candidate | None:
+    """The node that scores highest in whole points, ties broken by the tie hash."""
+    best: Candidate | None = None
+    best_points = 0
+    best_tie = 0
+    for node in nodes:
         score = scorer(request, node)
         # Scores are compared as whole points, as kube-scheduler's integer node scores are:
         # nodes within a point of each other tie. Ties are broken by a hash of request and
         # node: reproducible for a request (a dry run equals the worker's decision), but
         # different requests spread over the tied nodes instead of all racing competing
-        # workers for the same one (kube-scheduler picks among ties at random).
+        # workers for the same one (kube-scheduler picks among ties at random). The hash
+        # only when points are equal.
         points = round(score)
         if best is None or points > best_points:
-            best, best_points, best_tie = Candidate(cluster.name, node, score), points, -1
+            best, best_points, best_tie = Candidate(cluster, node, score), points, -1
         elif points == best_points:
             if best_tie < 0:
-                best_tie = _tie(request, best.node.name)
-            tie = _tie(request, node.name)
+                best_tie = ties(best.node.name)
+            tie = ties(node.name)
             if tie < best_tie:
-                best, best_tie = Candidate(cluster.name, node, score), tie
-    return best, rejected, unschedulable
+                best, best_tie = Candidate(cluster, node, score), tie
+    return best
+
+
+def _first_by_tie(
+    request: Request, cluster: ClusterView, tied: Sequence[str], scorer: NodeScorer, ties: Ties
+) -> Candidate:
+    """Of nodes tied in whole points, the one a scan keeps: the lowest tie hash, and of
+    names that hash alike (as good as never), the first in the cluster's order of nodes, the
+    scan's. A lone node's hash is never needed."""
+    lowest = tied if len(tied) == 1 else ties.lowest(tied)
+    name = lowest[0] if len(lowest) == 1 else next(n for n in cluster.nodes if n in lowest)
+    chosen = cluster.nodes[name]
+    return Candidate(cluster.name, chosen, scorer(request, chosen))
 
 
 def _bounded(
@@ -384,6 +465,37 @@ def _tie(request: Request, name: str) -> int:
     # third was due). BLAKE2b's first 8 bytes spread them evenly, in well under a microsecond.
     digest = hashlib.blake2b(f"{request.request_id}/{name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big")
+
+
+class Ties:
+    """`_tie` of one request for any name, from one hasher of the request's part copied per
+    name: a scan hashes most nodes of a cluster whose nodes tie, and this halves each."""
+
+    __slots__ = ("_prefix",)
+
+    def __init__(self, request_id: str) -> None:
+        self._prefix = hashlib.blake2b(f"{request_id}/".encode(), digest_size=8)
+
+    def __call__(self, name: str) -> int:
+        hasher = self._prefix.copy()
+        hasher.update(name.encode())
+        return int.from_bytes(hasher.digest(), "big")
+
+    def lowest(self, names: Sequence[str]) -> Sequence[str]:
+        """Those of `names` that hash lowest (one, unless names collide), in one loop:
+        digests of one length compare as their big-endian numbers do."""
+        copy = self._prefix.copy
+        chosen: list[str] = []
+        lowest = b""
+        for name in names:
+            hasher = copy()
+            hasher.update(name.encode())
+            digest = hasher.digest()
+            if not chosen or digest < lowest:
+                chosen, lowest = [name], digest
+            elif digest == lowest:
+                chosen.append(name)
+        return chosen
 
 
 # A cluster's place in a level's ranking: best score first (in millionths of a point, see

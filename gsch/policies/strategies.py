@@ -20,7 +20,7 @@ from itertools import chain, groupby
 from gsch.clusters.snapshot import ClusterSnapshot, ClusterView
 from gsch.model.events import Placement
 from gsch.model.request import Request, is_selector, selector_requirements
-from gsch.policies.filters import filters_for
+from gsch.policies.filters import every_node_passes, filters_for
 from gsch.policies.framework import (
     MAX_LISTED,
     Candidate,
@@ -245,14 +245,16 @@ def _in_rank_order(
 
 
 def _scan(context: LevelContext) -> LevelScan:
-    profile = context.profile
+    profile, request = context.profile, context.request
+    node_filters = filters_for(request, profile.node_filters)
     return LevelScan(
-        context.request,
+        request,
         context.rules,
         profile.cluster_filters,
-        filters_for(context.request, profile.node_filters),
+        node_filters,
         context.state.scorer,
-        context.state.leader,
+        context.state.top_nodes,
+        every_node_passes(request, node_filters),
     )
 
 

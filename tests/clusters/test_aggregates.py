@@ -1,16 +1,23 @@
 """A cluster's aggregates, however they are cached between folds, equal those computed from
 scratch over its nodes as they are, by a plain model of their definition: best value of each
-summary column over the ready nodes, the leader (first by name of those tied at the top by
-free capacity) and the runner-up, the shape of the ready nodes."""
+summary column over the ready nodes, the nodes at the top by free capacity in whole points
+(in the cluster's order), the least room for planning of each resource, the shape of the
+ready nodes, how many they are and whether any is tainted."""
 
 from __future__ import annotations
-
-import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gsch.clusters.aggregates import NO_NODES, Aggregates, shape_of, summarise
+from gsch.clusters.aggregates import (
+    EMPTY_SHAPE,
+    NO_NODES,
+    Aggregates,
+    NodeSummary,
+    aggregate,
+    shape_of,
+    summarise,
+)
 from gsch.clusters.snapshot import ClusterSnapshot, ClusterView
 from gsch.model.events import (
     AnyEvent,
@@ -18,6 +25,7 @@ from gsch.model.events import (
     CapacityReserved,
     ClusterDeclared,
     NodeDeclared,
+    Taint,
 )
 from gsch.model.resources import Resources
 
@@ -27,15 +35,16 @@ NODES = ("a", "b", "c", "d", "e")
 
 def model_aggregates(cluster: ClusterView) -> Aggregates:
     """The definition, spelled out over the nodes as they are now."""
-    ready = [n for n in cluster.nodes.values() if n.declared and n.ready]
+    ready = sorted(
+        (n for n in cluster.nodes.values() if n.declared and n.ready), key=lambda n: n.name
+    )
     if not ready:
         return NO_NODES
     summaries = [summarise(n.allocatable, n.held, n.confirmed_free) for n in ready]
     names = [n.name for n in ready]
     column = list(zip(*summaries, strict=True))
     top = max(column[3])
-    leader = min((i for i, s in enumerate(summaries) if s.free_sum == top), key=names.__getitem__)
-    others = [s.free_sum for i, s in enumerate(summaries) if i != leader]
+    free = [n.allocatable - n.held for n in ready]
     return Aggregates(
         free_cpu=max(column[0]),
         free_memory=max(column[1]),
@@ -47,14 +56,30 @@ def model_aggregates(cluster: ClusterView) -> Aggregates:
         balance_high=max(column[5]),
         max_free=Resources(max(column[6]), max(column[7]), max(column[8]), max(column[9])),
         shape=shape_of([n.allocatable for n in ready]),
-        free_sum_leader=names[leader],
-        free_sum_runner_up=max(others, default=-math.inf),
+        free_sum_top=tuple(
+            name
+            for name, s in zip(names, summaries, strict=True)
+            if round(s.free_sum) == round(top)
+        ),
+        least_room=Resources(
+            min(f.cpu_m for f in free),
+            min(f.memory for f in free),
+            min(f.gpu for f in free),
+            min(f.pods for f in free),
+        ),
+        ready_nodes=len(ready),
+        tainted=any(n.taints for n in ready),
     )
 
 
-def declared(node: str, cpu: int, memory: int, gpu: int, ready: bool) -> NodeDeclared:
+def declared(
+    node: str, cpu: int, memory: int, gpu: int, ready: bool, tainted: bool = False
+) -> NodeDeclared:
     allocatable = Resources(cpu * 1000, memory * GI, gpu, 110)
-    return NodeDeclared(at=0, cluster="c", node=node, allocatable=allocatable, ready=ready)
+    taints = (Taint("maint", "NoSchedule"),) if tainted else ()
+    return NodeDeclared(
+        at=0, cluster="c", node=node, allocatable=allocatable, ready=ready, taints=taints
+    )
 
 
 def reserved(node: str, request: int, cpu: int) -> CapacityReserved:
@@ -76,7 +101,7 @@ nodes = st.sampled_from(NODES)
 requests = st.integers(0, 5)
 declarations = st.builds(
     declared, nodes, st.sampled_from((2, 4, 8)), st.sampled_from((4, 8)),
-    st.sampled_from((0, 1)), st.booleans(),
+    st.sampled_from((0, 1)), st.booleans(), st.sampled_from((False, False, True)),
 )  # fmt: skip
 reservations = st.builds(reserved, nodes, requests, st.sampled_from((250, 500, 1000)))
 releases = st.builds(released, nodes, requests)
@@ -107,9 +132,21 @@ def test_a_node_leaving_the_ready_set_leaves_the_aggregates_and_the_shape() -> N
     snapshot.apply(NodeDeclared(at=0, cluster="c", node="big", allocatable=big, ready=True), 2)
     snapshot.apply(NodeDeclared(at=0, cluster="c", node="small", allocatable=small, ready=True), 3)
     cluster = snapshot.clusters["c"]
-    assert cluster.aggregates.free_sum_leader == "big"
+    assert cluster.aggregates.free_sum_top == ("big", "small")  # both empty: tied
     assert cluster.aggregates.shape.cpu == (2_000, 16_000)
     snapshot.apply(NodeDeclared(at=0, cluster="c", node="big", allocatable=big, ready=False), 4)
     assert cluster.aggregates.max_free == small
     assert cluster.aggregates.shape.cpu == (2_000, 2_000)
-    assert cluster.aggregates.free_sum_leader == "small"
+    assert cluster.aggregates.free_sum_top == ("small",)
+
+
+def test_the_nodes_at_the_top_are_those_the_planner_s_rounding_puts_there() -> None:
+    """Whole points as the planner rounds scores (half to even): 186.5 is 186, below the
+    187 that 187.25 and 186.75 make."""
+    sums = {"a": 187.25, "b": 186.5, "c": 186.75}
+    summaries = [
+        NodeSummary(value / 2, value / 2, 0, value, 0.5, 0.0, 1, 1, 0, 1, 1, 1, 0, 1)
+        for value in sums.values()
+    ]
+    found = aggregate(summaries, list(sums), EMPTY_SHAPE, tainted=False)
+    assert found.free_sum_top == ("a", "c")

@@ -218,21 +218,21 @@ def test_gedge_testbed_nothing_fits() -> None:
     }
 
 
-def test_a_cluster_leader_is_taken_only_when_it_leads_by_whole_points() -> None:
-    """A visit may look at the node the cluster's aggregates name alone, but only when no
-    other node ties with it in whole points (ties go to the request's hash, as in a scan)."""
-    from gsch.policies.most_requested import free_capacity_leader
+def test_the_nodes_at_the_top_of_a_cluster_are_those_tied_in_whole_points() -> None:
+    """A visit scores only the nodes the cluster's aggregates name at the top: every node
+    that ties with the best in whole points (ties go to the request's hash, as in a scan),
+    by name; one alone is the only node looked at."""
+    from gsch.policies.most_requested import free_capacity_top
     from tests.support.planning import cluster, node, snapshot_of
 
-    def leader(used_a: float, used_b: float) -> str | None:
+    def top(*used: float) -> tuple[str, ...] | None:
         snapshot = snapshot_of(
-            [cluster("c1"), node("c1", "a", cpu=8, used_cpu=used_a),
-             node("c1", "b", cpu=8, used_cpu=used_b)]
-        )  # fmt: skip
-        return free_capacity_leader(ask(), snapshot.clusters["c1"])
+            [cluster("c1"), *(node("c1", f"n{i}", cpu=8, used_cpu=u) for i, u in enumerate(used))]
+        )
+        return free_capacity_top(ask(), snapshot.clusters["c1"])
 
-    assert leader(1.0, 2.0) == "a"  # 187.5 against 175: a leads by 12 points
-    assert leader(1.0, 0.98) is None  # 187.5 and 187.75: both 188 in whole points
-    assert (
-        free_capacity_leader(ask(mode="cpu"), snapshot_of([cluster("c1")]).clusters["c1"]) is None
-    )
+    assert top(1.0, 2.0) == ("n0",)  # 187.5 against 175: n0 leads by 12 points
+    assert top(1.0, 0.98) == ("n0", "n1")  # 187.5 and 187.75: both 188 in whole points
+    assert top(2.0, 1.0, 0.98) == ("n1", "n2")
+    assert free_capacity_top(ask(mode="cpu"), snapshot_of([cluster("c1")]).clusters["c1"]) is None
+    assert free_capacity_top(ask(), snapshot_of([cluster("c1")]).clusters["c1"]) == ()
