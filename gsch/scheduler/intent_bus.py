@@ -103,6 +103,7 @@ class CommitIntents:
 
     async def start(self) -> None:
         self._subscription = await self._nc.subscribe(f"{INTENT_SUBJECTS}.*", cb=self._received)
+        await self._nc.flush()  # subscribed at the server before the first batch goes out
 
     async def stop(self) -> None:
         if self._subscription is not None:

@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from gsch.clusters.snapshot import ClusterSnapshot
-from gsch.metrics import INTENTS_IGNORED, INTENTS_LIVE, INTENTS_SETTLED
+from gsch.metrics import INTENT_SETTLED_HOW, INTENTS_IGNORED, INTENTS_LIVE, INTENTS_SETTLED
 from gsch.model.events import CapacityReserved, Placement
 
 # How long an announced reservation counts without its answer or its fold: many round trips
@@ -63,6 +63,8 @@ class IntentTable:
         self._live: dict[Key, tuple[GroupId, Placement]] = {}
         self._groups: dict[GroupId, _Group] = {}
         self._contested: dict[tuple[str, str], int] = {}  # live intents per node
+        # One counter per way of settling (a label lookup takes a lock: done once here).
+        self._settled = {how: INTENTS_SETTLED.labels(how=how) for how in INTENT_SETTLED_HOW}
         # Called whenever an intent stops counting: decisions held back for it may go.
         self.settle_listeners: list[Callable[[], None]] = []
         snapshot.reservation_listeners.append(self.folded)
@@ -162,6 +164,11 @@ class IntentTable:
         else:
             del self._contested[where]
         self._snapshot.forget((placement,))
-        INTENTS_SETTLED.labels(how=how).inc()
-        for listener in self.settle_listeners:
-            listener()
+        if how not in ("folded", "replaced"):
+            # Room a plan here went around is free again: requests found blocked meanwhile
+            # (nothing fitted while it counted) are woken, as when capacity is released.
+            for grown in self._snapshot.capacity_listeners:
+                grown(placement.cluster)
+        self._settled[how].inc()
+        for settled in self.settle_listeners:
+            settled()
