@@ -50,7 +50,6 @@ GroupId = tuple[str, int]  # sender, the sender's number for the batch
 class _Group:
     keys: set[Key] = field(default_factory=set)
     timer: asyncio.TimerHandle | None = None
-    landed: bool = False
 
 
 class IntentTable:
@@ -112,13 +111,8 @@ class IntentTable:
         """The sender's batch was answered. Refused: its reservations stop counting now.
         Landed: they count until folded from the log (dropping them sooner would leave a
         moment in which neither the intent nor the log counts them), or until expiry."""
-        entry = self._groups.get(group)
-        if entry is None:
-            return
-        if landed:
-            entry.landed = True
-            return
-        self._end(group, "refused")
+        if not landed:
+            self._end(group, "refused")
 
     def folded(self, event: CapacityReserved) -> None:
         """A reservation was folded from the log: the log counts it from now on."""
