@@ -10,8 +10,9 @@ answered, whether it landed (`intent_bus.py`). This table holds the intents rece
 - each announced reservation counts as pending on its node (`ClusterSnapshot.assume`), so the
   plans made here go around the room the other worker is about to take;
 - it stops counting exactly once: when the matching CapacityReserved (same request and node)
-  is folded from the log, which counts it from then on; when its batch was refused; or after
-  `expiry`, when the sender died mid-batch or its answer was lost;
+  is folded from the log, which counts it from then on; shortly after its batch was refused,
+  unless the sender announced it again meanwhile (it resends a refused batch's decisions at
+  once); or after `expiry`, when the sender died mid-batch or its answer was lost;
 - the group committer asks whether a node has a live foreign intent (`contested`) and holds a
   decision on it back until the intent is settled (`gsch.eventstore.hints`).
 
@@ -38,6 +39,11 @@ from gsch.model.events import CapacityReserved, Placement
 # of a batch (milliseconds), short enough that a dead sender's hints fade before anyone
 # notices the room they held back.
 EXPIRY = 1.0
+# How long a refused batch's reservations still count: its sender sends them again at once
+# (all but the decisions that went stale), announced anew, and the new intent takes them over.
+# Dropping them at the refusal would let decisions held for them go out just as the resend
+# does, into the very race the hold avoided.
+REFUSED_GRACE = 0.25
 # Reservations of others counted at once: a bound on what forged or runaway intents can hold
 # in memory (a busy worker has a few hundred in flight).
 MAX_LIVE = 20_000
@@ -54,10 +60,15 @@ class _Group:
 
 class IntentTable:
     def __init__(
-        self, snapshot: ClusterSnapshot, expiry: float = EXPIRY, max_live: int = MAX_LIVE
+        self,
+        snapshot: ClusterSnapshot,
+        expiry: float = EXPIRY,
+        max_live: int = MAX_LIVE,
+        refused_grace: float = REFUSED_GRACE,
     ) -> None:
         self._snapshot = snapshot
         self.expiry = expiry
+        self.refused_grace = refused_grace
         self.max_live = max_live
         self._live: dict[Key, tuple[GroupId, Placement]] = {}
         self._groups: dict[GroupId, _Group] = {}
@@ -108,11 +119,17 @@ class IntentTable:
         return len(entry.keys)
 
     def answered(self, group: GroupId, landed: bool) -> None:
-        """The sender's batch was answered. Refused: its reservations stop counting now.
-        Landed: they count until folded from the log (dropping them sooner would leave a
-        moment in which neither the intent nor the log counts them), or until expiry."""
-        if not landed:
-            self._end(group, "refused")
+        """The sender's batch was answered. Landed: its reservations count until folded from
+        the log (dropping them sooner would leave a moment in which neither the intent nor
+        the log counts them), or until expiry. Refused: those its sender does not announce
+        again within `refused_grace` stop counting then."""
+        entry = self._groups.get(group)
+        if landed or entry is None:
+            return
+        if entry.timer is not None:
+            entry.timer.cancel()
+        loop = asyncio.get_running_loop()
+        entry.timer = loop.call_later(min(self.expiry, self.refused_grace), self._refused, group)
 
     def folded(self, event: CapacityReserved) -> None:
         """A reservation was folded from the log: the log counts it from now on."""
@@ -129,10 +146,10 @@ class IntentTable:
             self._snapshot.reservation_listeners.remove(self.folded)
 
     def _expire(self, group: GroupId) -> None:
-        entry = self._groups.get(group)
-        if entry is not None:
-            entry.timer = None
-            self._end(group, "expired")
+        self._end(group, "expired")
+
+    def _refused(self, group: GroupId) -> None:
+        self._end(group, "refused")
 
     def _end(self, group: GroupId, how: str) -> None:
         entry = self._groups.get(group)

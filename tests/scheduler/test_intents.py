@@ -74,21 +74,31 @@ async def test_an_intent_arriving_after_its_fold_is_not_counted() -> None:
     assert not table.contested("c1", "n1")
 
 
-async def test_a_refused_batch_stops_counting_at_once_a_landed_one_at_its_fold() -> None:
+async def test_a_refused_batch_counts_until_sent_again_a_landed_one_until_its_fold() -> None:
     snapshot = fleet()
-    table = IntentTable(snapshot)
-    table.announced(("w", 1), [intent("a", "n1")])
-    table.announced(("w", 2), [intent("b", "n2")])
+    table = IntentTable(snapshot, refused_grace=0.05)
+    refused_before = settled("refused")
+    table.announced(("w", 1), [intent("a", "n1"), intent("stale", "n2")])
     table.answered(("w", 1), landed=False)
-    assert free_cpu(snapshot, "n1") == 4000
-    assert not table.contested("c1", "n1")
+    # The sender sends the refused batch's decisions again at once, all but the stale one:
+    # the room they take counts throughout, held decisions are not let go into that race.
+    assert free_cpu(snapshot, "n1") == 3500
+    table.announced(("w", 2), [intent("a", "n1")])
+    await asyncio.sleep(0.1)
+    assert free_cpu(snapshot, "n1") == 3500
+    assert table.contested("c1", "n1")
+    assert free_cpu(snapshot, "n2") == 4000  # not sent again: no longer counted
+    assert not table.contested("c1", "n2")
+    assert settled("refused") == refused_before + 1
     # Landed but not folded yet: dropping it now would leave the room counted by no one.
     table.answered(("w", 2), landed=True)
-    assert free_cpu(snapshot, "n2") == 3500
-    assert table.contested("c1", "n2")
-    snapshot.apply(reserved("b", "n2"), 11)
-    assert free_cpu(snapshot, "n2") == 3500
-    assert not table.contested("c1", "n2")
+    await asyncio.sleep(0.1)
+    assert free_cpu(snapshot, "n1") == 3500
+    assert table.contested("c1", "n1")
+    snapshot.apply(reserved("a", "n1"), 11)
+    assert free_cpu(snapshot, "n1") == 3500
+    assert not table.contested("c1", "n1")
+    assert len(table) == 0
 
 
 async def test_an_unanswered_intent_expires_once() -> None:
@@ -114,14 +124,16 @@ async def test_an_unanswered_intent_expires_once() -> None:
 
 async def test_a_reservation_announced_again_replaces_its_older_intent() -> None:
     snapshot = fleet()
-    table = IntentTable(snapshot)
+    table = IntentTable(snapshot, refused_grace=0.01)
     table.announced(("w", 1), [intent("r1")])
     table.announced(("w", 2), [intent("r1")])  # resent in a later batch of its sender
     assert free_cpu(snapshot) == 3500
     assert len(table) == 1
     table.answered(("w", 1), landed=False)  # the old batch's answer: nothing of it is left
+    await asyncio.sleep(0.03)
     assert free_cpu(snapshot) == 3500
     table.answered(("w", 2), landed=False)
+    await asyncio.sleep(0.03)
     assert free_cpu(snapshot) == 4000
 
 
