@@ -93,6 +93,42 @@ GROUP_COMMIT_WAIT = Histogram(
     "Time a decision waited in the group committer before its batch was sent",
     buckets=ATTEMPT_BUCKETS,
 )
+# Commit intents (scheduler/intents.py, intent_bus.py): what competing workers tell each
+# other about their batches in flight, so that one worker's decision does not go out into a
+# certain refusal (and take its whole batch with it) behind another's.
+INTENT_KINDS = ("intent", "done")
+INTENTS_SENT = Counter(
+    "gsch_commit_intents_sent_total",
+    "Messages telling the other workers what a batch is about to reserve (intent) and "
+    "whether it landed (done)",
+    ["kind"],
+)
+INTENTS_RECEIVED = Counter(
+    "gsch_commit_intents_received_total",
+    "Other workers' intent and done messages taken into account",
+    ["kind"],
+)
+INTENT_IGNORED_REASONS = ("malformed", "too_large", "too_many")
+INTENTS_IGNORED = Counter(
+    "gsch_commit_intents_ignored_total",
+    "Other workers' intent messages ignored: malformed, too large, or beyond the live bound",
+    ["reason"],
+)
+INTENT_SETTLED_HOW = ("folded", "refused", "expired", "replaced", "closed")
+INTENTS_SETTLED = Counter(
+    "gsch_commit_intents_settled_total",
+    "Other workers' announced reservations that stopped counting as pending here, by how "
+    "(folded from the log, batch refused, expired without an answer...)",
+    ["how"],
+)
+INTENTS_LIVE = Gauge(
+    "gsch_commit_intents_live", "Other workers' announced reservations counted as pending now"
+)
+COMMITS_HELD = Counter(
+    "gsch_commit_held_total",
+    "Decisions held back from a batch because another worker's batch in flight reserves "
+    "on one of their nodes (sent once it is settled, instead of into a refusal)",
+)
 BINDING_DURATION = Histogram(
     "gsch_binding_duration_seconds",
     "Time to apply a placement on a member cluster",
@@ -225,6 +261,13 @@ def initialise_labels(policies: Iterable[str], roles: Collection[str]) -> None:
             COMMIT_CONFLICTS.labels(scope=scope)
         for result in ("cancelled", "noop", "invalid"):
             CANCELS.labels(result=result)
+        for kind in INTENT_KINDS:
+            INTENTS_SENT.labels(kind=kind)
+            INTENTS_RECEIVED.labels(kind=kind)
+        for reason in INTENT_IGNORED_REASONS:
+            INTENTS_IGNORED.labels(reason=reason)
+        for how in INTENT_SETTLED_HOW:
+            INTENTS_SETTLED.labels(how=how)
     if "notifier" in roles:
         for result in CALLBACK_RESULTS:
             CALLBACKS.labels(result=result)

@@ -13,7 +13,9 @@ role do its job, found by running gsch against a server that enforces it:
 - a work queue is fetched on `$JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>` and acknowledged
   (ack, nak, in-progress) on `$JS.ACK.<stream>.<durable>.>`, one named consumer at a time;
 - appends are granted per event type, so a role can write only the events its decisions
-  produce: a worker cannot declare a node, a binder cannot reserve capacity.
+  produce: a worker cannot declare a node, a binder cannot reserve capacity;
+- workers alone tell each other what their batches are about to reserve (commit intents,
+  `gsch.intents.<worker>`, core NATS): no other role may send or read them.
 
 Only admin may create, update or delete streams and consumers. The housekeeper alone keeps
 house: it writes cluster-state snapshots to the `GSCH_SNAPSHOTS` object store, purges the log
@@ -34,6 +36,7 @@ from gsch.eventstore.subjects import (
     EVENTS_STREAM,
     INTAKE_STREAM,
     INTAKE_SUBJECT,
+    INTENT_SUBJECTS,
     TELEMETRY_STREAM,
     token,
 )
@@ -172,9 +175,10 @@ def grant(role: Role, inbox: str, cluster: str | None = None) -> Grant:
             *_pull(INTAKE_STREAM, INTAKE_CONSUMER),
             *_pull(INTAKE_STREAM, CANCELS_CONSUMER),
             *_pull(EVENTS_STREAM, RETRIES_CONSUMER),
+            f"{INTENT_SUBJECTS}.*",  # what its batches are about to reserve, for the others
             *SERVICE,
         )  # fmt: skip
-        return Grant(publish=publish, subscribe=replies)
+        return Grant(publish=publish, subscribe=(*replies, f"{INTENT_SUBJECTS}.*"))
     if role is Role.API:
         # POST /v1/requests publishes for its caller; a cancel is appended directly.
         publish = (

@@ -206,6 +206,9 @@ class ClusterSnapshot:
         # Called with a cluster's name when capacity there may have grown (released, node
         # (re)declared, cluster ready again): blocked requests wait for exactly this.
         self.capacity_listeners: list[Callable[[str], None]] = []
+        # Called with each reservation folded from the log (once per reservation): hints
+        # of other workers' commits in flight give way to it (gsch.scheduler.intents).
+        self.reservation_listeners: list[Callable[[CapacityReserved], None]] = []
 
     def cluster(self, name: str) -> ClusterView:
         view = self.clusters.get(name)
@@ -261,6 +264,8 @@ class ClusterSnapshot:
                 node.reserved = node.reserved + event.amount
                 node.last_seq = seq
                 self._refresh(node)
+                for listener in self.reservation_listeners:
+                    listener(event)
             case CapacityReleased():
                 node = self.cluster(event.cluster).node(event.node)
                 released = node.reservations.pop(event.request_id, None)

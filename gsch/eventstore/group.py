@@ -9,7 +9,8 @@ each member is read back by its message ids.
 
 When a group goes out is paced by its round trips (`pacing.py`: batches are spaced while they
 queue at the server), and how large it may be follows the share of stale members
-(`sizing.py`).
+(`sizing.py`). With hints (`hints.py`), competing writers announce their batches to each
+other, and a member that another's batch in flight would make stale waits until it is settled.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from gsch.eventstore.appends import (
     StoreError,
     StoreUnavailableError,
 )
+from gsch.eventstore.hints import MAX_HOLD, CommitHints, hold, publish_announced
 from gsch.eventstore.members import (
     Member,
     Refusal,
@@ -80,9 +82,17 @@ _WRONG_LAST = re.compile(r"wrong last sequence: (\d+)")
 
 class GroupCommitter:
     def __init__(
-        self, store: BatchLog, max_groups_in_flight: int, pacer: BatchPacer | None = None
+        self,
+        store: BatchLog,
+        max_groups_in_flight: int,
+        pacer: BatchPacer | None = None,
+        hints: CommitHints | None = None,
     ) -> None:
         self._store = store
+        self.hints: CommitHints | None = None
+        self._holding = 0  # members held back for others' batches at the last take
+        if hints is not None:
+            self.use_hints(hints)
         self._queue: deque[Member] = deque()
         self._busy_scopes: set[str] = set()
         self._slots = asyncio.Semaphore(max_groups_in_flight)
@@ -94,6 +104,11 @@ class GroupCommitter:
         # Spaces this process's batches while they queue at the server (see `pacing.py`).
         self.pacer = pacer or BatchPacer()
         self._timer: asyncio.TimerHandle | None = None
+
+    def use_hints(self, hints: CommitHints) -> None:
+        """Announce batches to the other writers and hold members theirs would make stale."""
+        self.hints = hints
+        hints.listen(self._others_settled)
 
     async def submit(
         self, items: list[Append], revalidator: Revalidator | None = None
@@ -140,7 +155,7 @@ class GroupCommitter:
         after it wait untouched, so a long queue costs each member one re-validation when
         it is taken, not one per group taken before it."""
         group: list[Member] = []
-        messages = 0
+        messages = holding = 0
         taken: set[str] = set()
         kept: deque[Member] = deque()
         while self._queue:
@@ -156,6 +171,10 @@ class GroupCommitter:
             ):
                 kept.append(member)
                 continue
+            if self._held(member):
+                holding += 1
+                kept.append(member)
+                continue
             if not rebase(member):
                 # Already known to be stale: sending it would only get the group refused.
                 fail(member, KnownStaleError("an expected scope moved on before sending"))
@@ -167,7 +186,25 @@ class GroupCommitter:
         kept.extend(self._queue)
         self._queue = kept
         self._busy_scopes |= taken
+        self._holding = holding
         return group
+
+    def _held(self, member: Member) -> bool:
+        """Whether another writer's batch in flight holds `member` back; a first hold
+        wakes the committer when it ends, however the hints fare."""
+        if self.hints is None:
+            return False
+        first = member.held_since is None
+        if not hold(member, self.hints, time.monotonic()):
+            return False
+        if first:
+            asyncio.get_running_loop().call_later(MAX_HOLD, self._wake.set)
+        return True
+
+    def _others_settled(self) -> None:
+        """Another writer's batch stopped counting as in flight: held members may go."""
+        if self._holding:
+            self._wake.set()
 
     async def _run(self) -> None:
         while True:
@@ -261,7 +298,10 @@ class GroupCommitter:
         GROUP_COMMIT_BATCHES.inc()
         GROUP_COMMIT_DECISIONS.observe(len(group))
         try:
-            sequences = await self._store.publish_batch(items)
+            if self.hints is None:
+                sequences = await self._store.publish_batch(items)
+            else:
+                sequences = await publish_announced(self._store.publish_batch, self.hints, items)
         except TRANSIENT as exc:
             return Refusal(repr(exc), unknown=True)
         except Rejected as exc:

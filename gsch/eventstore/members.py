@@ -36,6 +36,8 @@ class Member:
     taken: int = 0
     submitted: float = field(default_factory=time.monotonic)
     sent: bool = False  # sent at least once (its wait is counted once)
+    # When it was first held back for another writer's batch in flight (see `hints.py`).
+    held_since: float | None = None
     size: int = field(init=False)
 
     def __post_init__(self) -> None:

@@ -50,6 +50,7 @@ from gsch.eventstore.appends import (
     writes_of,
 )
 from gsch.eventstore.group import GroupCommitter
+from gsch.eventstore.hints import CommitHints
 from gsch.eventstore.intake import IntakeAck, publish_intake
 from gsch.eventstore.replies import BatchReplies
 from gsch.eventstore.streams import Declarations
@@ -135,6 +136,7 @@ class EventStore:
         # the one in flight only when a full group waits (see `group.py`).
         self._max_inflight_batches = max_inflight_batches
         self._grouper: GroupCommitter | None = None
+        self._hints: CommitHints | None = None
         self._replies: BatchReplies | None = None
         self._counters: dict[type, Any] = {}
         # The streams and consumers this process declared at start: re-applied when one of
@@ -191,11 +193,17 @@ class EventStore:
             sequences = [await self._append_single(items[0])]
         else:
             if self._grouper is None:
-                self._grouper = GroupCommitter(self, self._max_inflight_batches)
+                self._grouper = GroupCommitter(self, self._max_inflight_batches, hints=self._hints)
             sequences = await self._grouper.submit(items, revalidator)
         for item in items:
             self._appended(type(item.event)).inc()
         return sequences
+
+    def announce_commits(self, hints: CommitHints) -> None:
+        """Exchange hints about batches in flight with competing writers (see `hints.py`)."""
+        self._hints = hints
+        if self._grouper is not None:
+            self._grouper.use_hints(hints)
 
     def check_sizes(self, items: Sequence[Append]) -> None:
         """Refuse, before sending, an append with an event no message could carry: it fails

@@ -17,6 +17,8 @@ ALL_TELEMETRY = "gsch.telemetry.>"
 INTAKE_STREAM = "GSCH_INTAKE"
 INTAKE_SUBJECT = "gsch.requests"
 CANCEL_SUBJECT = "gsch.cancel"  # cancel commands, on the intake stream too
+# Workers' commit intents, `gsch.intents.<worker>`: core NATS only, never stored.
+INTENT_SUBJECTS = "gsch.intents"
 
 _SAFE = re.compile(r"[A-Za-z0-9_:-]")
 _ALL_SAFE = re.compile(r"[A-Za-z0-9_:-]+")

@@ -72,6 +72,9 @@ class WorkerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_queued: int = 512  # messages held beyond those, queued by level for dispatch rounds
     fetch_batch: int = 128
     max_conflict_retries: int = 20
+    # Tell competing workers what each batch is about to reserve, and hold back decisions
+    # their batches in flight would make stale (gsch.scheduler.intents).
+    intents: bool = True
 
 
 class IntakeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -35,6 +35,7 @@ from gsch.scheduler.blocked import BlockedRequests, Parked
 from gsch.scheduler.cancel import InvalidCancel, cancel_request, decode_cancel
 from gsch.scheduler.dispatch import Job, LevelDispatcher
 from gsch.scheduler.intake import Intake
+from gsch.scheduler.intent_bus import CommitIntents
 from gsch.scheduler.rules import intake_rules, planner_rules, with_tenancy
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,11 @@ class Worker:
             expire=self._expire,
         )  # fmt: skip
         self._intake_rules = self.intake.rules
+        # What competing workers' batches in flight are about to reserve, and telling them
+        # what ours are: fewer batches refused for one stale decision (see `intents.py`).
+        self.intents = CommitIntents(store.nc, snapshot, name) if options.intents else None
+        if self.intents is not None:
+            store.announce_commits(self.intents)
         self._recent_cancels: OrderedDict[str, None] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
@@ -94,6 +100,8 @@ class Worker:
         """
         options = self.config.worker
         self._stop = stop
+        if self.intents is not None:
+            await self.intents.start()
         keeping = asyncio.create_task(self.keeper.run())
         cancels = self.store.follow(request_events_of_type("RequestCancelled"), self._cancelled)
         await cancels.start(after_seq=await self.store.last_seq())
@@ -117,6 +125,8 @@ class Worker:
             keeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeping
+            if self.intents is not None:
+                await self.intents.stop()
 
     def _queue(self, item: WorkItem, level: QueueLevel, run: Callable[[], Awaitable[None]]) -> None:
         self.room.take()

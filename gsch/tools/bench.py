@@ -190,7 +190,9 @@ def _groups(figures: dict[str, Any]) -> str:
         f"{figures['batches_per_second']} batches/s, {figures['decisions_per_batch']} decisions "
         f"per batch (p99 <= {figures['decisions_per_batch_p99']}); waited to be sent "
         f"{figures['wait_ms']} ms mean (p99 <= {figures['wait_p99_ms']}), round trip "
-        f"{figures['round_trip_ms']} ms mean (p99 <= {figures['round_trip_p99_ms']})"
+        f"{figures['round_trip_ms']} ms mean (p99 <= {figures['round_trip_p99_ms']}); "
+        f"intents: {figures['intent_messages']} messages, {figures['held']} decisions held, "
+        f"{figures['intents_expired']} reservations expired unanswered"
     )
 
 

@@ -22,6 +22,9 @@ _BATCHES = "gsch_group_commit_batches_total"
 _DECISIONS = "gsch_group_commit_decisions"
 _ROUND_TRIP = "gsch_group_commit_round_trip_seconds"
 _WAIT = "gsch_group_commit_wait_seconds"
+_HELD = "gsch_commit_held_total"
+_INTENTS_SENT = "gsch_commit_intents_sent_total"
+_INTENTS_SETTLED = "gsch_commit_intents_settled_total"
 
 
 async def scrape(ports: list[int]) -> Samples:
@@ -69,11 +72,24 @@ def group_commits(samples: Samples, seconds: float) -> dict[str, Any]:
         "wait_p99_ms": _ms(_quantile(samples, _WAIT, 0.99)),
         "round_trip_ms": _mean_ms(samples, _ROUND_TRIP),
         "round_trip_p99_ms": _ms(_quantile(samples, _ROUND_TRIP, 0.99)),
+        # Commit intents: messages sent (intents and answers), decisions held back for
+        # another worker's batch in flight, others' reservations that expired unanswered.
+        "intent_messages": int(_value(samples, _INTENTS_SENT)),
+        "held": int(_value(samples, _HELD)),
+        "intents_expired": int(_labelled(samples, _INTENTS_SETTLED, "how", "expired")),
     }
 
 
 def _value(samples: Samples, name: str) -> float:
     return sum(value for (found, _), value in samples.items() if found == name)
+
+
+def _labelled(samples: Samples, name: str, label: str, value: str) -> float:
+    return sum(
+        found
+        for (n, labels), found in samples.items()
+        if n == name and dict(labels).get(label) == value
+    )
 
 
 def _mean_ms(samples: Samples, histogram: str) -> float | None:
