@@ -28,7 +28,10 @@ _CRLF = b"\r\n"
 
 def header_line(name: str, value: str) -> bytes:
     """One `Name: value` line as nats-py writes it (`name` is one of the store's own)."""
-    return f"{name}: {value.strip().translate(_VALUE_NEWLINES)}\r\n".encode()
+    value = value.strip()
+    if "\r" in value or "\n" in value:  # never in the store's own values: skip the copy
+        value = value.translate(_VALUE_NEWLINES)
+    return f"{name}: {value}\r\n".encode()
 
 
 def header_block(*lines: bytes) -> bytes:

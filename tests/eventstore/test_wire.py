@@ -81,4 +81,5 @@ async def test_a_single_append_s_answer_comes_on_the_store_s_inbox(store: EventS
     again = Append("gsch.events.req.wire-2.RequestClaimed", event, "m-2")
     assert await store._publish_one(again) == first + 1
     last = await store.last("gsch.events.req.wire-2.>")
-    assert last is not None and last.msg_id == "m-2" and last.seq == first + 1
+    assert last is not None
+    assert (last.msg_id, last.seq) == ("m-2", first + 1)
