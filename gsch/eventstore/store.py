@@ -60,7 +60,7 @@ from gsch.eventstore.subjects import (
     request_key_of,
     stream_of,
 )
-from gsch.eventstore.wire import header_block, header_line, publish
+from gsch.eventstore.wire import Outbox, header_block, header_line, publish
 from gsch.metrics import EVENT_APPENDS
 from gsch.model.decisions import Change
 from gsch.model.events import AnyEvent, decode_event
@@ -138,6 +138,7 @@ class EventStore:
         self._grouper: GroupCommitter | None = None
         self._replies: BatchReplies | None = None
         self._tokens = itertools.count(1)  # of single appends' answers on that inbox
+        self._outbox: Outbox | None = None
         self._counters: dict[type, Any] = {}
         # The streams and consumers this process declared at start: re-applied when one of
         # them is found deleted under a running consumer. They own the lease too.
@@ -250,22 +251,33 @@ class EventStore:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
 
+    @property
+    def outbox(self) -> Outbox:
+        """Where this process's messages that may wait a moment to share a write go."""
+        if self._outbox is None:
+            self._outbox = Outbox(self._nc)
+        return self._outbox
+
     async def close(self) -> None:
         if self._grouper is not None:
             await self._grouper.close()
+        if self._outbox is not None:
+            self._outbox.close()
         if self._replies is not None:
             await self._replies.close()
 
     async def _publish_one(self, item: Append) -> int:
-        """Send one message and return its sequence (its answer comes on the same inbox as
-        batches' answers: cheaper than nats-py's `request`, which sets up a timer task and
-        a fresh token for each)."""
+        """Send one message and return its sequence. It may wait a moment to share a write
+        (see `wire.Outbox`): single appends are what a process sends one per turn of its
+        event loop (a binder's outcomes, claims), batches go at once. Its answer comes on
+        the same inbox as batches' answers: cheaper than nats-py's `request`, which sets up
+        a timer task and a fresh token for each."""
         replies = await self._batch_replies()
         token = f"one-{next(self._tokens)}"
         answer = replies.expect(token)
         try:
             block = header_block(item.header_lines)
-            await publish(self._nc, item.subject, item.data, replies.subject(token), block)
+            await self.outbox.publish(item.subject, item.data, replies.subject(token), block)
             async with asyncio.timeout(self._timeout):
                 return _ack_seq(await answer)
         finally:
