@@ -253,7 +253,7 @@ class EventStore:
 
     @property
     def outbox(self) -> Outbox:
-        """Where this process's messages that may wait a moment to share a write go."""
+        """Where this process's acknowledgements go (see `wire.Outbox`)."""
         if self._outbox is None:
             self._outbox = Outbox(self._nc)
         return self._outbox
@@ -267,17 +267,15 @@ class EventStore:
             await self._replies.close()
 
     async def _publish_one(self, item: Append) -> int:
-        """Send one message and return its sequence. It may wait a moment to share a write
-        (see `wire.Outbox`): single appends are what a process sends one per turn of its
-        event loop (a binder's outcomes, claims), batches go at once. Its answer comes on
-        the same inbox as batches' answers: cheaper than nats-py's `request`, which sets up
-        a timer task and a fresh token for each."""
+        """Send one message and return its sequence. Its answer comes on the same inbox as
+        batches' answers: cheaper than nats-py's `request`, which sets up a timer task and a
+        fresh token for each."""
         replies = await self._batch_replies()
         token = f"one-{next(self._tokens)}"
         answer = replies.expect(token)
         try:
             block = header_block(item.header_lines)
-            await self.outbox.publish(item.subject, item.data, replies.subject(token), block)
+            await publish(self._nc, item.subject, item.data, replies.subject(token), block)
             async with asyncio.timeout(self._timeout):
                 return _ack_seq(await answer)
         finally:

@@ -12,10 +12,10 @@ on the wire with nats-py's own.
 
 nats-py also signals its flusher after every publish, and the flusher writes to the socket
 on its next turn of the event loop. Where each message is published on a turn of its own
-(a binder's outcomes, each after a cluster answered; the acknowledgements after them), every
-one costs a system call of its own: a fifth of a binder's CPU. An `Outbox` lets such messages
-wait up to a millisecond for others to share their write; one sent after a quiet spell goes
-at once.
+(a binder's outcomes, each after a cluster answered; then their acknowledgements), every one
+costs a system call of its own: a fifth of a binder's CPU. An acknowledgement has nobody
+waiting for it, so an `Outbox` sends it with whatever the connection writes next (the next
+outcome, a pull request, a batch), or after a millisecond when nothing else is written.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ _SUBJECT_INVALID = re.compile(r"[ \t\r\n]")
 _STATUS_LINE = b"NATS/1.0\r\n"
 _CRLF = b"\r\n"
 
-# How long a message of an outbox may wait for others to share its write.
+# How long a message of an outbox waits for another write to go with.
 SHARED_WRITE_WINDOW = 0.001
 
 
@@ -61,33 +61,22 @@ async def publish(nc: Client, subject: str, payload: bytes, reply: str, block: b
 
 
 class Outbox:
-    """Messages on one connection that may wait up to `window` seconds to share a write
-    with others: the first after a quiet spell goes at once, later ones go together once a
-    window has passed since the last write this outbox asked for, or with any write of the
-    connection meanwhile. Nothing is held back from a closing connection: nats-py writes
-    what is buffered before it disconnects."""
+    """Messages on one connection that nothing waits for (acknowledgements): each goes with
+    the connection's next write, or when `window` seconds have passed without one. Nothing
+    is held back from a closing connection (nats-py writes what is buffered before it
+    disconnects, and `close` asks for the write at once)."""
 
     def __init__(self, nc: Client, window: float = SHARED_WRITE_WINDOW) -> None:
         self._nc = nc
         self._window = window
-        self._last_write = float("-inf")
         self._timer: asyncio.TimerHandle | None = None
 
     async def publish(
         self, subject: str, payload: bytes = b"", reply: str = "", block: bytes | None = None
     ) -> None:
         await self._nc._send_command(_command(self._nc, subject, payload, reply, block))
-        if self._timer is not None:
-            return  # goes with the write already due
-        queue = self._nc._flush_queue
-        if queue is None or not queue.empty():
-            return  # the flusher is signalled already: goes with that write
-        loop = asyncio.get_running_loop()
-        wait = self._last_write + self._window - loop.time()
-        if wait <= 0:
-            self._write()
-        else:
-            self._timer = loop.call_later(wait, self._write)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._window, self._write)
 
     def close(self) -> None:
         """Ask for the write that is due now instead of when its window ends."""
@@ -97,11 +86,11 @@ class Outbox:
 
     def _write(self) -> None:
         self._timer = None
-        self._last_write = asyncio.get_running_loop().time()
         nc = self._nc
         queue = nc._flush_queue
+        # Written meanwhile, or the flusher is signalled already: nothing to ask for.
         # Disconnected: nats-py writes its buffer first thing when it reconnects.
-        if queue is not None and queue.empty() and nc.is_connected:
+        if nc._pending_data_size and queue is not None and queue.empty() and nc.is_connected:
             queue.put_nowait(asyncio.get_running_loop().create_future())
 
 
