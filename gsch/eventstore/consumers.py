@@ -25,7 +25,6 @@ from gsch.eventstore.pulls import Ended, PullRequests
 from gsch.eventstore.store import MSG_ID, EventStore
 from gsch.eventstore.streams import StreamMissingError, StreamsError, apply_declarations
 from gsch.eventstore.subjects import request_key_of
-from gsch.eventstore.wire import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +33,8 @@ class WorkItem:
     """One delivered message of a work queue, with its lease operations. While a keeper holds
     it, its lease is renewed; acknowledging it in any way ends that."""
 
-    def __init__(self, msg: Any, outbox: Outbox | None = None) -> None:
+    def __init__(self, msg: Any) -> None:
         self._msg = msg
-        # Where its acknowledgement goes (nats-py's `ack` without one): an acknowledgement
-        # can wait a moment to share a write, nothing waits for it.
-        self._outbox = outbox
         self._keeper: LeaseKeeper | None = None
         # Read from the reply subject as every follower reads it (nats-py's `metadata`
         # builds a datetime and two dataclasses per message for the same three numbers).
@@ -63,11 +59,7 @@ class WorkItem:
     async def ack(self) -> None:
         self._settled()
         with contextlib.suppress(nats.errors.Error):
-            if self._outbox is None:
-                await self._msg.ack()
-            elif not self._msg._ackd:  # once, as nats-py's `ack` (which refuses a second)
-                await self._outbox.publish(self._msg.reply)
-                self._msg._ackd = True
+            await self._msg.ack()
 
     async def nak(self, delay: float | None = None) -> None:
         """Hand the message back: redelivered (to any process) now, or after `delay`."""
@@ -164,8 +156,7 @@ async def pull(
     it arrives (which takes the room and gives it back when done) until `stop` is set."""
     if not await _exists(store, stream, durable, stop):
         return
-    outbox = store.outbox
-    requests = PullRequests(store.nc, stream, durable, lambda msg: deliver(WorkItem(msg, outbox)))
+    requests = PullRequests(store.nc, stream, durable, lambda msg: deliver(WorkItem(msg)))
     await requests.open()
     backoff = 0.1
     try:

@@ -60,7 +60,7 @@ from gsch.eventstore.subjects import (
     request_key_of,
     stream_of,
 )
-from gsch.eventstore.wire import Outbox, header_block, header_line, publish
+from gsch.eventstore.wire import header_block, header_line, publish
 from gsch.metrics import EVENT_APPENDS
 from gsch.model.decisions import Change
 from gsch.model.events import AnyEvent, decode_event
@@ -138,7 +138,6 @@ class EventStore:
         self._grouper: GroupCommitter | None = None
         self._replies: BatchReplies | None = None
         self._tokens = itertools.count(1)  # of single appends' answers on that inbox
-        self._outbox: Outbox | None = None
         self._counters: dict[type, Any] = {}
         # The streams and consumers this process declared at start: re-applied when one of
         # them is found deleted under a running consumer. They own the lease too.
@@ -251,18 +250,9 @@ class EventStore:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
 
-    @property
-    def outbox(self) -> Outbox:
-        """Where this process's acknowledgements go (see `wire.Outbox`)."""
-        if self._outbox is None:
-            self._outbox = Outbox(self._nc)
-        return self._outbox
-
     async def close(self) -> None:
         if self._grouper is not None:
             await self._grouper.close()
-        if self._outbox is not None:
-            self._outbox.close()
         if self._replies is not None:
             await self._replies.close()
 
