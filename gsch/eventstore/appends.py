@@ -12,6 +12,7 @@ import nats.js.errors
 
 from gsch.eventstore.ids import new_msg_id
 from gsch.eventstore.subjects import ConflictKey, EntityKey, NodeKey, RequestKey
+from gsch.eventstore.wire import header_line
 from gsch.model.decisions import Change
 from gsch.model.events import CapacityReserved, Event, encode_event
 
@@ -149,10 +150,19 @@ class Append:
     expect_scope: str | None = None
     # The event as it goes on the wire, encoded once: its size is checked before sending.
     data: bytes = field(default=b"", compare=False, repr=False)
+    # Its header lines (message id, expectation), written once however often it is sent;
+    # written again for a copy with another expectation (`replace`).
+    header_lines: bytes = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.data:
             object.__setattr__(self, "data", encode_event(self.event))
+        lines = header_line(MSG_ID, self.msg_id)
+        if self.expect_seq is not None:
+            lines += header_line(EXPECTED_SEQ, str(self.expect_seq))
+            if self.expect_scope is not None:
+                lines += header_line(EXPECTED_SCOPE, self.expect_scope)
+        object.__setattr__(self, "header_lines", lines)
 
 
 class Rejected(Exception):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from typing import Any
 import nats.errors
 import nats.js.errors
 
+from gsch.eventstore.delivery import position_of
 from gsch.eventstore.pulls import Ended, PullRequests
 from gsch.eventstore.store import MSG_ID, EventStore
 from gsch.eventstore.streams import StreamMissingError, StreamsError, apply_declarations
@@ -34,10 +36,12 @@ class WorkItem:
     def __init__(self, msg: Any) -> None:
         self._msg = msg
         self._keeper: LeaseKeeper | None = None
-        metadata = msg.metadata
-        self.seq = int(metadata.sequence.stream)
-        self.deliveries = int(metadata.num_delivered)
-        self.published_ns = int(metadata.timestamp.timestamp() * 1e9) if metadata.timestamp else 0
+        # Read from the reply subject as every follower reads it (nats-py's `metadata`
+        # builds a datetime and two dataclasses per message for the same three numbers).
+        position = position_of(msg.reply)
+        self.seq = position.seq
+        self.deliveries = position.deliveries
+        self.published_ns = _published_ns(position.stored_at)
         self.subject: str = msg.subject
         self.data: bytes = msg.data
         self.msg_id: str | None = (msg.headers or {}).get(MSG_ID)
@@ -71,6 +75,15 @@ class WorkItem:
     async def in_progress(self) -> None:
         with contextlib.suppress(nats.errors.Error):
             await self._msg.in_progress()
+
+
+def _published_ns(stored_at: float) -> int:
+    """When the message was stored, in nanoseconds, as gsch has always read it (through
+    nats-py's datetime, so to the microsecond): an id generated for a request that came
+    without one is made of it, and a redelivery must make the same id whatever version of
+    gsch reads it."""
+    when = datetime.datetime.fromtimestamp(stored_at, datetime.UTC)
+    return int(when.timestamp() * 1e9)
 
 
 class LeaseKeeper:

@@ -1,9 +1,12 @@
-"""Answers to the messages of atomic batches, on one subscription per connection.
+"""Answers to the event store's appends (atomic batches and single messages), on one
+subscription per connection.
 
 nats-py's `request` publishes only once it runs, so a request cannot be put on the wire
 before the publishes that must follow it without awaiting its answer first. Here an answer
 is expected under a token before anything is sent, the messages go out in order with reply
-subjects under this connection's inbox, and each answer is awaited when it is needed.
+subjects under this connection's inbox, and each answer is awaited when it is needed. A
+single append's answer comes the same way: `request` would also start a timer task and draw
+a fresh token for each.
 """
 
 from __future__ import annotations

@@ -40,6 +40,8 @@ def token(name: str) -> str:
 
 
 def untoken(text: str) -> str:
+    if "%" not in text:
+        return text  # nothing escaped (most names): read every time a subject is parsed
     raw = bytearray()
     i = 0
     while i < len(text):

@@ -194,14 +194,19 @@ def _looks_like_json(data: bytes) -> bool:
 
 def load_documents(data: bytes, limits: DocumentLimits = DEFAULT_LIMITS) -> list[Any]:
     """The documents of a JSON or YAML body, as JSON values. Raises `DocumentError`."""
+    return _read_documents(data, limits)[0]
+
+
+def _read_documents(data: bytes, limits: DocumentLimits) -> tuple[list[Any], bool]:
+    """The documents, and whether they were read as JSON (else YAML)."""
     if _looks_like_json(data):
         try:
-            return [msgspec.json.decode(data)]
+            return [msgspec.json.decode(data)], True
         except msgspec.DecodeError as json_error:
             # JSON that is broken may still be YAML (flow style, comments); if it is not,
             # the JSON error is the one its sender needs.
             try:
-                return _yaml_documents(data, limits)
+                return _yaml_documents(data, limits), False
             except DocumentError:
                 raise DocumentError(f"not valid JSON: {json_error}") from None
         except RecursionError:
@@ -212,7 +217,7 @@ def load_documents(data: bytes, limits: DocumentLimits = DEFAULT_LIMITS) -> list
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DocumentError(f"not valid JSON or YAML: not UTF-8 text (byte {exc.start})") from None
-    return _yaml_documents(data, limits)
+    return _yaml_documents(data, limits), False
 
 
 def is_manifest(document: Any) -> bool:
@@ -251,3 +256,18 @@ def request_body(documents: list[Any]) -> Any:
 def load_request_body(data: bytes, limits: DocumentLimits = DEFAULT_LIMITS) -> Any:
     """`request_body(load_documents(data))`. Raises `DocumentError`."""
     return request_body(load_documents(data, limits))
+
+
+def read_request_body(data: bytes, limits: DocumentLimits = DEFAULT_LIMITS) -> tuple[Any, bool]:
+    """`load_request_body`, and whether the body was read as one JSON document: then it
+    nests no deeper than its brackets allow (see `may_nest_deeper`)."""
+    documents, from_json = _read_documents(data, limits)
+    return request_body(documents), from_json
+
+
+def may_nest_deeper(data: bytes, read_as_json: bool, limit: int) -> bool:
+    """Whether the body read from `data` may hold anything deeper than `limit` (itself at
+    depth 1). JSON nests only inside brackets: every container on a path opens with a
+    bracket of its own, so a JSON text with fewer than `limit` of them cannot (brackets in
+    strings only make the count larger). A YAML body nests by indentation: it may."""
+    return not read_as_json or data.count(b"{") + data.count(b"[") >= limit

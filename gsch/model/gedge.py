@@ -176,14 +176,19 @@ def _deep_copy(value: Any) -> Any:
 def adapt(fields: Fields, compat: GedgeCompat) -> Fields:
     """`fields` with GEdge's names translated (see the module's docstring)."""
     aliases = compat.cluster_aliases
+    levels = _levels(fields.levels, aliases)
+    select_cluster = _cluster(fields.select_cluster, aliases) if fields.select_cluster else None
+    source = _source(fields.source, aliases)
+    workload = _workload(fields.workload, compat)
+    if (levels, select_cluster, source, workload) == (
+        fields.levels,
+        fields.select_cluster,
+        fields.source,
+        fields.workload,
+    ):
+        return fields  # nothing of GEdge's in it (most requests): no copy to make
     return replace(
-        fields,
-        levels=_levels(fields.levels, aliases),
-        select_cluster=(
-            _cluster(fields.select_cluster, aliases) if fields.select_cluster else None
-        ),
-        source=_source(fields.source, aliases),
-        workload=_workload(fields.workload, compat),
+        fields, levels=levels, select_cluster=select_cluster, source=source, workload=workload
     )
 
 

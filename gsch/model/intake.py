@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from gsch.model.admission.admit import AdmissionRefused, Scope, admit
@@ -15,7 +16,12 @@ from gsch.model.admission.rules import DEFAULT_ADMISSION, AdmissionRules
 from gsch.model.affinity import node_affinity_of
 from gsch.model.brackets import BracketError, parse_levels
 from gsch.model.callbacks import callback_problem
-from gsch.model.documents import DocumentError, DocumentLimits, load_request_body
+from gsch.model.documents import (
+    DocumentError,
+    DocumentLimits,
+    may_nest_deeper,
+    read_request_body,
+)
 from gsch.model.forms import Fields, Invalid, claimed_request_id, detect_form, read_fields
 from gsch.model.gedge import DEFAULT_COMPAT, GedgeCompat, adapt, unmapped_cluster_hint
 from gsch.model.limits import (
@@ -74,6 +80,12 @@ class IntakeRules:
     # Declared workspaces' uids by name: a request naming only its workspace's name still
     # lands in `<project>-<workspace_uid>` under the uid namespace rule.
     workspace_uids: Mapping[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def document_limits(self) -> DocumentLimits:
+        # A request document and its manifests; the manifests' own count is checked later,
+        # with a reason that names the workload.
+        return DocumentLimits(max_documents=self.limits.max_documents + 1, max_depth=MAX_NESTING)
 
 
 # --- levels, policy and mode --------------------------------------------------------------
@@ -318,7 +330,7 @@ def decode_request(data: bytes, rules: IntakeRules, fallback_id: str) -> Request
             f"request is {len(data)} bytes, over the limit of {rules.max_request_bytes}",
         )
     try:
-        body = load_request_body(data, _document_limits(rules))
+        body, read_as_json = read_request_body(data, rules.document_limits)
     except DocumentError as exc:
         return Rejection(fallback_id, "body", str(exc))
     except RecursionError:
@@ -332,7 +344,7 @@ def decode_request(data: bytes, rules: IntakeRules, fallback_id: str) -> Request
     if claimed_id is not None and REQUEST_ID_PATTERN.match(claimed_id):
         # Even a request rejected for another field is recorded under the id its sender knows.
         request_id = claimed_id
-    if _depth_exceeds(body, MAX_NESTING):
+    if may_nest_deeper(data, read_as_json, MAX_NESTING) and _depth_exceeds(body, MAX_NESTING):
         # Bounded here, not by the interpreter's stack: the accepted request is encoded again
         # inside an event, deeper in some other call stack.
         problem = f"nested too deeply (more than {MAX_NESTING} levels)"
@@ -361,9 +373,3 @@ def _allowed_callback(fields: Fields | None, rules: IntakeRules) -> str | None:
     if url is None or callback_problem(url, rules.callback_hosts) is not None:
         return None
     return url
-
-
-def _document_limits(rules: IntakeRules) -> DocumentLimits:
-    # A request document and its manifests; the manifests' own count is checked later,
-    # with a reason that names the workload.
-    return DocumentLimits(max_documents=rules.limits.max_documents + 1, max_depth=MAX_NESTING)

@@ -16,6 +16,8 @@ from gsch.model.documents import (
     DocumentLimits,
     load_documents,
     load_request_body,
+    may_nest_deeper,
+    read_request_body,
     request_body,
 )
 
@@ -115,3 +117,44 @@ json_values = st.recursive(
 def test_any_json_object_reads_the_same_as_json_and_as_yaml(value: dict[str, Any]) -> None:
     assert load_request_body(json.dumps(value).encode()) == value
     assert load_request_body(yaml.safe_dump(value).encode()) == value
+
+
+def depth(value: Any) -> int:
+    """How deep a value nests (itself at depth 1, what it holds one deeper)."""
+    children = (
+        value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    )
+    return 1 + max((depth(child) for child in children), default=0)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='{[]}ab"\\', max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=40,
+)
+
+
+@given(json_values, st.integers(min_value=1, max_value=12))
+def test_a_json_body_with_few_brackets_is_known_shallow_without_a_walk(
+    value: Any, limit: int
+) -> None:
+    data = json.dumps([value]).encode()  # a body starts as JSON does: with a bracket
+    body, read_as_json = read_request_body(data)
+    assert read_as_json
+    assert body == [value]
+    if not may_nest_deeper(data, read_as_json, limit):
+        assert depth(body) <= limit
+
+
+def test_only_a_json_body_is_known_shallow_by_its_brackets() -> None:
+    # YAML nests by indentation, also after a first document in flow style (which starts
+    # like JSON): it is always walked.
+    data = b"{a: 1}\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  labels:\n    a: b\n"
+    _, read_as_json = read_request_body(data)
+    assert not read_as_json
+    assert may_nest_deeper(data, read_as_json, 64)
+    nested = json.dumps([[[1]]]).encode()
+    assert may_nest_deeper(nested, True, 3)  # three brackets: it may sit at depth 4
+    assert not may_nest_deeper(nested, True, 4)
