@@ -35,6 +35,13 @@ async def test_two_competing_workers_place_each_request_once(
 
     try:
         await nc.subscribe("gsch.intents.*", cb=heard)
+        # A little room per worker, so that neither can take the whole intake before the
+        # other's first fetch: both must place, and race, for the test to say anything.
+        fleet.env.update(
+            GSCH_WORKER__MAX_IN_FLIGHT="8",
+            GSCH_WORKER__MAX_QUEUED="8",
+            GSCH_WORKER__FETCH_BATCH="4",
+        )
         await fleet.start_binder("2x3")
         await fleet.start_worker()
         if lost:
